@@ -1,0 +1,15 @@
+//! Schema migrations. Every migration spells out its columns: an old migration must never change
+//! when an entity in `src/entity/` does.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_core::Migration)]
+    }
+}

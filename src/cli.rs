@@ -1,0 +1,104 @@
+//! The subcommands other than `serve`.
+
+use anyhow::{bail, Context as _};
+use migration::{Migrator, MigratorTrait};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Cli, Command, MigrateAction, UserAction};
+use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
+use crate::entity::account;
+use crate::{db, graphql, server};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database_url = cli.global.database_url;
+    match cli.command {
+        None => server::serve(&database_url, cli.serve).await,
+        Some(Command::Serve(args)) => server::serve(&database_url, args).await,
+        Some(Command::Migrate { action }) => migrate(&database_url, action).await,
+        Some(Command::User { action }) => user(&database_url, action).await,
+        Some(Command::Schema { check }) => schema(check),
+    }
+}
+
+async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()> {
+    let db = db::connect(database_url)
+        .await
+        .context("opening the database")?;
+    match action {
+        MigrateAction::Up => Migrator::up(&db, None).await?,
+        MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
+        MigrateAction::Status => Migrator::status(&db).await?,
+    }
+    Ok(())
+}
+
+async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
+    let UserAction::Create {
+        email,
+        password,
+        admin,
+        account,
+    } = action;
+    let db = db::connect(database_url)
+        .await
+        .context("opening the database")?;
+    db::migrate(&db).await.context("applying migrations")?;
+    let account = match account {
+        None => AccountChoice::New(email.clone()),
+        Some(name) => {
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            match account::Entity::find()
+                .filter(account::Column::Name.eq(name.as_str()))
+                .one(&db)
+                .await?
+            {
+                Some(existing) => AccountChoice::Existing(existing.id),
+                None => AccountChoice::New(name),
+            }
+        }
+    };
+    let role = if admin { Role::Admin } else { Role::Member };
+    let created = accounts::create_user(
+        &db,
+        NewUser {
+            email,
+            password,
+            role,
+            account,
+        },
+        SystemClock.now(),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{}", err.message()))?;
+    println!(
+        "Created {} user {} (id {}) in account {}",
+        role.as_str(),
+        created.email,
+        created.id,
+        created.account_id
+    );
+    Ok(())
+}
+
+fn schema(check: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let sdl = graphql::sdl();
+    match check {
+        None => {
+            print!("{sdl}");
+            Ok(())
+        }
+        Some(path) => {
+            let on_disk = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if on_disk == sdl {
+                Ok(())
+            } else {
+                bail!(
+                    "{} differs from the schema; run `tally schema > {}`",
+                    path.display(),
+                    path.display()
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The command line and the one typed `Config` the service runs with. Every flag has a `TALLY_*`
+//! environment fallback and a default that works on a fresh machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tally.db?mode=rwc";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tally",
+    version,
+    about = "Meters API usage: keys, quotas, rate limits, billing and analytics"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Options of `serve`, also accepted without the subcommand (`tally` alone is `tally serve`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Database to use: a SQLite file (the default) or a PostgreSQL URL.
+    #[arg(long, env = "TALLY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+    /// Log output: human-readable lines or one JSON object per line.
+    #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve(ServeArgs),
+    /// Apply, revert or list schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema {
+        /// Compare with this file instead of printing; exit 1 when they differ.
+        #[arg(long)]
+        check: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Revert the last applied migration.
+    Down,
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user, with a new account unless `--account` names an existing one.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "TALLY_USER_PASSWORD")]
+        password: String,
+        /// Make the user an administrator of the installation.
+        #[arg(long)]
+        admin: bool,
+        /// Name of the account: an existing account of that name, or a new one.
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TALLY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Secret for signing JWTs. When unset, one is generated on first start and kept in the database.
+    #[arg(long, env = "TALLY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of issued JWTs, in seconds.
+    #[arg(long, env = "TALLY_JWT_TTL_SECONDS", default_value_t = 3600)]
+    pub jwt_ttl_seconds: u64,
+    /// Do not apply pending migrations on start.
+    #[arg(long, env = "TALLY_NO_MIGRATE")]
+    pub no_migrate: bool,
+    /// E-mail of the admin created on an empty database.
+    #[arg(long, env = "TALLY_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+    /// Password of that admin; when unset a random one is generated and printed once.
+    #[arg(long, env = "TALLY_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// `login` and `signUp` attempts allowed per client address and minute.
+    #[arg(long, env = "TALLY_AUTH_RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
+    pub auth_rate_limit_per_minute: u32,
+    /// How long an API key, its account and plan may be served from memory before they are read
+    /// again: the bound on how late another instance sees a revocation or plan change.
+    #[arg(long, env = "TALLY_KEY_CACHE_TTL_SECONDS", default_value_t = 5)]
+    pub key_cache_ttl_seconds: u64,
+    /// Requests taking longer than this are answered 408.
+    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+}
+
+/// Everything the running service needs to know, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub jwt_ttl: Duration,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub auth_rate_limit_per_minute: u32,
+    pub login_attempts_per_email_per_minute: u32,
+    pub key_cache_ttl: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_serve_args(args: &ServeArgs) -> Self {
+        Self {
+            jwt_ttl: Duration::from_secs(args.jwt_ttl_seconds),
+            auth_rate_limit_per_minute: args.auth_rate_limit_per_minute,
+            key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
+            request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            jwt_ttl: Duration::from_secs(3600),
+            jwt_issuer: "tally".to_owned(),
+            jwt_audience: "tally".to_owned(),
+            auth_rate_limit_per_minute: 30,
+            login_attempts_per_email_per_minute: 10,
+            key_cache_ttl: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}

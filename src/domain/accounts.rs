@@ -1,0 +1,230 @@
+//! Accounts and their users: sign-up, sign-in, creating users from the CLI, and plan changes
+//! (kept with the moment they took effect, for billing).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, SqlErr, TransactionTrait,
+};
+
+use crate::domain::auth;
+use crate::domain::plans::PlanCode;
+use crate::entity::{account, account_plan_change, user};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "MEMBER",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    pub fn of(user: &user::Model) -> Role {
+        if user.role == Role::Admin.as_str() {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+}
+
+pub const MAX_EMAIL_LEN: usize = 320;
+pub const MAX_ACCOUNT_NAME_LEN: usize = 200;
+
+/// Lower-cases and checks an e-mail address: one `@`, something on both sides, no spaces.
+pub fn normalize_email(email: &str) -> AppResult<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL_LEN
+        && !email.chars().any(char::is_whitespace)
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if valid {
+        Ok(email)
+    } else {
+        Err(AppError::bad_field(
+            "email",
+            "must be a valid e-mail address",
+        ))
+    }
+}
+
+fn normalize_account_name(name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if (1..=MAX_ACCOUNT_NAME_LEN).contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(AppError::bad_field(
+            "accountName",
+            format!("must be 1 to {MAX_ACCOUNT_NAME_LEN} characters"),
+        ))
+    }
+}
+
+/// Which account a new user joins.
+pub enum AccountChoice {
+    /// A new account of this name, on FREE.
+    New(String),
+    Existing(String),
+}
+
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub role: Role,
+    pub account: AccountChoice,
+}
+
+/// Creates a user (and its account when asked). Input is checked before anything is written.
+pub async fn create_user(
+    db: &DatabaseConnection,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> AppResult<user::Model> {
+    let email = normalize_email(&new.email)?;
+    auth::validate_password(&new.password)?;
+    let account = match new.account {
+        AccountChoice::New(name) => AccountChoice::New(normalize_account_name(&name)?),
+        existing => existing,
+    };
+    if find_by_email(db, &email).await?.is_some() {
+        return Err(email_taken());
+    }
+    let password_hash = auth::hash_password(new.password).await?;
+
+    let txn = db.begin().await?;
+    let account_id = match account {
+        AccountChoice::New(name) => create_account(&txn, &name, now).await?.id,
+        AccountChoice::Existing(id) => {
+            account::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| AppError::not_found("Account not found"))?
+                .id
+        }
+    };
+    let inserted = user::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(account_id),
+        email: Set(email),
+        password_hash: Set(password_hash),
+        role: Set(new.role.as_str().to_owned()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|err| match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => email_taken(),
+        _ => err.into(),
+    })?;
+    txn.commit().await?;
+    Ok(inserted)
+}
+
+fn email_taken() -> AppError {
+    AppError::bad_field("email", "is already registered")
+}
+
+async fn create_account(
+    db: &impl ConnectionTrait,
+    name: &str,
+    now: DateTime<Utc>,
+) -> AppResult<account::Model> {
+    let created = account::ActiveModel {
+        id: Set(new_id()),
+        name: Set(name.to_owned()),
+        plan_code: Set(PlanCode::Free.as_str().to_owned()),
+        billing_customer_id: Set(None),
+        billing_period_start: Set(None),
+        billing_period_end: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    record_plan_change(db, &created.id, PlanCode::Free, now).await?;
+    Ok(created)
+}
+
+pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?)
+}
+
+pub async fn find_user(db: &DatabaseConnection, id: &str) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id.to_owned()).one(db).await?)
+}
+
+pub async fn find_account(db: &DatabaseConnection, id: &str) -> AppResult<Option<account::Model>> {
+    Ok(account::Entity::find_by_id(id.to_owned()).one(db).await?)
+}
+
+/// The user with this e-mail and password; one answer for every kind of mismatch.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    email: &str,
+    password: &str,
+) -> AppResult<user::Model> {
+    let wrong = || AppError::unauthenticated("Invalid email or password");
+    let found = match normalize_email(email) {
+        Ok(email) => find_by_email(db, &email).await?,
+        Err(_) => None,
+    };
+    let stored = found.as_ref().map(|u| u.password_hash.clone());
+    if auth::verify_password(password.to_owned(), stored).await? {
+        found.ok_or_else(wrong)
+    } else {
+        Err(wrong())
+    }
+}
+
+/// Moves an account to another plan from `now` on.
+pub async fn set_plan(
+    db: &DatabaseConnection,
+    account_id: &str,
+    code: PlanCode,
+    now: DateTime<Utc>,
+) -> AppResult<account::Model> {
+    let txn = db.begin().await?;
+    let current = account::Entity::find_by_id(account_id.to_owned())
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("Account not found"))?;
+    if current.plan_code == code.as_str() {
+        return Ok(current);
+    }
+    let mut row: account::ActiveModel = current.into();
+    row.plan_code = Set(code.as_str().to_owned());
+    let updated = row.update(&txn).await?;
+    record_plan_change(&txn, account_id, code, now).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+async fn record_plan_change(
+    db: &impl ConnectionTrait,
+    account_id: &str,
+    code: PlanCode,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    account_plan_change::ActiveModel {
+        account_id: Set(account_id.to_owned()),
+        plan_code: Set(code.as_str().to_owned()),
+        effective_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

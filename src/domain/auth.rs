@@ -1,0 +1,208 @@
+//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime), JWTs (HS256,
+//! algorithm pinned, `iss`/`aud`/`exp` checked) and the sign-in rate limits.
+
+use std::num::NonZeroU32;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Algorithm as ArgonAlgorithm, Argon2, Params, Version};
+use chrono::{DateTime, Utc};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult, Context};
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+pub const MAX_PASSWORD_LEN: usize = 128;
+
+/// OWASP's first argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params)
+}
+
+pub async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
+    })
+    .await
+    .context_internal("password hashing task")?
+    .map_err(AppError::Internal)
+}
+
+/// Checks `password` against a stored hash. With no hash (unknown e-mail) it still does the
+/// work of one check, so that timing does not tell which e-mails exist.
+pub async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let known_user = stored.is_some();
+        let hash = stored.unwrap_or_else(|| decoy_hash().to_owned());
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|err| anyhow::anyhow!("stored password hash unreadable: {err}"))?;
+        let matches = argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok::<_, anyhow::Error>(matches && known_user)
+    })
+    .await
+    .context_internal("password verification task")?
+    .map_err(AppError::Internal)
+}
+
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(b"decoy password that nobody has", &salt)
+            .map(|hash| hash.to_string())
+            .unwrap_or_default()
+    })
+}
+
+pub fn validate_password(password: &str) -> AppResult<()> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_LEN {
+        return Err(AppError::bad_field(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    if chars > MAX_PASSWORD_LEN {
+        return Err(AppError::bad_field(
+            "password",
+            format!("must be at most {MAX_PASSWORD_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], config: &Config) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.jwt_issuer]);
+        validation.set_audience(&[&config.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            ttl: config.jwt_ttl,
+        }
+    }
+
+    pub fn issue(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<String> {
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + self.ttl.as_secs() as i64,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .context_internal("signing a JWT")
+    }
+
+    /// The user id in a valid token. Every failure reads the same to the client.
+    pub fn verify(&self, token: &str) -> AppResult<String> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims.sub)
+            .map_err(|err| {
+                tracing::debug!(error = %err, "rejected JWT");
+                AppError::unauthenticated("Invalid or expired token")
+            })
+    }
+}
+
+/// Limits on `login` and `signUp`: per client address (both together) and per e-mail (`login`).
+pub struct AuthLimiter {
+    per_address: DefaultKeyedRateLimiter<String>,
+    per_email: DefaultKeyedRateLimiter<String>,
+}
+
+impl AuthLimiter {
+    pub fn new(per_address_per_minute: u32, per_email_per_minute: u32) -> Self {
+        let quota =
+            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+        Self {
+            per_address: RateLimiter::keyed(quota(per_address_per_minute)),
+            per_email: RateLimiter::keyed(quota(per_email_per_minute)),
+        }
+    }
+
+    pub fn check_address(&self, address: &str) -> AppResult<()> {
+        check(&self.per_address, address.to_owned())
+    }
+
+    pub fn check_email(&self, email: &str) -> AppResult<()> {
+        check(&self.per_email, email.to_owned())
+    }
+
+    /// Forgets addresses and e-mails whose budget is full again, so memory stays bounded.
+    pub fn shrink(&self) {
+        self.per_address.retain_recent();
+        self.per_email.retain_recent();
+    }
+}
+
+fn check(limiter: &DefaultKeyedRateLimiter<String>, key: String) -> AppResult<()> {
+    limiter.check_key(&key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        AppError::RateLimited {
+            message: "Too many attempts, try again later".to_owned(),
+            retry_after_secs: wait.as_secs() + 1,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!verify_password("wrong horse".into(), Some(hash))
+            .await
+            .unwrap());
+        assert!(
+            !verify_password("decoy password that nobody has".into(), None)
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! The plan catalogue. Plans are rows in the database, edited by admins; every check reads them
+//! from there (through the key cache on the hot path), never from constants.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
+
+use crate::entity::plan;
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlanCode {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl PlanCode {
+    pub const ALL: [PlanCode; 3] = [PlanCode::Free, PlanCode::Pro, PlanCode::Enterprise];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanCode::Free => "FREE",
+            PlanCode::Pro => "PRO",
+            PlanCode::Enterprise => "ENTERPRISE",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(code))
+    }
+}
+
+impl fmt::Display for PlanCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<plan::Model>> {
+    let mut plans = plan::Entity::find()
+        .order_by_asc(plan::Column::PriceCents)
+        .all(db)
+        .await?;
+    plans.sort_by_key(|p| PlanCode::parse(&p.code).map(|c| c as u8).unwrap_or(u8::MAX));
+    Ok(plans)
+}
+
+pub async fn get(db: &DatabaseConnection, code: PlanCode) -> AppResult<plan::Model> {
+    plan::Entity::find_by_id(code.as_str().to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("plan {code} missing from the database")))
+}
+
+/// An admin's edit of a plan; `None` leaves a value as it is.
+#[derive(Debug, Default, Clone)]
+pub struct PlanUpdate {
+    pub name: Option<String>,
+    pub monthly_quota: Option<i64>,
+    pub unlimited: Option<bool>,
+    pub price_cents: Option<i64>,
+    pub overage_price_micros: Option<i64>,
+    pub rate_limit_per_minute: Option<i32>,
+    pub blocks_over_quota: Option<bool>,
+}
+
+pub const MAX_RATE_LIMIT_PER_MINUTE: i32 = 1_000_000;
+
+impl PlanUpdate {
+    fn validate(&self) -> AppResult<()> {
+        let mut problems = Vec::new();
+        if let Some(name) = &self.name {
+            let len = name.trim().chars().count();
+            if !(1..=100).contains(&len) {
+                problems.push(("name", "must be 1 to 100 characters".to_owned()));
+            }
+        }
+        if self.monthly_quota.is_some_and(|q| q < 0) {
+            problems.push(("monthlyQuota", "must not be negative".to_owned()));
+        }
+        if self.monthly_quota.is_some() && self.unlimited == Some(true) {
+            problems.push((
+                "monthlyQuota",
+                "cannot be set together with unlimited: true".to_owned(),
+            ));
+        }
+        if self.price_cents.is_some_and(|p| p < 0) {
+            problems.push(("priceCents", "must not be negative".to_owned()));
+        }
+        if self.overage_price_micros.is_some_and(|p| p < 0) {
+            problems.push(("overagePriceMicros", "must not be negative".to_owned()));
+        }
+        if self
+            .rate_limit_per_minute
+            .is_some_and(|r| !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&r))
+        {
+            problems.push((
+                "rateLimitPerMinute",
+                format!("must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
+            ));
+        }
+        match problems.split_first() {
+            None => Ok(()),
+            Some(((field, problem), rest)) => {
+                let mut err = AppError::bad_field(field, problem.clone());
+                if let AppError::BadInput { fields, .. } = &mut err {
+                    for (field, problem) in rest {
+                        fields
+                            .entry((*field).to_owned())
+                            .or_default()
+                            .push(problem.clone());
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    code: PlanCode,
+    change: PlanUpdate,
+    now: DateTime<Utc>,
+) -> AppResult<plan::Model> {
+    change.validate()?;
+    let current = get(db, code).await?;
+    if change.unlimited == Some(false)
+        && change.monthly_quota.is_none()
+        && current.monthly_quota.is_none()
+    {
+        return Err(AppError::bad_field(
+            "monthlyQuota",
+            "is required to make an unlimited plan limited",
+        ));
+    }
+    let mut row: plan::ActiveModel = current.into();
+    if let Some(name) = change.name {
+        row.name = Set(name.trim().to_owned());
+    }
+    if let Some(quota) = change.monthly_quota {
+        row.monthly_quota = Set(Some(quota));
+    }
+    if change.unlimited == Some(true) {
+        row.monthly_quota = Set(None);
+    }
+    if let Some(price) = change.price_cents {
+        row.price_cents = Set(price);
+    }
+    if let Some(price) = change.overage_price_micros {
+        row.overage_price_micros = Set(price);
+    }
+    if let Some(rate) = change.rate_limit_per_minute {
+        row.rate_limit_per_minute = Set(rate);
+    }
+    if let Some(blocks) = change.blocks_over_quota {
+        row.blocks_over_quota = Set(blocks);
+    }
+    row.updated_at = Set(now);
+    Ok(row.update(db).await?)
+}

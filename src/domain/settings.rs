@@ -1,0 +1,78 @@
+//! Installation-wide settings kept in the database, and what a fresh installation sets up on its
+//! first start: the JWT secret and the first admin.
+
+use chrono::{DateTime, Utc};
+use rand::distributions::{Alphanumeric, DistString};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait, Set};
+
+use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
+use crate::entity::{setting, user};
+use crate::error::AppResult;
+
+const JWT_SECRET: &str = "jwt_secret";
+
+/// The JWT secret stored in the database, generated on first use. Concurrent first starts agree
+/// on one secret: the insert does nothing when another instance won the race.
+pub async fn jwt_secret(db: &DatabaseConnection) -> AppResult<String> {
+    let candidate = Alphanumeric.sample_string(&mut rand::thread_rng(), 64);
+    setting::Entity::insert(setting::ActiveModel {
+        name: Set(JWT_SECRET.to_owned()),
+        value: Set(candidate),
+    })
+    .on_conflict(
+        OnConflict::column(setting::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    let stored = setting::Entity::find_by_id(JWT_SECRET.to_owned())
+        .one(db)
+        .await?
+        .map(|row| row.value)
+        .unwrap_or_default();
+    Ok(stored)
+}
+
+/// What `ensure_admin` did.
+pub enum AdminBootstrap {
+    /// Users already exist; nothing was done.
+    NotNeeded,
+    /// An admin was created; `generated_password` is set when no password was configured.
+    Created {
+        email: String,
+        generated_password: Option<String>,
+    },
+}
+
+/// On an empty database, creates an admin with the configured password or a random one.
+pub async fn ensure_admin(
+    db: &DatabaseConnection,
+    email: &str,
+    password: Option<String>,
+    now: DateTime<Utc>,
+) -> AppResult<AdminBootstrap> {
+    if user::Entity::find().count(db).await? > 0 {
+        return Ok(AdminBootstrap::NotNeeded);
+    }
+    let generated = password
+        .is_none()
+        .then(|| Alphanumeric.sample_string(&mut rand::thread_rng(), 24));
+    let password = password.or_else(|| generated.clone()).unwrap_or_default();
+    let admin = accounts::create_user(
+        db,
+        NewUser {
+            email: email.to_owned(),
+            password,
+            role: Role::Admin,
+            account: AccountChoice::New("Administrators".to_owned()),
+        },
+        now,
+    )
+    .await?;
+    Ok(AdminBootstrap::Created {
+        email: admin.email,
+        generated_password: generated,
+    })
+}

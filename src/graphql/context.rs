@@ -1,0 +1,63 @@
+//! What a resolver knows about the request: the bearer token and the client's address, and the
+//! helpers that turn the token into the signed-in user.
+
+use async_graphql::Context;
+use chrono::{DateTime, Utc};
+
+use crate::domain::accounts::{self, Role};
+use crate::domain::api_keys::Actor;
+use crate::entity::user;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// Per-request data put into every GraphQL request by the HTTP handler.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// The token of an `Authorization: Bearer` header, if any.
+    pub bearer: Option<String>,
+    pub client_address: String,
+}
+
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+pub fn now(ctx: &Context<'_>) -> DateTime<Utc> {
+    state(ctx).clock.now()
+}
+
+pub fn request_info<'a>(ctx: &Context<'a>) -> &'a RequestInfo {
+    ctx.data_unchecked::<RequestInfo>()
+}
+
+/// The signed-in user, read fresh from the database (so a role change or deletion counts at once).
+pub async fn current_user(ctx: &Context<'_>) -> AppResult<user::Model> {
+    let state = state(ctx);
+    let token = request_info(ctx)
+        .bearer
+        .as_deref()
+        .ok_or_else(|| AppError::unauthenticated("Authentication required"))?;
+    let user_id = state.jwt.verify(token)?;
+    accounts::find_user(&state.db, &user_id)
+        .await?
+        .ok_or_else(|| AppError::unauthenticated("Invalid or expired token"))
+}
+
+pub async fn current_actor(ctx: &Context<'_>) -> AppResult<Actor> {
+    let user = current_user(ctx).await?;
+    Ok(Actor {
+        role: Role::of(&user),
+        user_id: user.id,
+        account_id: user.account_id,
+    })
+}
+
+/// The signed-in user when it is an admin; `FORBIDDEN` for members.
+pub async fn current_admin(ctx: &Context<'_>) -> AppResult<user::Model> {
+    let user = current_user(ctx).await?;
+    if Role::of(&user) == Role::Admin {
+        Ok(user)
+    } else {
+        Err(AppError::forbidden("Admin role required"))
+    }
+}

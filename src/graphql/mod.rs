@@ -1,0 +1,11 @@
+//! The GraphQL edge: the schema with its limits, per-request context, guards, and one file per
+//! area under `query/`, `mutation/` and `object/`. Resolvers stay thin and call into `domain/`.
+
+pub mod context;
+pub mod guard;
+pub mod mutation;
+pub mod object;
+pub mod query;
+pub mod schema;
+
+pub use schema::{build_schema, sdl, TallySchema};

@@ -1,0 +1,44 @@
+use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+
+use crate::domain::{accounts, plans};
+use crate::graphql::context::{now, state};
+use crate::graphql::guard::AdminGuard;
+use crate::graphql::object::{Account, Plan, PlanCode, PlanInput};
+
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[Object]
+impl AdminMutation {
+    /// Moves an account to a plan, from now on.
+    #[graphql(guard = "AdminGuard")]
+    async fn admin_set_plan(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        plan: PlanCode,
+    ) -> Result<Account> {
+        let state = state(ctx);
+        let account = accounts::set_plan(&state.db, &account_id, plan.into(), now(ctx))
+            .await
+            .map_err(|err| err.extend())?;
+        state.keys.forget_all();
+        Ok(Account(account))
+    }
+
+    /// Edits a plan's quota, prices or rate limit; every later request sees the new values.
+    #[graphql(guard = "AdminGuard")]
+    async fn admin_update_plan(
+        &self,
+        ctx: &Context<'_>,
+        code: PlanCode,
+        input: PlanInput,
+    ) -> Result<Plan> {
+        let state = state(ctx);
+        let plan = plans::update(&state.db, code.into(), input.into(), now(ctx))
+            .await
+            .map_err(|err| err.extend())?;
+        state.keys.forget_all();
+        Ok(plan.into())
+    }
+}

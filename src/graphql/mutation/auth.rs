@@ -1,0 +1,70 @@
+use async_graphql::{Context, ErrorExtensions, Object, Result};
+
+use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
+use crate::error::AppResult;
+use crate::graphql::context::{now, request_info, state};
+use crate::graphql::object::{AuthPayload, User};
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account on FREE and its first user, and signs that user in.
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+        account_name: String,
+    ) -> Result<AuthPayload> {
+        let run = async {
+            let state = state(ctx);
+            state
+                .auth_limiter
+                .check_address(&request_info(ctx).client_address)?;
+            let user = accounts::create_user(
+                &state.db,
+                NewUser {
+                    email,
+                    password,
+                    role: Role::Member,
+                    account: AccountChoice::New(account_name),
+                },
+                now(ctx),
+            )
+            .await?;
+            payload(ctx, user)
+        };
+        run.await.map_err(|err| err.extend())
+    }
+
+    /// Signs in with e-mail and password.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AuthPayload> {
+        let run = async {
+            let state = state(ctx);
+            state
+                .auth_limiter
+                .check_address(&request_info(ctx).client_address)?;
+            state
+                .auth_limiter
+                .check_email(&email.trim().to_lowercase())?;
+            let user = accounts::authenticate(&state.db, &email, &password).await?;
+            payload(ctx, user)
+        };
+        run.await.map_err(|err| err.extend())
+    }
+}
+
+fn payload(ctx: &Context<'_>, user: crate::entity::user::Model) -> AppResult<AuthPayload> {
+    let token = state(ctx).jwt.issue(&user.id, now(ctx))?;
+    Ok(AuthPayload {
+        token,
+        user: User(user),
+    })
+}

@@ -1,0 +1,13 @@
+//! GraphQL object types, each wrapping an entity or a domain value.
+
+pub mod account;
+pub mod api_key;
+pub mod auth;
+pub mod plan;
+pub mod user;
+
+pub use account::Account;
+pub use api_key::{ApiKey, ApiKeyStatus, CreatedApiKey};
+pub use auth::AuthPayload;
+pub use plan::{Plan, PlanCode, PlanInput};
+pub use user::{Role, User};

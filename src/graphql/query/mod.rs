@@ -1,0 +1,10 @@
+//! The query root, merged from one object per area.
+
+mod api_keys;
+mod me;
+mod plans;
+
+use async_graphql::MergedObject;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(me::MeQuery, plans::PlanQuery, api_keys::ApiKeyQuery);

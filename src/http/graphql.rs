@@ -1,0 +1,84 @@
+//! `POST /graphql` runs one operation; `GET /graphql` serves GraphiQL.
+//!
+//! The body is parsed here rather than by an extractor so that a batch (a JSON array) and
+//! malformed bodies get a GraphQL-shaped 400 with `extensions.code`, and so that errors raised by
+//! async-graphql itself (syntax, validation, depth and complexity limits) carry a code too.
+
+use std::net::SocketAddr;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::ServerError;
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Bytes;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+
+use crate::graphql::context::RequestInfo;
+use crate::graphql::TallySchema;
+
+pub async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+pub async fn execute(
+    Extension(schema): Extension<TallySchema>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(_) => return refuse("Body is not valid JSON"),
+    };
+    if value.is_array() {
+        return refuse("Batched operations are not supported: send one operation per request");
+    }
+    let request: async_graphql::Request = match serde_json::from_value(value) {
+        Ok(request) => request,
+        Err(_) => return refuse("Body is not a GraphQL request"),
+    };
+    let info = RequestInfo {
+        bearer: bearer_token(&headers),
+        client_address: connect_info
+            .map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned()),
+    };
+    let mut response = schema.execute(request.data(info)).await;
+    for error in &mut response.errors {
+        add_default_code(error);
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Errors raised before any resolver (parse, validation, limits) come without a code.
+fn add_default_code(error: &mut ServerError) {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
+    if !has_code {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "BAD_USER_INPUT");
+    }
+}
+
+fn refuse(message: &str) -> Response {
+    let body = json!({
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+    });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+}

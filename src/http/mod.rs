@@ -1,0 +1,4 @@
+//! Thin REST handlers: extract, call the domain, map the result.
+
+pub mod graphql;
+pub mod health;

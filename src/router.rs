@@ -1,0 +1,78 @@
+//! Every route and every tower layer, in one place.
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Response, StatusCode};
+use axum::routing::get;
+use axum::{Extension, Router};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::build_schema;
+use crate::http::{graphql, health};
+use crate::state::AppState;
+
+/// Largest GraphQL request body.
+pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn app(state: AppState) -> Router {
+    let schema = build_schema(state.clone());
+    let timeout = state.config.request_timeout;
+
+    let graphql_routes = Router::new()
+        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT))
+        .layer(Extension(schema));
+
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .merge(graphql_routes)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    timeout,
+                )),
+        )
+}
+
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id
+    )
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    let body = json!({ "error": "Internal error" }).to_string();
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}

@@ -1,0 +1,127 @@
+//! `tally serve`: open and migrate the database, set up a fresh installation, listen, and shut
+//! down gracefully on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ServeArgs};
+use crate::domain::settings::{self, AdminBootstrap};
+use crate::state::AppState;
+use crate::{app, db};
+
+pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let db = db::connect(database_url)
+        .await
+        .with_context(|| format!("opening the database at {}", redact(database_url)))?;
+    if args.no_migrate {
+        tracing::info!("not migrating: --no-migrate");
+    } else {
+        db::migrate(&db).await.context("applying migrations")?;
+    }
+    bootstrap_admin(&db, &args).await?;
+    let jwt_secret = match &args.jwt_secret {
+        Some(secret) if !secret.is_empty() => secret.clone(),
+        _ => settings::jwt_secret(&db)
+            .await
+            .map_err(|err| anyhow::anyhow!("loading the JWT secret: {err:?}"))?,
+    };
+    let state = AppState::new(db, Config::from_serve_args(&args), jwt_secret.as_bytes());
+    spawn_housekeeping(&state);
+
+    let listener = TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    tracing::info!(address = %listener.local_addr()?, "tally listening");
+    axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
+    state.db.close_by_ref().await.ok();
+    tracing::info!("tally stopped");
+    Ok(())
+}
+
+async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::Result<()> {
+    let outcome = settings::ensure_admin(
+        db,
+        &args.admin_email,
+        args.admin_password.clone(),
+        SystemClock.now(),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("creating the first admin: {err:?}"))?;
+    if let AdminBootstrap::Created {
+        email,
+        generated_password,
+    } = outcome
+    {
+        match generated_password {
+            Some(password) => println!(
+                "Created admin user {email} with password: {password}\n(shown once; sign in and keep it safe)"
+            ),
+            None => tracing::info!(%email, "created admin user from TALLY_ADMIN_EMAIL/TALLY_ADMIN_PASSWORD"),
+        }
+    }
+    Ok(())
+}
+
+/// Periodic clean-up of in-memory limiter state.
+fn spawn_housekeeping(state: &AppState) {
+    let limiter = state.auth_limiter.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.shrink();
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

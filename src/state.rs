@@ -1,0 +1,49 @@
+//! What every handler and resolver shares: the database, the configuration, the clock and the
+//! in-memory helpers built on top of them.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::domain::auth::{AuthLimiter, JwtKeys};
+use crate::domain::keys::KeyCache;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub jwt: Arc<JwtKeys>,
+    pub keys: KeyCache,
+    pub auth_limiter: Arc<AuthLimiter>,
+}
+
+impl AppState {
+    pub fn new(db: DatabaseConnection, config: Config, jwt_secret: &[u8]) -> Self {
+        Self::with_clock(db, config, jwt_secret, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(
+        db: DatabaseConnection,
+        config: Config,
+        jwt_secret: &[u8],
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let jwt = Arc::new(JwtKeys::new(jwt_secret, &config));
+        let keys = KeyCache::new(config.key_cache_ttl);
+        let auth_limiter = Arc::new(AuthLimiter::new(
+            config.auth_rate_limit_per_minute,
+            config.login_attempts_per_email_per_minute,
+        ));
+        Self {
+            db,
+            config: Arc::new(config),
+            clock,
+            jwt,
+            keys,
+            auth_limiter,
+        }
+    }
+}
