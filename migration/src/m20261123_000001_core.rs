@@ -26,7 +26,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
 
-        let now = "2026-01-01T00:00:00Z";
+        let seeded_at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         let defaults: [(&str, &str, Option<i64>, i64, i64, bool); 3] = [
             ("FREE", "Free", Some(1_000), 0, 0, true),
             ("PRO", "Pro", Some(100_000), 2_900, 1_000, false),
@@ -55,7 +55,7 @@ impl MigrationTrait for Migration {
                             overage.into(),
                             100i32.into(),
                             blocks.into(),
-                            now.into(),
+                            seeded_at.into(),
                         ])
                         .to_owned(),
                 )
