@@ -111,6 +111,8 @@ impl JwtKeys {
         validation.set_audience(&[&config.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
+        // `exp` is checked in `verify` against the service's clock rather than the wall clock.
+        validation.validate_exp = false;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -133,14 +135,19 @@ impl JwtKeys {
             .context_internal("signing a JWT")
     }
 
-    /// The user id in a valid token. Every failure reads the same to the client.
-    pub fn verify(&self, token: &str) -> AppResult<String> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims.sub)
+    /// The user id in a token that is valid at `now`. Every failure reads the same to the client.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> AppResult<String> {
+        let rejected = || AppError::unauthenticated("Invalid or expired token");
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| {
                 tracing::debug!(error = %err, "rejected JWT");
-                AppError::unauthenticated("Invalid or expired token")
-            })
+                rejected()
+            })?
+            .claims;
+        if claims.exp <= now.timestamp() {
+            return Err(rejected());
+        }
+        Ok(claims.sub)
     }
 }
 

@@ -37,7 +37,7 @@ pub async fn current_user(ctx: &Context<'_>) -> AppResult<user::Model> {
         .bearer
         .as_deref()
         .ok_or_else(|| AppError::unauthenticated("Authentication required"))?;
-    let user_id = state.jwt.verify(token)?;
+    let user_id = state.jwt.verify(token, state.clock.now())?;
     accounts::find_user(&state.db, &user_id)
         .await?
         .ok_or_else(|| AppError::unauthenticated("Invalid or expired token"))

@@ -1,0 +1,289 @@
+//! Sign-up, sign-in, `me`, and every way a JWT can be wrong.
+
+mod common;
+
+use common::{error_code, TestApp, PASSWORD};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+
+const ME: &str = "{ me { id email role account { id name plan { code } } } }";
+
+#[tokio::test]
+async fn sign_up_creates_a_free_account_and_its_member_and_signs_in() {
+    let app = TestApp::new().await;
+    let data = app
+        .graphql_ok(
+            None,
+            r#"mutation { signUp(email: "Ada@Example.com", password: "correct horse battery", accountName: "Analytical") {
+                token user { id email role account { name plan { code monthlyQuota } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let user = &data["signUp"]["user"];
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["role"], "MEMBER");
+    assert_eq!(user["account"]["name"], "Analytical");
+    assert_eq!(user["account"]["plan"]["code"], "FREE");
+    assert_eq!(user["account"]["plan"]["monthlyQuota"], 1000);
+
+    let token = data["signUp"]["token"].as_str().unwrap();
+    let me = app.graphql_ok(Some(token), ME, json!({})).await;
+    assert_eq!(me["me"]["id"], user["id"]);
+}
+
+#[tokio::test]
+async fn login_returns_a_working_token_and_ignores_email_case() {
+    let app = TestApp::new().await;
+    app.sign_up("grace@example.com").await;
+    let token = app.login("GRACE@example.com").await;
+    let me = app.graphql_ok(Some(&token), ME, json!({})).await;
+    assert_eq!(me["me"]["email"], "grace@example.com");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_answer() {
+    let app = TestApp::new().await;
+    app.sign_up("linus@example.com").await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    let wrong_password = app
+        .graphql(
+            None,
+            login,
+            json!({ "e": "linus@example.com", "p": "not the password" }),
+        )
+        .await;
+    let unknown_email = app
+        .graphql(
+            None,
+            login,
+            json!({ "e": "nobody@example.com", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&wrong_password), "UNAUTHENTICATED");
+    assert_eq!(error_code(&unknown_email), "UNAUTHENTICATED");
+    assert_eq!(
+        wrong_password["errors"][0]["message"],
+        unknown_email["errors"][0]["message"]
+    );
+    assert!(wrong_password["data"].is_null());
+}
+
+#[tokio::test]
+async fn sign_up_refuses_bad_input_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let sign_up = "mutation($e: String!, $p: String!, $n: String!) { signUp(email: $e, password: $p, accountName: $n) { token } }";
+    for (email, password, name, field) in [
+        ("not-an-email", PASSWORD, "Acme", "email"),
+        ("short@example.com", "short", "Acme", "password"),
+        ("blank@example.com", PASSWORD, "   ", "accountName"),
+    ] {
+        let body = app
+            .graphql(
+                None,
+                sign_up,
+                json!({ "e": email, "p": password, "n": name }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(
+            body["errors"][0]["extensions"]["fields"][field].is_array(),
+            "{body}"
+        );
+    }
+    app.sign_up("taken@example.com").await;
+    let again = app
+        .graphql(
+            None,
+            sign_up,
+            json!({ "e": "Taken@Example.com", "p": PASSWORD, "n": "Other" }),
+        )
+        .await;
+    assert_eq!(error_code(&again), "BAD_USER_INPUT");
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let users = tally::entity::user::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    let accounts = tally::entity::account::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!((users, accounts), (1, 1));
+}
+
+async fn me_with(app: &TestApp, token: &str) -> Value {
+    app.graphql(Some(token), ME, json!({})).await
+}
+
+#[tokio::test]
+async fn missing_malformed_and_foreign_tokens_are_unauthenticated() {
+    let app = TestApp::new().await;
+    let missing = app.graphql(None, ME, json!({})).await;
+    assert_eq!(error_code(&missing), "UNAUTHENTICATED");
+    assert_eq!(
+        error_code(&me_with(&app, "not.a.jwt").await),
+        "UNAUTHENTICATED"
+    );
+    // Signed with another secret.
+    let foreign = sign(
+        &claims("someone", 3600, "tally", "tally"),
+        b"another secret",
+    );
+    assert_eq!(
+        error_code(&me_with(&app, &foreign).await),
+        "UNAUTHENTICATED"
+    );
+}
+
+fn claims(sub: &str, expires_in: i64, iss: &str, aud: &str) -> Value {
+    let now = common::default_start().timestamp();
+    json!({ "sub": sub, "iss": iss, "aud": aud, "iat": now, "exp": now + expires_in })
+}
+
+fn sign(claims: &Value, secret: &[u8]) -> String {
+    encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn expired_tampered_alg_none_and_wrong_audience_tokens_are_refused() {
+    let app = TestApp::new().await;
+    let (token, user_id, _) = app.sign_up("eve@example.com").await;
+    // The genuine token works.
+    assert!(me_with(&app, &token).await.get("errors").is_none());
+
+    let expired = sign(&claims(&user_id, -10, "tally", "tally"), b"test secret");
+    assert_eq!(
+        error_code(&me_with(&app, &expired).await),
+        "UNAUTHENTICATED"
+    );
+
+    let wrong_audience = sign(
+        &claims(&user_id, 3600, "tally", "someone-else"),
+        b"test secret",
+    );
+    assert_eq!(
+        error_code(&me_with(&app, &wrong_audience).await),
+        "UNAUTHENTICATED"
+    );
+
+    let wrong_issuer = sign(&claims(&user_id, 3600, "evil", "tally"), b"test secret");
+    assert_eq!(
+        error_code(&me_with(&app, &wrong_issuer).await),
+        "UNAUTHENTICATED"
+    );
+
+    // Payload swapped for another user's id, signature kept.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged_payload =
+        base64_url(&serde_json::to_vec(&claims("someone-else", 3600, "tally", "tally")).unwrap());
+    let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    assert_eq!(
+        error_code(&me_with(&app, &tampered).await),
+        "UNAUTHENTICATED"
+    );
+
+    // `alg: none` with no signature.
+    let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload =
+        base64_url(&serde_json::to_vec(&claims(&user_id, 3600, "tally", "tally")).unwrap());
+    let unsigned = format!("{header}.{payload}.");
+    assert_eq!(
+        error_code(&me_with(&app, &unsigned).await),
+        "UNAUTHENTICATED"
+    );
+
+    // HS512 with the right secret: the algorithm is pinned to HS256.
+    let hs512 = encode(
+        &Header::new(jsonwebtoken::Algorithm::HS512),
+        &claims(&user_id, 3600, "tally", "tally"),
+        &EncodingKey::from_secret(b"test secret"),
+    )
+    .unwrap();
+    assert_eq!(error_code(&me_with(&app, &hs512).await), "UNAUTHENTICATED");
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_token_stops_working_once_the_clock_passes_its_expiry() {
+    let app = TestApp::new().await;
+    let (token, _, _) = app.sign_up("clock@example.com").await;
+    app.clock.advance(chrono::Duration::seconds(3_599));
+    assert!(me_with(&app, &token).await.get("errors").is_none());
+    app.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(error_code(&me_with(&app, &token).await), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn login_is_limited_per_email() {
+    let app = TestApp::new().await;
+    app.sign_up("target@example.com").await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    for _ in 0..10 {
+        let body = app
+            .graphql(
+                None,
+                login,
+                json!({ "e": "target@example.com", "p": "guess-guess" }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+    let limited = app
+        .graphql(
+            None,
+            login,
+            json!({ "e": "target@example.com", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    // Another e-mail is not affected.
+    app.sign_up("bystander@example.com").await;
+    app.login("bystander@example.com").await;
+}
+
+#[tokio::test]
+async fn login_and_sign_up_together_are_limited_per_client_address() {
+    let config = tally::config::Config {
+        auth_rate_limit_per_minute: 3,
+        ..Default::default()
+    };
+    let app = TestApp::with_config(config).await;
+    app.sign_up("one@example.com").await;
+    app.login("one@example.com").await;
+    app.login("one@example.com").await;
+    let limited = app
+        .graphql(
+            None,
+            r#"mutation { signUp(email: "two@example.com", password: "correct horse battery", accountName: "A") { token } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
