@@ -6,11 +6,14 @@ use common::{error_code, TestApp};
 use serde_json::{json, Value};
 use tally::domain::keys;
 
-const KEY_FIELDS: &str = "id name prefix status requireSignature createdAt lastUsedAt expiresAt revokedAt";
+const KEY_FIELDS: &str =
+    "id name prefix status requireSignature createdAt lastUsedAt expiresAt revokedAt";
 
 async fn list_keys(app: &TestApp, token: &str, include_revoked: bool) -> Vec<Value> {
     let query = format!("query($r: Boolean!) {{ apiKeys(includeRevoked: $r) {{ {KEY_FIELDS} }} }}");
-    let data = app.graphql_ok(Some(token), &query, json!({ "r": include_revoked })).await;
+    let data = app
+        .graphql_ok(Some(token), &query, json!({ "r": include_revoked }))
+        .await;
     data["apiKeys"].as_array().unwrap().clone()
 }
 
@@ -36,13 +39,20 @@ async fn a_created_key_has_the_contract_format_and_is_shown_once() {
 
     // The server keeps only the SHA-256 of the key.
     use sea_orm::EntityTrait;
-    let stored = tally::entity::api_key::Entity::find().all(&app.state.db).await.unwrap();
+    let stored = tally::entity::api_key::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].key_hash, keys::KeyDigest::of(key).to_hex());
 
     // Nothing read later contains the plaintext or the hash.
     let listed = app
-        .graphql(Some(&token), &format!("{{ apiKeys {{ {KEY_FIELDS} }} }}"), json!({}))
+        .graphql(
+            Some(&token),
+            &format!("{{ apiKeys {{ {KEY_FIELDS} }} }}"),
+            json!({}),
+        )
         .await
         .to_string();
     assert!(!listed.contains(key));
@@ -54,15 +64,24 @@ async fn a_created_key_has_the_contract_format_and_is_shown_once() {
 async fn create_refuses_a_blank_name_and_a_past_expiry() {
     let app = TestApp::new().await;
     let (token, _, _) = app.sign_up("bad@example.com").await;
-    let create = "mutation($n: String!, $e: DateTime) { createApiKey(name: $n, expiresAt: $e) { key } }";
-    let blank = app.graphql(Some(&token), create, json!({ "n": " ", "e": null })).await;
+    let create =
+        "mutation($n: String!, $e: DateTime) { createApiKey(name: $n, expiresAt: $e) { key } }";
+    let blank = app
+        .graphql(Some(&token), create, json!({ "n": " ", "e": null }))
+        .await;
     assert_eq!(error_code(&blank), "BAD_USER_INPUT");
     let past = app
-        .graphql(Some(&token), create, json!({ "n": "old", "e": "2020-01-01T00:00:00Z" }))
+        .graphql(
+            Some(&token),
+            create,
+            json!({ "n": "old", "e": "2020-01-01T00:00:00Z" }),
+        )
         .await;
     assert_eq!(error_code(&past), "BAD_USER_INPUT");
     assert!(list_keys(&app, &token, true).await.is_empty());
-    let anonymous = app.graphql(None, create, json!({ "n": "x", "e": null })).await;
+    let anonymous = app
+        .graphql(None, create, json!({ "n": "x", "e": null }))
+        .await;
     assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
 }
 
@@ -101,14 +120,27 @@ async fn revoked_keys_are_listed_only_when_asked() {
     assert_eq!(data["revokeApiKey"]["status"], "REVOKED");
     assert!(data["revokeApiKey"]["revokedAt"].is_string());
 
-    let active: Vec<_> = list_keys(&app, &token, false).await.iter().map(|k| k["id"].clone()).collect();
+    let active: Vec<_> = list_keys(&app, &token, false)
+        .await
+        .iter()
+        .map(|k| k["id"].clone())
+        .collect();
     assert_eq!(active, vec![json!(kept)]);
     assert_eq!(list_keys(&app, &token, true).await.len(), 2);
 
     // The lookup used by ingestion no longer accepts it.
     let digest = keys::parse(&plaintext).unwrap();
-    let found = app.state.keys.lookup(&app.state.db, digest).await.unwrap().unwrap();
-    assert_eq!(found.status(tally::clock::Clock::now(&app.clock)), keys::KeyStatus::Revoked);
+    let found = app
+        .state
+        .keys
+        .lookup(&app.state.db, digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.status(tally::clock::Clock::now(&app.clock)),
+        keys::KeyStatus::Revoked
+    );
 }
 
 #[tokio::test]
@@ -119,11 +151,27 @@ async fn revocation_takes_effect_at_once_even_for_a_cached_key() {
     let digest = keys::parse(&plaintext).unwrap();
     let now = tally::clock::Clock::now(&app.clock);
     // Warm the cache.
-    let cached = app.state.keys.lookup(&app.state.db, digest).await.unwrap().unwrap();
+    let cached = app
+        .state
+        .keys
+        .lookup(&app.state.db, digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(cached.status(now), keys::KeyStatus::Active);
-    app.graphql_ok(Some(&token), "mutation($id: ID!) { revokeApiKey(id: $id) { id } }", json!({ "id": id }))
-        .await;
-    let after = app.state.keys.lookup(&app.state.db, digest).await.unwrap().unwrap();
+    app.graphql_ok(
+        Some(&token),
+        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let after = app
+        .state
+        .keys
+        .lookup(&app.state.db, digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(after.status(now), keys::KeyStatus::Revoked);
 }
 
@@ -134,15 +182,27 @@ async fn another_accounts_key_is_not_found_for_revoke_and_rotate() {
     let (intruder, _, _) = app.sign_up("intruder@example.com").await;
     let (_, key_id) = app.create_key(&owner, false).await;
     let revoke = app
-        .graphql(Some(&intruder), "mutation($id: ID!) { revokeApiKey(id: $id) { id } }", json!({ "id": key_id }))
+        .graphql(
+            Some(&intruder),
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": key_id }),
+        )
         .await;
     assert_eq!(error_code(&revoke), "NOT_FOUND");
     let rotate = app
-        .graphql(Some(&intruder), "mutation($id: ID!) { rotateApiKey(id: $id) { key } }", json!({ "id": key_id }))
+        .graphql(
+            Some(&intruder),
+            "mutation($id: ID!) { rotateApiKey(id: $id) { key } }",
+            json!({ "id": key_id }),
+        )
         .await;
     assert_eq!(error_code(&rotate), "NOT_FOUND");
     let unknown = app
-        .graphql(Some(&intruder), "mutation { revokeApiKey(id: \"no-such-key\") { id } }", json!({}))
+        .graphql(
+            Some(&intruder),
+            "mutation { revokeApiKey(id: \"no-such-key\") { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&unknown), "NOT_FOUND");
     // The owner's key is untouched and the intruder does not see it.
@@ -157,7 +217,11 @@ async fn an_admin_may_revoke_any_key() {
     let (_, key_id) = app.create_key(&owner, false).await;
     let admin = app.admin_token().await;
     let data = app
-        .graphql_ok(Some(&admin), "mutation($id: ID!) { revokeApiKey(id: $id) { status } }", json!({ "id": key_id }))
+        .graphql_ok(
+            Some(&admin),
+            "mutation($id: ID!) { revokeApiKey(id: $id) { status } }",
+            json!({ "id": key_id }),
+        )
         .await;
     assert_eq!(data["revokeApiKey"]["status"], "REVOKED");
     assert_eq!(list_keys(&app, &owner, true).await[0]["status"], "REVOKED");
@@ -174,7 +238,10 @@ async fn rotation_without_grace_revokes_the_old_key_at_once() {
             json!({}),
         )
         .await;
-    let old_id = data["createApiKey"]["apiKey"]["id"].as_str().unwrap().to_owned();
+    let old_id = data["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let old_key = data["createApiKey"]["key"].as_str().unwrap().to_owned();
     let rotated = app
         .graphql_ok(
@@ -195,7 +262,11 @@ async fn rotation_without_grace_revokes_the_old_key_at_once() {
     assert_eq!(old["status"], "REVOKED");
     // A revoked key cannot be rotated again.
     let again = app
-        .graphql(Some(&token), "mutation($id: ID!) { rotateApiKey(id: $id) { key } }", json!({ "id": old_id }))
+        .graphql(
+            Some(&token),
+            "mutation($id: ID!) { rotateApiKey(id: $id) { key } }",
+            json!({ "id": old_id }),
+        )
         .await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT");
 }
@@ -216,16 +287,34 @@ async fn rotation_with_grace_keeps_the_old_key_working_until_the_grace_ends() {
             .find(|k| k["id"] == old_id.as_str())
             .map(|k| k["status"].clone())
     };
-    assert_eq!(status_of_old(list_keys(&app, &token, false).await), Some(json!("ACTIVE")));
+    assert_eq!(
+        status_of_old(list_keys(&app, &token, false).await),
+        Some(json!("ACTIVE"))
+    );
     let digest = keys::parse(&old_key).unwrap();
-    let resolved = app.state.keys.lookup(&app.state.db, digest).await.unwrap().unwrap();
-    assert_eq!(resolved.status(tally::clock::Clock::now(&app.clock)), keys::KeyStatus::Active);
+    let resolved = app
+        .state
+        .keys
+        .lookup(&app.state.db, digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        resolved.status(tally::clock::Clock::now(&app.clock)),
+        keys::KeyStatus::Active
+    );
 
     app.clock.advance(chrono::Duration::seconds(3600));
     let token = app.login("grace@example.com").await; // the old token expired too
     assert_eq!(status_of_old(list_keys(&app, &token, false).await), None);
-    assert_eq!(status_of_old(list_keys(&app, &token, true).await), Some(json!("REVOKED")));
-    assert_eq!(resolved.status(tally::clock::Clock::now(&app.clock)), keys::KeyStatus::Revoked);
+    assert_eq!(
+        status_of_old(list_keys(&app, &token, true).await),
+        Some(json!("REVOKED"))
+    );
+    assert_eq!(
+        resolved.status(tally::clock::Clock::now(&app.clock)),
+        keys::KeyStatus::Revoked
+    );
 }
 
 #[tokio::test]
@@ -243,5 +332,9 @@ async fn rotation_refuses_a_negative_or_huge_grace_period() {
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT");
     }
-    assert_eq!(list_keys(&app, &token, true).await.len(), 1, "nothing was created");
+    assert_eq!(
+        list_keys(&app, &token, true).await.len(),
+        1,
+        "nothing was created"
+    );
 }

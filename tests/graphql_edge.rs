@@ -11,7 +11,9 @@ async fn graphiql_is_served_on_get() {
     let app = TestApp::new().await;
     let response = app.get("/graphql").await;
     assert_eq!(response.status, StatusCode::OK);
-    assert!(String::from_utf8_lossy(&response.body).to_lowercase().contains("graphiql"));
+    assert!(String::from_utf8_lossy(&response.body)
+        .to_lowercase()
+        .contains("graphiql"));
 }
 
 #[tokio::test]
@@ -27,7 +29,9 @@ async fn a_batch_of_operations_is_refused() {
 #[tokio::test]
 async fn a_body_that_is_not_json_is_refused_with_a_code() {
     let app = TestApp::new().await;
-    let response = app.post_raw("/graphql", None, &[], "{ plans { code } }").await;
+    let response = app
+        .post_raw("/graphql", None, &[], "{ plans { code } }")
+        .await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&response.json()), "BAD_USER_INPUT");
 }
@@ -36,11 +40,21 @@ async fn a_body_that_is_not_json_is_refused_with_a_code() {
 async fn a_thousand_aliases_are_refused_before_any_resolver_runs() {
     let app = TestApp::new().await;
     let (token, _, _) = app.sign_up("alias@example.com").await;
-    let aliases: String = (0..1000).map(|i| format!("k{i}: createApiKey(name: \"k{i}\") {{ key }} ")).collect();
-    let body = app.graphql(Some(&token), &format!("mutation {{ {aliases} }}"), json!({})).await;
+    let aliases: String = (0..1000)
+        .map(|i| format!("k{i}: createApiKey(name: \"k{i}\") {{ key }} "))
+        .collect();
+    let body = app
+        .graphql(
+            Some(&token),
+            &format!("mutation {{ {aliases} }}"),
+            json!({}),
+        )
+        .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
     assert!(body["data"].is_null());
-    let keys = app.graphql_ok(Some(&token), "{ apiKeys { id } }", json!({})).await;
+    let keys = app
+        .graphql_ok(Some(&token), "{ apiKeys { id } }", json!({}))
+        .await;
     assert_eq!(keys["apiKeys"], json!([]), "no resolver ran");
 }
 
@@ -50,7 +64,14 @@ async fn an_overly_deep_query_is_refused() {
     let deep = format!("{{ {}__typename{} }}", "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType {", "} } } } } } } } } } } } } } } }");
     let body = app.graphql(None, &deep, json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    assert!(body["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("nested too deep"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nested too deep"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +97,11 @@ async fn unknown_fields_and_bad_arguments_carry_a_code() {
     assert_eq!(error_code(&unknown), "BAD_USER_INPUT");
     let (token, _, _) = app.sign_up("args@example.com").await;
     let wrong_type = app
-        .graphql(Some(&token), "mutation { rotateApiKey(id: \"x\", gracePeriodSeconds: \"soon\") { key } }", json!({}))
+        .graphql(
+            Some(&token),
+            "mutation { rotateApiKey(id: \"x\", gracePeriodSeconds: \"soon\") { key } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&wrong_type), "BAD_USER_INPUT");
 }
@@ -86,7 +111,9 @@ async fn internal_errors_are_masked() {
     let app = TestApp::new().await;
     let (token, _, _) = app.sign_up("masked@example.com").await;
     app.state.db.close_by_ref().await.unwrap();
-    let body = app.graphql(Some(&token), "{ apiKeys { id } }", json!({})).await;
+    let body = app
+        .graphql(Some(&token), "{ apiKeys { id } }", json!({}))
+        .await;
     assert_eq!(error_code(&body), "INTERNAL");
     assert_eq!(body["errors"][0]["message"], "Internal error");
 }

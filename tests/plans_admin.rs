@@ -5,12 +5,15 @@ mod common;
 use common::{error_code, TestApp};
 use serde_json::json;
 
-const PLAN_FIELDS: &str = "code name monthlyQuota priceCents overagePriceMicros rateLimitPerMinute blocksOverQuota";
+const PLAN_FIELDS: &str =
+    "code name monthlyQuota priceCents overagePriceMicros rateLimitPerMinute blocksOverQuota";
 
 #[tokio::test]
 async fn plans_lists_the_three_default_plans_from_the_database() {
     let app = TestApp::new().await;
-    let data = app.graphql_ok(None, &format!("{{ plans {{ {PLAN_FIELDS} }} }}"), json!({})).await;
+    let data = app
+        .graphql_ok(None, &format!("{{ plans {{ {PLAN_FIELDS} }} }}"), json!({}))
+        .await;
     assert_eq!(
         data["plans"],
         json!([
@@ -29,18 +32,35 @@ async fn a_member_is_forbidden_every_admin_operation() {
     let app = TestApp::new().await;
     let (member, _, account_id) = app.sign_up("member@example.com").await;
     let operations = [
-        ("mutation($a: ID!) { adminSetPlan(accountId: $a, plan: PRO) { id } }", json!({ "a": account_id })),
-        ("mutation { adminUpdatePlan(code: FREE, input: { monthlyQuota: 5 }) { code } }", json!({})),
+        (
+            "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: PRO) { id } }",
+            json!({ "a": account_id }),
+        ),
+        (
+            "mutation { adminUpdatePlan(code: FREE, input: { monthlyQuota: 5 }) { code } }",
+            json!({}),
+        ),
     ];
     for (operation, variables) in operations {
         let body = app.graphql(Some(&member), operation, variables).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "{operation}: {body}");
-        let anonymous = app.graphql(None, operation, json!({ "a": account_id })).await;
+        let anonymous = app
+            .graphql(None, operation, json!({ "a": account_id }))
+            .await;
         assert_eq!(error_code(&anonymous), "UNAUTHENTICATED", "{operation}");
     }
     // Nothing changed.
-    let me = app.graphql_ok(Some(&member), "{ me { account { plan { code monthlyQuota } } } }", json!({})).await;
-    assert_eq!(me["me"]["account"]["plan"], json!({ "code": "FREE", "monthlyQuota": 1000 }));
+    let me = app
+        .graphql_ok(
+            Some(&member),
+            "{ me { account { plan { code monthlyQuota } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        me["me"]["account"]["plan"],
+        json!({ "code": "FREE", "monthlyQuota": 1000 })
+    );
 }
 
 #[tokio::test]
@@ -48,17 +68,27 @@ async fn admin_role_is_read_from_the_database_not_the_token() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
     let update = "mutation { adminUpdatePlan(code: PRO, input: { name: \"Pro\" }) { code } }";
-    assert!(app.graphql(Some(&admin), update, json!({})).await.get("errors").is_none());
+    assert!(app
+        .graphql(Some(&admin), update, json!({}))
+        .await
+        .get("errors")
+        .is_none());
 
     // Demote the admin behind the token's back: the same token is now refused.
     use sea_orm::{ConnectionTrait, Statement};
     let backend = app.state.db.get_database_backend();
     app.state
         .db
-        .execute_raw(Statement::from_string(backend, "UPDATE users SET role = 'MEMBER'"))
+        .execute_raw(Statement::from_string(
+            backend,
+            "UPDATE users SET role = 'MEMBER'",
+        ))
         .await
         .unwrap();
-    assert_eq!(error_code(&app.graphql(Some(&admin), update, json!({})).await), "FORBIDDEN");
+    assert_eq!(
+        error_code(&app.graphql(Some(&admin), update, json!({})).await),
+        "FORBIDDEN"
+    );
 }
 
 #[tokio::test]
@@ -73,8 +103,17 @@ async fn admin_set_plan_moves_an_account_and_records_when() {
             json!({ "a": account_id }),
         )
         .await;
-    assert_eq!(data["adminSetPlan"]["plan"], json!({ "code": "ENTERPRISE", "monthlyQuota": null }));
-    let me = app.graphql_ok(Some(&member), "{ me { account { plan { code } } } }", json!({})).await;
+    assert_eq!(
+        data["adminSetPlan"]["plan"],
+        json!({ "code": "ENTERPRISE", "monthlyQuota": null })
+    );
+    let me = app
+        .graphql_ok(
+            Some(&member),
+            "{ me { account { plan { code } } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(me["me"]["account"]["plan"]["code"], "ENTERPRISE");
 
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -91,7 +130,11 @@ async fn admin_set_plan_moves_an_account_and_records_when() {
     assert_eq!(history, vec!["FREE", "ENTERPRISE"]);
 
     let missing = app
-        .graphql(Some(&admin), "mutation { adminSetPlan(accountId: \"nope\", plan: PRO) { id } }", json!({}))
+        .graphql(
+            Some(&admin),
+            "mutation { adminSetPlan(accountId: \"nope\", plan: PRO) { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&missing), "NOT_FOUND");
 }
@@ -102,7 +145,13 @@ async fn admin_update_plan_changes_only_the_given_fields_and_is_seen_by_the_key_
     let (member, _, _) = app.sign_up("limits@example.com").await;
     let (key, _) = app.create_key(&member, false).await;
     let digest = tally::domain::keys::parse(&key).unwrap();
-    let before = app.state.keys.lookup(&app.state.db, digest).await.unwrap().unwrap();
+    let before = app
+        .state
+        .keys
+        .lookup(&app.state.db, digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(before.plan.rate_limit_per_minute, 100);
 
     let admin = app.admin_token().await;
@@ -119,11 +168,24 @@ async fn admin_update_plan_changes_only_the_given_fields_and_is_seen_by_the_key_
                 "rateLimitPerMinute": 7, "blocksOverQuota": true })
     );
     // The next lookup sees the new limits at once, cached entry or not.
-    let after = app.state.keys.lookup(&app.state.db, digest).await.unwrap().unwrap();
-    assert_eq!((after.plan.rate_limit_per_minute, after.plan.monthly_quota), (7, Some(50)));
+    let after = app
+        .state
+        .keys
+        .lookup(&app.state.db, digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.plan.rate_limit_per_minute, after.plan.monthly_quota),
+        (7, Some(50))
+    );
 
     let unlimited = app
-        .graphql_ok(Some(&admin), "mutation { adminUpdatePlan(code: PRO, input: { unlimited: true }) { monthlyQuota } }", json!({}))
+        .graphql_ok(
+            Some(&admin),
+            "mutation { adminUpdatePlan(code: PRO, input: { unlimited: true }) { monthlyQuota } }",
+            json!({}),
+        )
         .await;
     assert_eq!(unlimited["adminUpdatePlan"]["monthlyQuota"], json!(null));
 }
@@ -141,14 +203,31 @@ async fn admin_update_plan_refuses_bad_values_and_changes_nothing() {
         "{ monthlyQuota: 10, unlimited: true }",
     ] {
         let body = app
-            .graphql(Some(&admin), &format!("mutation {{ adminUpdatePlan(code: PRO, input: {input}) {{ code }} }}"), json!({}))
+            .graphql(
+                Some(&admin),
+                &format!("mutation {{ adminUpdatePlan(code: PRO, input: {input}) {{ code }} }}"),
+                json!({}),
+            )
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}");
     }
     let limited_again = app
-        .graphql(Some(&admin), "mutation { adminUpdatePlan(code: ENTERPRISE, input: { unlimited: false }) { code } }", json!({}))
+        .graphql(
+            Some(&admin),
+            "mutation { adminUpdatePlan(code: ENTERPRISE, input: { unlimited: false }) { code } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&limited_again), "BAD_USER_INPUT");
-    let data = app.graphql_ok(None, "{ plans { code monthlyQuota priceCents rateLimitPerMinute name } }", json!({})).await;
-    assert_eq!(data["plans"][1], json!({ "code": "PRO", "monthlyQuota": 100000, "priceCents": 2900, "rateLimitPerMinute": 100, "name": "Pro" }));
+    let data = app
+        .graphql_ok(
+            None,
+            "{ plans { code monthlyQuota priceCents rateLimitPerMinute name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["plans"][1],
+        json!({ "code": "PRO", "monthlyQuota": 100000, "priceCents": 2900, "rateLimitPerMinute": 100, "name": "Pro" })
+    );
 }
