@@ -121,10 +121,14 @@ pub struct ServeArgs {
     /// Requests taking longer than this are answered 408.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
+    /// Signing secret of the billing provider's webhook (Stripe's `whsec_...`). Without it
+    /// `POST /api/webhooks/billing` answers 503.
+    #[arg(long, env = "TALLY_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
+    pub billing_webhook_secret: Option<String>,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub jwt_ttl: Duration,
     pub jwt_issuer: String,
@@ -133,6 +137,9 @@ pub struct Config {
     pub login_attempts_per_email_per_minute: u32,
     pub key_cache_ttl: Duration,
     pub request_timeout: Duration,
+    /// `None` (or empty) leaves the billing webhook switched off. Never logged: see the `Debug`
+    /// below.
+    pub billing_webhook_secret: Option<String>,
 }
 
 impl Config {
@@ -142,8 +149,37 @@ impl Config {
             auth_rate_limit_per_minute: args.auth_rate_limit_per_minute,
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            billing_webhook_secret: args
+                .billing_webhook_secret
+                .clone()
+                .filter(|secret| !secret.is_empty()),
             ..Self::default()
         }
+    }
+}
+
+/// Written by hand so that secrets never reach a log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("jwt_ttl", &self.jwt_ttl)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field(
+                "auth_rate_limit_per_minute",
+                &self.auth_rate_limit_per_minute,
+            )
+            .field(
+                "login_attempts_per_email_per_minute",
+                &self.login_attempts_per_email_per_minute,
+            )
+            .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("request_timeout", &self.request_timeout)
+            .field(
+                "billing_webhook_secret",
+                &self.billing_webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,6 +193,7 @@ impl Default for Config {
             login_attempts_per_email_per_minute: 10,
             key_cache_ttl: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            billing_webhook_secret: None,
         }
     }
 }

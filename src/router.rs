@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
@@ -13,7 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::build_schema;
-use crate::http::{graphql, health};
+use crate::http::{billing_webhook, graphql, health};
 use crate::state::AppState;
 
 /// Largest GraphQL request body.
@@ -30,10 +30,18 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT))
         .layer(Extension(schema));
 
+    let billing_routes = Router::new().route(
+        "/api/webhooks/billing",
+        post(billing_webhook::receive).layer(DefaultBodyLimit::max(
+            billing_webhook::BILLING_WEBHOOK_BODY_LIMIT,
+        )),
+    );
+
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .merge(graphql_routes)
+        .merge(billing_routes)
         .with_state(state)
         .layer(
             ServiceBuilder::new()

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ServeArgs};
+use crate::domain::billing;
 use crate::domain::settings::{self, AdminBootstrap};
 use crate::state::AppState;
 use crate::{app, db};
@@ -72,7 +73,7 @@ async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::R
     Ok(())
 }
 
-/// Periodic clean-up of in-memory limiter state.
+/// Periodic clean-up of in-memory limiter state and of old billing webhook event ids.
 fn spawn_housekeeping(state: &AppState) {
     let limiter = state.auth_limiter.clone();
     tokio::spawn(async move {
@@ -80,6 +81,21 @@ fn spawn_housekeeping(state: &AppState) {
         loop {
             tick.tick().await;
             limiter.shrink();
+        }
+    });
+
+    let (db, clock) = (state.db.clone(), state.clock.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match billing::webhook::prune_processed_events(&db, clock.now()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned old billing webhook event ids"),
+                Err(err) => {
+                    tracing::warn!(error = ?err, "pruning billing webhook event ids failed")
+                }
+            }
         }
     });
 }

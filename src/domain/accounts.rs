@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, SqlErr, TransactionTrait,
+    Set, SqlErr, TransactionSession, TransactionTrait,
 };
 
 use crate::domain::auth;
@@ -143,6 +143,7 @@ async fn create_account(
         billing_customer_id: Set(None),
         billing_period_start: Set(None),
         billing_period_end: Set(None),
+        billing_event_created_at: Set(None),
         created_at: Set(now),
     }
     .insert(db)
@@ -185,9 +186,10 @@ pub async fn authenticate(
     }
 }
 
-/// Moves an account to another plan from `now` on.
-pub async fn set_plan(
-    db: &DatabaseConnection,
+/// Moves an account to another plan from `now` on. Given a transaction, the change commits or
+/// rolls back with it (it runs in a savepoint).
+pub async fn set_plan<C: TransactionTrait>(
+    db: &C,
     account_id: &str,
     code: PlanCode,
     now: DateTime<Utc>,

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod keys;
 pub mod plans;
 pub mod settings;

@@ -11,6 +11,9 @@ pub struct Model {
     /// The billing provider's own period, when it sent one; otherwise calendar months apply.
     pub billing_period_start: Option<DateTimeUtc>,
     pub billing_period_end: Option<DateTimeUtc>,
+    /// `created` (unix seconds) of the last billing-provider event applied to this account: an
+    /// older event delivered late must not undo it.
+    pub billing_event_created_at: Option<i64>,
     pub created_at: DateTimeUtc,
 }
 
