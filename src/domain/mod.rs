@@ -3,6 +3,9 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod histogram;
 pub mod keys;
+pub mod periods;
 pub mod plans;
+pub mod quota;
 pub mod settings;
