@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_core;
+mod m20261123_000002_usage;
 mod m20261123_000003_billing_webhooks;
 
 pub struct Migrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261123_000001_core::Migration),
+            Box::new(m20261123_000002_usage::Migration),
             Box::new(m20261123_000003_billing_webhooks::Migration),
         ]
     }

@@ -1,0 +1,109 @@
+//! Billing periods: calendar months in UTC, `[start, end)`, unless the billing provider gave the
+//! account its own subscription period, which applies to the instants inside it.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+
+use crate::entity::account;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BillingPeriod {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl BillingPeriod {
+    /// The calendar month (UTC) containing `at`.
+    pub fn calendar_month(at: DateTime<Utc>) -> Self {
+        let (year, month) = (at.year(), at.month());
+        let (next_year, next_month) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        let first = |y: i32, m: u32| {
+            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+                .single()
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        Self {
+            start: first(year, month),
+            end: first(next_year, next_month),
+        }
+    }
+
+    /// The period of `account` that contains `at`: the provider's period when `at` lies inside
+    /// it, the calendar month otherwise.
+    pub fn for_account(account: &account::Model, at: DateTime<Utc>) -> Self {
+        match (account.billing_period_start, account.billing_period_end) {
+            (Some(start), Some(end)) if start <= at && at < end => Self { start, end },
+            _ => Self::calendar_month(at),
+        }
+    }
+
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.start <= at && at < self.end
+    }
+
+    /// Length of the period in whole seconds.
+    pub fn seconds(&self) -> i64 {
+        (self.end - self.start).num_seconds()
+    }
+
+    /// Whole seconds from `now` to the end of the period, rounded up, at least 0.
+    pub fn seconds_left(&self, now: DateTime<Utc>) -> i64 {
+        let millis = (self.end - now).num_milliseconds().max(0);
+        (millis + 999) / 1000
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.start.timestamp_millis()
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.end.timestamp_millis()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_last_millisecond_of_a_month_and_the_first_of_the_next_are_apart() {
+        let november = BillingPeriod::calendar_month(at("2026-11-30T23:59:59.999Z"));
+        let december = BillingPeriod::calendar_month(at("2026-12-01T00:00:00Z"));
+        assert_eq!(november.start, at("2026-11-01T00:00:00Z"));
+        assert_eq!(november.end, at("2026-12-01T00:00:00Z"));
+        assert_eq!(december.start, november.end);
+        assert_eq!(december.end, at("2027-01-01T00:00:00Z"));
+        assert_eq!(november.seconds(), 30 * 86_400);
+    }
+
+    #[test]
+    fn a_provider_period_applies_inside_it_only() {
+        let account = account::Model {
+            id: "a".into(),
+            name: "a".into(),
+            plan_code: "PRO".into(),
+            billing_customer_id: None,
+            billing_period_start: Some(at("2026-11-15T00:00:00Z")),
+            billing_period_end: Some(at("2026-12-15T00:00:00Z")),
+            created_at: at("2026-01-01T00:00:00Z"),
+        };
+        let inside = BillingPeriod::for_account(&account, at("2026-12-01T10:00:00Z"));
+        assert_eq!(inside.start, at("2026-11-15T00:00:00Z"));
+        let after = BillingPeriod::for_account(&account, at("2026-12-20T10:00:00Z"));
+        assert_eq!(after, BillingPeriod::calendar_month(at("2026-12-20T10:00:00Z")));
+    }
+
+    #[test]
+    fn seconds_left_round_up() {
+        let p = BillingPeriod::calendar_month(at("2026-11-30T23:59:59.001Z"));
+        assert_eq!(p.seconds_left(at("2026-11-30T23:59:59.001Z")), 1);
+        assert_eq!(p.seconds_left(at("2026-12-02T00:00:00Z")), 0);
+    }
+}

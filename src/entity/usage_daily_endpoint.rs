@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+/// API calls of one account on one UTC day (`YYYY-MM-DD`) to one (method, endpoint).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "usage_daily_endpoints")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub account_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub day: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub method: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub endpoint: String,
+    pub calls: i64,
+    /// Status 2xx/3xx.
+    pub successes: i64,
+    /// Status 4xx/5xx.
+    pub failures: i64,
+    pub latency_sum_ms: i64,
+    /// Calls whose response time is known.
+    pub latency_count: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
