@@ -4,7 +4,7 @@ use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Cli, Command, MigrateAction, UserAction};
+use crate::config::{BillingAction, Cli, Command, MigrateAction, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
 use crate::entity::account;
 use crate::{db, graphql, server};
@@ -16,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => server::serve(&database_url, args).await,
         Some(Command::Migrate { action }) => migrate(&database_url, action).await,
         Some(Command::User { action }) => user(&database_url, action).await,
+        Some(Command::Billing { action }) => billing(&database_url, action).await,
         Some(Command::Schema { check }) => schema(check),
     }
 }
@@ -76,6 +77,27 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
         created.email,
         created.id,
         created.account_id
+    );
+    Ok(())
+}
+
+async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()> {
+    let BillingAction::Close { as_of } = action;
+    let db = db::connect(database_url)
+        .await
+        .context("opening the database")?;
+    db::migrate(&db).await.context("applying migrations")?;
+    let now = SystemClock.now();
+    let as_of = as_of.unwrap_or(now);
+    if as_of > now {
+        bail!("--as-of lies in the future: only ended periods can be closed");
+    }
+    let run = crate::domain::billing::close::close_ended_periods(&db, as_of, now)
+        .await
+        .map_err(|err| anyhow::anyhow!("billing run failed: {err:?}"))?;
+    println!(
+        "Created {} invoice(s), {} cents in total",
+        run.invoices_created, run.total_cents
     );
     Ok(())
 }

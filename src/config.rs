@@ -56,11 +56,26 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Billing runs.
+    Billing {
+        #[command(subcommand)]
+        action: BillingAction,
+    },
     /// Print the GraphQL schema (SDL).
     Schema {
         /// Compare with this file instead of printing; exit 1 when they differ.
         #[arg(long)]
         check: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BillingAction {
+    /// Invoice every account for every billing period that has ended (idempotent).
+    Close {
+        /// Close the periods that ended at or before this instant (RFC 3339); default: now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -118,6 +133,16 @@ pub struct ServeArgs {
     /// again: the bound on how late another instance sees a revocation or plan change.
     #[arg(long, env = "TALLY_KEY_CACHE_TTL_SECONDS", default_value_t = 5)]
     pub key_cache_ttl_seconds: u64,
+    /// How often `serve` closes ended billing periods by itself, in seconds.
+    #[arg(
+        long,
+        env = "TALLY_BILLING_CLOSE_INTERVAL_SECONDS",
+        default_value_t = 3600
+    )]
+    pub billing_close_interval_seconds: u64,
+    /// Do not close billing periods in the background (run `tally billing close` instead).
+    #[arg(long, env = "TALLY_NO_BILLING_CLOSE")]
+    pub no_billing_close: bool,
     /// Requests taking longer than this are answered 408.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,

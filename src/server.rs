@@ -32,6 +32,11 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = AppState::new(db, Config::from_serve_args(&args), jwt_secret.as_bytes());
     spawn_housekeeping(&state);
+    if args.no_billing_close {
+        tracing::info!("not closing billing periods in the background: --no-billing-close");
+    } else {
+        spawn_billing_runs(&state, args.billing_close_interval_seconds);
+    }
 
     let listener = TcpListener::bind(args.bind)
         .await
@@ -95,6 +100,22 @@ fn spawn_housekeeping(state: &AppState) {
                 Err(err) => {
                     tracing::warn!(error = ?err, "pruning billing webhook event ids failed")
                 }
+            }
+        }
+    });
+}
+
+/// Closes ended billing periods now and then; runs on several instances are harmless.
+fn spawn_billing_runs(state: &AppState, interval_seconds: u64) {
+    let (db, clock) = (state.db.clone(), state.clock.clone());
+    let every = std::time::Duration::from_secs(interval_seconds.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            if let Err(err) = billing::close::close_ended_periods(&db, now, now).await {
+                tracing::error!(error = ?err, "background billing run failed; retrying next time");
             }
         }
     });

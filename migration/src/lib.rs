@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_core;
 mod m20261123_000002_usage;
 mod m20261123_000003_billing_webhooks;
+mod m20261123_000004_invoices;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_core::Migration),
             Box::new(m20261123_000002_usage::Migration),
             Box::new(m20261123_000003_billing_webhooks::Migration),
+            Box::new(m20261123_000004_invoices::Migration),
         ]
     }
 }

@@ -92,12 +92,16 @@ mod tests {
             billing_customer_id: None,
             billing_period_start: Some(at("2026-11-15T00:00:00Z")),
             billing_period_end: Some(at("2026-12-15T00:00:00Z")),
+            billing_event_created_at: None,
             created_at: at("2026-01-01T00:00:00Z"),
         };
         let inside = BillingPeriod::for_account(&account, at("2026-12-01T10:00:00Z"));
         assert_eq!(inside.start, at("2026-11-15T00:00:00Z"));
         let after = BillingPeriod::for_account(&account, at("2026-12-20T10:00:00Z"));
-        assert_eq!(after, BillingPeriod::calendar_month(at("2026-12-20T10:00:00Z")));
+        assert_eq!(
+            after,
+            BillingPeriod::calendar_month(at("2026-12-20T10:00:00Z"))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod account;
 pub mod account_plan_change;
 pub mod api_key;
 pub mod billing_webhook_event;
+pub mod invoice;
 pub mod plan;
 pub mod setting;
 pub mod usage_daily_endpoint;

@@ -3,11 +3,13 @@
 pub mod account;
 pub mod api_key;
 pub mod auth;
+pub mod invoice;
 pub mod plan;
 pub mod user;
 
 pub use account::Account;
 pub use api_key::{ApiKey, ApiKeyStatus, CreatedApiKey};
 pub use auth::AuthPayload;
+pub use invoice::{BillingRun, Invoice};
 pub use plan::{Plan, PlanCode, PlanInput};
 pub use user::{Role, User};

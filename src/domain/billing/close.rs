@@ -1,0 +1,202 @@
+//! Closing billing periods: one invoice per account and ended period, FREE accounts included, on
+//! the plan in force at the period's end. Runs are idempotent and safe to race: the unique index
+//! on (account, period start) turns a second insert for the same period into a no-op.
+//!
+//! Which periods exist for an account: every period in which it counted calls (`usage_periods`),
+//! the billing provider's period when it has ended, and every calendar month from the account's
+//! creation that overlaps none of those. The first month is billed whole (no proration). Plan
+//! prices are read when the run happens; plan *assignments* are read as of the period's end, so a
+//! late run bills what a punctual one would have.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+
+use crate::domain::accounts::new_id;
+use crate::domain::billing::invoice;
+use crate::domain::periods::BillingPeriod;
+use crate::entity::{account, account_plan_change, invoice as invoice_row, plan, usage_period};
+use crate::error::{AppError, AppResult};
+
+/// What a billing run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub invoices_created: i64,
+    /// Sum of the totals of the invoices this run created.
+    pub total_cents: i64,
+}
+
+const ACCOUNTS_PER_PAGE: u64 = 500;
+
+/// Invoices every account for every period that ended at or before `as_of`; `now` stamps the
+/// invoices.
+pub async fn close_ended_periods(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<RunSummary> {
+    let plans: HashMap<String, plan::Model> = plan::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.code.clone(), p))
+        .collect();
+    let mut summary = RunSummary::default();
+    let mut pages = account::Entity::find()
+        .order_by_asc(account::Column::Id)
+        .paginate(db, ACCOUNTS_PER_PAGE);
+    while let Some(accounts) = pages.fetch_and_next().await? {
+        for account in accounts {
+            let done = close_account(db, &plans, &account, as_of, now).await?;
+            summary.invoices_created += done.invoices_created;
+            summary.total_cents += done.total_cents;
+        }
+    }
+    if summary.invoices_created > 0 {
+        tracing::info!(
+            invoices = summary.invoices_created,
+            total_cents = summary.total_cents,
+            as_of = %as_of,
+            "billing run closed periods"
+        );
+    }
+    Ok(summary)
+}
+
+async fn close_account(
+    db: &DatabaseConnection,
+    plans: &HashMap<String, plan::Model>,
+    account: &account::Model,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<RunSummary> {
+    let as_of_ms = as_of.timestamp_millis();
+    let counted: Vec<usage_period::Model> = usage_period::Entity::find()
+        .filter(usage_period::Column::AccountId.eq(account.id.as_str()))
+        .filter(usage_period::Column::PeriodEnd.lte(as_of_ms))
+        .all(db)
+        .await?;
+    let invoiced: Vec<(i64, i64)> = invoice_row::Entity::find()
+        .filter(invoice_row::Column::AccountId.eq(account.id.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| (i.period_start, i.period_end))
+        .collect();
+    let changes: Vec<account_plan_change::Model> = account_plan_change::Entity::find()
+        .filter(account_plan_change::Column::AccountId.eq(account.id.as_str()))
+        .order_by_asc(account_plan_change::Column::EffectiveAt)
+        .order_by_asc(account_plan_change::Column::Id)
+        .all(db)
+        .await?;
+
+    let calls_by_start: HashMap<i64, i64> =
+        counted.iter().map(|p| (p.period_start, p.calls)).collect();
+    let periods = ended_periods(account, &counted, &invoiced, as_of);
+
+    let mut summary = RunSummary::default();
+    for period in periods {
+        if invoiced
+            .iter()
+            .any(|(start, _)| *start == period.start_ms())
+        {
+            continue;
+        }
+        let code = plan_at(&changes, period.end).unwrap_or(account.plan_code.as_str());
+        let plan = plans.get(code).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "plan {code} of account {} is missing",
+                account.id
+            ))
+        })?;
+        let calls = calls_by_start.get(&period.start_ms()).copied().unwrap_or(0);
+        let lines = invoice::lines(plan, calls);
+        let inserted = invoice_row::Entity::insert(invoice_row::ActiveModel {
+            id: Set(new_id()),
+            account_id: Set(account.id.clone()),
+            period_start: Set(period.start_ms()),
+            period_end: Set(period.end_ms()),
+            plan_code: Set(plan.code.clone()),
+            calls: Set(lines.calls),
+            included_calls: Set(lines.included_calls),
+            overage_calls: Set(lines.overage_calls),
+            overage_price_micros: Set(lines.overage_price_micros),
+            base_cents: Set(lines.base_cents),
+            overage_cents: Set(lines.overage_cents),
+            total_cents: Set(lines.total_cents),
+            created_at: Set(now.timestamp_millis()),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                invoice_row::Column::AccountId,
+                invoice_row::Column::PeriodStart,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+        if inserted > 0 {
+            summary.invoices_created += 1;
+            summary.total_cents += lines.total_cents;
+        }
+    }
+    Ok(summary)
+}
+
+/// The plan code in force just before `end` (a change at `end` itself belongs to the next period).
+fn plan_at(changes: &[account_plan_change::Model], end: DateTime<Utc>) -> Option<&str> {
+    changes
+        .iter()
+        .rev()
+        .find(|change| change.effective_at < end)
+        .map(|change| change.plan_code.as_str())
+}
+
+/// The account's periods that ended at or before `as_of`, oldest first.
+fn ended_periods(
+    account: &account::Model,
+    counted: &[usage_period::Model],
+    invoiced: &[(i64, i64)],
+    as_of: DateTime<Utc>,
+) -> Vec<BillingPeriod> {
+    let from_ms =
+        |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut periods: Vec<BillingPeriod> = counted
+        .iter()
+        .map(|p| BillingPeriod {
+            start: from_ms(p.period_start),
+            end: from_ms(p.period_end),
+        })
+        .collect();
+    if let (Some(start), Some(end)) = (account.billing_period_start, account.billing_period_end) {
+        let provider = BillingPeriod { start, end };
+        if end <= as_of && !periods.contains(&provider) {
+            periods.push(provider);
+        }
+    }
+    let taken: Vec<(i64, i64)> = periods
+        .iter()
+        .map(|p| (p.start_ms(), p.end_ms()))
+        .chain(invoiced.iter().copied())
+        .collect();
+    let overlaps = |p: &BillingPeriod| {
+        taken
+            .iter()
+            .any(|(s, e)| p.start_ms() < *e && *s < p.end_ms())
+    };
+    let mut month = BillingPeriod::calendar_month(account.created_at);
+    while month.end <= as_of {
+        if !overlaps(&month) {
+            periods.push(month);
+        }
+        month = BillingPeriod::calendar_month(month.end);
+    }
+    periods.sort_by_key(|p| p.start);
+    periods.dedup();
+    periods
+}

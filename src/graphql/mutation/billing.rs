@@ -1,0 +1,33 @@
+use async_graphql::{Context, ErrorExtensions, Object, Result};
+use chrono::{DateTime, Utc};
+
+use crate::domain::billing::close;
+use crate::error::AppError;
+use crate::graphql::context::{now, state};
+use crate::graphql::guard::AdminGuard;
+use crate::graphql::object::BillingRun;
+
+#[derive(Default)]
+pub struct BillingMutation;
+
+#[Object]
+impl BillingMutation {
+    /// Invoices every account for every billing period that ended at or before `asOf` (default:
+    /// now). Idempotent: a period is never invoiced twice, however often or concurrently this runs.
+    #[graphql(guard = "AdminGuard")]
+    async fn admin_close_billing_periods(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<BillingRun> {
+        let now = now(ctx);
+        let as_of = as_of.unwrap_or(now);
+        if as_of > now {
+            return Err(AppError::bad_field("asOf", "must not lie in the future").extend());
+        }
+        close::close_ended_periods(&state(ctx).db, as_of, now)
+            .await
+            .map(BillingRun::from)
+            .map_err(|err| err.extend())
+    }
+}

@@ -1,0 +1,251 @@
+//! Closing billing periods into invoices: exact money, the plan at the period's end, and one
+//! invoice per account and period however often (or concurrently) billing runs.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::{error_code, TestApp};
+use sea_orm::{EntityTrait, PaginatorTrait, Set};
+use serde_json::{json, Value};
+use tally::clock::Clock;
+use tally::entity::{invoice, usage_period};
+
+const INVOICE_FIELDS: &str =
+    "periodStart periodEnd plan calls includedCalls overageCalls baseCents overageCents totalCents";
+
+fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+}
+
+/// Records `calls` counted calls in November 2026 for the account, as the recorder would.
+async fn november_calls(app: &TestApp, account_id: &str, calls: i64) {
+    usage_period::Entity::insert(usage_period::ActiveModel {
+        account_id: Set(account_id.to_owned()),
+        period_start: Set(utc(2026, 11, 1).timestamp_millis()),
+        period_end: Set(utc(2026, 12, 1).timestamp_millis()),
+        calls: Set(calls),
+    })
+    .exec_without_returning(&app.state.db)
+    .await
+    .unwrap();
+}
+
+async fn set_plan(app: &TestApp, account_id: &str, plan: &str) {
+    let admin = app.admin_token().await;
+    app.graphql_ok(
+        Some(&admin),
+        "mutation($a: ID!, $p: PlanCode!) { adminSetPlan(accountId: $a, plan: $p) { id } }",
+        json!({ "a": account_id, "p": plan }),
+    )
+    .await;
+}
+
+async fn close(app: &TestApp, as_of: Option<DateTime<Utc>>) -> Value {
+    let admin = app.admin_token().await;
+    let data = app
+        .graphql_ok(
+            Some(&admin),
+            "mutation($at: DateTime) { adminCloseBillingPeriods(asOf: $at) { invoicesCreated totalCents } }",
+            json!({ "at": as_of.map(|t| t.to_rfc3339()) }),
+        )
+        .await;
+    data["adminCloseBillingPeriods"].clone()
+}
+
+async fn invoices_of(app: &TestApp, email: &str) -> Vec<Value> {
+    let token = app.login(email).await;
+    let data = app
+        .graphql_ok(
+            Some(&token),
+            &format!("{{ invoices {{ {INVOICE_FIELDS} }} }}"),
+            json!({}),
+        )
+        .await;
+    data["invoices"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn pro_over_its_quota_bills_the_overage_to_the_cent() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("pro@example.com").await;
+    set_plan(&app, &account, "PRO").await;
+    november_calls(&app, &account, 100_500).await;
+    app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
+    close(&app, None).await;
+    let invoices = invoices_of(&app, "pro@example.com").await;
+    assert_eq!(
+        invoices,
+        vec![json!({
+            "periodStart": "2026-11-01T00:00:00+00:00", "periodEnd": "2026-12-01T00:00:00+00:00",
+            "plan": "PRO", "calls": 100500, "includedCalls": 100000, "overageCalls": 500,
+            "baseCents": 2900, "overageCents": 50, "totalCents": 2950
+        })]
+    );
+}
+
+#[tokio::test]
+async fn half_a_cent_of_overage_rounds_up_once_per_invoice() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("half@example.com").await;
+    set_plan(&app, &account, "PRO").await;
+    // 5 overage calls × 1,000 micros = 5,000 micros = 0.5 cent → 1 cent.
+    november_calls(&app, &account, 100_005).await;
+    app.clock.set(utc(2026, 12, 2));
+    close(&app, None).await;
+    let invoice = &invoices_of(&app, "half@example.com").await[0];
+    assert_eq!(
+        (
+            invoice["overageCalls"].as_i64(),
+            invoice["overageCents"].as_i64()
+        ),
+        (Some(5), Some(1))
+    );
+    assert_eq!(invoice["totalCents"], 2901);
+}
+
+#[tokio::test]
+async fn free_accounts_get_zero_invoices_and_enterprise_has_no_overage() {
+    let app = TestApp::new().await;
+    app.sign_up("free@example.com").await;
+    let (_, _, enterprise) = app.sign_up("big@example.com").await;
+    set_plan(&app, &enterprise, "ENTERPRISE").await;
+    november_calls(&app, &enterprise, 5_000_000).await;
+    app.clock.set(utc(2026, 12, 2));
+    close(&app, None).await;
+
+    let free = invoices_of(&app, "free@example.com").await;
+    assert_eq!(free.len(), 1, "a period without calls is invoiced too");
+    assert_eq!(
+        (
+            free[0]["plan"].as_str(),
+            free[0]["calls"].as_i64(),
+            free[0]["includedCalls"].as_i64(),
+            free[0]["totalCents"].as_i64()
+        ),
+        (Some("FREE"), Some(0), Some(1000), Some(0))
+    );
+    let big = &invoices_of(&app, "big@example.com").await[0];
+    assert_eq!(big["plan"], "ENTERPRISE");
+    assert_eq!(big["includedCalls"], Value::Null);
+    assert_eq!(
+        (big["overageCalls"].as_i64(), big["totalCents"].as_i64()),
+        (Some(0), Some(29_900))
+    );
+}
+
+#[tokio::test]
+async fn the_plan_in_force_at_the_periods_end_is_billed_however_late_the_run() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("switch@example.com").await;
+    november_calls(&app, &account, 1_200).await;
+    // Upgraded mid-November: November is billed on PRO.
+    app.clock.set(utc(2026, 11, 20));
+    set_plan(&app, &account, "PRO").await;
+    // Moved to ENTERPRISE after November ended but before the (late) billing run.
+    app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(2));
+    set_plan(&app, &account, "ENTERPRISE").await;
+    app.clock.set(utc(2026, 12, 3));
+    close(&app, Some(utc(2026, 12, 2))).await;
+    let invoice = &invoices_of(&app, "switch@example.com").await[0];
+    assert_eq!(invoice["plan"], "PRO");
+    assert_eq!(
+        (invoice["calls"].as_i64(), invoice["overageCalls"].as_i64()),
+        (Some(1_200), Some(0))
+    );
+    assert_eq!(invoice["totalCents"], 2_900);
+}
+
+#[tokio::test]
+async fn repeated_runs_create_each_invoice_once() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("repeat@example.com").await;
+    november_calls(&app, &account, 10).await;
+    app.clock.set(utc(2026, 12, 2));
+    let first = close(&app, None).await;
+    assert!(first["invoicesCreated"].as_i64().unwrap() >= 1);
+    let second = close(&app, None).await;
+    assert_eq!(second, json!({ "invoicesCreated": 0, "totalCents": 0 }));
+    assert_eq!(invoices_of(&app, "repeat@example.com").await.len(), 1);
+    // The next period starts from zero: nothing of December is billed before it ends.
+    app.clock.set(utc(2026, 12, 31));
+    assert_eq!(close(&app, None).await["invoicesCreated"], 0);
+}
+
+#[tokio::test]
+async fn eight_concurrent_runs_create_exactly_one_invoice_per_account_and_period() {
+    let app = TestApp::new().await;
+    for i in 0..5 {
+        let (_, _, account) = app.sign_up(&format!("c{i}@example.com")).await;
+        november_calls(&app, &account, 100 * i).await;
+    }
+    app.clock.set(utc(2026, 12, 2));
+    let now = app.clock.now();
+    let runs = futures::future::join_all((0..8).map(|_| {
+        let db = app.state.db.clone();
+        async move {
+            tally::domain::billing::close::close_ended_periods(&db, now, now)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let created: i64 = runs.iter().map(|r| r.invoices_created).sum();
+    let stored = invoice::Entity::find().count(&app.state.db).await.unwrap() as i64;
+    assert_eq!(created, stored, "every invoice counted by exactly one run");
+    // Five member accounts, one November period each (plus nothing else: no admin account yet).
+    assert_eq!(stored, 5);
+}
+
+#[tokio::test]
+async fn billing_is_admin_only_and_invoices_are_private() {
+    let app = TestApp::new().await;
+    let (member, _, _) = app.sign_up("member@example.com").await;
+    let (_, _, other_account) = app.sign_up("other@example.com").await;
+    let forbidden = app
+        .graphql(
+            Some(&member),
+            "mutation { adminCloseBillingPeriods { invoicesCreated } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+
+    app.clock.set(utc(2026, 12, 2));
+    close(&app, None).await;
+    let member = app.login("member@example.com").await;
+    let peek = app
+        .graphql(
+            Some(&member),
+            "query($a: ID) { invoices(accountId: $a) { totalCents } }",
+            json!({ "a": other_account }),
+        )
+        .await;
+    assert_eq!(error_code(&peek), "NOT_FOUND");
+    let admin = app.admin_token().await;
+    let seen = app
+        .graphql_ok(
+            Some(&admin),
+            "query($a: ID) { invoices(accountId: $a) { plan } }",
+            json!({ "a": other_account }),
+        )
+        .await;
+    assert_eq!(seen["invoices"], json!([{ "plan": "FREE" }]));
+}
+
+#[tokio::test]
+async fn a_run_as_of_the_future_is_refused() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let body = app
+        .graphql(
+            Some(&admin),
+            "mutation { adminCloseBillingPeriods(asOf: \"2099-01-01T00:00:00Z\") { invoicesCreated } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(
+        invoice::Entity::find().count(&app.state.db).await.unwrap(),
+        0
+    );
+}
