@@ -121,6 +121,16 @@ pub struct ServeArgs {
     /// Requests taking longer than this are answered 408.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
+    /// `POST /api/install-callback` requests allowed per client address and minute.
+    #[arg(
+        long,
+        env = "TALLY_INSTALL_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub install_rate_limit_per_minute: u32,
+    /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429).
+    #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
+    pub upgrade_url: String,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -133,6 +143,8 @@ pub struct Config {
     pub login_attempts_per_email_per_minute: u32,
     pub key_cache_ttl: Duration,
     pub request_timeout: Duration,
+    pub install_rate_limit_per_minute: u32,
+    pub upgrade_url: String,
 }
 
 impl Config {
@@ -142,6 +154,8 @@ impl Config {
             auth_rate_limit_per_minute: args.auth_rate_limit_per_minute,
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            install_rate_limit_per_minute: args.install_rate_limit_per_minute,
+            upgrade_url: args.upgrade_url.clone(),
             ..Self::default()
         }
     }
@@ -157,6 +171,8 @@ impl Default for Config {
             login_attempts_per_email_per_minute: 10,
             key_cache_ttl: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            install_rate_limit_per_minute: 60,
+            upgrade_url: "/upgrade".to_owned(),
         }
     }
 }
