@@ -150,6 +150,16 @@ pub struct ServeArgs {
     /// `POST /api/webhooks/billing` answers 503.
     #[arg(long, env = "TALLY_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
     pub billing_webhook_secret: Option<String>,
+    /// `POST /api/install-callback` requests allowed per client address and minute.
+    #[arg(
+        long,
+        env = "TALLY_INSTALL_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub install_rate_limit_per_minute: u32,
+    /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429).
+    #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
+    pub upgrade_url: String,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -165,6 +175,8 @@ pub struct Config {
     /// `None` (or empty) leaves the billing webhook switched off. Never logged: see the `Debug`
     /// below.
     pub billing_webhook_secret: Option<String>,
+    pub install_rate_limit_per_minute: u32,
+    pub upgrade_url: String,
 }
 
 impl Config {
@@ -178,6 +190,8 @@ impl Config {
                 .billing_webhook_secret
                 .clone()
                 .filter(|secret| !secret.is_empty()),
+            install_rate_limit_per_minute: args.install_rate_limit_per_minute,
+            upgrade_url: args.upgrade_url.clone(),
             ..Self::default()
         }
     }
@@ -201,6 +215,11 @@ impl std::fmt::Debug for Config {
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("request_timeout", &self.request_timeout)
             .field(
+                "install_rate_limit_per_minute",
+                &self.install_rate_limit_per_minute,
+            )
+            .field("upgrade_url", &self.upgrade_url)
+            .field(
                 "billing_webhook_secret",
                 &self.billing_webhook_secret.as_ref().map(|_| "<redacted>"),
             )
@@ -219,6 +238,8 @@ impl Default for Config {
             key_cache_ttl: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             billing_webhook_secret: None,
+            install_rate_limit_per_minute: 60,
+            upgrade_url: "/upgrade".to_owned(),
         }
     }
 }

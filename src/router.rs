@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response, StatusCode};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::json;
@@ -13,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::build_schema;
-use crate::http::{billing_webhook, graphql, health};
+use crate::http::{billing_webhook, events, graphql, health, install, metrics, track, verify};
 use crate::state::AppState;
 
 /// Largest GraphQL request body.
@@ -36,12 +37,25 @@ pub fn app(state: AppState) -> Router {
             billing_webhook::BILLING_WEBHOOK_BODY_LIMIT,
         )),
     );
+    // Ingestion routes read their bodies themselves, within their own limits (413 before any
+    // authentication).
+    let ingest_routes = Router::new()
+        .route("/api/track", post(track::track))
+        .route("/api/install-callback", post(install::install_callback))
+        .route("/api/v1/verify", post(verify::verify))
+        .route("/api/v1/events", post(events::events));
 
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
+        .merge(ingest_routes)
         .merge(graphql_routes)
         .merge(billing_routes)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

@@ -1,5 +1,11 @@
 //! Thin REST handlers: extract, call the domain, map the result.
 
 pub mod billing_webhook;
+pub mod events;
 pub mod graphql;
 pub mod health;
+pub mod ingest;
+pub mod install;
+pub mod metrics;
+pub mod track;
+pub mod verify;
