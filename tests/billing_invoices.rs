@@ -249,3 +249,64 @@ async fn a_run_as_of_the_future_is_refused() {
         0
     );
 }
+
+#[tokio::test]
+async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
+    use axum::http::StatusCode;
+    use common::ingest::{rfc3339, tool_use};
+
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    set_plan(&app, &m.account_id, "PRO").await;
+    for i in 0..3 {
+        let response = app
+            .track(
+                &m.key,
+                &tool_use(&app.now_rfc3339(), Some(&format!("nov-{i}"))),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
+    close(&app, None).await;
+    let invoices = invoice::Entity::find().all(&app.state.db).await.unwrap();
+    let november = invoices
+        .iter()
+        .find(|i| i.account_id == m.account_id)
+        .unwrap();
+    assert_eq!((november.calls, november.total_cents), (3, 2_900));
+
+    // A late report dated in November is refused, never moved into December.
+    let late = tool_use(
+        &rfc3339(utc(2026, 11, 30) + chrono::Duration::hours(23)),
+        Some("late"),
+    );
+    let refused = app.track(&m.key, &late).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json(),
+        json!({ "error": "Invalid payload", "details": { "ts": ["billing period closed"] } })
+    );
+    let batch = json!({ "events": [
+        { "endpoint": "/a", "method": "GET", "status_code": 200, "response_time_ms": 5, "ts": app.now_rfc3339() },
+        { "endpoint": "/a", "method": "GET", "status_code": 200, "response_time_ms": 5, "ts": "2026-11-29T10:00:00Z" },
+    ] });
+    let refused_batch = app.post_json("/api/v1/events", Some(&m.key), &batch).await;
+    assert_eq!(refused_batch.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused_batch.json()["details"],
+        json!({ "events[1].ts": ["billing period closed"] })
+    );
+    assert_eq!(
+        app.stored_events(&m.account_id).await,
+        3,
+        "nothing of either request was stored"
+    );
+
+    // December starts from zero calls.
+    let december = app
+        .track(&m.key, &tool_use(&app.now_rfc3339(), Some("dec-1")))
+        .await;
+    assert_eq!(december.status, StatusCode::OK);
+    assert_eq!(december.header("x-ratelimit-remaining"), Some("99999"));
+}

@@ -12,6 +12,7 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
 
+use crate::domain::billing;
 use crate::domain::keys::{self, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
@@ -122,6 +123,33 @@ fn allowance(key: &ResolvedKey) -> Allowance {
     Allowance {
         limit: key.plan.monthly_quota,
         blocks: key.plan.blocks_over_quota,
+    }
+}
+
+/// Refuses events dated inside a period that has already been invoiced: a closed period never
+/// changes, and an event is never silently moved to another one. `at` pairs each event's detail
+/// key (`ts`, `events[3].ts`) with its time. Events of the current period, nearly all of them,
+/// need no database work.
+async fn refuse_closed_periods(
+    state: &AppState,
+    caller: &Caller,
+    at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
+) -> AppResult<()> {
+    let account = &caller.key.account;
+    let current = BillingPeriod::for_account(account, state.clock.now());
+    let mut closed = BTreeMap::new();
+    for (field, ts) in at {
+        if ts < current.start && billing::close::is_invoiced(&state.db, &account.id, ts).await? {
+            closed.insert(field, vec!["billing period closed".to_owned()]);
+        }
+    }
+    if closed.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::BadInput {
+            message: "Invalid payload".to_owned(),
+            fields: closed,
+        })
     }
 }
 
@@ -293,6 +321,7 @@ pub async fn track(
     let now = state.clock.now();
     let value = payload::parse_json(body, false)?;
     let tool = payload::tool_use(&value, now)?;
+    refuse_closed_periods(state, caller, [("ts".to_owned(), tool.ts)]).await?;
     check_signature(caller, body, signature)?;
     let event = NewEvent {
         event_id: tool.event_id,
@@ -392,6 +421,12 @@ pub async fn events(
     let now = state.clock.now();
     let value = payload::parse_json(body, false)?;
     let calls = payload::finished_calls(&value, now)?;
+    let dated: Vec<_> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| (format!("events[{i}].ts"), call.ts))
+        .collect();
+    refuse_closed_periods(state, caller, dated).await?;
     check_signature(caller, body, signature)?;
     let events: Vec<NewEvent> = calls
         .into_iter()

@@ -15,29 +15,10 @@ pub struct Member {
 }
 
 impl TestApp {
-    /// Runs `work` with the clock at the real time, then puts it back. JWTs are checked against
-    /// the wall clock (jsonwebtoken's `exp`), so GraphQL calls made while the manual clock
-    /// stands elsewhere need it.
-    pub async fn at_real_time<T>(&self, work: impl std::future::Future<Output = T>) -> T {
-        let saved = super::Clock::now(&self.clock);
-        self.clock.set(Utc::now());
-        let out = work.await;
-        self.clock.set(saved);
-        out
-    }
-
-    /// A GraphQL operation that must succeed, run at the real time (see [`Self::at_real_time`]).
-    pub async fn graphql_now(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        self.at_real_time(self.graphql_ok(token, query, variables))
-            .await
-    }
-
     pub async fn member_with_key(&self, require_signature: bool) -> Member {
         let email = format!("m-{}@example.com", uuid::Uuid::new_v4().simple());
-        let (token, _, account_id) = self.at_real_time(self.sign_up(&email)).await;
-        let (key, key_id) = self
-            .at_real_time(self.create_key(&token, require_signature))
-            .await;
+        let (token, _, account_id) = self.sign_up(&email).await;
+        let (key, key_id) = self.create_key(&token, require_signature).await;
         Member {
             token,
             account_id,
@@ -48,8 +29,8 @@ impl TestApp {
 
     /// Edits a plan through the admin API, e.g. `json!({"monthlyQuota": 5})`.
     pub async fn update_plan(&self, code: &str, input: Value) {
-        let admin = self.at_real_time(self.admin_token()).await;
-        self.graphql_now(
+        let admin = self.admin_token().await;
+        self.graphql_ok(
             Some(&admin),
             "mutation($c: PlanCode!, $i: PlanInput!) { adminUpdatePlan(code: $c, input: $i) { code } }",
             json!({ "c": code, "i": input }),
@@ -58,8 +39,8 @@ impl TestApp {
     }
 
     pub async fn set_plan(&self, account_id: &str, code: &str) {
-        let admin = self.at_real_time(self.admin_token()).await;
-        self.graphql_now(
+        let admin = self.admin_token().await;
+        self.graphql_ok(
             Some(&admin),
             "mutation($a: ID!, $p: PlanCode!) { adminSetPlan(accountId: $a, plan: $p) { id } }",
             json!({ "a": account_id, "p": code }),

@@ -200,3 +200,20 @@ fn ended_periods(
     periods.dedup();
     periods
 }
+
+/// Whether `at` lies in an invoiced (closed) period of the account. Only instants before the
+/// account's current period can be: callers skip the query for everything else.
+pub async fn is_invoiced(
+    db: &DatabaseConnection,
+    account_id: &str,
+    at: DateTime<Utc>,
+) -> AppResult<bool> {
+    let at_ms = at.timestamp_millis();
+    let found = invoice_row::Entity::find()
+        .filter(invoice_row::Column::AccountId.eq(account_id))
+        .filter(invoice_row::Column::PeriodStart.lte(at_ms))
+        .filter(invoice_row::Column::PeriodEnd.gt(at_ms))
+        .count(db)
+        .await?;
+    Ok(found > 0)
+}
