@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod ingest;
+pub mod process;
 
 use std::sync::Arc;
 

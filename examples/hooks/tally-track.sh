@@ -1,0 +1,67 @@
+#!/bin/sh
+# Reports one tool use to Tally's POST /api/track, signed with the API key.
+#
+#   tally-track.sh SKILL_ID TOOL_NAME [HOOK_EVENT]
+#
+# Environment:
+#   TALLY_API_KEY    the key (required)
+#   TALLY_URL        the service, default http://127.0.0.1:8080
+#   TALLY_EVENT_ID   idempotency id; a random one is made when unset, so a retry of this
+#                    script with the same TALLY_EVENT_ID is counted once
+#   TALLY_INPUT_SNIPPET, TALLY_OUTPUT_SNIPPET   optional snippets (cut to 1000 characters)
+#   TALLY_STRICT=1   exit 1 when the event was not accepted (by default a hook never fails
+#                    the editor: problems are reported on stderr and the exit status is 0)
+#
+# Needs only a POSIX shell, curl and openssl.
+set -u
+
+fail() {
+    echo "tally-track: $*" >&2
+    if [ "${TALLY_STRICT:-0}" = 1 ]; then exit 1; fi
+    exit 0
+}
+
+[ $# -ge 2 ] || fail "usage: tally-track.sh SKILL_ID TOOL_NAME [HOOK_EVENT]"
+[ -n "${TALLY_API_KEY:-}" ] || fail "TALLY_API_KEY is not set"
+url="${TALLY_URL:-http://127.0.0.1:8080}"
+
+# JSON string contents: escape backslashes and quotes, drop control characters, cut to $2 chars.
+json_string() {
+    printf '%s' "$1" | tr -d '\000-\037' | cut -c "1-$2" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
+}
+
+random_id() {
+    if [ -r /proc/sys/kernel/random/uuid ]; then
+        cat /proc/sys/kernel/random/uuid
+    else
+        od -An -tx1 -N16 /dev/urandom | tr -d ' \n'
+    fi
+}
+
+event_id="${TALLY_EVENT_ID:-$(random_id)}"
+ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+body="{\"skill_id\":\"$(json_string "$1" 200)\",\"tool_name\":\"$(json_string "$2" 200)\",\"ts\":\"$ts\",\"event_id\":\"$(json_string "$event_id" 128)\""
+if [ $# -ge 3 ]; then
+    body="$body,\"hook_event\":\"$(json_string "$3" 100)\""
+fi
+if [ -n "${TALLY_INPUT_SNIPPET:-}" ]; then
+    body="$body,\"tool_input_snippet\":\"$(json_string "$TALLY_INPUT_SNIPPET" 1000)\""
+fi
+if [ -n "${TALLY_OUTPUT_SNIPPET:-}" ]; then
+    body="$body,\"tool_output_snippet\":\"$(json_string "$TALLY_OUTPUT_SNIPPET" 1000)\""
+fi
+body="$body}"
+
+# HMAC-SHA256 of the exact bytes sent, keyed with the API key.
+signature=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$TALLY_API_KEY" | sed 's/^.*= //')
+
+status=$(printf '%s' "$body" | curl -sS -o /dev/null -w '%{http_code}' --max-time 5 \
+    -X POST "$url/api/track" \
+    -H "Authorization: Bearer $TALLY_API_KEY" \
+    -H "Content-Type: application/json" \
+    -H "X-Tally-Signature: sha256=$signature" \
+    --data-binary @-) || fail "could not reach $url"
+
+[ "$status" = 200 ] || fail "$url/api/track answered $status"
+exit 0
