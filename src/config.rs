@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// Requests taking longer than this are answered 408.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
+    /// Raw usage events older than this many days are deleted (hourly); the rollups that
+    /// analytics and billing read are kept. 0 keeps raw events forever.
+    #[arg(long, env = "TALLY_EVENT_RETENTION_DAYS", default_value_t = 90)]
+    pub event_retention_days: u32,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -133,6 +137,8 @@ pub struct Config {
     pub login_attempts_per_email_per_minute: u32,
     pub key_cache_ttl: Duration,
     pub request_timeout: Duration,
+    /// Days raw usage events are kept; 0: forever.
+    pub event_retention_days: u32,
 }
 
 impl Config {
@@ -142,6 +148,7 @@ impl Config {
             auth_rate_limit_per_minute: args.auth_rate_limit_per_minute,
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            event_retention_days: args.event_retention_days,
             ..Self::default()
         }
     }
@@ -157,6 +164,7 @@ impl Default for Config {
             login_attempts_per_email_per_minute: 10,
             key_cache_ttl: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            event_retention_days: 90,
         }
     }
 }

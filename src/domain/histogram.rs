@@ -78,7 +78,10 @@ mod tests {
     fn bucket_values_are_within_three_percent() {
         for ms in 1..100_000i64 {
             let v = bucket_value(bucket_of(ms));
-            assert!((v - ms as f64).abs() <= (ms as f64 * 0.03).max(1.0), "{ms} → {v}");
+            assert!(
+                (v - ms as f64).abs() <= (ms as f64 * 0.03).max(1.0),
+                "{ms} → {v}"
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! The rules of the product, free of HTTP and GraphQL: handlers and resolvers call in here.
 
 pub mod accounts;
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod histogram;
@@ -8,4 +9,5 @@ pub mod keys;
 pub mod periods;
 pub mod plans;
 pub mod quota;
+pub mod retention;
 pub mod settings;

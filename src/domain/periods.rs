@@ -97,7 +97,10 @@ mod tests {
         let inside = BillingPeriod::for_account(&account, at("2026-12-01T10:00:00Z"));
         assert_eq!(inside.start, at("2026-11-15T00:00:00Z"));
         let after = BillingPeriod::for_account(&account, at("2026-12-20T10:00:00Z"));
-        assert_eq!(after, BillingPeriod::calendar_month(at("2026-12-20T10:00:00Z")));
+        assert_eq!(
+            after,
+            BillingPeriod::calendar_month(at("2026-12-20T10:00:00Z"))
+        );
     }
 
     #[test]

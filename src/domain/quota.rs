@@ -57,7 +57,10 @@ pub struct Allowance {
 pub enum Decision {
     Granted(Reservation),
     /// Nothing was reserved; `used` is the count the refusal was judged on.
-    Exceeded { limit: i64, used: i64 },
+    Exceeded {
+        limit: i64,
+        used: i64,
+    },
 }
 
 /// Calls held for a request until its events are written. Dropping it gives the calls back.
@@ -127,11 +130,7 @@ impl QuotaGate {
             .get_with((account_id.to_owned(), period.start_ms()), Default::default);
         counter
             .used
-            .get_or_try_init(|| async {
-                load_calls(db, account_id, period)
-                    .await
-                    .map(Mutex::new)
-            })
+            .get_or_try_init(|| async { load_calls(db, account_id, period).await.map(Mutex::new) })
             .await?;
         Ok(counter)
     }

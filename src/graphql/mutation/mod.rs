@@ -3,6 +3,7 @@
 mod admin;
 mod api_keys;
 mod auth;
+mod usage;
 
 use async_graphql::MergedObject;
 
@@ -11,4 +12,5 @@ pub struct MutationRoot(
     auth::AuthMutation,
     api_keys::ApiKeyMutation,
     admin::AdminMutation,
+    usage::UsageMutation,
 );

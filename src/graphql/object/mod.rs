@@ -4,10 +4,12 @@ pub mod account;
 pub mod api_key;
 pub mod auth;
 pub mod plan;
+pub mod usage;
 pub mod user;
 
 pub use account::Account;
 pub use api_key::{ApiKey, ApiKeyStatus, CreatedApiKey};
 pub use auth::AuthPayload;
 pub use plan::{Plan, PlanCode, PlanInput};
+pub use usage::{AccountPage, AdminOverview, DailyUsage, EndpointStat, ToolStat, UsagePeriod};
 pub use user::{Role, User};
