@@ -125,6 +125,16 @@ pub struct ServeArgs {
     /// analytics and billing read are kept. 0 keeps raw events forever.
     #[arg(long, env = "TALLY_EVENT_RETENTION_DAYS", default_value_t = 90)]
     pub event_retention_days: u32,
+    /// `POST /api/install-callback` requests allowed per client address and minute.
+    #[arg(
+        long,
+        env = "TALLY_INSTALL_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub install_rate_limit_per_minute: u32,
+    /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429).
+    #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
+    pub upgrade_url: String,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -139,6 +149,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Days raw usage events are kept; 0: forever.
     pub event_retention_days: u32,
+    pub install_rate_limit_per_minute: u32,
+    pub upgrade_url: String,
 }
 
 impl Config {
@@ -149,6 +161,8 @@ impl Config {
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
             event_retention_days: args.event_retention_days,
+            install_rate_limit_per_minute: args.install_rate_limit_per_minute,
+            upgrade_url: args.upgrade_url.clone(),
             ..Self::default()
         }
     }
@@ -165,6 +179,8 @@ impl Default for Config {
             key_cache_ttl: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             event_retention_days: 90,
+            install_rate_limit_per_minute: 60,
+            upgrade_url: "/upgrade".to_owned(),
         }
     }
 }

@@ -31,6 +31,14 @@ pub enum AppError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A blocking plan has no calls left in the period; `reset` is the period's end.
+    QuotaExceeded {
+        limit: i64,
+        used: i64,
+        reset: chrono::DateTime<chrono::Utc>,
+        upgrade_url: String,
+        retry_after_secs: u64,
+    },
     /// The database (or another dependency) cannot be reached right now; worth retrying.
     Unavailable(anyhow::Error),
     Internal(anyhow::Error),
@@ -74,6 +82,7 @@ impl AppError {
         match self {
             Self::Unauthenticated(m) | Self::Forbidden(m) | Self::NotFound(m) => m,
             Self::BadInput { message, .. } | Self::RateLimited { message, .. } => message,
+            Self::QuotaExceeded { .. } => "Quota exceeded",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -86,7 +95,7 @@ impl AppError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput { .. } => "BAD_USER_INPUT",
-            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => "RATE_LIMITED",
             Self::Unavailable(_) | Self::Internal(_) => "INTERNAL",
         }
     }
@@ -127,10 +136,11 @@ pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
     )
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+impl AppError {
+    /// The REST status, JSON body and `Retry-After` seconds of this error. Logs internal causes.
+    pub fn rest_parts(&self) -> (StatusCode, serde_json::Value, Option<u64>) {
         self.log_if_internal();
-        let (status, body) = match &self {
+        let (status, body) = match self {
             Self::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, json!({ "error": m })),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "error": m })),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
@@ -144,6 +154,22 @@ impl IntoResponse for AppError {
             Self::RateLimited { message, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, json!({ "error": message }))
             }
+            Self::QuotaExceeded {
+                limit,
+                used,
+                reset,
+                upgrade_url,
+                ..
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({
+                    "error": "Quota exceeded",
+                    "limit": limit,
+                    "used": used,
+                    "reset": reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "upgrade_url": upgrade_url,
+                }),
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "error": "Service unavailable" }),
@@ -153,14 +179,24 @@ impl IntoResponse for AppError {
                 json!({ "error": "Internal error" }),
             ),
         };
-        let mut response = (status, Json(body)).into_response();
-        let retry_after = match &self {
+        let retry_after = match self {
             Self::RateLimited {
+                retry_after_secs, ..
+            }
+            | Self::QuotaExceeded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::Unavailable(_) => Some(1),
             _ => None,
         };
+        (status, body, retry_after)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, body, retry_after) = self.rest_parts();
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
@@ -200,6 +236,9 @@ impl ErrorExtensions for AppError {
                     ext.set("fields", async_graphql::Value::Object(fields));
                 }
                 Self::RateLimited {
+                    retry_after_secs, ..
+                }
+                | Self::QuotaExceeded {
                     retry_after_secs, ..
                 } => {
                     ext.set("retryAfter", *retry_after_secs);

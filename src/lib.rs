@@ -12,6 +12,7 @@ pub mod entity;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -3,7 +3,8 @@
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response, StatusCode};
-use axum::routing::get;
+use axum::middleware;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
@@ -13,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::build_schema;
-use crate::http::{graphql, health};
+use crate::http::{events, graphql, health, install, metrics, track, verify};
 use crate::state::AppState;
 
 /// Largest GraphQL request body.
@@ -30,10 +31,24 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT))
         .layer(Extension(schema));
 
+    // Ingestion routes read their bodies themselves, within their own limits (413 before any
+    // authentication).
+    let ingest_routes = Router::new()
+        .route("/api/track", post(track::track))
+        .route("/api/install-callback", post(install::install_callback))
+        .route("/api/v1/verify", post(verify::verify))
+        .route("/api/v1/events", post(events::events));
+
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
+        .merge(ingest_routes)
         .merge(graphql_routes)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

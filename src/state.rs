@@ -9,6 +9,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::auth::{AuthLimiter, JwtKeys};
 use crate::domain::keys::KeyCache;
+use crate::domain::quota::QuotaGate;
+use crate::domain::ratelimit::RateLimits;
+use crate::domain::recorder::Recorder;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +22,15 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub keys: KeyCache,
     pub auth_limiter: Arc<AuthLimiter>,
+    /// Per-minute limits of API keys (keyed by key id).
+    pub key_limits: RateLimits,
+    /// Per-minute limits of install callbacks (keyed by client address).
+    pub install_limits: RateLimits,
+    /// Calls per account and billing period, reserved before events are written.
+    pub quota: QuotaGate,
+    /// The group-commit writer of usage events.
+    pub recorder: Recorder,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -25,6 +38,7 @@ impl AppState {
         Self::with_clock(db, config, jwt_secret, Arc::new(SystemClock))
     }
 
+    /// Also starts the recorder's writer task: call it inside a Tokio runtime.
     pub fn with_clock(
         db: DatabaseConnection,
         config: Config,
@@ -37,7 +51,13 @@ impl AppState {
             config.auth_rate_limit_per_minute,
             config.login_attempts_per_email_per_minute,
         ));
+        let metrics = Metrics::new();
         Self {
+            recorder: Recorder::start(db.clone(), metrics.clone()),
+            key_limits: RateLimits::new(clock.clone()),
+            install_limits: RateLimits::new(clock.clone()),
+            quota: QuotaGate::new(),
+            metrics,
             db,
             config: Arc::new(config),
             clock,

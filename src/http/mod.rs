@@ -1,4 +1,10 @@
 //! Thin REST handlers: extract, call the domain, map the result.
 
+pub mod events;
 pub mod graphql;
 pub mod health;
+pub mod ingest;
+pub mod install;
+pub mod metrics;
+pub mod track;
+pub mod verify;

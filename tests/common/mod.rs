@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod ingest;
+
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};

@@ -1,0 +1,479 @@
+//! Ingestion: what `/api/track`, `/api/v1/verify`, `/api/v1/events` and
+//! `/api/install-callback` do once their body has been read, in the contract's order —
+//! key, rate limit, JSON, payload rules, signature, quota, then the recorder.
+//!
+//! The HTTP handlers only read the request and shape the response; every decision is here.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::json;
+
+use crate::domain::keys::{self, KeyStatus, ResolvedKey};
+use crate::domain::payload;
+use crate::domain::periods::BillingPeriod;
+use crate::domain::quota::{Allowance, Decision, Reservation};
+use crate::domain::ratelimit::{MinuteWindow, RateDecision};
+use crate::domain::recorder::{EventKind, NewEvent, Outcome};
+use crate::domain::signature;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// The ingestion routes that take an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Accepts expired (not revoked) keys and marks their events.
+    Track,
+    Verify,
+    Events,
+}
+
+/// A request's key, once it is known to be valid for the route.
+pub struct Caller {
+    pub key: Arc<ResolvedKey>,
+    /// The key as sent: it signs request bodies.
+    pub plaintext: String,
+    pub expired: bool,
+}
+
+/// Checks the bearer token. `None` means no `Authorization: Bearer` header at all.
+pub async fn authenticate(
+    state: &AppState,
+    bearer: Option<&str>,
+    route: Route,
+) -> AppResult<Caller> {
+    let token = bearer.ok_or_else(|| AppError::unauthenticated("Missing authorization"))?;
+    let invalid = || AppError::unauthenticated("Invalid key");
+    // A malformed key or a bad checksum is refused before any database work.
+    let digest = keys::parse(token).ok_or_else(invalid)?;
+    let key = state
+        .keys
+        .lookup(&state.db, digest)
+        .await?
+        .ok_or_else(invalid)?;
+    let expired = match key.status(state.clock.now()) {
+        KeyStatus::Active => false,
+        KeyStatus::Expired if route == Route::Track => true,
+        KeyStatus::Expired | KeyStatus::Revoked => return Err(invalid()),
+    };
+    Ok(Caller {
+        key,
+        plaintext: token.to_owned(),
+        expired,
+    })
+}
+
+/// Spends one request of the key's per-minute allowance (the plan's, as cached with the key).
+pub fn spend_rate_limit(state: &AppState, caller: &Caller) -> (MinuteWindow, AppResult<()>) {
+    let per_minute = u32::try_from(caller.key.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
+    match state.key_limits.check(&caller.key.key.id, per_minute) {
+        RateDecision::Allowed(window) => (window, Ok(())),
+        RateDecision::Limited {
+            window,
+            retry_after_secs,
+        } => (
+            window,
+            Err(AppError::RateLimited {
+                message: "Rate limited".to_owned(),
+                retry_after_secs,
+            }),
+        ),
+    }
+}
+
+/// The monthly quota as the rate-limit headers report it.
+#[derive(Debug, Clone, Copy)]
+pub struct MonthlyWindow {
+    pub limit: i64,
+    pub used: i64,
+    pub period: BillingPeriod,
+    pub now: DateTime<Utc>,
+}
+
+impl MonthlyWindow {
+    pub fn remaining(&self) -> i64 {
+        (self.limit - self.used).max(0)
+    }
+}
+
+/// The caller's current period and quota; `None` for unlimited plans (or when the count cannot
+/// be read right now).
+pub async fn monthly_window(state: &AppState, caller: &Caller) -> Option<MonthlyWindow> {
+    let limit = caller.key.plan.monthly_quota?;
+    let now = state.clock.now();
+    let period = BillingPeriod::for_account(&caller.key.account, now);
+    let used = state
+        .quota
+        .used(&state.db, &caller.key.account.id, period)
+        .await
+        .ok()?;
+    Some(MonthlyWindow {
+        limit,
+        used,
+        period,
+        now,
+    })
+}
+
+fn allowance(key: &ResolvedKey) -> Allowance {
+    Allowance {
+        limit: key.plan.monthly_quota,
+        blocks: key.plan.blocks_over_quota,
+    }
+}
+
+fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> AppResult<()> {
+    if signature::accepts(
+        &caller.plaintext,
+        body,
+        header,
+        caller.key.key.require_signature,
+    ) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("Invalid signature"))
+    }
+}
+
+/// Reserves the calls a request needs in each period, all or nothing. When a blocking plan has
+/// too few calls left, events whose id the account already has (duplicates, or verified calls
+/// being completed) are left out and the reservation is tried again: they count nothing.
+async fn reserve(
+    state: &AppState,
+    caller: &Caller,
+    events: &[NewEvent],
+) -> AppResult<Vec<Reservation>> {
+    let needs = calls_per_period(events, &HashSet::new());
+    match try_reserve(state, caller, &needs).await? {
+        Ok(reservations) => Ok(reservations),
+        Err(refusal) => {
+            let ids: Vec<&str> = events
+                .iter()
+                .filter_map(|e| e.event_id.as_deref())
+                .collect();
+            if ids.is_empty() {
+                return Err(quota_exceeded(state, refusal));
+            }
+            let known = known_event_ids(&state.db, &caller.key.account.id, &ids).await?;
+            if known.is_empty() {
+                return Err(quota_exceeded(state, refusal));
+            }
+            let needs = calls_per_period(events, &known);
+            try_reserve(state, caller, &needs)
+                .await?
+                .map_err(|refusal| quota_exceeded(state, refusal))
+        }
+    }
+}
+
+struct Refusal {
+    limit: i64,
+    used: i64,
+    period: BillingPeriod,
+}
+
+fn quota_exceeded(state: &AppState, refusal: Refusal) -> AppError {
+    let now = state.clock.now();
+    AppError::QuotaExceeded {
+        limit: refusal.limit,
+        used: refusal.used,
+        reset: refusal.period.end,
+        upgrade_url: state.config.upgrade_url.clone(),
+        retry_after_secs: refusal.period.seconds_left(now).max(1) as u64,
+    }
+}
+
+fn calls_per_period(
+    events: &[NewEvent],
+    known: &HashSet<String>,
+) -> BTreeMap<i64, (BillingPeriod, i64)> {
+    let mut needs = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for event in events {
+        let Some(period) = event.period else { continue };
+        if let Some(id) = event.event_id.as_deref() {
+            // Known ids count nothing; a repeated id in one request counts once.
+            if known.contains(id) || !seen.insert(id) {
+                continue;
+            }
+        }
+        needs.entry(period.start_ms()).or_insert((period, 0)).1 += event.cost;
+    }
+    needs
+}
+
+async fn try_reserve(
+    state: &AppState,
+    caller: &Caller,
+    needs: &BTreeMap<i64, (BillingPeriod, i64)>,
+) -> AppResult<Result<Vec<Reservation>, Refusal>> {
+    let mut reservations = Vec::with_capacity(needs.len());
+    for (period, calls) in needs.values() {
+        let decision = state
+            .quota
+            .reserve(
+                &state.db,
+                &caller.key.account.id,
+                *period,
+                *calls,
+                allowance(&caller.key),
+            )
+            .await?;
+        match decision {
+            Decision::Granted(reservation) => reservations.push(reservation),
+            // Dropping the reservations made so far gives their calls back.
+            Decision::Exceeded { limit, used } => {
+                return Ok(Err(Refusal {
+                    limit,
+                    used,
+                    period: *period,
+                }))
+            }
+        }
+    }
+    Ok(Ok(reservations))
+}
+
+async fn known_event_ids(
+    db: &DatabaseConnection,
+    account_id: &str,
+    ids: &[&str],
+) -> AppResult<HashSet<String>> {
+    use sea_orm::sea_query::ExprTrait;
+    let select = Query::select()
+        .column("event_id")
+        .from("usage_events")
+        .and_where(Expr::col("account_id").eq(account_id))
+        .and_where(Expr::col("event_id").is_in(ids.iter().copied()))
+        .to_owned();
+    let mut known = HashSet::new();
+    for row in db.query_all(&select).await? {
+        if let Some(id) = row.try_get_by_index::<Option<String>>(0)? {
+            known.insert(id);
+        }
+    }
+    Ok(known)
+}
+
+fn base_event(caller: &Caller, kind: EventKind, now: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        account_id: Some(caller.key.account.id.clone()),
+        api_key_id: Some(caller.key.key.id.clone()),
+        kind,
+        event_id: None,
+        endpoint: None,
+        method: None,
+        status_code: None,
+        response_time_ms: None,
+        skill_id: None,
+        tool_name: None,
+        hook_event: None,
+        input_snippet: None,
+        output_snippet: None,
+        metadata: None,
+        cost: 1,
+        period: None,
+        expired_key: caller.expired,
+        occurred_at: now,
+        received_at: now,
+        completes: false,
+    }
+}
+
+/// `POST /api/track`, past the key and the rate limit.
+pub async fn track(
+    state: &AppState,
+    caller: &Caller,
+    body: &[u8],
+    signature: Option<&[u8]>,
+) -> AppResult<()> {
+    let now = state.clock.now();
+    let value = payload::parse_json(body, false)?;
+    let tool = payload::tool_use(&value, now)?;
+    check_signature(caller, body, signature)?;
+    let event = NewEvent {
+        event_id: tool.event_id,
+        skill_id: Some(tool.skill_id),
+        tool_name: Some(tool.tool_name),
+        hook_event: tool.hook_event,
+        input_snippet: tool.tool_input_snippet,
+        output_snippet: tool.tool_output_snippet,
+        period: Some(BillingPeriod::for_account(&caller.key.account, tool.ts)),
+        occurred_at: tool.ts,
+        ..base_event(caller, EventKind::ToolCall, now)
+    };
+    let events = vec![event];
+    let reservations = reserve(state, caller, &events).await?;
+    state.recorder.record(events, reservations).await?;
+    Ok(())
+}
+
+/// What `POST /api/v1/verify` answers when the call is allowed.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub account_id: String,
+    pub key_id: String,
+    pub plan: String,
+    pub limit: Option<i64>,
+    pub used: i64,
+    pub period: BillingPeriod,
+    pub overage: bool,
+}
+
+impl Verified {
+    pub fn remaining(&self) -> Option<i64> {
+        self.limit.map(|limit| (limit - self.used).max(0))
+    }
+}
+
+/// `POST /api/v1/verify`, past the key and the rate limit: checks the quota and records the
+/// call (with `cost` calls) in one step.
+pub async fn verify(
+    state: &AppState,
+    caller: &Caller,
+    body: &[u8],
+    signature: Option<&[u8]>,
+) -> AppResult<Verified> {
+    let now = state.clock.now();
+    let value = payload::parse_json(body, true)?;
+    let request = payload::verify_request(&value)?;
+    check_signature(caller, body, signature)?;
+    let period = BillingPeriod::for_account(&caller.key.account, now);
+    let event = NewEvent {
+        event_id: request.event_id,
+        endpoint: request.endpoint,
+        method: request.method,
+        cost: request.cost,
+        period: Some(period),
+        ..base_event(caller, EventKind::ApiCall, now)
+    };
+    let events = vec![event];
+    let reservations = reserve(state, caller, &events).await?;
+    let reserved_used = reservations.first().map(|r| r.used_after);
+    let outcomes = state.recorder.record(events, reservations).await?;
+    let used = match (reserved_used, outcomes.first()) {
+        (Some(used), Some(Outcome::Accepted)) => used,
+        _ => {
+            state
+                .quota
+                .used(&state.db, &caller.key.account.id, period)
+                .await?
+        }
+    };
+    let limit = caller.key.plan.monthly_quota;
+    Ok(Verified {
+        account_id: caller.key.account.id.clone(),
+        key_id: caller.key.key.id.clone(),
+        plan: caller.key.plan.code.clone(),
+        limit,
+        used,
+        period,
+        overage: limit.is_some_and(|limit| !caller.key.plan.blocks_over_quota && used > limit),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// `POST /api/v1/events`, past the key and the rate limit: the whole batch is validated, then
+/// stored, or refused whole when a blocking plan cannot take it.
+pub async fn events(
+    state: &AppState,
+    caller: &Caller,
+    body: &[u8],
+    signature: Option<&[u8]>,
+) -> AppResult<BatchOutcome> {
+    let now = state.clock.now();
+    let value = payload::parse_json(body, false)?;
+    let calls = payload::finished_calls(&value, now)?;
+    check_signature(caller, body, signature)?;
+    let events: Vec<NewEvent> = calls
+        .into_iter()
+        .map(|call| NewEvent {
+            event_id: call.event_id,
+            endpoint: Some(call.endpoint),
+            method: Some(call.method),
+            status_code: Some(call.status_code),
+            response_time_ms: Some(call.response_time_ms),
+            period: Some(BillingPeriod::for_account(&caller.key.account, call.ts)),
+            occurred_at: call.ts,
+            completes: true,
+            ..base_event(caller, EventKind::ApiCall, now)
+        })
+        .collect();
+    let reservations = reserve(state, caller, &events).await?;
+    let outcomes = state.recorder.record(events, reservations).await?;
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Duplicate)
+        .count();
+    Ok(BatchOutcome {
+        accepted: outcomes.len() - duplicates,
+        duplicates,
+    })
+}
+
+/// `POST /api/install-callback`: anonymous unless a valid key comes with it; never counted.
+pub async fn install(
+    state: &AppState,
+    bearer: Option<&str>,
+    client_address: &str,
+    body: &[u8],
+) -> AppResult<()> {
+    let per_minute = state.config.install_rate_limit_per_minute;
+    if let RateDecision::Limited {
+        retry_after_secs, ..
+    } = state.install_limits.check(client_address, per_minute)
+    {
+        return Err(AppError::RateLimited {
+            message: "Rate limited".to_owned(),
+            retry_after_secs,
+        });
+    }
+    let value = payload::parse_json(body, true)?;
+    let install = payload::install(&value)?;
+    let now = state.clock.now();
+    let caller = match bearer {
+        Some(token) => match authenticate(state, Some(token), Route::Verify).await {
+            Ok(caller) => Some(caller),
+            Err(AppError::Unauthenticated(_)) => None,
+            Err(other) => return Err(other),
+        },
+        None => None,
+    };
+    let metadata = json!({
+        "source": "install-script",
+        "platform": install.platform,
+        "version": install.version,
+    });
+    let event = NewEvent {
+        account_id: caller.as_ref().map(|c| c.key.account.id.clone()),
+        api_key_id: caller.as_ref().map(|c| c.key.key.id.clone()),
+        kind: EventKind::Install,
+        event_id: None,
+        endpoint: None,
+        method: None,
+        status_code: None,
+        response_time_ms: None,
+        skill_id: install.skill_id,
+        tool_name: Some("install_confirmed".to_owned()),
+        hook_event: None,
+        input_snippet: None,
+        output_snippet: None,
+        metadata: Some(metadata.to_string()),
+        cost: 0,
+        period: None,
+        expired_key: false,
+        occurred_at: now,
+        received_at: now,
+        completes: false,
+    };
+    state.recorder.record(vec![event], Vec::new()).await?;
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! The bodies of the ingestion routes: parsed from raw bytes whatever the `Content-Type`, then
+//! checked field by field so that a client learns everything wrong at once.
+//!
+//! Bytes that are not JSON (invalid UTF-8 included) are "Invalid JSON"; JSON that breaks a rule —
+//! a wrong type, a missing field, a length — is "Invalid payload" with `details` per field.
+//! Unknown fields are ignored; `null` counts as absent.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::AppError;
+
+/// How far in the future a client's `ts` may lie (clock skew).
+pub const MAX_FUTURE: Duration = Duration::minutes(5);
+/// How old a client's `ts` may be.
+pub const MAX_AGE: Duration = Duration::days(35);
+pub const MAX_BATCH: usize = 1_000;
+pub const MAX_COST: i64 = 1_000;
+
+type Problems = BTreeMap<String, Vec<String>>;
+
+/// Parses bytes as JSON; an empty body reads as `{}` when `empty_is_object`.
+pub fn parse_json(body: &[u8], empty_is_object: bool) -> Result<Value, AppError> {
+    if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_json::from_slice(body).map_err(|_| AppError::bad_input("Invalid JSON"))
+}
+
+fn invalid(problems: Problems) -> AppError {
+    AppError::BadInput {
+        message: "Invalid payload".to_owned(),
+        fields: problems,
+    }
+}
+
+/// Reads the fields of one JSON object, collecting problems under `prefix`.
+struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    prefix: String,
+    problems: &'a mut Problems,
+}
+
+impl<'a> Fields<'a> {
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems
+            .entry(format!("{}{field}", self.prefix))
+            .or_default()
+            .push(message.into());
+    }
+
+    fn present(&self, field: &str) -> Option<&'a Value> {
+        self.object.get(field).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, field: &str, required: bool, max_chars: usize) -> Option<String> {
+        let Some(value) = self.present(field) else {
+            if required {
+                self.problem(field, "is required");
+            }
+            return None;
+        };
+        let Some(text) = value.as_str() else {
+            self.problem(field, "must be a string");
+            return None;
+        };
+        let chars = text.chars().count();
+        if chars == 0 || chars > max_chars {
+            self.problem(field, format!("must be 1 to {max_chars} characters"));
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    fn integer(&mut self, field: &str, required: bool, min: i64, max: i64) -> Option<i64> {
+        let Some(value) = self.present(field) else {
+            if required {
+                self.problem(field, "is required");
+            }
+            return None;
+        };
+        let Some(number) = value.as_i64() else {
+            self.problem(field, "must be an integer");
+            return None;
+        };
+        if !(min..=max).contains(&number) {
+            self.problem(field, format!("must be between {min} and {max}"));
+            return None;
+        }
+        Some(number)
+    }
+
+    fn timestamp(&mut self, field: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let Some(value) = self.present(field) else {
+            self.problem(field, "is required");
+            return None;
+        };
+        let Some(at) = value
+            .as_str()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|at| at.with_timezone(&Utc))
+        else {
+            self.problem(field, "must be an RFC 3339 timestamp");
+            return None;
+        };
+        if at > now + MAX_FUTURE {
+            self.problem(field, "must not be more than 5 minutes in the future");
+            return None;
+        }
+        if at < now - MAX_AGE {
+            self.problem(field, "must not be older than 35 days");
+            return None;
+        }
+        Some(at)
+    }
+}
+
+fn as_object<'a>(
+    value: &'a Value,
+    problems: &mut Problems,
+    name: &str,
+) -> Option<&'a Map<String, Value>> {
+    let found = value.as_object();
+    if found.is_none() {
+        problems
+            .entry(name.to_owned())
+            .or_default()
+            .push("must be a JSON object".to_owned());
+    }
+    found
+}
+
+/// The body of `POST /api/track`.
+#[derive(Debug, Clone)]
+pub struct ToolUse {
+    pub skill_id: String,
+    pub tool_name: String,
+    pub ts: DateTime<Utc>,
+    pub hook_event: Option<String>,
+    pub tool_input_snippet: Option<String>,
+    pub tool_output_snippet: Option<String>,
+    pub event_id: Option<String>,
+}
+
+pub fn tool_use(value: &Value, now: DateTime<Utc>) -> Result<ToolUse, AppError> {
+    let mut problems = Problems::new();
+    let Some(object) = as_object(value, &mut problems, "body") else {
+        return Err(invalid(problems));
+    };
+    let mut f = Fields {
+        object,
+        prefix: String::new(),
+        problems: &mut problems,
+    };
+    let skill_id = f.string("skill_id", true, 200);
+    let tool_name = f.string("tool_name", true, 200);
+    let ts = f.timestamp("ts", now);
+    let hook_event = f.string("hook_event", false, 100);
+    let tool_input_snippet = f.string("tool_input_snippet", false, 1_000);
+    let tool_output_snippet = f.string("tool_output_snippet", false, 1_000);
+    let event_id = f.string("event_id", false, 128);
+    match (skill_id, tool_name, ts) {
+        (Some(skill_id), Some(tool_name), Some(ts)) if problems.is_empty() => Ok(ToolUse {
+            skill_id,
+            tool_name,
+            ts,
+            hook_event,
+            tool_input_snippet,
+            tool_output_snippet,
+            event_id,
+        }),
+        _ => Err(invalid(problems)),
+    }
+}
+
+/// The body of `POST /api/v1/verify` (all optional).
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub event_id: Option<String>,
+    pub cost: i64,
+}
+
+pub fn verify_request(value: &Value) -> Result<VerifyRequest, AppError> {
+    let mut problems = Problems::new();
+    let Some(object) = as_object(value, &mut problems, "body") else {
+        return Err(invalid(problems));
+    };
+    let mut f = Fields {
+        object,
+        prefix: String::new(),
+        problems: &mut problems,
+    };
+    let endpoint = f.string("endpoint", false, 500);
+    let method = f.string("method", false, 16);
+    let event_id = f.string("event_id", false, 128);
+    let cost = f.integer("cost", false, 1, MAX_COST).unwrap_or(1);
+    if problems.is_empty() {
+        Ok(VerifyRequest {
+            endpoint,
+            method: method.map(|m| m.to_ascii_uppercase()),
+            event_id,
+            cost,
+        })
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+/// One finished call of `POST /api/v1/events`.
+#[derive(Debug, Clone)]
+pub struct FinishedCall {
+    pub event_id: Option<String>,
+    pub endpoint: String,
+    pub method: String,
+    pub status_code: i32,
+    pub response_time_ms: i64,
+    pub ts: DateTime<Utc>,
+}
+
+/// The whole batch is checked before anything is stored; problems are keyed
+/// `events[<index>].<field>`.
+pub fn finished_calls(value: &Value, now: DateTime<Utc>) -> Result<Vec<FinishedCall>, AppError> {
+    let mut problems = Problems::new();
+    let Some(object) = as_object(value, &mut problems, "body") else {
+        return Err(invalid(problems));
+    };
+    let events = match object.get("events") {
+        Some(Value::Array(events)) if (1..=MAX_BATCH).contains(&events.len()) => events,
+        Some(Value::Array(_)) => {
+            problems.insert(
+                "events".to_owned(),
+                vec![format!("must hold 1 to {MAX_BATCH} events")],
+            );
+            return Err(invalid(problems));
+        }
+        None | Some(Value::Null) => {
+            problems.insert("events".to_owned(), vec!["is required".to_owned()]);
+            return Err(invalid(problems));
+        }
+        Some(_) => {
+            problems.insert("events".to_owned(), vec!["must be an array".to_owned()]);
+            return Err(invalid(problems));
+        }
+    };
+    let mut calls = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        let name = format!("events[{index}]");
+        let Some(object) = as_object(event, &mut problems, &name) else {
+            continue;
+        };
+        let mut f = Fields {
+            object,
+            prefix: format!("{name}."),
+            problems: &mut problems,
+        };
+        let event_id = f.string("event_id", false, 128);
+        let endpoint = f.string("endpoint", true, 500);
+        let method = f.string("method", true, 16);
+        let status_code = f.integer("status_code", true, 100, 599);
+        let response_time_ms = f.integer("response_time_ms", true, 0, 86_400_000);
+        let ts = f.timestamp("ts", now);
+        if let (Some(endpoint), Some(method), Some(status_code), Some(response_time_ms), Some(ts)) =
+            (endpoint, method, status_code, response_time_ms, ts)
+        {
+            calls.push(FinishedCall {
+                event_id,
+                endpoint,
+                method: method.to_ascii_uppercase(),
+                status_code: status_code as i32,
+                response_time_ms,
+                ts,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(calls)
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+/// The body of `POST /api/install-callback` (all optional).
+#[derive(Debug, Clone)]
+pub struct Install {
+    pub skill_id: Option<String>,
+    pub platform: Option<String>,
+    pub version: Option<String>,
+}
+
+pub fn install(value: &Value) -> Result<Install, AppError> {
+    let mut problems = Problems::new();
+    let Some(object) = as_object(value, &mut problems, "body") else {
+        return Err(invalid(problems));
+    };
+    let mut f = Fields {
+        object,
+        prefix: String::new(),
+        problems: &mut problems,
+    };
+    let skill_id = f.string("skill_id", false, 200);
+    let platform = f.string("platform", false, 50);
+    let version = f.string("version", false, 50);
+    if problems.is_empty() {
+        Ok(Install {
+            skill_id,
+            platform,
+            version,
+        })
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-10T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn details(err: AppError) -> Problems {
+        match err {
+            AppError::BadInput { fields, .. } => fields,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn batch_problems_are_keyed_by_index_and_field() {
+        let body = json!({ "events": [
+            { "endpoint": "/a", "method": "GET", "status_code": 200, "response_time_ms": 5, "ts": "2026-11-10T11:00:00Z" },
+            { "endpoint": "/a", "method": "GET", "status_code": "200", "response_time_ms": 5, "ts": "2026-11-10T11:00:00Z" },
+            7
+        ]});
+        let problems = details(finished_calls(&body, now()).unwrap_err());
+        assert_eq!(
+            problems.keys().collect::<Vec<_>>(),
+            ["events[1].status_code", "events[2]"]
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused() {
+        let base = json!({ "skill_id": "s", "tool_name": "t" });
+        for (ts, ok) in [
+            ("2026-11-10T12:05:00Z", true),
+            ("2026-11-10T12:05:01Z", false),
+            ("2026-10-06T12:00:00Z", true),
+            ("2026-10-06T11:59:59Z", false),
+            ("yesterday", false),
+        ] {
+            let mut body = base.clone();
+            body["ts"] = json!(ts);
+            assert_eq!(tool_use(&body, now()).is_ok(), ok, "{ts}");
+        }
+    }
+}

@@ -1,0 +1,824 @@
+//! The recorder: group commit of usage events.
+//!
+//! Handlers hand their events to one writer task and wait. The writer takes everything queued (up
+//! to a cap), writes it in ONE transaction — event rows (`ON CONFLICT (account_id, event_id) DO
+//! NOTHING`, so an event id is stored once per account), the period call counters, the daily
+//! rollups and, at most once a minute per key, `api_keys.last_used_at` — commits, and only then
+//! answers every waiter. A 200 is therefore durable, and one fsync serves a whole batch.
+//!
+//! An event reported by `/api/v1/events` whose id was recorded earlier by `/api/v1/verify`
+//! completes that call (status, response time, rollups) instead of counting it again.
+//!
+//! A failed transaction answers its waiters with an error (the handlers answer 503) and gives
+//! their quota reservations back. When a batch of several requests fails for a reason other than
+//! a lost connection, each request is retried alone, so that one bad event cannot fail others.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::histogram;
+use crate::domain::periods::BillingPeriod;
+use crate::domain::quota::Reservation;
+use crate::error::{is_connection_error, AppError, AppResult};
+use crate::metrics::Metrics;
+
+/// Most events written in one transaction.
+pub const BATCH_CAP: usize = 4_096;
+/// Requests that may wait in the queue before handlers wait to enqueue.
+const QUEUE_DEPTH: usize = 16_384;
+/// Rows per multi-row statement (SQLite allows 32,766 bound values per statement).
+const ROWS_PER_STATEMENT: usize = 500;
+/// `api_keys.last_used_at` is written at most this often per key.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    ApiCall,
+    ToolCall,
+    Install,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ApiCall => "API_CALL",
+            EventKind::ToolCall => "TOOL_CALL",
+            EventKind::Install => "INSTALL",
+        }
+    }
+}
+
+/// An event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub account_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub kind: EventKind,
+    /// Ignored (stored as NULL) without an account: idempotency is per account.
+    pub event_id: Option<String>,
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub status_code: Option<i32>,
+    pub response_time_ms: Option<i64>,
+    pub skill_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub hook_event: Option<String>,
+    pub input_snippet: Option<String>,
+    pub output_snippet: Option<String>,
+    /// JSON text.
+    pub metadata: Option<String>,
+    /// Calls counted against the quota of `period`.
+    pub cost: i64,
+    /// The billing period that contains `occurred_at` (required when `cost > 0`).
+    pub period: Option<BillingPeriod>,
+    pub expired_key: bool,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// A finished call report: may complete a call recorded earlier (by verify) with this id.
+    pub completes: bool,
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and counted.
+    Accepted,
+    /// Completed an earlier verified call; counted nothing new.
+    Completed,
+    /// Its id was already recorded for the account; nothing stored.
+    Duplicate,
+}
+
+enum Message {
+    Record(Job),
+    Flush(oneshot::Sender<()>),
+}
+
+struct Job {
+    events: Vec<NewEvent>,
+    reservations: Vec<Reservation>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, ()>>,
+}
+
+/// The handle handlers use; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<Message>,
+}
+
+impl Recorder {
+    /// Starts the writer task. It stops when every `Recorder` handle is gone.
+    pub fn start(db: DatabaseConnection, metrics: Metrics) -> Self {
+        let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(Writer::new(db, metrics).run(inbox));
+        Self { queue }
+    }
+
+    /// Writes `events` (durably) and says what became of each. `reservations` are the quota
+    /// reservations made for them: settled with what was counted, or given back on failure.
+    pub async fn record(
+        &self,
+        events: Vec<NewEvent>,
+        reservations: Vec<Reservation>,
+    ) -> AppResult<Vec<Outcome>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            events,
+            reservations,
+            reply,
+        };
+        if self.queue.send(Message::Record(job)).await.is_err() {
+            return Err(AppError::Unavailable(anyhow::anyhow!(
+                "the recorder has stopped"
+            )));
+        }
+        match answer.await {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Err(())) => Err(AppError::Unavailable(anyhow::anyhow!(
+                "writing usage events failed"
+            ))),
+            Err(_) => Err(AppError::Unavailable(anyhow::anyhow!(
+                "the recorder dropped a request"
+            ))),
+        }
+    }
+
+    /// Waits until everything queued before this call is written (or has failed).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+struct Writer {
+    db: DatabaseConnection,
+    metrics: Metrics,
+    /// When each key's `last_used_at` was last written (unix ms of the request).
+    key_touched: HashMap<String, i64>,
+}
+
+impl Writer {
+    fn new(db: DatabaseConnection, metrics: Metrics) -> Self {
+        Self {
+            db,
+            metrics,
+            key_touched: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut inbox: mpsc::Receiver<Message>) {
+        while let Some(first) = inbox.recv().await {
+            let mut jobs = Vec::new();
+            let mut flushes = Vec::new();
+            let mut events = 0;
+            let mut take = |message: Message, jobs: &mut Vec<Job>, events: &mut usize| match message
+            {
+                Message::Record(job) => {
+                    *events += job.events.len();
+                    jobs.push(job);
+                }
+                Message::Flush(done) => flushes.push(done),
+            };
+            take(first, &mut jobs, &mut events);
+            while events < BATCH_CAP {
+                match inbox.try_recv() {
+                    Ok(message) => take(message, &mut jobs, &mut events),
+                    Err(_) => break,
+                }
+            }
+            if !jobs.is_empty() {
+                self.write(jobs).await;
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn write(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
+        let events: Vec<&NewEvent> = jobs.iter().flat_map(|job| job.events.iter()).collect();
+        let touches = self.due_key_touches(&events);
+        let result = write_batch(&self.db, &events, &touches).await;
+        drop(events);
+        match result {
+            Ok(outcomes) => {
+                self.metrics.batch(outcomes.len(), started.elapsed());
+                for (key, at) in touches {
+                    self.key_touched.insert(key, at.timestamp_millis());
+                }
+                self.answer(jobs, outcomes);
+            }
+            Err(err) => {
+                self.metrics.database_error("recording events");
+                let lost_connection = is_connection_error(&err);
+                tracing::error!(error = %err, requests = jobs.len(), "writing usage events failed");
+                if jobs.len() > 1 && !lost_connection {
+                    for job in jobs {
+                        Box::pin(self.write(vec![job])).await;
+                    }
+                } else {
+                    for job in jobs {
+                        // Dropping the job drops its reservations, which gives the calls back.
+                        let _ = job.reply.send(Err(()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&self, jobs: Vec<Job>, outcomes: Vec<Outcome>) {
+        let mut outcomes = outcomes.into_iter();
+        let (mut stored, mut duplicates) = (0u64, 0u64);
+        for job in jobs {
+            let mine: Vec<Outcome> = outcomes.by_ref().take(job.events.len()).collect();
+            let mut counted: HashMap<i64, i64> = HashMap::new();
+            for (event, outcome) in job.events.iter().zip(&mine) {
+                match outcome {
+                    Outcome::Accepted => {
+                        stored += 1;
+                        if let Some(period) = event.period {
+                            *counted.entry(period.start_ms()).or_default() += event.cost;
+                        }
+                    }
+                    Outcome::Completed => {}
+                    Outcome::Duplicate => duplicates += 1,
+                }
+            }
+            for reservation in job.reservations {
+                let calls = counted
+                    .get(&reservation.period_start_ms())
+                    .copied()
+                    .unwrap_or(0);
+                reservation.settle(calls);
+            }
+            let _ = job.reply.send(Ok(mine));
+        }
+        self.metrics.events_written(stored, duplicates);
+    }
+
+    /// Keys used in this batch whose `last_used_at` was not written in the last minute.
+    fn due_key_touches(&mut self, events: &[&NewEvent]) -> Vec<(String, DateTime<Utc>)> {
+        let mut due: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for event in events {
+            let Some(key) = event.api_key_id.as_deref() else {
+                continue;
+            };
+            let at = event.received_at;
+            let fresh = self
+                .key_touched
+                .get(key)
+                .is_some_and(|last| at.timestamp_millis() - last < LAST_USED_RESOLUTION_MS);
+            if !fresh {
+                let slot = due.entry(key).or_insert(at);
+                *slot = (*slot).max(at);
+            }
+        }
+        if self.key_touched.len() > 100_000 {
+            self.key_touched.clear();
+        }
+        due.into_iter().map(|(k, at)| (k.to_owned(), at)).collect()
+    }
+}
+
+/// Sums to add to one daily endpoint rollup row.
+#[derive(Debug, Default, Clone, Copy)]
+struct EndpointDelta {
+    calls: i64,
+    successes: i64,
+    failures: i64,
+    latency_sum_ms: i64,
+    latency_count: i64,
+}
+
+impl EndpointDelta {
+    fn finish(&mut self, status: Option<i32>, latency: Option<i64>) {
+        match status {
+            Some(code) if (200..400).contains(&code) => self.successes += 1,
+            Some(code) if code >= 400 => self.failures += 1,
+            _ => {}
+        }
+        if let Some(ms) = latency {
+            self.latency_sum_ms += ms;
+            self.latency_count += 1;
+        }
+    }
+}
+
+/// (account, day, method, endpoint)
+type EndpointKey = (String, String, String, String);
+/// (account, day, kind, skill, tool)
+type ToolKey = (String, String, &'static str, String, String);
+
+#[derive(Default)]
+struct Rollups {
+    periods: BTreeMap<(String, i64), (i64, i64)>,
+    endpoints: BTreeMap<EndpointKey, EndpointDelta>,
+    latency: BTreeMap<(EndpointKey, i32), i64>,
+    tools: BTreeMap<ToolKey, (i64, i64)>,
+}
+
+impl Rollups {
+    fn finish_call(&mut self, key: &EndpointKey, status: Option<i32>, latency: Option<i64>) {
+        self.endpoints
+            .entry(key.clone())
+            .or_default()
+            .finish(status, latency);
+        if let Some(ms) = latency {
+            *self
+                .latency
+                .entry((key.clone(), histogram::bucket_of(ms)))
+                .or_default() += 1;
+        }
+    }
+
+    fn add_accepted(&mut self, event: &NewEvent) {
+        let Some(account) = event.account_id.as_ref() else {
+            return;
+        };
+        if let (Some(period), true) = (event.period, event.cost > 0) {
+            let slot = self
+                .periods
+                .entry((account.clone(), period.start_ms()))
+                .or_insert((period.end_ms(), 0));
+            slot.1 += event.cost;
+        }
+        let day = day_of(event.occurred_at);
+        match event.kind {
+            EventKind::ApiCall => {
+                let key = (
+                    account.clone(),
+                    day,
+                    event.method.clone().unwrap_or_default(),
+                    event.endpoint.clone().unwrap_or_default(),
+                );
+                self.endpoints.entry(key.clone()).or_default().calls += 1;
+                self.finish_call(&key, event.status_code, event.response_time_ms);
+            }
+            EventKind::ToolCall | EventKind::Install => {
+                let key = (
+                    account.clone(),
+                    day,
+                    event.kind.as_str(),
+                    event.skill_id.clone().unwrap_or_default(),
+                    event.tool_name.clone().unwrap_or_default(),
+                );
+                let at = event.occurred_at.timestamp_millis();
+                let slot = self.tools.entry(key).or_insert((0, at));
+                slot.0 += 1;
+                slot.1 = slot.1.max(at);
+            }
+        }
+    }
+}
+
+fn day_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+fn day_of_millis(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(day_of)
+        .unwrap_or_default()
+}
+
+fn build_error(err: sea_orm::sea_query::error::Error) -> DbErr {
+    DbErr::Custom(format!("building a statement: {err}"))
+}
+
+const EVENT_COLUMNS: [&str; 19] = [
+    "account_id",
+    "api_key_id",
+    "user_id",
+    "kind",
+    "event_id",
+    "endpoint",
+    "method",
+    "status_code",
+    "response_time_ms",
+    "skill_id",
+    "tool_name",
+    "hook_event",
+    "input_snippet",
+    "output_snippet",
+    "metadata",
+    "cost",
+    "expired_key",
+    "occurred_at",
+    "received_at",
+];
+
+fn event_row(event: &NewEvent) -> Vec<Expr> {
+    let event_id = event.account_id.as_ref().and(event.event_id.clone());
+    let values: [Value; 19] = [
+        event.account_id.clone().into(),
+        event.api_key_id.clone().into(),
+        Option::<String>::None.into(),
+        event.kind.as_str().into(),
+        event_id.into(),
+        event.endpoint.clone().into(),
+        event.method.clone().into(),
+        event.status_code.into(),
+        event.response_time_ms.into(),
+        event.skill_id.clone().into(),
+        event.tool_name.clone().into(),
+        event.hook_event.clone().into(),
+        event.input_snippet.clone().into(),
+        event.output_snippet.clone().into(),
+        event.metadata.clone().into(),
+        event.cost.into(),
+        event.expired_key.into(),
+        event.occurred_at.timestamp_millis().into(),
+        event.received_at.timestamp_millis().into(),
+    ];
+    values.into_iter().map(Expr::val).collect()
+}
+
+/// Writes one batch in one transaction; the outcome of each event, in order.
+async fn write_batch(
+    db: &DatabaseConnection,
+    events: &[&NewEvent],
+    key_touches: &[(String, DateTime<Utc>)],
+) -> Result<Vec<Outcome>, DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    let txn = db.begin().await?;
+    let mut outcomes = vec![Outcome::Duplicate; events.len()];
+    let mut rollups = Rollups::default();
+
+    // The first event of an (account, event id) in the batch is the one written; the others are
+    // duplicates of it whatever happens to it.
+    let mut first_of: HashSet<(&str, &str)> = HashSet::new();
+    let mut to_insert = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        match (event.account_id.as_deref(), event.event_id.as_deref()) {
+            (Some(account), Some(id)) => {
+                if first_of.insert((account, id)) {
+                    to_insert.push(i);
+                }
+            }
+            _ => to_insert.push(i),
+        }
+    }
+
+    let inserted = insert_events(&txn, events, &to_insert).await?;
+    let mut conflicts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in &to_insert {
+        let event = events[i];
+        match (event.account_id.as_deref(), event.event_id.as_deref()) {
+            (Some(account), Some(id)) if !inserted.contains(&(account, id)) => {
+                conflicts.entry(account).or_default().push(i);
+            }
+            _ => {
+                outcomes[i] = Outcome::Accepted;
+                rollups.add_accepted(event);
+            }
+        }
+    }
+    for (account, indexes) in conflicts {
+        complete_or_skip(&txn, account, events, &indexes, &mut outcomes, &mut rollups).await?;
+    }
+
+    upsert_rollups(&txn, &rollups).await?;
+    for (key_id, at) in key_touches {
+        let update = Query::update()
+            .table("api_keys")
+            .value("last_used_at", *at)
+            .and_where(Expr::col("id").eq(key_id.as_str()))
+            .to_owned();
+        txn.execute(&update).await?;
+    }
+    txn.commit().await?;
+    Ok(outcomes)
+}
+
+/// Inserts the events at `indexes`; the (account, event id) pairs actually inserted.
+async fn insert_events<'e>(
+    txn: &DatabaseTransaction,
+    events: &[&'e NewEvent],
+    indexes: &[usize],
+) -> Result<HashSet<(&'e str, &'e str)>, DbErr> {
+    let mut inserted = HashSet::new();
+    for chunk in indexes.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = Query::insert();
+        insert.into_table("usage_events").columns(EVENT_COLUMNS);
+        let mut with_ids = false;
+        for &i in chunk {
+            insert.values(event_row(events[i])).map_err(build_error)?;
+            with_ids |= events[i].account_id.is_some() && events[i].event_id.is_some();
+        }
+        insert.on_conflict(
+            OnConflict::columns(["account_id", "event_id"])
+                .do_nothing()
+                .to_owned(),
+        );
+        if !with_ids {
+            txn.execute(&insert).await?;
+            continue;
+        }
+        insert.returning(Query::returning().columns(["account_id", "event_id"]));
+        let rows = txn.query_all(&insert).await?;
+        let mut returned: HashMap<String, HashSet<String>> = HashMap::new();
+        for row in rows {
+            let account: Option<String> = row.try_get_by_index(0)?;
+            let id: Option<String> = row.try_get_by_index(1)?;
+            if let (Some(account), Some(id)) = (account, id) {
+                returned.entry(account).or_default().insert(id);
+            }
+        }
+        for &i in chunk {
+            if let (Some(account), Some(id)) = (
+                events[i].account_id.as_deref(),
+                events[i].event_id.as_deref(),
+            ) {
+                if returned.get(account).is_some_and(|ids| ids.contains(id)) {
+                    inserted.insert((account, id));
+                }
+            }
+        }
+    }
+    Ok(inserted)
+}
+
+/// Events whose id the account already had: a finished-call report completes a verified call
+/// that has no status yet; anything else is a duplicate.
+async fn complete_or_skip(
+    txn: &DatabaseTransaction,
+    account: &str,
+    events: &[&NewEvent],
+    indexes: &[usize],
+    outcomes: &mut [Outcome],
+    rollups: &mut Rollups,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    if !indexes.iter().any(|&i| events[i].completes) {
+        return Ok(());
+    }
+    let ids: Vec<&str> = indexes
+        .iter()
+        .filter_map(|&i| events[i].event_id.as_deref())
+        .collect();
+    let select = Query::select()
+        .columns([
+            "id",
+            "event_id",
+            "kind",
+            "status_code",
+            "method",
+            "endpoint",
+            "occurred_at",
+        ])
+        .from("usage_events")
+        .and_where(Expr::col("account_id").eq(account))
+        .and_where(Expr::col("event_id").is_in(ids))
+        .to_owned();
+    struct Existing {
+        id: i64,
+        kind: String,
+        status: Option<i32>,
+        method: Option<String>,
+        endpoint: Option<String>,
+        occurred_at: i64,
+    }
+    let mut existing: HashMap<String, Existing> = HashMap::new();
+    for row in txn.query_all(&select).await? {
+        let event_id: Option<String> = row.try_get_by_index(1)?;
+        if let Some(event_id) = event_id {
+            existing.insert(
+                event_id,
+                Existing {
+                    id: row.try_get_by_index(0)?,
+                    kind: row.try_get_by_index(2)?,
+                    status: row.try_get_by_index(3)?,
+                    method: row.try_get_by_index(4)?,
+                    endpoint: row.try_get_by_index(5)?,
+                    occurred_at: row.try_get_by_index(6)?,
+                },
+            );
+        }
+    }
+    for &i in indexes {
+        let event = events[i];
+        let Some(found) = event.event_id.as_deref().and_then(|id| existing.get(id)) else {
+            continue;
+        };
+        let completes = event.completes
+            && event.status_code.is_some()
+            && found.kind == EventKind::ApiCall.as_str()
+            && found.status.is_none();
+        if !completes {
+            continue;
+        }
+        let update = Query::update()
+            .table("usage_events")
+            .value("status_code", event.status_code)
+            .value("response_time_ms", event.response_time_ms)
+            .value("method", event.method.clone())
+            .value("endpoint", event.endpoint.clone())
+            .and_where(Expr::col("id").eq(found.id))
+            .and_where(Expr::col("status_code").is_null())
+            .to_owned();
+        if txn.execute(&update).await?.rows_affected() == 0 {
+            continue;
+        }
+        outcomes[i] = Outcome::Completed;
+        // The call was counted under the verify's (method, endpoint) on its day; it moves to
+        // what the finished call reports.
+        let day = day_of_millis(found.occurred_at);
+        let before = (
+            account.to_owned(),
+            day.clone(),
+            found.method.clone().unwrap_or_default(),
+            found.endpoint.clone().unwrap_or_default(),
+        );
+        let after = (
+            account.to_owned(),
+            day,
+            event.method.clone().unwrap_or_default(),
+            event.endpoint.clone().unwrap_or_default(),
+        );
+        if before != after {
+            rollups.endpoints.entry(before).or_default().calls -= 1;
+            rollups.endpoints.entry(after.clone()).or_default().calls += 1;
+        }
+        rollups.finish_call(&after, event.status_code, event.response_time_ms);
+    }
+    Ok(())
+}
+
+/// `<table>.<column> + excluded.<column>`, for upserts that add.
+fn add_excluded(table: &str, column: &str) -> Expr {
+    Expr::cust(format!("{table}.{column} + excluded.{column}"))
+}
+
+async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<(), DbErr> {
+    let periods: Vec<Vec<Expr>> = rollups
+        .periods
+        .iter()
+        .map(|((account, start), (end, calls))| {
+            vec![
+                Expr::val(account.as_str()),
+                Expr::val(*start),
+                Expr::val(*end),
+                Expr::val(*calls),
+            ]
+        })
+        .collect();
+    upsert(
+        txn,
+        "usage_periods",
+        &["account_id", "period_start", "period_end", "calls"],
+        &["account_id", "period_start"],
+        &["calls"],
+        &[],
+        periods,
+    )
+    .await?;
+
+    let endpoints: Vec<Vec<Expr>> = rollups
+        .endpoints
+        .iter()
+        .map(|((account, day, method, endpoint), d)| {
+            vec![
+                Expr::val(account.as_str()),
+                Expr::val(day.as_str()),
+                Expr::val(method.as_str()),
+                Expr::val(endpoint.as_str()),
+                Expr::val(d.calls),
+                Expr::val(d.successes),
+                Expr::val(d.failures),
+                Expr::val(d.latency_sum_ms),
+                Expr::val(d.latency_count),
+            ]
+        })
+        .collect();
+    upsert(
+        txn,
+        "usage_daily_endpoints",
+        &[
+            "account_id",
+            "day",
+            "method",
+            "endpoint",
+            "calls",
+            "successes",
+            "failures",
+            "latency_sum_ms",
+            "latency_count",
+        ],
+        &["account_id", "day", "method", "endpoint"],
+        &[
+            "calls",
+            "successes",
+            "failures",
+            "latency_sum_ms",
+            "latency_count",
+        ],
+        &[],
+        endpoints,
+    )
+    .await?;
+
+    let latency: Vec<Vec<Expr>> = rollups
+        .latency
+        .iter()
+        .map(|((key, bucket), count)| {
+            vec![
+                Expr::val(key.0.as_str()),
+                Expr::val(key.1.as_str()),
+                Expr::val(key.2.as_str()),
+                Expr::val(key.3.as_str()),
+                Expr::val(*bucket),
+                Expr::val(*count),
+            ]
+        })
+        .collect();
+    upsert(
+        txn,
+        "usage_daily_latency",
+        &["account_id", "day", "method", "endpoint", "bucket", "count"],
+        &["account_id", "day", "method", "endpoint", "bucket"],
+        &["count"],
+        &[],
+        latency,
+    )
+    .await?;
+
+    let tools: Vec<Vec<Expr>> = rollups
+        .tools
+        .iter()
+        .map(|((account, day, kind, skill, tool), (calls, last))| {
+            vec![
+                Expr::val(account.as_str()),
+                Expr::val(day.as_str()),
+                Expr::val(*kind),
+                Expr::val(skill.as_str()),
+                Expr::val(tool.as_str()),
+                Expr::val(*calls),
+                Expr::val(*last),
+            ]
+        })
+        .collect();
+    upsert(
+        txn,
+        "usage_daily_tools",
+        &[
+            "account_id",
+            "day",
+            "kind",
+            "skill_id",
+            "tool_name",
+            "calls",
+            "last_used_at",
+        ],
+        &["account_id", "day", "kind", "skill_id", "tool_name"],
+        &["calls"],
+        &[(
+            "last_used_at",
+            "CASE WHEN excluded.last_used_at > usage_daily_tools.last_used_at \
+             THEN excluded.last_used_at ELSE usage_daily_tools.last_used_at END",
+        )],
+        tools,
+    )
+    .await
+}
+
+/// Multi-row `INSERT ... ON CONFLICT (keys) DO UPDATE`: `added` columns add the new value to the
+/// stored one, `custom` columns take an SQL expression.
+async fn upsert(
+    txn: &DatabaseTransaction,
+    table: &'static str,
+    columns: &[&'static str],
+    keys: &[&'static str],
+    added: &[&'static str],
+    custom: &[(&'static str, &'static str)],
+    rows: Vec<Vec<Expr>>,
+) -> Result<(), DbErr> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut insert = Query::insert();
+        insert.into_table(table).columns(columns.iter().copied());
+        for row in rows.by_ref().take(ROWS_PER_STATEMENT) {
+            insert.values(row).map_err(build_error)?;
+        }
+        let mut on_conflict = OnConflict::columns(keys.iter().copied());
+        for column in added {
+            on_conflict.value(*column, add_excluded(table, column));
+        }
+        for (column, sql) in custom {
+            on_conflict.value(*column, Expr::cust(*sql));
+        }
+        insert.on_conflict(on_conflict);
+        txn.execute(&insert).await?;
+    }
+    Ok(())
+}

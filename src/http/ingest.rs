@@ -1,0 +1,120 @@
+//! What the ingestion handlers share: reading the body within the route's limit (413 before any
+//! authentication or database work), the bearer token and signature headers, and the rate-limit
+//! headers of every response that got past authentication.
+//!
+//! For plans without a monthly quota (unlimited), the monthly parts are left out: no
+//! `X-RateLimit-*` fields and only the `"minute"` policy in `RateLimit-Policy` / `RateLimit`, since
+//! no monthly limit applies that a client could run into.
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::SecondsFormat;
+use serde_json::json;
+
+use crate::domain::ingest::{self, Caller};
+use crate::domain::ratelimit::MinuteWindow;
+use crate::state::AppState;
+
+/// Body limit of routes that take one event.
+pub const SINGLE_EVENT_LIMIT: usize = 64 * 1024;
+/// Body limit of `POST /api/v1/events`.
+pub const BATCH_LIMIT: usize = 1024 * 1024;
+
+const SIGNATURE: &str = "x-tally-signature";
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({ "error": "Payload too large" })),
+    )
+        .into_response()
+}
+
+/// The whole body, or the response refusing it.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(err) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+            while let Some(cause) = source {
+                if cause.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large());
+                }
+                source = cause.source();
+            }
+            tracing::debug!(error = %err, "reading a request body failed");
+            Err((
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "Invalid JSON" })),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`; `None` without such a header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let scheme = value.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| value[7..].trim())
+}
+
+pub fn signature(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(SIGNATURE).map(HeaderValue::as_bytes)
+}
+
+/// Adds the rate-limit headers (§3.6) to a response given to `caller`.
+pub async fn with_limit_headers(
+    state: &AppState,
+    caller: &Caller,
+    minute: MinuteWindow,
+    mut response: Response,
+) -> Response {
+    let monthly = ingest::monthly_window(state, caller).await;
+    let headers = response.headers_mut();
+    let mut policy = format!("\"minute\";q={};w=60", minute.limit);
+    let mut current = format!("\"minute\";r={};t={}", minute.remaining, minute.reset_secs);
+    if let Some(monthly) = monthly {
+        let reset = monthly
+            .period
+            .end
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        insert(headers, "x-ratelimit-limit", monthly.limit.to_string());
+        insert(
+            headers,
+            "x-ratelimit-remaining",
+            monthly.remaining().to_string(),
+        );
+        insert(headers, "x-ratelimit-reset", reset);
+        policy.push_str(&format!(
+            ", \"monthly\";q={};w={}",
+            monthly.limit,
+            monthly.period.seconds()
+        ));
+        current.push_str(&format!(
+            ", \"monthly\";r={};t={}",
+            monthly.remaining(),
+            monthly.period.seconds_left(monthly.now)
+        ));
+    }
+    insert(headers, "ratelimit-policy", policy);
+    insert(headers, "ratelimit", current);
+    response
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}

@@ -1,0 +1,107 @@
+//! Prometheus metrics of one running service: requests by route and status, events stored,
+//! recorder batch sizes and write latency, database errors.
+//!
+//! Each `AppState` owns its recorder and records through it (`metrics::with_local_recorder`)
+//! rather than installing a process-wide one, so that many apps in one process (the tests) keep
+//! separate numbers and none fails to install.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+const REQUESTS: &str = "tally_http_requests_total";
+const EVENTS_STORED: &str = "tally_events_stored_total";
+const EVENTS_DUPLICATE: &str = "tally_events_duplicate_total";
+const BATCH_SIZE: &str = "tally_recorder_batch_events";
+const WRITE_SECONDS: &str = "tally_recorder_write_seconds";
+const DB_ERRORS: &str = "tally_database_errors_total";
+
+const BATCH_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+];
+const WRITE_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: Arc<PrometheusHandle>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.to_owned()), &BATCH_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(WRITE_SECONDS.to_owned()), &WRITE_BUCKETS)
+            })
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = Arc::new(recorder.handle());
+        spawn_upkeep(Arc::downgrade(&handle));
+        Self {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    /// The Prometheus text exposition of everything recorded so far.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    fn record(&self, f: impl FnOnce()) {
+        metrics::with_local_recorder(self.recorder.as_ref(), f);
+    }
+
+    pub fn request(&self, route: &str, status: u16) {
+        let labels = [("route", route.to_owned()), ("status", status.to_string())];
+        self.record(|| metrics::counter!(REQUESTS, &labels).increment(1));
+    }
+
+    pub fn events_written(&self, stored: u64, duplicates: u64) {
+        self.record(|| {
+            metrics::counter!(EVENTS_STORED).increment(stored);
+            metrics::counter!(EVENTS_DUPLICATE).increment(duplicates);
+        });
+    }
+
+    pub fn batch(&self, events: usize, took: Duration) {
+        self.record(|| {
+            metrics::histogram!(BATCH_SIZE).record(events as f64);
+            metrics::histogram!(WRITE_SECONDS).record(took.as_secs_f64());
+        });
+    }
+
+    pub fn database_error(&self, during: &'static str) {
+        self.record(|| metrics::counter!(DB_ERRORS, "during" => during).increment(1));
+    }
+}
+
+/// Histograms keep samples until rendered; drain them now and then even when nobody scrapes.
+fn spawn_upkeep(handle: Weak<PrometheusHandle>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match handle.upgrade() {
+                Some(handle) => handle.run_upkeep(),
+                None => break,
+            }
+        }
+    });
+}
