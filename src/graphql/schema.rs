@@ -2,7 +2,6 @@
 
 use async_graphql::{EmptySubscription, Schema};
 
-use crate::graphql::loader;
 use crate::graphql::mutation::MutationRoot;
 use crate::graphql::query::QueryRoot;
 use crate::state::AppState;
@@ -28,7 +27,7 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubsc
 }
 
 pub fn build_schema(state: AppState) -> TallySchema {
-    loader::register(builder(), &state).data(state).finish()
+    builder().data(state).finish()
 }
 
 /// The SDL of the schema, as written to `schema.graphql`.

@@ -1,4 +1,3 @@
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
 use chrono::{DateTime, Utc};
 
@@ -6,11 +5,21 @@ use crate::domain::periods::BillingPeriod;
 use crate::entity::account;
 use crate::error::AppError;
 use crate::graphql::context::now;
-use crate::graphql::loader::{PlanLoader, UsageKey, UsageLoader};
+use crate::graphql::loader::{self, Plans, Usage, UsageKey};
 use crate::graphql::object::{Plan, UsagePeriod};
 
 /// Who is billed: an account with its plan.
 pub struct Account(pub account::Model);
+
+impl Account {
+    /// The key under which [`Account::current_usage`] loads.
+    pub fn usage_key(&self, now: chrono::DateTime<Utc>) -> UsageKey {
+        UsageKey {
+            account_id: self.0.id.clone(),
+            period: BillingPeriod::for_account(&self.0, now),
+        }
+    }
+}
 
 #[Object]
 impl Account {
@@ -23,7 +32,7 @@ impl Account {
     }
 
     async fn plan(&self, ctx: &Context<'_>) -> Result<Plan> {
-        ctx.data_unchecked::<DataLoader<PlanLoader>>()
+        loader::get::<Plans>(ctx)?
             .load_one(self.0.plan_code.clone())
             .await
             .map_err(|err| err.as_ref().extend())?
@@ -43,11 +52,8 @@ impl Account {
 
     /// Usage of the account's current billing period. Loaded in one batch for a whole page.
     async fn current_usage(&self, ctx: &Context<'_>) -> Result<UsagePeriod> {
-        let key = UsageKey {
-            account_id: self.0.id.clone(),
-            period: BillingPeriod::for_account(&self.0, now(ctx)),
-        };
-        ctx.data_unchecked::<DataLoader<UsageLoader>>()
+        let key = self.usage_key(now(ctx));
+        loader::get::<Usage>(ctx)?
             .load_one(key)
             .await
             .map_err(|err| err.as_ref().extend())?

@@ -3,6 +3,7 @@ use async_graphql::{Context, ErrorExtensions, Object, Result};
 use crate::domain::analytics;
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::{AdminGuard, PageLimit};
+use crate::graphql::loader::{self, Plans, Usage};
 use crate::graphql::object::{Account, AccountPage, AdminOverview, PlanCode};
 
 /// The installation seen by an admin.
@@ -33,8 +34,24 @@ impl AdminQuery {
             analytics::accounts_page(&state(ctx).db, plan.map(Into::into), limit, offset)
                 .await
                 .map_err(|err| err.extend())?;
+        let nodes: Vec<Account> = nodes.into_iter().map(Account).collect();
+        // The whole page in one load; each node's fields then read the request's cache.
+        let wanted = ctx.look_ahead().field("nodes");
+        if wanted.field("currentUsage").exists() {
+            let now = now(ctx);
+            loader::get::<Usage>(ctx)?
+                .load_many(nodes.iter().map(|node| node.usage_key(now)))
+                .await
+                .map_err(|err| err.as_ref().extend())?;
+        }
+        if wanted.field("plan").exists() {
+            loader::get::<Plans>(ctx)?
+                .load_many(nodes.iter().map(|node| node.0.plan_code.clone()))
+                .await
+                .map_err(|err| err.as_ref().extend())?;
+        }
         Ok(AccountPage {
-            nodes: nodes.into_iter().map(Account).collect(),
+            nodes,
             total_count,
             limit,
             offset,
