@@ -45,6 +45,8 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    // Every event accepted into the recorder's queue is written before the database closes.
+    state.recorder.flush().await;
     state.db.close_by_ref().await.ok();
     tracing::info!("tally stopped");
     Ok(())

@@ -1,0 +1,291 @@
+//! A 200 from `/api/track` is durable: kill -9 the real binary while tracks are in flight,
+//! restart it on the same SQLite file, and every event that got its 200 is there exactly once,
+//! with the period counter agreeing with the stored events.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ADMIN_EMAIL: &str = "root@example.com";
+const ADMIN_PASSWORD: &str = "crash test password";
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .env("TALLY_DATABASE_URL", database_url)
+            .env("TALLY_BIND", format!("127.0.0.1:{port}"))
+            .env("TALLY_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("TALLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("TALLY_JWT_SECRET", "crash-test-secret")
+            .env("TALLY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tally");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok((200, _)) = request(port, "GET", "/health", None, "").await {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "tally did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let (status, text) = request(self.port, "POST", "/graphql", token, &body)
+            .await
+            .expect("graphql request");
+        assert_eq!(status, 200, "{text}");
+        let value: Value = serde_json::from_str(&text).expect("graphql JSON");
+        assert!(value.get("errors").is_none(), "{value}");
+        value["data"].clone()
+    }
+
+    fn kill(&mut self) {
+        // SIGKILL: no shutdown, no flush.
+        self.child.kill().expect("kill -9");
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let auth = bearer
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n{auth}\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_event_survives_a_kill_9_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("tally.db").display()
+    );
+    let server = Server::start(&database_url).await;
+
+    let admin = server
+        .graphql(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            json!({ "e": ADMIN_EMAIL, "p": ADMIN_PASSWORD }),
+        )
+        .await["login"]["token"]
+        .as_str()
+        .expect("admin token")
+        .to_owned();
+    let signed_up = server
+        .graphql(
+            None,
+            "mutation { signUp(email: \"hooks@example.com\", password: \"correct horse battery\", accountName: \"Hooks\") { token user { account { id } } } }",
+            json!({}),
+        )
+        .await;
+    let token = signed_up["signUp"]["token"].as_str().unwrap().to_owned();
+    let account_id = signed_up["signUp"]["user"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = server
+        .graphql(
+            Some(&token),
+            "mutation { createApiKey(name: \"hook\") { key } }",
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .graphql(
+            Some(&admin),
+            "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: ENTERPRISE) { id } }",
+            json!({ "a": account_id }),
+        )
+        .await;
+    server
+        .graphql(
+            Some(&admin),
+            "mutation { adminUpdatePlan(code: ENTERPRISE, input: { rateLimitPerMinute: 1000000 }) { code } }",
+            json!({}),
+        )
+        .await;
+
+    // Writers keep sending distinct events; the process dies as soon as 600 have been
+    // acknowledged, with others still in flight.
+    const TARGET: usize = 600;
+    let server = Arc::new(tokio::sync::Mutex::new(server));
+    let port = server.lock().await.port;
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let next_id = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (key, acknowledged, count, next_id, stop_tx, mut stop_rx) = (
+            key.clone(),
+            acknowledged.clone(),
+            count.clone(),
+            next_id.clone(),
+            stop_tx.clone(),
+            stop_rx.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                if *stop_rx.borrow_and_update() {
+                    break;
+                }
+                let id = format!("evt-{}", next_id.fetch_add(1, Ordering::SeqCst));
+                let body = json!({
+                    "skill_id": "crash",
+                    "tool_name": "Write",
+                    "ts": chrono::Utc::now().to_rfc3339(),
+                    "event_id": id,
+                })
+                .to_string();
+                match request(port, "POST", "/api/track", Some(&key), &body).await {
+                    Ok((200, _)) => {
+                        acknowledged.lock().unwrap().insert(id);
+                        if count.fetch_add(1, Ordering::SeqCst) + 1 >= TARGET {
+                            let _ = stop_tx.send(true);
+                        }
+                    }
+                    Ok((status, text)) if status != 0 => panic!("track answered {status}: {text}"),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    let mut stop = stop_rx.clone();
+    stop.wait_for(|stopped| *stopped)
+        .await
+        .expect("workers run");
+    server.lock().await.kill();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= TARGET);
+
+    // Restart on the same file: it opens, recovers and serves.
+    let restarted = Server::start(&database_url).await;
+    assert_eq!(
+        request(restarted.port, "GET", "/ready", None, "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    let db = tally::db::connect(&database_url).await.expect("open db");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT event_id, COUNT(*) FROM usage_events WHERE account_id = '{account_id}' GROUP BY event_id"
+            ),
+        ))
+        .await
+        .expect("query events");
+    let mut stored = std::collections::HashMap::new();
+    for row in rows {
+        let id: String = row.try_get_by_index(0).unwrap();
+        let n: i64 = row.try_get_by_index(1).unwrap();
+        stored.insert(id, n);
+    }
+    for id in &acknowledged {
+        assert_eq!(
+            stored.get(id),
+            Some(&1),
+            "event {id} acknowledged but stored {:?}",
+            stored.get(id)
+        );
+    }
+    let counted = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT CAST(SUM(calls) AS BIGINT) FROM usage_periods WHERE account_id = '{account_id}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    let total: i64 = stored.values().sum();
+    assert_eq!(
+        counted, total,
+        "the period counter agrees with the stored events"
+    );
+}

@@ -1,0 +1,399 @@
+//! `POST /api/v1/verify` and `POST /api/v1/events`: what gateways and backends see.
+
+mod common;
+
+use axum::http::StatusCode;
+use chrono::Duration;
+use common::ingest::rfc3339;
+use common::TestApp;
+use serde_json::{json, Value};
+use tally::clock::Clock;
+
+fn call(app: &TestApp, id: Option<&str>, status: u16, ms: u64) -> Value {
+    let mut event = json!({
+        "endpoint": "/v1/things",
+        "method": "get",
+        "status_code": status,
+        "response_time_ms": ms,
+        "ts": rfc3339(app.clock.now() - Duration::minutes(1)),
+    });
+    if let Some(id) = id {
+        event["event_id"] = json!(id);
+    }
+    event
+}
+
+async fn events(app: &TestApp, key: &str, events: Vec<Value>) -> common::TestResponse {
+    app.post_json("/api/v1/events", Some(key), &json!({ "events": events }))
+        .await
+}
+
+#[tokio::test]
+async fn an_allowed_verify_answers_the_quota_state_and_counts_the_call() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let response = app
+        .post_raw("/api/v1/verify", Some(&m.key), &[], Vec::new())
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        response.json(),
+        json!({
+            "valid": true,
+            "account_id": m.account_id,
+            "key_id": m.key_id,
+            "plan": "FREE",
+            "limit": 1000,
+            "used": 1,
+            "remaining": 999,
+            "reset": "2026-12-01T00:00:00Z",
+            "overage": false,
+        })
+    );
+    assert_eq!(response.header("x-ratelimit-remaining"), Some("999"));
+    let costly = app
+        .post_json(
+            "/api/v1/verify",
+            Some(&m.key),
+            &json!({ "endpoint": "/v1/search", "method": "POST", "cost": 5 }),
+        )
+        .await;
+    assert_eq!(costly.json()["used"], 6);
+    assert_eq!(app.counted_calls(&m.account_id).await, 6);
+    assert_eq!(app.stored_events(&m.account_id).await, 2);
+}
+
+#[tokio::test]
+async fn verify_refusals_say_valid_false() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let missing = app.post_json("/api/v1/verify", None, &json!({})).await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        missing.json(),
+        json!({ "valid": false, "error": "Missing authorization" })
+    );
+    let invalid = app
+        .post_json("/api/v1/verify", Some("tly_nope"), &json!({}))
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        invalid.json(),
+        json!({ "valid": false, "error": "Invalid key" })
+    );
+    for cost in [json!(0), json!(1001), json!("3"), json!(1.5)] {
+        let bad = app
+            .post_json("/api/v1/verify", Some(&m.key), &json!({ "cost": cost }))
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{cost}");
+        assert!(bad.json()["details"]["cost"].is_array());
+    }
+    let not_json = app.post_raw("/api/v1/verify", Some(&m.key), &[], "{").await;
+    assert_eq!(not_json.json()["error"], "Invalid JSON");
+    assert_eq!(app.counted_calls(&m.account_id).await, 0);
+
+    app.update_plan("FREE", json!({ "monthlyQuota": 3 })).await;
+    let too_costly = app
+        .post_json("/api/v1/verify", Some(&m.key), &json!({ "cost": 4 }))
+        .await;
+    assert_eq!(too_costly.status, StatusCode::TOO_MANY_REQUESTS);
+    let body = too_costly.json();
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["error"], "Quota exceeded");
+    assert_eq!(body["limit"], 3);
+    assert_eq!(body["used"], 0);
+    assert!(too_costly.header("retry-after").is_some());
+    assert_eq!(app.counted_calls(&m.account_id).await, 0);
+}
+
+#[tokio::test]
+async fn verify_is_rate_limited_per_key() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.update_plan("FREE", json!({ "rateLimitPerMinute": 5 }))
+        .await;
+    for _ in 0..5 {
+        let ok = app
+            .post_json("/api/v1/verify", Some(&m.key), &json!({}))
+            .await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let limited = app
+        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        limited.json(),
+        json!({ "valid": false, "error": "Rate limited" })
+    );
+    // One request comes back every 12 s at 5 a minute.
+    assert_eq!(limited.header("retry-after"), Some("12"));
+    assert_eq!(
+        limited.header("ratelimit-policy"),
+        Some("\"minute\";q=5;w=60, \"monthly\";q=1000;w=2592000")
+    );
+    assert_eq!(app.counted_calls(&m.account_id).await, 5);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_verifies_with_one_call_left_allow_exactly_one() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.update_plan(
+        "FREE",
+        json!({ "monthlyQuota": 5, "rateLimitPerMinute": 1000 }),
+    )
+    .await;
+    for _ in 0..4 {
+        let ok = app
+            .post_json("/api/v1/verify", Some(&m.key), &json!({}))
+            .await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let empty = json!({});
+    let responses = futures::future::join_all(
+        (0..100).map(|_| app.post_json("/api/v1/verify", Some(&m.key), &empty)),
+    )
+    .await;
+    let allowed = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let exceeded = responses
+        .iter()
+        .filter(|r| {
+            r.status == StatusCode::TOO_MANY_REQUESTS && r.json()["error"] == "Quota exceeded"
+        })
+        .count();
+    assert_eq!((allowed, exceeded), (1, 99));
+    assert_eq!(app.counted_calls(&m.account_id).await, 5);
+    assert_eq!(app.stored_events(&m.account_id).await, 5);
+}
+
+#[tokio::test]
+async fn unlimited_and_overage_plans_answer_accordingly() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.set_plan(&m.account_id, "ENTERPRISE").await;
+    let unlimited = app
+        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
+        .await;
+    let body = unlimited.json();
+    assert_eq!(body["plan"], "ENTERPRISE");
+    assert_eq!(body["limit"], Value::Null);
+    assert_eq!(body["remaining"], Value::Null);
+    assert_eq!(body["used"], 1);
+    assert!(unlimited.header("x-ratelimit-limit").is_none());
+
+    app.set_plan(&m.account_id, "PRO").await;
+    app.update_plan("PRO", json!({ "monthlyQuota": 1 })).await;
+    let past = app
+        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
+        .await;
+    assert_eq!(past.status, StatusCode::OK);
+    let body = past.json();
+    assert_eq!(body["used"], 2);
+    assert_eq!(body["remaining"], 0);
+    assert_eq!(body["overage"], true);
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_counted_and_rolled_up() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let batch = vec![
+        call(&app, Some("a"), 200, 10),
+        call(&app, Some("b"), 302, 30),
+        call(&app, None, 503, 200),
+    ];
+    let response = events(&app, &m.key, batch.clone()).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json(), json!({ "accepted": 3, "duplicates": 0 }));
+    assert!(response.header("ratelimit").is_some());
+    assert_eq!(app.counted_calls(&m.account_id).await, 3);
+    let rollup = |column: &str| {
+        format!(
+            "SELECT {column} FROM usage_daily_endpoints WHERE account_id = '{}' AND method = 'GET' AND endpoint = '/v1/things'",
+            m.account_id
+        )
+    };
+    assert_eq!(app.scalar(&rollup("calls")).await, 3);
+    assert_eq!(app.scalar(&rollup("successes")).await, 2);
+    assert_eq!(app.scalar(&rollup("failures")).await, 1);
+    assert_eq!(app.scalar(&rollup("latency_sum_ms")).await, 240);
+    let buckets = app
+        .scalar(&format!(
+            "SELECT CAST(SUM(count) AS BIGINT) FROM usage_daily_latency WHERE account_id = '{}'",
+            m.account_id
+        ))
+        .await;
+    assert_eq!(buckets, 3);
+
+    // The same batch again: the two events with ids are duplicates, the third is new.
+    let again = events(&app, &m.key, batch).await;
+    assert_eq!(again.json(), json!({ "accepted": 1, "duplicates": 2 }));
+    assert_eq!(app.counted_calls(&m.account_id).await, 4);
+    // A repeated id inside one batch counts once.
+    let twice = events(
+        &app,
+        &m.key,
+        vec![call(&app, Some("c"), 200, 1), call(&app, Some("c"), 200, 1)],
+    )
+    .await;
+    assert_eq!(twice.json(), json!({ "accepted": 1, "duplicates": 1 }));
+    assert_eq!(app.counted_calls(&m.account_id).await, 5);
+}
+
+#[tokio::test]
+async fn an_invalid_event_refuses_the_whole_batch_with_indexed_details() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let mut broken = call(&app, None, 200, 5);
+    broken["status_code"] = json!("200");
+    let mut no_method = call(&app, None, 200, 5);
+    no_method.as_object_mut().unwrap().remove("method");
+    let response = events(
+        &app,
+        &m.key,
+        vec![call(&app, None, 200, 5), broken, no_method, json!("x")],
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let body = response.json();
+    assert_eq!(body["error"], "Invalid payload");
+    let details = body["details"].as_object().unwrap();
+    assert!(details.contains_key("events[1].status_code"), "{body}");
+    assert_eq!(details["events[2].method"], json!(["is required"]));
+    assert!(details.contains_key("events[3]"));
+    assert_eq!(details.len(), 3);
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+
+    let empty = events(&app, &m.key, vec![]).await;
+    assert!(empty.json()["details"]["events"].is_array());
+    let too_many = events(&app, &m.key, vec![call(&app, None, 200, 1); 1001]).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    let not_a_list = app
+        .post_json("/api/v1/events", Some(&m.key), &json!({ "events": {} }))
+        .await;
+    assert_eq!(not_a_list.status, StatusCode::BAD_REQUEST);
+    let huge = app
+        .post_raw(
+            "/api/v1/events",
+            Some(&m.key),
+            &[],
+            vec![b' '; 1024 * 1024 + 1],
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(huge.json(), json!({ "error": "Payload too large" }));
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_batch_past_a_blocking_quota_is_refused_whole() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.update_plan("FREE", json!({ "monthlyQuota": 3 })).await;
+    let four = (0..4).map(|_| call(&app, None, 200, 1)).collect();
+    let response = events(&app, &m.key, four).await;
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.json()["error"], "Quota exceeded");
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    let three = (0..3).map(|_| call(&app, None, 200, 1)).collect();
+    assert_eq!(events(&app, &m.key, three).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_verified_call_reported_later_is_completed_not_counted_again() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.update_plan("FREE", json!({ "monthlyQuota": 1 })).await;
+    let verified = app
+        .post_json(
+            "/api/v1/verify",
+            Some(&m.key),
+            &json!({ "event_id": "call-1", "endpoint": "/v1/things", "method": "GET" }),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK);
+    // The quota is used up, yet the report of the verified call goes through.
+    let reported = events(&app, &m.key, vec![call(&app, Some("call-1"), 404, 42)]).await;
+    assert_eq!(reported.status, StatusCode::OK);
+    assert_eq!(reported.json(), json!({ "accepted": 1, "duplicates": 0 }));
+    assert_eq!(app.counted_calls(&m.account_id).await, 1);
+    assert_eq!(app.stored_events(&m.account_id).await, 1);
+    let status = app
+        .scalar(&format!(
+            "SELECT CAST(status_code AS BIGINT) FROM usage_events WHERE account_id = '{}'",
+            m.account_id
+        ))
+        .await;
+    assert_eq!(status, 404);
+    let rollup = |column: &str| {
+        format!(
+            "SELECT CAST(SUM({column}) AS BIGINT) FROM usage_daily_endpoints WHERE account_id = '{}'",
+            m.account_id
+        )
+    };
+    assert_eq!(app.scalar(&rollup("calls")).await, 1);
+    assert_eq!(app.scalar(&rollup("failures")).await, 1);
+    assert_eq!(app.scalar(&rollup("latency_sum_ms")).await, 42);
+    // Reported twice: the second is a duplicate.
+    let again = events(&app, &m.key, vec![call(&app, Some("call-1"), 404, 42)]).await;
+    assert_eq!(again.json(), json!({ "accepted": 0, "duplicates": 1 }));
+    // A verify repeating the id is allowed without counting.
+    let repeat = app
+        .post_json(
+            "/api/v1/verify",
+            Some(&m.key),
+            &json!({ "event_id": "call-1" }),
+        )
+        .await;
+    assert_eq!(repeat.status, StatusCode::OK);
+    assert_eq!(app.counted_calls(&m.account_id).await, 1);
+}
+
+#[tokio::test]
+async fn a_reported_call_moves_to_its_real_endpoint() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.post_json("/api/v1/verify", Some(&m.key), &json!({ "event_id": "x" }))
+        .await;
+    events(&app, &m.key, vec![call(&app, Some("x"), 200, 7)]).await;
+    let calls = app
+        .scalar(&format!(
+            "SELECT calls FROM usage_daily_endpoints WHERE account_id = '{}' AND endpoint = '/v1/things'",
+            m.account_id
+        ))
+        .await;
+    assert_eq!(calls, 1);
+    let unnamed = app
+        .scalar(&format!(
+            "SELECT calls FROM usage_daily_endpoints WHERE account_id = '{}' AND endpoint = ''",
+            m.account_id
+        ))
+        .await;
+    assert_eq!(unnamed, 0);
+}
+
+#[tokio::test]
+async fn while_the_database_is_gone_verify_and_events_answer_503() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    assert_eq!(
+        app.post_json("/api/v1/verify", Some(&m.key), &json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.state.db.close_by_ref().await.unwrap();
+    let verify = app
+        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
+        .await;
+    assert_eq!(verify.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(verify.json()["valid"], false);
+    assert!(verify.header("retry-after").is_some());
+    let batch = events(&app, &m.key, vec![call(&app, None, 200, 1)]).await;
+    assert_eq!(batch.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(batch.header("retry-after").is_some());
+}
