@@ -56,12 +56,39 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Fill the database with demo accounts, users, keys and usage events (for trying dashboards
+    /// and for benchmarks).
+    SeedDemo(SeedDemoArgs),
     /// Print the GraphQL schema (SDL).
     Schema {
         /// Compare with this file instead of printing; exit 1 when they differ.
         #[arg(long)]
         check: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedDemoArgs {
+    /// Usage events to write.
+    #[arg(long, default_value_t = 5000)]
+    pub events: u64,
+    /// Accounts to create (on all plans), besides the demo admin's.
+    #[arg(long, default_value_t = 20)]
+    pub accounts: usize,
+    /// Events are spread over this many UTC days ending today.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Random seed: the same seed gives the same usage.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Password of every demo user (and of the demo admin).
+    #[arg(
+        long,
+        env = "TALLY_DEMO_PASSWORD",
+        default_value = "tally-demo-password",
+        hide_env_values = true
+    )]
+    pub password: String,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

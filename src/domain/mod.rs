@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;
+pub mod demo;
 pub mod histogram;
 pub mod ingest;
 pub mod keys;
