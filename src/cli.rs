@@ -4,8 +4,9 @@ use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{BillingAction, Cli, Command, MigrateAction, UserAction};
+use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
+use crate::domain::demo::{self, DemoOptions};
 use crate::entity::account;
 use crate::{db, graphql, server};
 
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::User { action }) => user(&database_url, action).await,
         Some(Command::Billing { action }) => billing(&database_url, action).await,
         Some(Command::Schema { check }) => schema(check),
+        Some(Command::SeedDemo(args)) => seed_demo(&database_url, args).await,
     }
 }
 
@@ -123,4 +125,41 @@ fn schema(check: Option<std::path::PathBuf>) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()> {
+    let db = db::connect(database_url)
+        .await
+        .context("opening the database")?;
+    db::migrate(&db).await.context("applying migrations")?;
+    let options = DemoOptions {
+        accounts: args.accounts,
+        events: args.events,
+        days: args.days,
+        seed: args.seed,
+        password: args.password,
+    };
+    let mut last_report = std::time::Instant::now();
+    let mut progress = move |written: u64, asked: u64| {
+        if written == asked || last_report.elapsed().as_secs() >= 5 {
+            last_report = std::time::Instant::now();
+            eprintln!("seed-demo: {written} of {asked} events written");
+        }
+    };
+    let summary = demo::seed(&db, &options, SystemClock.now(), &mut progress)
+        .await
+        .map_err(|err| anyhow::anyhow!("seeding demo data: {err:?}"))?;
+    println!(
+        "Seeded {} accounts, {} users, {} keys and {} events in {:.1} s.",
+        summary.accounts, summary.users, summary.keys, summary.events, summary.seconds
+    );
+    println!(
+        "Sign in as {} (admin) or e.g. {} with the demo password.",
+        summary.admin_email,
+        demo::user_email(0, 0)
+    );
+    if let Some(key) = summary.sample_key {
+        println!("An API key of the first account (shown once): {key}");
+    }
+    Ok(())
 }

@@ -61,6 +61,9 @@ pub enum Command {
         #[command(subcommand)]
         action: BillingAction,
     },
+    /// Fill the database with demo accounts, users, keys and usage events (for trying dashboards
+    /// and for benchmarks).
+    SeedDemo(SeedDemoArgs),
     /// Print the GraphQL schema (SDL).
     Schema {
         /// Compare with this file instead of printing; exit 1 when they differ.
@@ -77,6 +80,30 @@ pub enum BillingAction {
         #[arg(long)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedDemoArgs {
+    /// Usage events to write.
+    #[arg(long, default_value_t = 5000)]
+    pub events: u64,
+    /// Accounts to create (on all plans), besides the demo admin's.
+    #[arg(long, default_value_t = 20)]
+    pub accounts: usize,
+    /// Events are spread over this many UTC days ending today.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Random seed: the same seed gives the same usage.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Password of every demo user (and of the demo admin).
+    #[arg(
+        long,
+        env = "TALLY_DEMO_PASSWORD",
+        default_value = "tally-demo-password",
+        hide_env_values = true
+    )]
+    pub password: String,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -150,6 +177,10 @@ pub struct ServeArgs {
     /// `POST /api/webhooks/billing` answers 503.
     #[arg(long, env = "TALLY_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
     pub billing_webhook_secret: Option<String>,
+    /// Raw usage events older than this many days are deleted (hourly); the rollups that
+    /// analytics and billing read are kept. 0 keeps raw events forever.
+    #[arg(long, env = "TALLY_EVENT_RETENTION_DAYS", default_value_t = 90)]
+    pub event_retention_days: u32,
     /// `POST /api/install-callback` requests allowed per client address and minute.
     #[arg(
         long,
@@ -175,6 +206,8 @@ pub struct Config {
     /// `None` (or empty) leaves the billing webhook switched off. Never logged: see the `Debug`
     /// below.
     pub billing_webhook_secret: Option<String>,
+    /// Days raw usage events are kept; 0: forever.
+    pub event_retention_days: u32,
     pub install_rate_limit_per_minute: u32,
     pub upgrade_url: String,
 }
@@ -190,6 +223,7 @@ impl Config {
                 .billing_webhook_secret
                 .clone()
                 .filter(|secret| !secret.is_empty()),
+            event_retention_days: args.event_retention_days,
             install_rate_limit_per_minute: args.install_rate_limit_per_minute,
             upgrade_url: args.upgrade_url.clone(),
             ..Self::default()
@@ -219,6 +253,7 @@ impl std::fmt::Debug for Config {
                 &self.install_rate_limit_per_minute,
             )
             .field("upgrade_url", &self.upgrade_url)
+            .field("event_retention_days", &self.event_retention_days)
             .field(
                 "billing_webhook_secret",
                 &self.billing_webhook_secret.as_ref().map(|_| "<redacted>"),
@@ -238,6 +273,7 @@ impl Default for Config {
             key_cache_ttl: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             billing_webhook_secret: None,
+            event_retention_days: 90,
             install_rate_limit_per_minute: 60,
             upgrade_url: "/upgrade".to_owned(),
         }

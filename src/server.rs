@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ServeArgs};
 use crate::domain::billing;
+use crate::domain::retention;
 use crate::domain::settings::{self, AdminBootstrap};
 use crate::state::AppState;
 use crate::{app, db};
@@ -37,6 +38,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         spawn_billing_runs(&state, args.billing_close_interval_seconds);
     }
+    spawn_event_retention(&state);
 
     let listener = TcpListener::bind(args.bind)
         .await
@@ -118,6 +120,36 @@ fn spawn_billing_runs(state: &AppState, interval_seconds: u64) {
             let now = clock.now();
             if let Err(err) = billing::close::close_ended_periods(&db, now, now).await {
                 tracing::error!(error = ?err, "background billing run failed; retrying next time");
+            }
+        }
+    });
+}
+
+/// Prunes raw usage events past the retention period, at start and then every hour.
+fn spawn_event_retention(state: &AppState) {
+    let days = state.config.event_retention_days;
+    if days == 0 {
+        tracing::info!("event retention off: raw usage events are kept forever");
+        return;
+    }
+    if days < 36 {
+        tracing::warn!(
+            days,
+            "event retention is shorter than the 35 days of accepted event times: \
+             repeated event ids older than that can no longer be recognised"
+        );
+    }
+    let (db, clock) = (state.db.clone(), state.clock.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let before = retention::cutoff(clock.now(), days);
+            match retention::prune_events(&db, before).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, %before, "pruned raw usage events"),
+                Err(err) => tracing::warn!(error = ?err, "pruning raw usage events failed"),
             }
         }
     });

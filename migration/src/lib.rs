@@ -7,6 +7,7 @@ mod m20261123_000001_core;
 mod m20261123_000002_usage;
 mod m20261123_000003_billing_webhooks;
 mod m20261123_000004_invoices;
+mod m20261124_000001_analytics_indexes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_usage::Migration),
             Box::new(m20261123_000003_billing_webhooks::Migration),
             Box::new(m20261123_000004_invoices::Migration),
+            Box::new(m20261124_000001_analytics_indexes::Migration),
         ]
     }
 }

@@ -1,9 +1,11 @@
 //! The rules of the product, free of HTTP and GraphQL: handlers and resolvers call in here.
 
 pub mod accounts;
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
+pub mod demo;
 pub mod histogram;
 pub mod ingest;
 pub mod keys;
@@ -13,5 +15,6 @@ pub mod plans;
 pub mod quota;
 pub mod ratelimit;
 pub mod recorder;
+pub mod retention;
 pub mod settings;
 pub mod signature;

@@ -444,8 +444,9 @@ fn event_row(event: &NewEvent) -> Vec<Expr> {
     values.into_iter().map(Expr::val).collect()
 }
 
-/// Writes one batch in one transaction; the outcome of each event, in order.
-async fn write_batch(
+/// Writes one batch in one transaction; the outcome of each event, in order. Public so that
+/// `tally seed-demo` writes events and rollups exactly as the recorder does.
+pub async fn write_batch(
     db: &DatabaseConnection,
     events: &[&NewEvent],
     key_touches: &[(String, DateTime<Utc>)],

@@ -15,3 +15,12 @@ impl Guard for AdminGuard {
             .map_err(|err| err.extend())
     }
 }
+
+/// Refuses a page size outside 1..=100 (`BAD_USER_INPUT`) before any other check or database work.
+pub struct PageLimit(pub i64);
+
+impl Guard for PageLimit {
+    async fn check(&self, _ctx: &Context<'_>) -> Result<()> {
+        crate::domain::analytics::check_limit(self.0).map_err(|err| err.extend())
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod guard;
+pub mod loader;
 pub mod mutation;
 pub mod object;
 pub mod query;

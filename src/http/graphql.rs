@@ -10,14 +10,16 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::ServerError;
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::graphql::context::RequestInfo;
+use crate::graphql::loader;
 use crate::graphql::TallySchema;
+use crate::state::AppState;
 
 pub async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
@@ -25,6 +27,7 @@ pub async fn graphiql() -> impl IntoResponse {
 
 pub async fn execute(
     Extension(schema): Extension<TallySchema>,
+    State(state): State<AppState>,
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
@@ -46,7 +49,8 @@ pub async fn execute(
             .map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
             .unwrap_or_else(|| "unknown".to_owned()),
     };
-    let mut response = schema.execute(request.data(info)).await;
+    let request = loader::attach(request.data(info), &state.db);
+    let mut response = schema.execute(request).await;
     for error in &mut response.errors {
         add_default_code(error);
     }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod analytics;
 pub mod ingest;
 pub mod process;
 

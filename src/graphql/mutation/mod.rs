@@ -4,6 +4,7 @@ mod admin;
 mod api_keys;
 mod auth;
 mod billing;
+mod usage;
 
 use async_graphql::MergedObject;
 
@@ -13,4 +14,5 @@ pub struct MutationRoot(
     api_keys::ApiKeyMutation,
     admin::AdminMutation,
     billing::BillingMutation,
+    usage::UsageMutation,
 );

@@ -1,13 +1,25 @@
 use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
 use chrono::{DateTime, Utc};
 
-use crate::domain::plans::{self, PlanCode as DomainPlanCode};
+use crate::domain::periods::BillingPeriod;
 use crate::entity::account;
-use crate::graphql::context::state;
-use crate::graphql::object::{Plan, PlanCode};
+use crate::error::AppError;
+use crate::graphql::context::now;
+use crate::graphql::loader::{self, Plans, Usage, UsageKey};
+use crate::graphql::object::{Plan, UsagePeriod};
 
 /// Who is billed: an account with its plan.
 pub struct Account(pub account::Model);
+
+impl Account {
+    /// The key under which [`Account::current_usage`] loads.
+    pub fn usage_key(&self, now: chrono::DateTime<Utc>) -> UsageKey {
+        UsageKey {
+            account_id: self.0.id.clone(),
+            period: BillingPeriod::for_account(&self.0, now),
+        }
+    }
+}
 
 #[Object]
 impl Account {
@@ -20,14 +32,32 @@ impl Account {
     }
 
     async fn plan(&self, ctx: &Context<'_>) -> Result<Plan> {
-        let code: DomainPlanCode = PlanCode::from_stored(&self.0.plan_code).into();
-        plans::get(&state(ctx).db, code)
+        loader::get::<Plans>(ctx)?
+            .load_one(self.0.plan_code.clone())
             .await
+            .map_err(|err| err.as_ref().extend())?
             .map(Plan::from)
-            .map_err(|err| err.extend())
+            .ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!(
+                    "plan {} missing from the database",
+                    self.0.plan_code
+                ))
+                .extend()
+            })
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+
+    /// Usage of the account's current billing period. Loaded in one batch for a whole page.
+    async fn current_usage(&self, ctx: &Context<'_>) -> Result<UsagePeriod> {
+        let key = self.usage_key(now(ctx));
+        loader::get::<Usage>(ctx)?
+            .load_one(key)
+            .await
+            .map_err(|err| err.as_ref().extend())?
+            .map(UsagePeriod::from)
+            .ok_or_else(|| AppError::not_found("Account not found").extend())
     }
 }

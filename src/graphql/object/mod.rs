@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod auth;
 pub mod invoice;
 pub mod plan;
+pub mod usage;
 pub mod user;
 
 pub use account::Account;
@@ -12,4 +13,5 @@ pub use api_key::{ApiKey, ApiKeyStatus, CreatedApiKey};
 pub use auth::AuthPayload;
 pub use invoice::{BillingRun, Invoice};
 pub use plan::{Plan, PlanCode, PlanInput};
+pub use usage::{AccountPage, AdminOverview, DailyUsage, EndpointStat, ToolStat, UsagePeriod};
 pub use user::{Role, User};

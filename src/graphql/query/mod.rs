@@ -1,9 +1,11 @@
 //! The query root, merged from one object per area.
 
+mod admin;
 mod api_keys;
 mod invoices;
 mod me;
 mod plans;
+mod usage;
 
 use async_graphql::MergedObject;
 
@@ -13,4 +15,6 @@ pub struct QueryRoot(
     plans::PlanQuery,
     api_keys::ApiKeyQuery,
     invoices::InvoiceQuery,
+    usage::UsageQuery,
+    admin::AdminQuery,
 );

@@ -1,0 +1,673 @@
+//! Analytics: reads over the period counters and the daily rollups, never over raw events, so a
+//! query's cost follows the number of (account, day, endpoint) keys it covers, not the number of
+//! events behind them — and answers stay the same once old raw events are pruned.
+//!
+//! What counts as a call here is what the contract calls one: an `API_CALL` or `TOOL_CALL` event.
+//! Daily totals therefore add tool uses to API calls; successes and failures exist for API calls
+//! only (tool uses carry no status), so `successful + failed` may be less than the total. Installs
+//! are never calls: they show in the tool statistics only. Daily and per-endpoint figures count
+//! events; the period counters behind `currentUsage` count quota calls (a verify's `cost`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+};
+
+use crate::domain::histogram;
+use crate::domain::periods::BillingPeriod;
+use crate::domain::plans::PlanCode;
+use crate::entity::account;
+use crate::error::{AppError, AppResult};
+
+/// Longest window of the daily queries, in days.
+pub const MAX_DAYS: i64 = 366;
+/// Largest page (`limit`) of any list.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// `days` must be 1..=366.
+pub fn check_days(days: i64) -> AppResult<()> {
+    if (1..=MAX_DAYS).contains(&days) {
+        Ok(())
+    } else {
+        Err(AppError::bad_field(
+            "days",
+            format!("must be between 1 and {MAX_DAYS}"),
+        ))
+    }
+}
+
+/// `limit` must be 1..=100.
+pub fn check_limit(limit: i64) -> AppResult<()> {
+    if (1..=MAX_PAGE_SIZE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(AppError::bad_field(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ))
+    }
+}
+
+/// What a plan says about a period's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanTerms {
+    /// `None`: unlimited.
+    pub monthly_quota: Option<i64>,
+    pub overage_price_micros: i64,
+}
+
+/// One account's calls in one billing period, with what its plan makes of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageSummary {
+    pub period: BillingPeriod,
+    pub calls: i64,
+    pub limit: Option<i64>,
+    /// Calls left before the quota, never below 0; `None` for unlimited plans.
+    pub remaining: Option<i64>,
+    pub overage_calls: i64,
+    pub overage_cost_cents: i64,
+    /// Share of the quota used, in percent (past 100 in overage); `None` for unlimited plans.
+    pub usage_percentage: Option<f64>,
+}
+
+impl UsageSummary {
+    pub fn new(period: BillingPeriod, calls: i64, terms: PlanTerms) -> Self {
+        let calls = calls.max(0);
+        let limit = terms.monthly_quota;
+        let overage_calls = limit.map_or(0, |limit| (calls - limit).max(0));
+        Self {
+            period,
+            calls,
+            limit,
+            remaining: limit.map(|limit| (limit - calls).max(0)),
+            overage_calls,
+            overage_cost_cents: overage_cents(overage_calls, terms.overage_price_micros),
+            usage_percentage: limit.map(|limit| match limit {
+                // A zero quota is used up by nothing at all.
+                0 => 100.0,
+                limit => calls as f64 * 100.0 / limit as f64,
+            }),
+        }
+    }
+}
+
+/// `calls × price` (micros of a dollar) in cents, rounded half up once: integer arithmetic only.
+pub fn overage_cents(calls: i64, price_micros: i64) -> i64 {
+    let micros = i128::from(calls.max(0)) * i128::from(price_micros.max(0));
+    let cents = (micros + 5_000) / 10_000;
+    i64::try_from(cents).unwrap_or(i64::MAX)
+}
+
+/// Calls of one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyUsage {
+    pub date: NaiveDate,
+    /// API calls and tool uses.
+    pub total_calls: i64,
+    /// API calls answered 2xx/3xx.
+    pub successful_calls: i64,
+    /// API calls answered 4xx/5xx.
+    pub failed_calls: i64,
+    /// Mean response time of the API calls whose time is known, rounded half up.
+    pub avg_response_time_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStat {
+    pub method: String,
+    pub endpoint: String,
+    pub total_calls: i64,
+    pub failed_calls: i64,
+    pub avg_response_time_ms: Option<i64>,
+    /// Read from the latency histogram: within 5% (or 1 ms) of the exact nearest-rank p95.
+    pub p95_response_time_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolStat {
+    pub skill_id: String,
+    pub tool_name: String,
+    pub calls: i64,
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// The days `[first, last]` (UTC) of a window of `days` days ending on the day of `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct DayWindow {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+}
+
+impl DayWindow {
+    pub fn ending_at(now: DateTime<Utc>, days: i64) -> Self {
+        let last = now.date_naive();
+        let back = u64::try_from(days.clamp(1, MAX_DAYS) - 1).unwrap_or(0);
+        let first = last.checked_sub_days(Days::new(back)).unwrap_or(last);
+        Self { first, last }
+    }
+
+    fn bounds(&self) -> (String, String) {
+        (day_key(self.first), day_key(self.last))
+    }
+
+    fn days(&self) -> impl Iterator<Item = NaiveDate> {
+        let last = self.last;
+        self.first.iter_days().take_while(move |d| *d <= last)
+    }
+}
+
+/// The rollups' day key: `YYYY-MM-DD`.
+pub fn day_key(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn mean(sum: i64, count: i64) -> Option<i64> {
+    (count > 0).then(|| (sum + count / 2).div_euclid(count))
+}
+
+/// A statement written with `?` placeholders, numbered `$n` for PostgreSQL.
+pub(crate) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let mut numbered = String::with_capacity(sql.len() + 16);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push('$');
+                    numbered.push_str(&n.to_string());
+                } else {
+                    numbered.push(c);
+                }
+            }
+            numbered
+        }
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `?, ?, ?` for `n` values.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Usage of each (account, period) asked, in ONE statement: the accounts with their plans, joined
+/// with the counters of the periods asked. Accounts that do not exist are left out.
+pub async fn usage_of(
+    db: &impl ConnectionTrait,
+    keys: &[(String, BillingPeriod)],
+) -> AppResult<HashMap<(String, BillingPeriod), UsageSummary>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut starts: Vec<i64> = keys.iter().map(|(_, p)| p.start_ms()).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let sql = format!(
+        "SELECT a.id, p.monthly_quota, p.overage_price_micros, up.period_start, up.calls \
+         FROM accounts a JOIN plans p ON p.code = a.plan_code \
+         LEFT JOIN usage_periods up ON up.account_id = a.id AND up.period_start IN ({}) \
+         WHERE a.id IN ({})",
+        placeholders(starts.len()),
+        placeholders(ids.len())
+    );
+    let mut values: Vec<Value> = starts.iter().map(|s| (*s).into()).collect();
+    values.extend(ids.iter().map(|id| (*id).into()));
+    let rows = db
+        .query_all_raw(statement(db.get_database_backend(), &sql, values))
+        .await?;
+    let mut terms: HashMap<String, PlanTerms> = HashMap::new();
+    let mut calls: HashMap<(String, i64), i64> = HashMap::new();
+    for row in rows {
+        let id: String = row.try_get_by_index(0)?;
+        let period_start: Option<i64> = row.try_get_by_index(3)?;
+        let period_calls: Option<i64> = row.try_get_by_index(4)?;
+        if let (Some(start), Some(n)) = (period_start, period_calls) {
+            calls.insert((id.clone(), start), n);
+        }
+        terms.insert(
+            id,
+            PlanTerms {
+                monthly_quota: row.try_get_by_index(1)?,
+                overage_price_micros: row.try_get_by_index(2)?,
+            },
+        );
+    }
+    Ok(keys
+        .iter()
+        .filter_map(|(id, period)| {
+            let terms = terms.get(id)?;
+            let n = calls
+                .get(&(id.clone(), period.start_ms()))
+                .copied()
+                .unwrap_or(0);
+            Some(((id.clone(), *period), UsageSummary::new(*period, n, *terms)))
+        })
+        .collect())
+}
+
+/// The usage of `account` in its billing period containing `now`.
+pub async fn current_usage(
+    db: &DatabaseConnection,
+    account: &account::Model,
+    now: DateTime<Utc>,
+) -> AppResult<UsageSummary> {
+    let key = (account.id.clone(), BillingPeriod::for_account(account, now));
+    usage_of(db, std::slice::from_ref(&key))
+        .await?
+        .remove(&key)
+        .ok_or_else(|| AppError::not_found("Account not found"))
+}
+
+/// One entry per UTC day of the window ending today, oldest first, days without calls included.
+pub async fn usage_history(
+    db: &DatabaseConnection,
+    account_id: &str,
+    days: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<DailyUsage>> {
+    check_days(days)?;
+    let window = DayWindow::ending_at(now, days);
+    let (first, last) = window.bounds();
+    let sql = "SELECT day, CAST(SUM(calls) AS BIGINT), CAST(SUM(successes) AS BIGINT), \
+               CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_sum_ms) AS BIGINT), \
+               CAST(SUM(latency_count) AS BIGINT) \
+               FROM usage_daily_endpoints WHERE account_id = ? AND day >= ? AND day <= ? \
+               GROUP BY day \
+               UNION ALL \
+               SELECT day, CAST(SUM(calls) AS BIGINT), 0, 0, 0, 0 \
+               FROM usage_daily_tools \
+               WHERE account_id = ? AND day >= ? AND day <= ? AND kind = 'TOOL_CALL' \
+               GROUP BY day";
+    let values: Vec<Value> = vec![
+        account_id.into(),
+        first.clone().into(),
+        last.clone().into(),
+        account_id.into(),
+        first.into(),
+        last.into(),
+    ];
+    let rows = db
+        .query_all_raw(statement(db.get_database_backend(), sql, values))
+        .await?;
+    // day → (calls, successes, failures, latency sum, latency count)
+    let mut by_day: HashMap<String, [i64; 5]> = HashMap::new();
+    for row in rows {
+        let day: String = row.try_get_by_index(0)?;
+        let slot = by_day.entry(day).or_default();
+        for (i, value) in slot.iter_mut().enumerate() {
+            *value += row.try_get_by_index::<Option<i64>>(i + 1)?.unwrap_or(0);
+        }
+    }
+    Ok(window
+        .days()
+        .map(|date| {
+            let [calls, successes, failures, latency_sum, latency_count] =
+                by_day.get(&day_key(date)).copied().unwrap_or_default();
+            DailyUsage {
+                date,
+                total_calls: calls,
+                successful_calls: successes,
+                failed_calls: failures,
+                avg_response_time_ms: mean(latency_sum, latency_count),
+            }
+        })
+        .collect())
+}
+
+/// API calls by (method, endpoint) over the window, most calls first (ties by method, endpoint).
+pub async fn endpoint_stats(
+    db: &DatabaseConnection,
+    account_id: &str,
+    days: i64,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<EndpointStat>> {
+    check_days(days)?;
+    check_limit(limit)?;
+    let (first, last) = DayWindow::ending_at(now, days).bounds();
+    let backend = db.get_database_backend();
+    let sql = "SELECT method, endpoint, CAST(SUM(calls) AS BIGINT) AS total, \
+               CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_sum_ms) AS BIGINT), \
+               CAST(SUM(latency_count) AS BIGINT) \
+               FROM usage_daily_endpoints WHERE account_id = ? AND day >= ? AND day <= ? \
+               GROUP BY method, endpoint HAVING SUM(calls) > 0 \
+               ORDER BY total DESC, method, endpoint LIMIT ?";
+    let rows = db
+        .query_all_raw(statement(
+            backend,
+            sql,
+            vec![
+                account_id.into(),
+                first.clone().into(),
+                last.clone().into(),
+                limit.into(),
+            ],
+        ))
+        .await?;
+    let mut stats = Vec::with_capacity(rows.len());
+    let mut latency_sums = Vec::with_capacity(rows.len());
+    for row in rows {
+        stats.push(EndpointStat {
+            method: row.try_get_by_index(0)?,
+            endpoint: row.try_get_by_index(1)?,
+            total_calls: row.try_get_by_index(2)?,
+            failed_calls: row.try_get_by_index(3)?,
+            avg_response_time_ms: None,
+            p95_response_time_ms: None,
+        });
+        let sum: i64 = row.try_get_by_index(4)?;
+        let count: i64 = row.try_get_by_index(5)?;
+        latency_sums.push((sum, count));
+    }
+    if stats.is_empty() {
+        return Ok(stats);
+    }
+
+    // The histograms of the endpoints on this page only.
+    let mut endpoints: Vec<&str> = stats.iter().map(|s| s.endpoint.as_str()).collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    let sql = format!(
+        "SELECT method, endpoint, bucket, CAST(SUM(count) AS BIGINT) \
+         FROM usage_daily_latency WHERE account_id = ? AND day >= ? AND day <= ? \
+         AND endpoint IN ({}) GROUP BY method, endpoint, bucket",
+        placeholders(endpoints.len())
+    );
+    let mut values: Vec<Value> = vec![account_id.into(), first.into(), last.into()];
+    values.extend(endpoints.iter().map(|e| (*e).into()));
+    let mut histograms: HashMap<(String, String), Vec<(i32, i64)>> = HashMap::new();
+    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
+        let method: String = row.try_get_by_index(0)?;
+        let endpoint: String = row.try_get_by_index(1)?;
+        let bucket: i32 = row.try_get_by_index(2)?;
+        let count: i64 = row.try_get_by_index(3)?;
+        histograms
+            .entry((method, endpoint))
+            .or_default()
+            .push((bucket, count));
+    }
+    for (stat, (sum, count)) in stats.iter_mut().zip(latency_sums) {
+        stat.avg_response_time_ms = mean(sum, count);
+        stat.p95_response_time_ms = histograms
+            .get(&(stat.method.clone(), stat.endpoint.clone()))
+            .and_then(|buckets| histogram::quantile(buckets, 0.95))
+            .map(|ms| ms.round() as i64);
+    }
+    Ok(stats)
+}
+
+/// Tool uses and installs by (skill, tool) over the window, most first (ties by skill, tool).
+pub async fn tool_stats(
+    db: &DatabaseConnection,
+    account_id: &str,
+    days: i64,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<ToolStat>> {
+    check_days(days)?;
+    check_limit(limit)?;
+    let (first, last) = DayWindow::ending_at(now, days).bounds();
+    let sql = "SELECT skill_id, tool_name, CAST(SUM(calls) AS BIGINT) AS total, \
+               CAST(MAX(last_used_at) AS BIGINT) \
+               FROM usage_daily_tools WHERE account_id = ? AND day >= ? AND day <= ? \
+               GROUP BY skill_id, tool_name HAVING SUM(calls) > 0 \
+               ORDER BY total DESC, skill_id, tool_name LIMIT ?";
+    let rows = db
+        .query_all_raw(statement(
+            db.get_database_backend(),
+            sql,
+            vec![account_id.into(), first.into(), last.into(), limit.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let last_used_ms: i64 = row.try_get_by_index(3)?;
+            Ok(ToolStat {
+                skill_id: row.try_get_by_index(0)?,
+                tool_name: row.try_get_by_index(1)?,
+                calls: row.try_get_by_index(2)?,
+                last_used_at: Utc
+                    .timestamp_millis_opt(last_used_ms)
+                    .single()
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            })
+        })
+        .collect()
+}
+
+/// The installation at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    pub accounts_free: i64,
+    pub accounts_pro: i64,
+    pub accounts_enterprise: i64,
+    pub accounts_total: i64,
+    /// Calls of all accounts on the current UTC day.
+    pub calls_today: i64,
+    /// Calls of all accounts in the current calendar month (UTC), up to today.
+    pub calls_this_month: i64,
+    /// Sum of the plan prices of all accounts.
+    pub mrr_cents: i64,
+    /// What the overage of every account's current period would bill now.
+    pub overage_this_month_cents: i64,
+}
+
+pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Overview> {
+    let backend = db.get_database_backend();
+    let mut overview = Overview::default();
+
+    let plans = db
+        .query_all_raw(statement(
+            backend,
+            "SELECT a.plan_code, COUNT(*), CAST(COALESCE(SUM(p.price_cents), 0) AS BIGINT) \
+             FROM accounts a LEFT JOIN plans p ON p.code = a.plan_code GROUP BY a.plan_code",
+            vec![],
+        ))
+        .await?;
+    for row in plans {
+        let code: String = row.try_get_by_index(0)?;
+        let count: i64 = row.try_get_by_index(1)?;
+        let prices: i64 = row.try_get_by_index(2)?;
+        match PlanCode::parse(&code) {
+            Some(PlanCode::Free) => overview.accounts_free += count,
+            Some(PlanCode::Pro) => overview.accounts_pro += count,
+            Some(PlanCode::Enterprise) => overview.accounts_enterprise += count,
+            None => {}
+        }
+        overview.accounts_total += count;
+        overview.mrr_cents += prices;
+    }
+
+    let today = now.date_naive();
+    let month_start = today.with_day(1).unwrap_or(today);
+    let (today, month_start) = (day_key(today), day_key(month_start));
+    let sql = "SELECT CAST(COALESCE(SUM(CASE WHEN day = ? THEN calls ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(calls), 0) AS BIGINT) \
+               FROM usage_daily_endpoints WHERE day >= ? AND day <= ? \
+               UNION ALL \
+               SELECT CAST(COALESCE(SUM(CASE WHEN day = ? THEN calls ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(calls), 0) AS BIGINT) \
+               FROM usage_daily_tools WHERE day >= ? AND day <= ? AND kind = 'TOOL_CALL'";
+    let window: [Value; 3] = [today.clone().into(), month_start.into(), today.into()];
+    let values: Vec<Value> = window.iter().chain(window.iter()).cloned().collect();
+    for row in db.query_all_raw(statement(backend, sql, values)).await? {
+        overview.calls_today += row.try_get_by_index::<i64>(0)?;
+        overview.calls_this_month += row.try_get_by_index::<i64>(1)?;
+    }
+
+    overview.overage_this_month_cents = current_overage_cents(db, now).await?;
+    Ok(overview)
+}
+
+/// Sum over accounts of the overage their current period would bill now (each account's line
+/// rounded on its own, as its invoice would be).
+async fn current_overage_cents(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<i64> {
+    let now_ms = now.timestamp_millis();
+    // Candidates: periods around `now` already past a priced quota. Usually few.
+    let sql = "SELECT up.account_id, up.period_start, up.calls, p.monthly_quota, \
+               p.overage_price_micros \
+               FROM usage_periods up JOIN accounts a ON a.id = up.account_id \
+               JOIN plans p ON p.code = a.plan_code \
+               WHERE up.period_start <= ? AND up.period_end > ? \
+               AND p.monthly_quota IS NOT NULL AND up.calls > p.monthly_quota \
+               AND p.overage_price_micros > 0";
+    let rows = db
+        .query_all_raw(statement(
+            db.get_database_backend(),
+            sql,
+            vec![now_ms.into(), now_ms.into()],
+        ))
+        .await?;
+    // account → [(period start, overage cents)]
+    let mut candidates: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for row in rows {
+        let account_id: String = row.try_get_by_index(0)?;
+        let start: i64 = row.try_get_by_index(1)?;
+        let calls: i64 = row.try_get_by_index(2)?;
+        let quota: i64 = row.try_get_by_index(3)?;
+        let price: i64 = row.try_get_by_index(4)?;
+        candidates
+            .entry(account_id)
+            .or_default()
+            .push((start, overage_cents(calls - quota, price)));
+    }
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    // Only the period each account is billed for now counts (a provider period may overlap an
+    // older calendar-month counter).
+    let mut total = 0;
+    let ids: Vec<String> = candidates.keys().cloned().collect();
+    for chunk in ids.chunks(500) {
+        let accounts = account::Entity::find()
+            .filter(account::Column::Id.is_in(chunk.iter().cloned()))
+            .all(db)
+            .await?;
+        for account in accounts {
+            let current = BillingPeriod::for_account(&account, now).start_ms();
+            if let Some(periods) = candidates.get(&account.id) {
+                total += periods
+                    .iter()
+                    .filter(|(start, _)| *start == current)
+                    .map(|(_, cents)| cents)
+                    .sum::<i64>();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// A page of accounts, oldest first, with the true number of accounts matching.
+pub async fn accounts_page(
+    db: &DatabaseConnection,
+    plan: Option<PlanCode>,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<account::Model>, i64)> {
+    check_limit(limit)?;
+    if offset < 0 {
+        return Err(AppError::bad_field("offset", "must not be negative"));
+    }
+    let mut query = account::Entity::find();
+    if let Some(plan) = plan {
+        query = query.filter(account::Column::PlanCode.eq(plan.as_str()));
+    }
+    let total = query.clone().count(db).await?;
+    let nodes = query
+        .order_by_asc(account::Column::CreatedAt)
+        .order_by_asc(account::Column::Id)
+        .limit(u64::try_from(limit).unwrap_or(0))
+        .offset(u64::try_from(offset).unwrap_or(0))
+        .all(db)
+        .await?;
+    Ok((nodes, i64::try_from(total).unwrap_or(i64::MAX)))
+}
+
+/// Sets the calls of `account_id`'s current billing period back to zero (in the database; the
+/// caller also tells the quota gate) and returns the period's usage.
+pub async fn reset_usage(
+    db: &DatabaseConnection,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> AppResult<UsageSummary> {
+    let account = account::Entity::find_by_id(account_id.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("Account not found"))?;
+    let period = BillingPeriod::for_account(&account, now);
+    db.execute_raw(statement(
+        db.get_database_backend(),
+        "UPDATE usage_periods SET calls = 0 WHERE account_id = ? AND period_start = ?",
+        vec![account.id.clone().into(), period.start_ms().into()],
+    ))
+    .await?;
+    current_usage(db, &account, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn period() -> BillingPeriod {
+        BillingPeriod::calendar_month(Utc.with_ymd_and_hms(2026, 11, 10, 0, 0, 0).unwrap())
+    }
+
+    #[test]
+    fn the_contract_example_bills_fifty_cents() {
+        let pro = PlanTerms {
+            monthly_quota: Some(100_000),
+            overage_price_micros: 1_000,
+        };
+        let usage = UsageSummary::new(period(), 100_500, pro);
+        assert_eq!(usage.overage_calls, 500);
+        assert_eq!(usage.overage_cost_cents, 50);
+        assert_eq!(usage.remaining, Some(0));
+        assert_eq!(usage.usage_percentage, Some(100.5));
+    }
+
+    #[test]
+    fn cents_round_half_up_once() {
+        assert_eq!(overage_cents(5, 1_000), 1); // 0.5 cent
+        assert_eq!(overage_cents(4, 1_000), 0); // 0.4 cent
+        assert_eq!(overage_cents(15, 1_000), 2); // 1.5 cents
+        assert_eq!(overage_cents(0, 1_000), 0);
+    }
+
+    #[test]
+    fn unlimited_plans_have_no_percentage_and_no_overage() {
+        let enterprise = PlanTerms {
+            monthly_quota: None,
+            overage_price_micros: 0,
+        };
+        let usage = UsageSummary::new(period(), 7_000_000, enterprise);
+        assert_eq!(usage.limit, None);
+        assert_eq!(usage.remaining, None);
+        assert_eq!(usage.usage_percentage, None);
+        assert_eq!(usage.overage_calls, 0);
+    }
+
+    #[test]
+    fn windows_end_today_and_cross_months() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).unwrap();
+        let window = DayWindow::ending_at(now, 4);
+        let days: Vec<String> = window.days().map(day_key).collect();
+        assert_eq!(
+            days,
+            ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
+        );
+    }
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        let s = statement(DbBackend::Postgres, "a = ? AND b IN (?, ?)", vec![]);
+        assert_eq!(s.sql, "a = $1 AND b IN ($2, $3)");
+    }
+}

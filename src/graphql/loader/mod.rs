@@ -1,0 +1,48 @@
+//! DataLoaders: fields that would otherwise run one query per object of a list batch their loads
+//! here. [`attach`] gives every request its own set of loaders (so their caches never outlive the
+//! request); the HTTP handler calls it, and so does anything else that executes the schema.
+//!
+//! A loader batches the keys asked within a short delay, which is timing; a resolver that knows
+//! a whole page up front (e.g. `adminAccounts`) asks for all of it at once with `load_many`, and
+//! the per-object fields then read the request's cache: one query per page, deterministically.
+
+mod plan;
+mod usage;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::{Context, ErrorExtensions, Request};
+use sea_orm::DatabaseConnection;
+
+use crate::error::AppError;
+
+pub use plan::PlanLoader;
+pub use usage::{UsageKey, UsageLoader};
+
+pub type Usage = DataLoader<UsageLoader, HashMapCache>;
+pub type Plans = DataLoader<PlanLoader, HashMapCache>;
+
+/// Adds every loader, fresh, to one request.
+pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
+    request
+        .data(DataLoader::with_cache(
+            UsageLoader::new(db.clone()),
+            tokio::spawn,
+            HashMapCache::default(),
+        ))
+        .data(DataLoader::with_cache(
+            PlanLoader::new(db.clone()),
+            tokio::spawn,
+            HashMapCache::default(),
+        ))
+}
+
+/// A loader of the current request.
+pub fn get<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a T> {
+    ctx.data::<T>().map_err(|_| {
+        AppError::internal(anyhow::anyhow!(
+            "DataLoader {} not attached to the request",
+            std::any::type_name::<T>()
+        ))
+        .extend()
+    })
+}

@@ -1,0 +1,50 @@
+//! `Account.currentUsage` for a whole page of accounts in one query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use sea_orm::DatabaseConnection;
+
+use crate::domain::analytics::{self, UsageSummary};
+use crate::domain::periods::BillingPeriod;
+use crate::error::AppError;
+
+/// An account and the billing period asked about (the resolver knows the account's period).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UsageKey {
+    pub account_id: String,
+    pub period: BillingPeriod,
+}
+
+pub struct UsageLoader {
+    db: DatabaseConnection,
+}
+
+impl UsageLoader {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+impl Loader<UsageKey> for UsageLoader {
+    type Value = UsageSummary;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[UsageKey],
+    ) -> Result<HashMap<UsageKey, UsageSummary>, Self::Error> {
+        let pairs: Vec<(String, BillingPeriod)> = keys
+            .iter()
+            .map(|k| (k.account_id.clone(), k.period))
+            .collect();
+        let found = analytics::usage_of(&self.db, &pairs)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found
+            .into_iter()
+            .map(|((account_id, period), usage)| (UsageKey { account_id, period }, usage))
+            .collect())
+    }
+}

@@ -1,0 +1,24 @@
+use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+
+use crate::domain::analytics;
+use crate::graphql::context::{now, state};
+use crate::graphql::guard::AdminGuard;
+use crate::graphql::object::UsagePeriod;
+
+#[derive(Default)]
+pub struct UsageMutation;
+
+#[Object]
+impl UsageMutation {
+    /// Sets the calls of an account's current billing period back to zero. The quota gate drops
+    /// its in-memory counters of the account, so the next request starts from the reset count.
+    #[graphql(guard = "AdminGuard")]
+    async fn admin_reset_usage(&self, ctx: &Context<'_>, account_id: ID) -> Result<UsagePeriod> {
+        let state = state(ctx);
+        let usage = analytics::reset_usage(&state.db, &account_id, now(ctx))
+            .await
+            .map_err(|err| err.extend())?;
+        state.quota.forget_account(&account_id);
+        Ok(usage.into())
+    }
+}

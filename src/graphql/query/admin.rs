@@ -1,0 +1,60 @@
+use async_graphql::{Context, ErrorExtensions, Object, Result};
+
+use crate::domain::analytics;
+use crate::graphql::context::{now, state};
+use crate::graphql::guard::{AdminGuard, PageLimit};
+use crate::graphql::loader::{self, Plans, Usage};
+use crate::graphql::object::{Account, AccountPage, AdminOverview, PlanCode};
+
+/// The installation seen by an admin.
+#[derive(Default)]
+pub struct AdminQuery;
+
+#[Object]
+impl AdminQuery {
+    /// Accounts by plan, calls of all accounts today and this month, and revenue.
+    #[graphql(guard = "AdminGuard")]
+    async fn admin_overview(&self, ctx: &Context<'_>) -> Result<AdminOverview> {
+        analytics::overview(&state(ctx).db, now(ctx))
+            .await
+            .map(AdminOverview::from)
+            .map_err(|err| err.extend())
+    }
+
+    /// Accounts, oldest first, optionally on one plan; `limit` 1..=100.
+    #[graphql(guard = "PageLimit(limit).and(AdminGuard)")]
+    async fn admin_accounts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] limit: i64,
+        #[graphql(default = 0)] offset: i64,
+        plan: Option<PlanCode>,
+    ) -> Result<AccountPage> {
+        let (nodes, total_count) =
+            analytics::accounts_page(&state(ctx).db, plan.map(Into::into), limit, offset)
+                .await
+                .map_err(|err| err.extend())?;
+        let nodes: Vec<Account> = nodes.into_iter().map(Account).collect();
+        // The whole page in one load; each node's fields then read the request's cache.
+        let wanted = ctx.look_ahead().field("nodes");
+        if wanted.field("currentUsage").exists() {
+            let now = now(ctx);
+            loader::get::<Usage>(ctx)?
+                .load_many(nodes.iter().map(|node| node.usage_key(now)))
+                .await
+                .map_err(|err| err.as_ref().extend())?;
+        }
+        if wanted.field("plan").exists() {
+            loader::get::<Plans>(ctx)?
+                .load_many(nodes.iter().map(|node| node.0.plan_code.clone()))
+                .await
+                .map_err(|err| err.as_ref().extend())?;
+        }
+        Ok(AccountPage {
+            nodes,
+            total_count,
+            limit,
+            offset,
+        })
+    }
+}

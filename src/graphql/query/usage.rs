@@ -1,0 +1,82 @@
+use async_graphql::{Context, ErrorExtensions, Object, Result};
+
+use crate::domain::{accounts, analytics};
+use crate::error::{AppError, AppResult};
+use crate::graphql::context::{current_user, now, state};
+use crate::graphql::guard::PageLimit;
+use crate::graphql::object::{DailyUsage, EndpointStat, ToolStat, UsagePeriod};
+
+/// The caller's own account's usage and statistics.
+#[derive(Default)]
+pub struct UsageQuery;
+
+#[Object]
+impl UsageQuery {
+    /// Usage of the caller's account in its current billing period.
+    async fn current_usage(&self, ctx: &Context<'_>) -> Result<UsagePeriod> {
+        let run = async {
+            let user = current_user(ctx).await?;
+            let db = &state(ctx).db;
+            let account = accounts::find_account(db, &user.account_id)
+                .await?
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("user without account")))?;
+            analytics::current_usage(db, &account, now(ctx)).await
+        };
+        run.await
+            .map(UsagePeriod::from)
+            .map_err(|err: AppError| err.extend())
+    }
+
+    /// One entry per UTC day of the last `days` days (1..=366) ending today, oldest first, days
+    /// without calls included. Calls are API calls and tool uses.
+    async fn usage_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i64,
+    ) -> Result<Vec<DailyUsage>> {
+        let run = async {
+            analytics::check_days(days)?;
+            let user = current_user(ctx).await?;
+            analytics::usage_history(&state(ctx).db, &user.account_id, days, now(ctx)).await
+        };
+        collect(run.await)
+    }
+
+    /// API calls of the last `days` days by (method, endpoint), most calls first.
+    #[graphql(guard = "PageLimit(limit)")]
+    async fn endpoint_stats(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 7)] days: i64,
+        #[graphql(default = 50)] limit: i64,
+    ) -> Result<Vec<EndpointStat>> {
+        let run = async {
+            analytics::check_days(days)?;
+            let user = current_user(ctx).await?;
+            analytics::endpoint_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await
+        };
+        collect(run.await)
+    }
+
+    /// Hook tool uses and installs of the last `days` days by (skill, tool), most first.
+    #[graphql(guard = "PageLimit(limit)")]
+    async fn tool_stats(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 7)] days: i64,
+        #[graphql(default = 50)] limit: i64,
+    ) -> Result<Vec<ToolStat>> {
+        let run = async {
+            analytics::check_days(days)?;
+            let user = current_user(ctx).await?;
+            analytics::tool_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await
+        };
+        collect(run.await)
+    }
+}
+
+fn collect<T, U: From<T>>(found: AppResult<Vec<T>>) -> Result<Vec<U>> {
+    found
+        .map(|items| items.into_iter().map(U::from).collect())
+        .map_err(|err| err.extend())
+}

@@ -1,0 +1,93 @@
+//! `tally seed-demo`: realistic data whose rollups agree with its raw events.
+
+mod common;
+
+use common::analytics::{
+    app, compare_endpoint_stats, naive_history, naive_period_calls, naive_tool_stats,
+};
+use serde_json::{json, Value};
+use tally::clock::Clock;
+use tally::domain::demo::{self, DemoOptions};
+
+#[tokio::test]
+async fn demo_data_covers_every_plan_and_its_rollups_agree_with_its_events() {
+    let app = app().await;
+    let now = app.clock.now();
+    let options = DemoOptions {
+        accounts: 12,
+        events: 6_000,
+        days: 20,
+        seed: 7,
+        password: common::PASSWORD.to_owned(),
+    };
+    let mut reports = Vec::new();
+    let summary = demo::seed(&app.state.db, &options, now, &mut |written, asked| {
+        reports.push((written, asked))
+    })
+    .await
+    .unwrap();
+    assert_eq!(summary.events, 6_000);
+    assert_eq!(reports.last(), Some(&(6_000, 6_000)));
+    assert_eq!(summary.accounts, 13);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM usage_events").await, 6_000);
+    let days = app
+        .scalar("SELECT COUNT(DISTINCT day) FROM usage_daily_endpoints")
+        .await;
+    assert_eq!(days, 20);
+    let endpoints = app
+        .scalar("SELECT COUNT(DISTINCT endpoint) FROM usage_daily_endpoints")
+        .await;
+    assert!(endpoints > 50, "{endpoints} endpoints");
+    // FREE accounts stay within their quota, as the gate would keep them.
+    let over = app
+        .scalar(
+            "SELECT COUNT(*) FROM usage_periods up JOIN accounts a ON a.id = up.account_id \
+             WHERE a.plan_code = 'FREE' AND up.calls > 1000",
+        )
+        .await;
+    assert_eq!(over, 0);
+
+    let admin = app.login(demo::ADMIN_EMAIL).await;
+    let data = app
+        .graphql_ok(
+            Some(&admin),
+            "{ adminOverview { users { free pro enterprise total } apiCalls { thisMonth } } }",
+            json!({}),
+        )
+        .await;
+    let users = &data["adminOverview"]["users"];
+    assert_eq!(users["total"], 13);
+    for plan in ["free", "pro", "enterprise"] {
+        assert!(users[plan].as_i64().unwrap() > 0, "{users}");
+    }
+
+    // Each of the first accounts' answers equal the ones computed from its raw events.
+    for account in 0..4 {
+        let token = app.login(&demo::user_email(account, 0)).await;
+        let me = app
+            .graphql_ok(Some(&token), "{ me { account { id } } }", json!({}))
+            .await;
+        let account_id = me["me"]["account"]["id"].as_str().unwrap().to_owned();
+        let raw = app.raw_events(&account_id).await;
+        let snapshot = app.snapshot(&token, 30).await;
+        assert_eq!(snapshot["usageHistory"], naive_history(&raw, now, 30));
+        compare_endpoint_stats(
+            &snapshot["endpointStats"],
+            &common::analytics::naive_endpoint_stats(&raw, now, 30, 100),
+        )
+        .unwrap();
+        assert_eq!(
+            snapshot["toolStats"],
+            Value::Array(naive_tool_stats(&raw, now, 30, 100))
+        );
+        assert_eq!(
+            snapshot["currentUsage"]["calls"],
+            naive_period_calls(&raw, now)
+        );
+    }
+
+    // A second run into the same database is refused rather than mixed in.
+    assert!(demo::seed(&app.state.db, &options, now, &mut |_, _| {})
+        .await
+        .is_err());
+}
