@@ -16,6 +16,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 
+use crate::domain::billing::invoice::{overage_calls, overage_cents};
 use crate::domain::histogram;
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
@@ -77,7 +78,7 @@ impl UsageSummary {
     pub fn new(period: BillingPeriod, calls: i64, terms: PlanTerms) -> Self {
         let calls = calls.max(0);
         let limit = terms.monthly_quota;
-        let overage_calls = limit.map_or(0, |limit| (calls - limit).max(0));
+        let overage_calls = overage_calls(calls, limit);
         Self {
             period,
             calls,
@@ -92,13 +93,6 @@ impl UsageSummary {
             }),
         }
     }
-}
-
-/// `calls × price` (micros of a dollar) in cents, rounded half up once: integer arithmetic only.
-pub fn overage_cents(calls: i64, price_micros: i64) -> i64 {
-    let micros = i128::from(calls.max(0)) * i128::from(price_micros.max(0));
-    let cents = (micros + 5_000) / 10_000;
-    i64::try_from(cents).unwrap_or(i64::MAX)
 }
 
 /// Calls of one UTC day.
@@ -631,14 +625,6 @@ mod tests {
         assert_eq!(usage.overage_cost_cents, 50);
         assert_eq!(usage.remaining, Some(0));
         assert_eq!(usage.usage_percentage, Some(100.5));
-    }
-
-    #[test]
-    fn cents_round_half_up_once() {
-        assert_eq!(overage_cents(5, 1_000), 1); // 0.5 cent
-        assert_eq!(overage_cents(4, 1_000), 0); // 0.4 cent
-        assert_eq!(overage_cents(15, 1_000), 2); // 1.5 cents
-        assert_eq!(overage_cents(0, 1_000), 0);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use tally::domain::recorder::{EventKind, NewEvent};
 
 use super::TestApp;
 
-/// JWTs are checked against the wall clock while the service's clock is the manual one: tokens
-/// that live ten years stay valid wherever a test puts its clock.
+/// Analytics tests move the clock across days and months after signing in: tokens that live ten
+/// years stay valid wherever a test puts the clock.
 pub fn config() -> Config {
     Config {
         jwt_ttl: Duration::from_secs(10 * 365 * 86_400),
