@@ -510,6 +510,15 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.json(), json!({ "error": "Service unavailable" }));
     assert!(response.header("retry-after").is_some());
+    // The failed write gave its quota reservation back.
+    let period = tally::domain::periods::BillingPeriod::calendar_month(app.clock.now());
+    let used = app
+        .state
+        .quota
+        .used(&app.state.db, &m.account_id, period)
+        .await
+        .unwrap();
+    assert_eq!(used, 1);
     // A key never seen before meets the outage at its lookup.
     let other = tally::domain::keys::generate().plaintext;
     let response = app.track(&other, &tool_use(&app.now_rfc3339(), None)).await;
@@ -518,4 +527,55 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
         app.get("/ready").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+#[tokio::test]
+async fn a_provider_billing_period_replaces_the_calendar_month_inside_it() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let account = tally::entity::account::Entity::find_by_id(m.account_id.clone())
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut row: tally::entity::account::ActiveModel = account.into();
+    row.billing_period_start = Set(Some(Utc.with_ymd_and_hms(2026, 11, 5, 0, 0, 0).unwrap()));
+    row.billing_period_end = Set(Some(Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap()));
+    row.update(&app.state.db).await.unwrap();
+    app.state.keys.forget_all();
+
+    let inside = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    assert_eq!(inside.status, StatusCode::OK);
+    assert_eq!(
+        inside.header("x-ratelimit-reset"),
+        Some("2026-12-05T00:00:00Z")
+    );
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 5, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    let counted = app
+        .scalar(&format!(
+            "SELECT calls FROM usage_periods WHERE account_id = '{}' AND period_start = {start}",
+            m.account_id
+        ))
+        .await;
+    assert_eq!(counted, 1);
+    // An event dated before the provider's period counts in its calendar month.
+    let before = app
+        .track(&m.key, &tool_use("2026-11-04T23:00:00Z", None))
+        .await;
+    assert_eq!(before.status, StatusCode::OK);
+    let november = Utc
+        .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    let calendar = app
+        .scalar(&format!(
+            "SELECT calls FROM usage_periods WHERE account_id = '{}' AND period_start = {november}",
+            m.account_id
+        ))
+        .await;
+    assert_eq!(calendar, 1);
 }

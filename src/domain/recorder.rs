@@ -33,8 +33,8 @@ use crate::metrics::Metrics;
 pub const BATCH_CAP: usize = 4_096;
 /// Requests that may wait in the queue before handlers wait to enqueue.
 const QUEUE_DEPTH: usize = 16_384;
-/// Rows per multi-row statement (SQLite allows 32,766 bound values per statement).
-const ROWS_PER_STATEMENT: usize = 500;
+/// Most rows per multi-row statement (SQLite allows 32,766 bound values per statement).
+const ROWS_PER_STATEMENT: usize = 512;
 /// `api_keys.last_used_at` is written at most this often per key.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
@@ -392,6 +392,20 @@ fn day_of_millis(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Splits `n` rows into statements of power-of-two sizes (37 → 32, 4, 1), so that a handful of
+/// statement shapes serve every batch and the connections' prepared-statement caches reuse them
+/// instead of preparing (and keeping) one statement per batch size.
+fn statement_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = (1usize << n.ilog2()).min(ROWS_PER_STATEMENT);
+        n -= size;
+        Some(size)
+    })
+}
+
 fn build_error(err: sea_orm::sea_query::error::Error) -> DbErr {
     DbErr::Custom(format!("building a statement: {err}"))
 }
@@ -509,7 +523,10 @@ async fn insert_events<'e>(
     indexes: &[usize],
 ) -> Result<HashSet<(&'e str, &'e str)>, DbErr> {
     let mut inserted = HashSet::new();
-    for chunk in indexes.chunks(ROWS_PER_STATEMENT) {
+    let mut rest = indexes;
+    for size in statement_sizes(indexes.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
         let mut insert = Query::insert();
         insert.into_table("usage_events").columns(EVENT_COLUMNS);
         let mut with_ids = false;
@@ -804,11 +821,12 @@ async fn upsert(
     custom: &[(&'static str, &'static str)],
     rows: Vec<Vec<Expr>>,
 ) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
+    let sizes = statement_sizes(rows.len());
+    let mut rows = rows.into_iter();
+    for size in sizes {
         let mut insert = Query::insert();
         insert.into_table(table).columns(columns.iter().copied());
-        for row in rows.by_ref().take(ROWS_PER_STATEMENT) {
+        for row in rows.by_ref().take(size) {
             insert.values(row).map_err(build_error)?;
         }
         let mut on_conflict = OnConflict::columns(keys.iter().copied());
@@ -822,4 +840,19 @@ async fn upsert(
         txn.execute(&insert).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_sizes_are_powers_of_two_adding_up() {
+        assert_eq!(statement_sizes(37).collect::<Vec<_>>(), [32, 4, 1]);
+        assert_eq!(statement_sizes(0).count(), 0);
+        assert_eq!(
+            statement_sizes(1200).collect::<Vec<_>>(),
+            [512, 512, 128, 32, 16]
+        );
+    }
 }
