@@ -8,6 +8,7 @@ mod m20261123_000002_usage;
 mod m20261123_000003_billing_webhooks;
 mod m20261123_000004_invoices;
 mod m20261124_000001_analytics_indexes;
+mod m20261124_000002_daily_totals;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_billing_webhooks::Migration),
             Box::new(m20261123_000004_invoices::Migration),
             Box::new(m20261124_000001_analytics_indexes::Migration),
+            Box::new(m20261124_000002_daily_totals::Migration),
         ]
     }
 }

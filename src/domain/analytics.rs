@@ -483,15 +483,11 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
     let today = now.date_naive();
     let month_start = today.with_day(1).unwrap_or(today);
     let (today, month_start) = (day_key(today), day_key(month_start));
+    // One row per account and day: API calls and tool uses together.
     let sql = "SELECT CAST(COALESCE(SUM(CASE WHEN day = ? THEN calls ELSE 0 END), 0) AS BIGINT), \
                CAST(COALESCE(SUM(calls), 0) AS BIGINT) \
-               FROM usage_daily_endpoints WHERE day >= ? AND day <= ? \
-               UNION ALL \
-               SELECT CAST(COALESCE(SUM(CASE WHEN day = ? THEN calls ELSE 0 END), 0) AS BIGINT), \
-               CAST(COALESCE(SUM(calls), 0) AS BIGINT) \
-               FROM usage_daily_tools WHERE day >= ? AND day <= ? AND kind = 'TOOL_CALL'";
-    let window: [Value; 3] = [today.clone().into(), month_start.into(), today.into()];
-    let values: Vec<Value> = window.iter().chain(window.iter()).cloned().collect();
+               FROM usage_daily_totals WHERE day >= ? AND day <= ?";
+    let values: Vec<Value> = vec![today.clone().into(), month_start.into(), today.into()];
     for row in db.query_all_raw(statement(backend, sql, values)).await? {
         overview.calls_today += row.try_get_by_index::<i64>(0)?;
         overview.calls_this_month += row.try_get_by_index::<i64>(1)?;

@@ -325,6 +325,8 @@ struct Rollups {
     endpoints: BTreeMap<EndpointKey, EndpointDelta>,
     latency: BTreeMap<(EndpointKey, i32), i64>,
     tools: BTreeMap<ToolKey, (i64, i64)>,
+    /// (account, day) → API calls and tool uses.
+    daily: BTreeMap<(String, String), i64>,
 }
 
 impl Rollups {
@@ -353,6 +355,12 @@ impl Rollups {
             slot.1 += event.cost;
         }
         let day = day_of(event.occurred_at);
+        if event.kind != EventKind::Install {
+            *self
+                .daily
+                .entry((account.clone(), day.clone()))
+                .or_default() += 1;
+        }
         match event.kind {
             EventKind::ApiCall => {
                 let key = (
@@ -768,6 +776,28 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
         &["count"],
         &[],
         latency,
+    )
+    .await?;
+
+    let daily: Vec<Vec<Expr>> = rollups
+        .daily
+        .iter()
+        .map(|((account, day), calls)| {
+            vec![
+                Expr::val(account.as_str()),
+                Expr::val(day.as_str()),
+                Expr::val(*calls),
+            ]
+        })
+        .collect();
+    upsert(
+        txn,
+        "usage_daily_totals",
+        &["account_id", "day", "calls"],
+        &["account_id", "day"],
+        &["calls"],
+        &[],
+        daily,
     )
     .await?;
 

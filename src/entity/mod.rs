@@ -10,6 +10,7 @@ pub mod setting;
 pub mod usage_daily_endpoint;
 pub mod usage_daily_latency;
 pub mod usage_daily_tool;
+pub mod usage_daily_total;
 pub mod usage_event;
 pub mod usage_period;
 pub mod user;
