@@ -190,3 +190,62 @@ fn schema_prints_the_sdl_and_check_spots_drift() {
         .unwrap();
     assert!(!drifted.success());
 }
+
+#[test]
+fn billing_close_invoices_ended_periods_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = tally(dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "payer@example.com",
+            "--password",
+            "a payer's password",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    // The account has existed since October 2026: October has ended and is billed.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sea_orm::ConnectionTrait;
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("tally.db").display()
+        );
+        let db = tally::db::connect(&url).await.unwrap();
+        db.execute_unprepared("UPDATE accounts SET created_at = '2026-10-05T09:00:00+00:00'")
+            .await
+            .unwrap();
+        db.execute_unprepared(
+            "UPDATE account_plan_changes SET effective_at = '2026-10-05T09:00:00+00:00'",
+        )
+        .await
+        .unwrap();
+    });
+    let close = |as_of: &str| {
+        tally(dir.path())
+            .args(["billing", "close", "--as-of", as_of])
+            .output()
+            .unwrap()
+    };
+    let first = close("2026-11-01T00:00:00Z");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("Created 1 invoice(s), 0 cents in total")
+    );
+    let again = close("2026-11-01T00:00:00Z");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Created 0 invoice(s)"));
+    let future = close("2999-01-01T00:00:00Z");
+    assert!(!future.status.success());
+    assert!(String::from_utf8_lossy(&future.stderr).contains("future"));
+}
