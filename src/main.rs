@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use clap::Parser;
 
 #[tokio::main]
@@ -7,7 +9,8 @@ async fn main() -> std::process::ExitCode {
     match tally::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Not `eprintln!`: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -14,8 +14,14 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // A closed stderr must not take the service down: by default the subscriber reports a failed
+    // write with `eprintln!`, which panics when stderr itself is gone.
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.log_internal_errors(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .log_internal_errors(false)
+            .try_init(),
     };
 }

@@ -249,3 +249,28 @@ fn billing_close_invoices_ended_periods_once() {
     assert!(!future.status.success());
     assert!(String::from_utf8_lossy(&future.stderr).contains("future"));
 }
+
+#[test]
+fn the_server_survives_a_closed_log_stream_and_still_stops_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tally(dir.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("tally listening") {
+        line.clear();
+        assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
+    }
+    drop(log); // whoever read the logs is gone
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
