@@ -1,6 +1,6 @@
-//! A 200 from `/api/track` is durable: kill -9 the real binary while tracks are in flight,
-//! restart it on the same SQLite file, and every event that got its 200 is there exactly once,
-//! with the period counter agreeing with the stored events.
+//! A 200 from `/api/track` is durable: kill -9 the real binary while tracks are in flight (or stop
+//! it with SIGTERM, which drains the recorder), restart it on the same SQLite file, and every event
+//! that got its 200 is there exactly once, with the period counter agreeing with the stored events.
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -60,10 +60,24 @@ impl Server {
         value["data"].clone()
     }
 
-    fn kill(&mut self) {
-        // SIGKILL: no shutdown, no flush.
-        self.child.kill().expect("kill -9");
-        self.child.wait().ok();
+    fn stop(&mut self, how: Stop) {
+        match how {
+            // SIGKILL: no shutdown, no flush.
+            Stop::Kill9 => {
+                self.child.kill().expect("kill -9");
+                self.child.wait().ok();
+            }
+            // Graceful: in-flight requests finish and the recorder's queue is written.
+            Stop::Term => {
+                let pid = self.child.id().to_string();
+                Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .expect("kill -TERM");
+                let status = self.child.wait().expect("wait for tally");
+                assert!(status.success(), "graceful shutdown exits 0, got {status}");
+            }
+        }
     }
 }
 
@@ -127,8 +141,23 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Kill9,
+    Term,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_event_survives_a_kill_9_exactly_once() {
+    acknowledged_events_survive(Stop::Kill9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_shutdown_drains_every_acknowledged_event() {
+    acknowledged_events_survive(Stop::Term).await;
+}
+
+async fn acknowledged_events_survive(how: Stop) {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!(
         "sqlite://{}?mode=rwc",
@@ -232,7 +261,7 @@ async fn every_acknowledged_event_survives_a_kill_9_exactly_once() {
     stop.wait_for(|stopped| *stopped)
         .await
         .expect("workers run");
-    server.lock().await.kill();
+    server.lock().await.stop(how);
     for worker in workers {
         worker.await.expect("worker");
     }
