@@ -15,7 +15,6 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tally.db?mode=rwc";
     version,
     about = "Meters API usage: keys, quotas, rate limits, billing and analytics"
 )]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
