@@ -207,7 +207,7 @@ mod tests {
     fn checksum_is_crc32_in_padded_base62() {
         // crc32("") == 0
         assert_eq!(checksum(""), "000000");
-        // crc32("123456789") == 0xCBF43926 == 3421780262 == 3*62^5 + 45*62^4 + ... computed below
+        // crc32("123456789") is the IEEE check value 0xCBF43926; write it in base62 by hand.
         let mut v: u64 = 0xCBF4_3926;
         let mut expected = Vec::new();
         for _ in 0..6 {
