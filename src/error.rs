@@ -73,6 +73,34 @@ impl AppError {
         }
     }
 
+    /// Several bad fields at once; problems of the same field are kept together, in order.
+    pub fn bad_fields<F, P>(
+        message: impl Into<String>,
+        problems: impl IntoIterator<Item = (F, P)>,
+    ) -> Self
+    where
+        F: Into<String>,
+        P: Into<String>,
+    {
+        let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (field, problem) in problems {
+            fields.entry(field.into()).or_default().push(problem.into());
+        }
+        Self::BadInput {
+            message: message.into(),
+            fields,
+        }
+    }
+
+    /// The REST contract's "Invalid payload" with per-field details.
+    pub fn invalid_payload<F, P>(problems: impl IntoIterator<Item = (F, P)>) -> Self
+    where
+        F: Into<String>,
+        P: Into<String>,
+    {
+        Self::bad_fields("Invalid payload", problems)
+    }
+
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
     }

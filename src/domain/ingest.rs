@@ -137,19 +137,16 @@ async fn refuse_closed_periods(
 ) -> AppResult<()> {
     let account = &caller.key.account;
     let current = BillingPeriod::for_account(account, state.clock.now());
-    let mut closed = BTreeMap::new();
+    let mut closed = Vec::new();
     for (field, ts) in at {
         if ts < current.start && billing::close::is_invoiced(&state.db, &account.id, ts).await? {
-            closed.insert(field, vec!["billing period closed".to_owned()]);
+            closed.push((field, "billing period closed"));
         }
     }
     if closed.is_empty() {
         Ok(())
     } else {
-        Err(AppError::BadInput {
-            message: "Invalid payload".to_owned(),
-            fields: closed,
-        })
+        Err(AppError::invalid_payload(closed))
     }
 }
 

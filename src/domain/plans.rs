@@ -103,20 +103,12 @@ impl PlanUpdate {
                 format!("must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
             ));
         }
-        match problems.split_first() {
+        match problems.first() {
             None => Ok(()),
-            Some(((field, problem), rest)) => {
-                let mut err = AppError::bad_field(field, problem.clone());
-                if let AppError::BadInput { fields, .. } = &mut err {
-                    for (field, problem) in rest {
-                        fields
-                            .entry((*field).to_owned())
-                            .or_default()
-                            .push(problem.clone());
-                    }
-                }
-                Err(err)
-            }
+            Some((field, problem)) => Err(AppError::bad_fields(
+                format!("{field}: {problem}"),
+                problems.iter().map(|(f, p)| (*f, p.clone())),
+            )),
         }
     }
 }

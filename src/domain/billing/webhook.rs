@@ -179,21 +179,7 @@ pub fn parse_event(body: &[u8]) -> AppResult<Event> {
             created,
             object,
         }),
-        _ => Err(payload_error(&problems)),
-    }
-}
-
-fn payload_error(problems: &[(&str, &str)]) -> AppError {
-    let mut fields = std::collections::BTreeMap::<String, Vec<String>>::new();
-    for (field, problem) in problems {
-        fields
-            .entry((*field).to_owned())
-            .or_default()
-            .push((*problem).to_owned());
-    }
-    AppError::BadInput {
-        message: "Invalid payload".to_owned(),
-        fields,
+        _ => Err(AppError::invalid_payload(problems)),
     }
 }
 
