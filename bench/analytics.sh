@@ -162,5 +162,4 @@ echo
 echo "machine: $(uname -srm); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); events $EVENTS; accounts $ACCOUNTS; seed ${seed_secs}s;" \
     "rollup rows: endpoints $(sqlite3 "$DB" 'SELECT COUNT(*) FROM usage_daily_endpoints')," \
-    "latency $(sqlite3 "$DB" 'SELECT COUNT(*) FROM usage_daily_latency')," \
     "tools $(sqlite3 "$DB" 'SELECT COUNT(*) FROM usage_daily_tools')"

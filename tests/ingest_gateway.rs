@@ -8,6 +8,7 @@ use common::ingest::rfc3339;
 use common::TestApp;
 use serde_json::{json, Value};
 use tally::clock::Clock;
+use tally::domain::histogram::{bucket_of, Counts};
 
 fn call(app: &TestApp, id: Option<&str>, status: u16, ms: u64) -> Value {
     let mut event = json!({
@@ -221,13 +222,10 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
     assert_eq!(app.scalar(&rollup("successes")).await, 2);
     assert_eq!(app.scalar(&rollup("failures")).await, 1);
     assert_eq!(app.scalar(&rollup("latency_sum_ms")).await, 240);
-    let buckets = app
-        .scalar(&format!(
-            "SELECT CAST(SUM(count) AS BIGINT) FROM usage_daily_latency WHERE account_id = '{}'",
-            m.account_id
-        ))
-        .await;
-    assert_eq!(buckets, 3);
+    assert_eq!(
+        app.stored_histogram(&m.account_id, "/v1/things").await,
+        Counts::from([(bucket_of(10), 1), (bucket_of(30), 1), (bucket_of(200), 1)])
+    );
 
     // The same batch again: the two events with ids are duplicates, the third is new.
     let again = events(&app, &m.key, batch).await;
@@ -242,6 +240,16 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
     .await;
     assert_eq!(twice.json(), json!({ "accepted": 1, "duplicates": 1 }));
     assert_eq!(app.counted_calls(&m.account_id).await, 5);
+    // Later batches add to the stored histogram bucket by bucket.
+    assert_eq!(
+        app.stored_histogram(&m.account_id, "/v1/things").await,
+        Counts::from([
+            (bucket_of(1), 1),
+            (bucket_of(10), 1),
+            (bucket_of(30), 1),
+            (bucket_of(200), 2)
+        ])
+    );
 }
 
 #[tokio::test]
@@ -338,6 +346,10 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     assert_eq!(app.scalar(&rollup("calls")).await, 1);
     assert_eq!(app.scalar(&rollup("failures")).await, 1);
     assert_eq!(app.scalar(&rollup("latency_sum_ms")).await, 42);
+    assert_eq!(
+        app.stored_histogram(&m.account_id, "/v1/things").await,
+        Counts::from([(bucket_of(42), 1)])
+    );
     // Reported twice: the second is a duplicate.
     let again = events(&app, &m.key, vec![call(&app, Some("call-1"), 404, 42)]).await;
     assert_eq!(again.json(), json!({ "accepted": 0, "duplicates": 1 }));

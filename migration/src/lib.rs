@@ -9,6 +9,7 @@ mod m20261123_000003_billing_webhooks;
 mod m20261123_000004_invoices;
 mod m20261124_000001_analytics_indexes;
 mod m20261124_000002_daily_totals;
+mod m20261125_000001_latency_histogram_column;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_invoices::Migration),
             Box::new(m20261124_000001_analytics_indexes::Migration),
             Box::new(m20261124_000002_daily_totals::Migration),
+            Box::new(m20261125_000001_latency_histogram_column::Migration),
         ]
     }
 }

@@ -365,34 +365,36 @@ pub async fn endpoint_stats(
         return Ok(stats);
     }
 
-    // The histograms of the endpoints on this page only.
+    // The histograms of the endpoints on this page only: one stored histogram per day and
+    // endpoint, added up here.
     let mut endpoints: Vec<&str> = stats.iter().map(|s| s.endpoint.as_str()).collect();
     endpoints.sort_unstable();
     endpoints.dedup();
     let sql = format!(
-        "SELECT method, endpoint, bucket, CAST(SUM(count) AS BIGINT) \
-         FROM usage_daily_latency WHERE account_id = ? AND day >= ? AND day <= ? \
-         AND endpoint IN ({}) GROUP BY method, endpoint, bucket",
+        "SELECT method, endpoint, latency_histogram FROM usage_daily_endpoints \
+         WHERE account_id = ? AND day >= ? AND day <= ? AND latency_count > 0 \
+         AND endpoint IN ({})",
         placeholders(endpoints.len())
     );
     let mut values: Vec<Value> = vec![account_id.into(), first.into(), last.into()];
     values.extend(endpoints.iter().map(|e| (*e).into()));
-    let mut histograms: HashMap<(String, String), Vec<(i32, i64)>> = HashMap::new();
+    let mut histograms: HashMap<(String, String), histogram::Counts> = HashMap::new();
     for row in db.query_all_raw(statement(backend, &sql, values)).await? {
         let method: String = row.try_get_by_index(0)?;
         let endpoint: String = row.try_get_by_index(1)?;
-        let bucket: i32 = row.try_get_by_index(2)?;
-        let count: i64 = row.try_get_by_index(3)?;
-        histograms
-            .entry((method, endpoint))
-            .or_default()
-            .push((bucket, count));
+        let stored: String = row.try_get_by_index(2)?;
+        let counts = histograms.entry((method, endpoint)).or_default();
+        histogram::add_json(counts, &stored).map_err(|err| {
+            AppError::internal(anyhow::anyhow!(
+                "unreadable latency histogram {stored:?}: {err}"
+            ))
+        })?;
     }
     for (stat, (sum, count)) in stats.iter_mut().zip(latency_sums) {
         stat.avg_response_time_ms = mean(sum, count);
         stat.p95_response_time_ms = histograms
             .get(&(stat.method.clone(), stat.endpoint.clone()))
-            .and_then(|buckets| histogram::quantile(buckets, 0.95))
+            .and_then(|counts| histogram::quantile(counts, 0.95))
             .map(|ms| ms.round() as i64);
     }
     Ok(stats)

@@ -3,6 +3,14 @@
 //! Response times below [`LINEAR_LIMIT_MS`] get a bucket per millisecond; above, buckets grow by
 //! [`GROWTH`] each, so any value read back as its bucket's geometric middle is within ~2.5% of the
 //! truth, which keeps a p95 read from the histogram within the contract's 5% (or 1 ms).
+//!
+//! The rollups store a histogram as a JSON object from bucket to count (`{"12":3,"40":1}`), which
+//! both database backends can merge in SQL; [`to_json`] and [`add_json`] convert.
+
+use std::collections::BTreeMap;
+
+/// Counts by bucket.
+pub type Counts = BTreeMap<i32, i64>;
 
 /// Exact 1 ms buckets below this.
 pub const LINEAR_LIMIT_MS: i64 = 32;
@@ -42,24 +50,40 @@ pub fn bucket_value(bucket: i32) -> f64 {
     }
 }
 
-/// The `q`-quantile (0..=1) of a histogram given as (bucket, count) pairs in any order:
-/// the nearest-rank value, read as its bucket's value.
-pub fn quantile(buckets: &[(i32, i64)], q: f64) -> Option<f64> {
-    let total: i64 = buckets.iter().map(|(_, c)| (*c).max(0)).sum();
+/// The `q`-quantile (0..=1) of a histogram: the nearest-rank value, read as its bucket's value.
+pub fn quantile(counts: &Counts, q: f64) -> Option<f64> {
+    let total: i64 = counts.values().map(|c| (*c).max(0)).sum();
     if total == 0 {
         return None;
     }
-    let mut sorted: Vec<(i32, i64)> = buckets.to_vec();
-    sorted.sort_unstable();
     let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as i64).max(1);
     let mut seen = 0;
-    for (bucket, count) in sorted {
-        seen += count.max(0);
+    for (bucket, count) in counts {
+        seen += (*count).max(0);
         if seen >= rank {
-            return Some(bucket_value(bucket));
+            return Some(bucket_value(*bucket));
         }
     }
     None
+}
+
+/// The stored form of a histogram: a JSON object from bucket to count; `{}` when empty.
+pub fn to_json(counts: &Counts) -> String {
+    let entries: Vec<String> = counts
+        .iter()
+        .filter(|(_, count)| **count != 0)
+        .map(|(bucket, count)| format!("\"{bucket}\":{count}"))
+        .collect();
+    format!("{{{}}}", entries.join(","))
+}
+
+/// Adds a stored histogram to `counts`.
+pub fn add_json(counts: &mut Counts, json: &str) -> Result<(), serde_json::Error> {
+    let stored: BTreeMap<i32, i64> = serde_json::from_str(json)?;
+    for (bucket, count) in stored {
+        *counts.entry(bucket).or_default() += count;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -91,12 +115,24 @@ mod tests {
         let mut sorted = values.clone();
         sorted.sort_unstable();
         let exact = sorted[(0.95 * sorted.len() as f64).ceil() as usize - 1] as f64;
-        let mut counts = std::collections::BTreeMap::new();
+        let mut counts = Counts::new();
         for v in values {
-            *counts.entry(bucket_of(v)).or_insert(0i64) += 1;
+            *counts.entry(bucket_of(v)).or_insert(0) += 1;
         }
-        let pairs: Vec<(i32, i64)> = counts.into_iter().collect();
-        let p95 = quantile(&pairs, 0.95).unwrap();
+        let p95 = quantile(&counts, 0.95).unwrap();
         assert!((p95 - exact).abs() <= exact * 0.05, "{p95} vs {exact}");
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_adds() {
+        let counts = Counts::from([(3, 2), (40, 1), (7, 0)]);
+        assert_eq!(to_json(&counts), r#"{"3":2,"40":1}"#);
+        assert_eq!(to_json(&Counts::new()), "{}");
+        let mut sum = Counts::from([(3, 1)]);
+        add_json(&mut sum, &to_json(&counts)).unwrap();
+        // PostgreSQL's json_object_agg writes spaces; they read the same.
+        add_json(&mut sum, r#"{ "40" : 2, "9" : 1 }"#).unwrap();
+        assert_eq!(sum, Counts::from([(3, 3), (9, 1), (40, 3)]));
+        assert!(add_json(&mut sum, "[1,2]").is_err());
     }
 }

@@ -19,7 +19,8 @@ use std::time::Instant;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait, Value,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -291,13 +292,14 @@ impl Writer {
 }
 
 /// Sums to add to one daily endpoint rollup row.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct EndpointDelta {
     calls: i64,
     successes: i64,
     failures: i64,
     latency_sum_ms: i64,
     latency_count: i64,
+    latency_buckets: histogram::Counts,
 }
 
 impl EndpointDelta {
@@ -310,6 +312,10 @@ impl EndpointDelta {
         if let Some(ms) = latency {
             self.latency_sum_ms += ms;
             self.latency_count += 1;
+            *self
+                .latency_buckets
+                .entry(histogram::bucket_of(ms))
+                .or_default() += 1;
         }
     }
 }
@@ -323,7 +329,6 @@ type ToolKey = (String, String, &'static str, String, String);
 struct Rollups {
     periods: BTreeMap<(String, i64), (i64, i64)>,
     endpoints: BTreeMap<EndpointKey, EndpointDelta>,
-    latency: BTreeMap<(EndpointKey, i32), i64>,
     tools: BTreeMap<ToolKey, (i64, i64)>,
     /// (account, day) → API calls and tool uses.
     daily: BTreeMap<(String, String), i64>,
@@ -335,12 +340,6 @@ impl Rollups {
             .entry(key.clone())
             .or_default()
             .finish(status, latency);
-        if let Some(ms) = latency {
-            *self
-                .latency
-                .entry((key.clone(), histogram::bucket_of(ms)))
-                .or_default() += 1;
-        }
     }
 
     fn add_accepted(&mut self, event: &NewEvent) {
@@ -681,6 +680,38 @@ async fn complete_or_skip(
     Ok(())
 }
 
+/// The stored latency histogram plus the one being upserted, bucket by bucket, in SQL: the sum
+/// happens under the row's lock, so concurrent writers (several instances on PostgreSQL) never
+/// lose each other's counts. Empty sides skip the JSON work.
+fn merge_histograms_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => {
+            "CASE WHEN excluded.latency_histogram = '{}' \
+               THEN usage_daily_endpoints.latency_histogram \
+             WHEN usage_daily_endpoints.latency_histogram = '{}' \
+               THEN excluded.latency_histogram \
+             ELSE (SELECT COALESCE(json_object_agg(key, total)::text, '{}') FROM ( \
+               SELECT key, SUM(value::bigint) AS total FROM ( \
+                 SELECT key, value FROM json_each_text(usage_daily_endpoints.latency_histogram::json) \
+                 UNION ALL \
+                 SELECT key, value FROM json_each_text(excluded.latency_histogram::json) \
+               ) AS parts GROUP BY key) AS merged) END"
+        }
+        _ => {
+            "CASE WHEN excluded.latency_histogram = '{}' \
+               THEN usage_daily_endpoints.latency_histogram \
+             WHEN usage_daily_endpoints.latency_histogram = '{}' \
+               THEN excluded.latency_histogram \
+             ELSE (SELECT COALESCE(json_group_object(key, total), '{}') FROM ( \
+               SELECT key, SUM(value) AS total FROM ( \
+                 SELECT key, value FROM json_each(usage_daily_endpoints.latency_histogram) \
+                 UNION ALL \
+                 SELECT key, value FROM json_each(excluded.latency_histogram) \
+               ) GROUP BY key)) END"
+        }
+    }
+}
+
 /// `<table>.<column> + excluded.<column>`, for upserts that add.
 fn add_excluded(table: &str, column: &str) -> Expr {
     Expr::cust(format!("{table}.{column} + excluded.{column}"))
@@ -724,6 +755,7 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
                 Expr::val(d.failures),
                 Expr::val(d.latency_sum_ms),
                 Expr::val(d.latency_count),
+                Expr::val(histogram::to_json(&d.latency_buckets)),
             ]
         })
         .collect();
@@ -740,6 +772,7 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
             "failures",
             "latency_sum_ms",
             "latency_count",
+            "latency_histogram",
         ],
         &["account_id", "day", "method", "endpoint"],
         &[
@@ -749,33 +782,11 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
             "latency_sum_ms",
             "latency_count",
         ],
-        &[],
+        &[(
+            "latency_histogram",
+            merge_histograms_sql(txn.get_database_backend()),
+        )],
         endpoints,
-    )
-    .await?;
-
-    let latency: Vec<Vec<Expr>> = rollups
-        .latency
-        .iter()
-        .map(|((key, bucket), count)| {
-            vec![
-                Expr::val(key.0.as_str()),
-                Expr::val(key.1.as_str()),
-                Expr::val(key.2.as_str()),
-                Expr::val(key.3.as_str()),
-                Expr::val(*bucket),
-                Expr::val(*count),
-            ]
-        })
-        .collect();
-    upsert(
-        txn,
-        "usage_daily_latency",
-        &["account_id", "day", "method", "endpoint", "bucket", "count"],
-        &["account_id", "day", "method", "endpoint", "bucket"],
-        &["count"],
-        &[],
-        latency,
     )
     .await?;
 

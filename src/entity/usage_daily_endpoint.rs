@@ -20,6 +20,10 @@ pub struct Model {
     pub latency_sum_ms: i64,
     /// Calls whose response time is known.
     pub latency_count: i64,
+    /// Those calls' response times as a JSON object from `crate::domain::histogram` bucket to
+    /// count, such as `{"12":3,"40":1}`.
+    #[sea_orm(column_type = "Text")]
+    pub latency_histogram: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,6 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
+use tally::domain::histogram;
 
 use super::{TestApp, TestResponse};
 
@@ -65,6 +66,26 @@ impl TestApp {
         row.try_get_by_index::<Option<i64>>(0)
             .expect("an integer")
             .unwrap_or(0)
+    }
+
+    /// The latency histogram of one daily endpoint rollup row, read back as bucket → count.
+    pub async fn stored_histogram(&self, account_id: &str, endpoint: &str) -> histogram::Counts {
+        let backend = self.state.db.get_database_backend();
+        let sql = format!(
+            "SELECT latency_histogram FROM usage_daily_endpoints \
+             WHERE account_id = '{account_id}' AND endpoint = '{endpoint}'"
+        );
+        let row = self
+            .state
+            .db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("query")
+            .expect("a row");
+        let stored: String = row.try_get_by_index(0).expect("text");
+        let mut counts = histogram::Counts::new();
+        histogram::add_json(&mut counts, &stored).expect("a stored histogram");
+        counts
     }
 
     pub async fn stored_events(&self, account_id: &str) -> i64 {
