@@ -112,3 +112,73 @@ async fn latency_buckets_move_into_the_rollup_row_and_back() {
     assert_eq!(latency_rows(db, &account).await, before);
     Migrator::up(db, None).await.expect("migrate up again");
 }
+
+#[tokio::test]
+async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("totals@example.com").await;
+    let db = &app.state.db;
+    revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
+
+    // (day, endpoint, calls, successes, failures, latency sum, latency count)
+    let endpoint_rows = [
+        ("2026-11-09", "/a", 4, 3, 1, 400, 4),
+        ("2026-11-09", "/b", 2, 1, 0, 50, 1),
+        ("2026-11-10", "/a", 1, 0, 1, 0, 0),
+    ];
+    for (day, endpoint, calls, successes, failures, sum, count) in endpoint_rows {
+        execute(
+            db,
+            &format!(
+                "INSERT INTO usage_daily_endpoints (account_id, day, method, endpoint, calls, \
+                 successes, failures, latency_sum_ms, latency_count) \
+                 VALUES ('{account}', '{day}', 'GET', '{endpoint}', {calls}, {successes}, \
+                 {failures}, {sum}, {count})"
+            ),
+        )
+        .await;
+    }
+    // Totals count tool uses too: 6 API calls and 3 tool uses on the 9th.
+    for (day, calls) in [("2026-11-09", 9), ("2026-11-10", 1)] {
+        execute(
+            db,
+            &format!(
+                "INSERT INTO usage_daily_totals (account_id, day, calls) \
+                 VALUES ('{account}', '{day}', {calls})"
+            ),
+        )
+        .await;
+    }
+
+    Migrator::up(db, None).await.expect("migrate up");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT day, calls, successes, failures, latency_sum_ms, latency_count \
+                 FROM usage_daily_totals WHERE account_id = '{account}' ORDER BY day"
+            ),
+        ))
+        .await
+        .expect("query");
+    let totals: Vec<(String, [i64; 5])> = rows
+        .iter()
+        .map(|row| {
+            let value = |i| row.try_get_by_index::<i64>(i).unwrap();
+            (
+                row.try_get_by_index(0).unwrap(),
+                [value(1), value(2), value(3), value(4), value(5)],
+            )
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            ("2026-11-09".to_owned(), [9, 4, 1, 450, 5]),
+            ("2026-11-10".to_owned(), [1, 0, 1, 0, 0]),
+        ]
+    );
+
+    revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
+    Migrator::up(db, None).await.expect("migrate up again");
+}

@@ -10,6 +10,7 @@ mod m20261123_000004_invoices;
 mod m20261124_000001_analytics_indexes;
 mod m20261124_000002_daily_totals;
 mod m20261125_000001_latency_histogram_column;
+mod m20261125_000002_daily_totals_outcomes;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_analytics_indexes::Migration),
             Box::new(m20261124_000002_daily_totals::Migration),
             Box::new(m20261125_000001_latency_histogram_column::Migration),
+            Box::new(m20261125_000002_daily_totals_outcomes::Migration),
         ]
     }
 }

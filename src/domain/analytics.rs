@@ -270,24 +270,10 @@ pub async fn usage_history(
     check_days(days)?;
     let window = DayWindow::ending_at(now, days);
     let (first, last) = window.bounds();
-    let sql = "SELECT day, CAST(SUM(calls) AS BIGINT), CAST(SUM(successes) AS BIGINT), \
-               CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_sum_ms) AS BIGINT), \
-               CAST(SUM(latency_count) AS BIGINT) \
-               FROM usage_daily_endpoints WHERE account_id = ? AND day >= ? AND day <= ? \
-               GROUP BY day \
-               UNION ALL \
-               SELECT day, CAST(SUM(calls) AS BIGINT), 0, 0, 0, 0 \
-               FROM usage_daily_tools \
-               WHERE account_id = ? AND day >= ? AND day <= ? AND kind = 'TOOL_CALL' \
-               GROUP BY day";
-    let values: Vec<Value> = vec![
-        account_id.into(),
-        first.clone().into(),
-        last.clone().into(),
-        account_id.into(),
-        first.into(),
-        last.into(),
-    ];
+    // One row per day: the per-(account, day) totals carry the outcomes of the day's API calls.
+    let sql = "SELECT day, calls, successes, failures, latency_sum_ms, latency_count \
+               FROM usage_daily_totals WHERE account_id = ? AND day >= ? AND day <= ?";
+    let values: Vec<Value> = vec![account_id.into(), first.into(), last.into()];
     let rows = db
         .query_all_raw(statement(db.get_database_backend(), sql, values))
         .await?;

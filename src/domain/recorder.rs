@@ -291,18 +291,17 @@ impl Writer {
     }
 }
 
-/// Sums to add to one daily endpoint rollup row.
-#[derive(Debug, Default, Clone)]
-struct EndpointDelta {
+/// Call outcomes to add to a daily rollup row (per endpoint, or per account and day).
+#[derive(Debug, Default, Clone, Copy)]
+struct CallSums {
     calls: i64,
     successes: i64,
     failures: i64,
     latency_sum_ms: i64,
     latency_count: i64,
-    latency_buckets: histogram::Counts,
 }
 
-impl EndpointDelta {
+impl CallSums {
     fn finish(&mut self, status: Option<i32>, latency: Option<i64>) {
         match status {
             Some(code) if (200..400).contains(&code) => self.successes += 1,
@@ -312,6 +311,41 @@ impl EndpointDelta {
         if let Some(ms) = latency {
             self.latency_sum_ms += ms;
             self.latency_count += 1;
+        }
+    }
+
+    /// The five sums as values, in the rollup tables' column order.
+    fn values(&self) -> [Expr; 5] {
+        [
+            Expr::val(self.calls),
+            Expr::val(self.successes),
+            Expr::val(self.failures),
+            Expr::val(self.latency_sum_ms),
+            Expr::val(self.latency_count),
+        ]
+    }
+}
+
+/// The rollup columns that [`CallSums`] adds to.
+const CALL_SUM_COLUMNS: [&str; 5] = [
+    "calls",
+    "successes",
+    "failures",
+    "latency_sum_ms",
+    "latency_count",
+];
+
+/// Sums to add to one daily endpoint rollup row.
+#[derive(Debug, Default, Clone)]
+struct EndpointDelta {
+    sums: CallSums,
+    latency_buckets: histogram::Counts,
+}
+
+impl EndpointDelta {
+    fn finish(&mut self, status: Option<i32>, latency: Option<i64>) {
+        self.sums.finish(status, latency);
+        if let Some(ms) = latency {
             *self
                 .latency_buckets
                 .entry(histogram::bucket_of(ms))
@@ -330,14 +364,18 @@ struct Rollups {
     periods: BTreeMap<(String, i64), (i64, i64)>,
     endpoints: BTreeMap<EndpointKey, EndpointDelta>,
     tools: BTreeMap<ToolKey, (i64, i64)>,
-    /// (account, day) → API calls and tool uses.
-    daily: BTreeMap<(String, String), i64>,
+    /// (account, day) → API calls and tool uses, and the API calls' outcomes.
+    daily: BTreeMap<(String, String), CallSums>,
 }
 
 impl Rollups {
     fn finish_call(&mut self, key: &EndpointKey, status: Option<i32>, latency: Option<i64>) {
         self.endpoints
             .entry(key.clone())
+            .or_default()
+            .finish(status, latency);
+        self.daily
+            .entry((key.0.clone(), key.1.clone()))
             .or_default()
             .finish(status, latency);
     }
@@ -355,10 +393,10 @@ impl Rollups {
         }
         let day = day_of(event.occurred_at);
         if event.kind != EventKind::Install {
-            *self
-                .daily
+            self.daily
                 .entry((account.clone(), day.clone()))
-                .or_default() += 1;
+                .or_default()
+                .calls += 1;
         }
         match event.kind {
             EventKind::ApiCall => {
@@ -368,7 +406,7 @@ impl Rollups {
                     event.method.clone().unwrap_or_default(),
                     event.endpoint.clone().unwrap_or_default(),
                 );
-                self.endpoints.entry(key.clone()).or_default().calls += 1;
+                self.endpoints.entry(key.clone()).or_default().sums.calls += 1;
                 self.finish_call(&key, event.status_code, event.response_time_ms);
             }
             EventKind::ToolCall | EventKind::Install => {
@@ -672,8 +710,13 @@ async fn complete_or_skip(
             event.endpoint.clone().unwrap_or_default(),
         );
         if before != after {
-            rollups.endpoints.entry(before).or_default().calls -= 1;
-            rollups.endpoints.entry(after.clone()).or_default().calls += 1;
+            rollups.endpoints.entry(before).or_default().sums.calls -= 1;
+            rollups
+                .endpoints
+                .entry(after.clone())
+                .or_default()
+                .sums
+                .calls += 1;
         }
         rollups.finish_call(&after, event.status_code, event.response_time_ms);
     }
@@ -745,43 +788,30 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
         .endpoints
         .iter()
         .map(|((account, day, method, endpoint), d)| {
-            vec![
+            let mut row = vec![
                 Expr::val(account.as_str()),
                 Expr::val(day.as_str()),
                 Expr::val(method.as_str()),
                 Expr::val(endpoint.as_str()),
-                Expr::val(d.calls),
-                Expr::val(d.successes),
-                Expr::val(d.failures),
-                Expr::val(d.latency_sum_ms),
-                Expr::val(d.latency_count),
-                Expr::val(histogram::to_json(&d.latency_buckets)),
-            ]
+            ];
+            row.extend(d.sums.values());
+            row.push(Expr::val(histogram::to_json(&d.latency_buckets)));
+            row
         })
+        .collect();
+    let keys = ["account_id", "day", "method", "endpoint"];
+    let columns: Vec<&str> = keys
+        .iter()
+        .chain(&CALL_SUM_COLUMNS)
+        .chain(&["latency_histogram"])
+        .copied()
         .collect();
     upsert(
         txn,
         "usage_daily_endpoints",
-        &[
-            "account_id",
-            "day",
-            "method",
-            "endpoint",
-            "calls",
-            "successes",
-            "failures",
-            "latency_sum_ms",
-            "latency_count",
-            "latency_histogram",
-        ],
-        &["account_id", "day", "method", "endpoint"],
-        &[
-            "calls",
-            "successes",
-            "failures",
-            "latency_sum_ms",
-            "latency_count",
-        ],
+        &columns,
+        &keys,
+        &CALL_SUM_COLUMNS,
         &[(
             "latency_histogram",
             merge_histograms_sql(txn.get_database_backend()),
@@ -793,20 +823,20 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
     let daily: Vec<Vec<Expr>> = rollups
         .daily
         .iter()
-        .map(|((account, day), calls)| {
-            vec![
-                Expr::val(account.as_str()),
-                Expr::val(day.as_str()),
-                Expr::val(*calls),
-            ]
+        .map(|((account, day), sums)| {
+            let mut row = vec![Expr::val(account.as_str()), Expr::val(day.as_str())];
+            row.extend(sums.values());
+            row
         })
         .collect();
+    let keys = ["account_id", "day"];
+    let columns: Vec<&str> = keys.iter().chain(&CALL_SUM_COLUMNS).copied().collect();
     upsert(
         txn,
         "usage_daily_totals",
-        &["account_id", "day", "calls"],
-        &["account_id", "day"],
-        &["calls"],
+        &columns,
+        &keys,
+        &CALL_SUM_COLUMNS,
         &[],
         daily,
     )
