@@ -407,26 +407,10 @@ async fn write_events(
             }
             let account = &accounts[who];
             let mut event = NewEvent {
-                account_id: Some(account.id.clone()),
                 api_key_id: account.keys.choose(rng).cloned(),
-                kind,
-                event_id: None,
-                endpoint: None,
-                method: None,
-                status_code: None,
-                response_time_ms: None,
-                skill_id: None,
-                tool_name: None,
-                hook_event: None,
-                input_snippet: None,
-                output_snippet: None,
-                metadata: None,
-                cost: i64::from(kind != EventKind::Install),
                 period: Some(period),
-                expired_key: false,
-                occurred_at: at,
                 received_at: at + Duration::milliseconds(rng.gen_range(5..400)),
-                completes: false,
+                ..NewEvent::new(Some(account.id.clone()), kind, at)
             };
             match kind {
                 EventKind::ApiCall => {

@@ -285,26 +285,9 @@ async fn known_event_ids(
 
 fn base_event(caller: &Caller, kind: EventKind, now: DateTime<Utc>) -> NewEvent {
     NewEvent {
-        account_id: Some(caller.key.account.id.clone()),
         api_key_id: Some(caller.key.key.id.clone()),
-        kind,
-        event_id: None,
-        endpoint: None,
-        method: None,
-        status_code: None,
-        response_time_ms: None,
-        skill_id: None,
-        tool_name: None,
-        hook_event: None,
-        input_snippet: None,
-        output_snippet: None,
-        metadata: None,
-        cost: 1,
-        period: None,
         expired_key: caller.expired,
-        occurred_at: now,
-        received_at: now,
-        completes: false,
+        ..NewEvent::new(Some(caller.key.account.id.clone()), kind, now)
     }
 }
 
@@ -485,26 +468,15 @@ pub async fn install(
         "version": install.version,
     });
     let event = NewEvent {
-        account_id: caller.as_ref().map(|c| c.key.account.id.clone()),
         api_key_id: caller.as_ref().map(|c| c.key.key.id.clone()),
-        kind: EventKind::Install,
-        event_id: None,
-        endpoint: None,
-        method: None,
-        status_code: None,
-        response_time_ms: None,
         skill_id: install.skill_id,
         tool_name: Some("install_confirmed".to_owned()),
-        hook_event: None,
-        input_snippet: None,
-        output_snippet: None,
         metadata: Some(metadata.to_string()),
-        cost: 0,
-        period: None,
-        expired_key: false,
-        occurred_at: now,
-        received_at: now,
-        completes: false,
+        ..NewEvent::new(
+            caller.as_ref().map(|c| c.key.account.id.clone()),
+            EventKind::Install,
+            now,
+        )
     };
     state.recorder.record(vec![event], Vec::new()).await?;
     Ok(())

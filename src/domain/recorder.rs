@@ -86,6 +86,35 @@ pub struct NewEvent {
     pub completes: bool,
 }
 
+impl NewEvent {
+    /// An event of `kind` at `at` with nothing else known yet: no key, id or details, no period,
+    /// received when it occurred; it costs one call, or none for an install.
+    pub fn new(account_id: Option<String>, kind: EventKind, at: DateTime<Utc>) -> Self {
+        Self {
+            account_id,
+            api_key_id: None,
+            kind,
+            event_id: None,
+            endpoint: None,
+            method: None,
+            status_code: None,
+            response_time_ms: None,
+            skill_id: None,
+            tool_name: None,
+            hook_event: None,
+            input_snippet: None,
+            output_snippet: None,
+            metadata: None,
+            cost: i64::from(kind != EventKind::Install),
+            period: None,
+            expired_key: false,
+            occurred_at: at,
+            received_at: at,
+            completes: false,
+        }
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

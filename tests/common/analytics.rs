@@ -35,26 +35,8 @@ pub fn at(s: &str) -> DateTime<Utc> {
 
 fn event(account_id: &str, kind: EventKind, at: DateTime<Utc>) -> NewEvent {
     NewEvent {
-        account_id: Some(account_id.to_owned()),
-        api_key_id: None,
-        kind,
-        event_id: None,
-        endpoint: None,
-        method: None,
-        status_code: None,
-        response_time_ms: None,
-        skill_id: None,
-        tool_name: None,
-        hook_event: None,
-        input_snippet: None,
-        output_snippet: None,
-        metadata: None,
-        cost: if kind == EventKind::Install { 0 } else { 1 },
         period: Some(BillingPeriod::calendar_month(at)),
-        expired_key: false,
-        occurred_at: at,
-        received_at: at,
-        completes: false,
+        ..NewEvent::new(Some(account_id.to_owned()), kind, at)
     }
 }
 
