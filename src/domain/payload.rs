@@ -132,6 +132,28 @@ fn as_object<'a>(
     found
 }
 
+/// Reads a body that must be one JSON object. `read` takes every field it needs before building
+/// the value (`None` when one is missing), so that all problems are reported at once; any problem
+/// refuses the whole body.
+fn read_object<T>(
+    value: &Value,
+    read: impl FnOnce(&mut Fields<'_>) -> Option<T>,
+) -> Result<T, AppError> {
+    let mut problems = Problems::new();
+    let Some(object) = as_object(value, &mut problems, "body") else {
+        return Err(invalid(problems));
+    };
+    let read = read(&mut Fields {
+        object,
+        prefix: String::new(),
+        problems: &mut problems,
+    });
+    match read {
+        Some(read) if problems.is_empty() => Ok(read),
+        _ => Err(invalid(problems)),
+    }
+}
+
 /// The body of `POST /api/track`.
 #[derive(Debug, Clone)]
 pub struct ToolUse {
@@ -145,34 +167,24 @@ pub struct ToolUse {
 }
 
 pub fn tool_use(value: &Value, now: DateTime<Utc>) -> Result<ToolUse, AppError> {
-    let mut problems = Problems::new();
-    let Some(object) = as_object(value, &mut problems, "body") else {
-        return Err(invalid(problems));
-    };
-    let mut f = Fields {
-        object,
-        prefix: String::new(),
-        problems: &mut problems,
-    };
-    let skill_id = f.string("skill_id", true, 200);
-    let tool_name = f.string("tool_name", true, 200);
-    let ts = f.timestamp("ts", now);
-    let hook_event = f.string("hook_event", false, 100);
-    let tool_input_snippet = f.string("tool_input_snippet", false, 1_000);
-    let tool_output_snippet = f.string("tool_output_snippet", false, 1_000);
-    let event_id = f.string("event_id", false, 128);
-    match (skill_id, tool_name, ts) {
-        (Some(skill_id), Some(tool_name), Some(ts)) if problems.is_empty() => Ok(ToolUse {
-            skill_id,
-            tool_name,
-            ts,
+    read_object(value, |f| {
+        let skill_id = f.string("skill_id", true, 200);
+        let tool_name = f.string("tool_name", true, 200);
+        let ts = f.timestamp("ts", now);
+        let hook_event = f.string("hook_event", false, 100);
+        let tool_input_snippet = f.string("tool_input_snippet", false, 1_000);
+        let tool_output_snippet = f.string("tool_output_snippet", false, 1_000);
+        let event_id = f.string("event_id", false, 128);
+        Some(ToolUse {
+            skill_id: skill_id?,
+            tool_name: tool_name?,
+            ts: ts?,
             hook_event,
             tool_input_snippet,
             tool_output_snippet,
             event_id,
-        }),
-        _ => Err(invalid(problems)),
-    }
+        })
+    })
 }
 
 /// The body of `POST /api/v1/verify` (all optional).
@@ -185,29 +197,18 @@ pub struct VerifyRequest {
 }
 
 pub fn verify_request(value: &Value) -> Result<VerifyRequest, AppError> {
-    let mut problems = Problems::new();
-    let Some(object) = as_object(value, &mut problems, "body") else {
-        return Err(invalid(problems));
-    };
-    let mut f = Fields {
-        object,
-        prefix: String::new(),
-        problems: &mut problems,
-    };
-    let endpoint = f.string("endpoint", false, 500);
-    let method = f.string("method", false, 16);
-    let event_id = f.string("event_id", false, 128);
-    let cost = f.integer("cost", false, 1, MAX_COST).unwrap_or(1);
-    if problems.is_empty() {
-        Ok(VerifyRequest {
+    read_object(value, |f| {
+        let endpoint = f.string("endpoint", false, 500);
+        let method = f.string("method", false, 16);
+        let event_id = f.string("event_id", false, 128);
+        let cost = f.integer("cost", false, 1, MAX_COST).unwrap_or(1);
+        Some(VerifyRequest {
             endpoint,
             method: method.map(|m| m.to_ascii_uppercase()),
             event_id,
             cost,
         })
-    } else {
-        Err(invalid(problems))
-    }
+    })
 }
 
 /// One finished call of `POST /api/v1/events`.
@@ -292,27 +293,16 @@ pub struct Install {
 }
 
 pub fn install(value: &Value) -> Result<Install, AppError> {
-    let mut problems = Problems::new();
-    let Some(object) = as_object(value, &mut problems, "body") else {
-        return Err(invalid(problems));
-    };
-    let mut f = Fields {
-        object,
-        prefix: String::new(),
-        problems: &mut problems,
-    };
-    let skill_id = f.string("skill_id", false, 200);
-    let platform = f.string("platform", false, 50);
-    let version = f.string("version", false, 50);
-    if problems.is_empty() {
-        Ok(Install {
+    read_object(value, |f| {
+        let skill_id = f.string("skill_id", false, 200);
+        let platform = f.string("platform", false, 50);
+        let version = f.string("version", false, 50);
+        Some(Install {
             skill_id,
             platform,
             version,
         })
-    } else {
-        Err(invalid(problems))
-    }
+    })
 }
 
 #[cfg(test)]
