@@ -5,7 +5,7 @@ mod common;
 use common::TestApp;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use tally::domain::histogram::{self, Counts};
+use tally::domain::histogram::Counts;
 
 /// Reverts the migrations from `name` on, leaving the database as it was just before `name`.
 async fn revert_to_before(db: &DatabaseConnection, name: &str) {
@@ -23,24 +23,7 @@ async fn execute(db: &DatabaseConnection, sql: &str) {
     db.execute_unprepared(sql).await.expect(sql);
 }
 
-async fn histogram_of(db: &DatabaseConnection, account: &str, endpoint: &str) -> Counts {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!(
-                "SELECT latency_histogram FROM usage_daily_endpoints \
-                 WHERE account_id = '{account}' AND endpoint = '{endpoint}'"
-            ),
-        ))
-        .await
-        .expect("query")
-        .expect("a row");
-    let mut counts = Counts::new();
-    histogram::add_json(&mut counts, &row.try_get_by_index::<String>(0).unwrap()).unwrap();
-    counts
-}
-
-/// (bucket, count) rows of the old per-bucket latency table, in bucket order.
+/// (endpoint, bucket, count) rows of the old per-bucket latency table, in that order.
 async fn latency_rows(db: &DatabaseConnection, account: &str) -> Vec<(String, i32, i64)> {
     let rows = db
         .query_all_raw(Statement::from_string(
@@ -99,14 +82,17 @@ async fn latency_buckets_move_into_the_rollup_row_and_back() {
 
     Migrator::up(db, None).await.expect("migrate up");
     assert_eq!(
-        histogram_of(db, &account, "/a").await,
+        app.stored_histogram(&account, "/a").await,
         Counts::from([(12, 2), (140, 1)])
     );
     assert_eq!(
-        histogram_of(db, &account, "/b").await,
+        app.stored_histogram(&account, "/b").await,
         Counts::from([(7, 1)])
     );
-    assert_eq!(histogram_of(db, &account, "/unknown").await, Counts::new());
+    assert_eq!(
+        app.stored_histogram(&account, "/unknown").await,
+        Counts::new()
+    );
 
     revert_to_before(db, "m20261125_000001_latency_histogram_column").await;
     assert_eq!(latency_rows(db, &account).await, before);

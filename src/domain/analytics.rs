@@ -280,11 +280,11 @@ pub async fn usage_history(
     // day → (calls, successes, failures, latency sum, latency count)
     let mut by_day: HashMap<String, [i64; 5]> = HashMap::new();
     for row in rows {
-        let day: String = row.try_get_by_index(0)?;
-        let slot = by_day.entry(day).or_default();
-        for (i, value) in slot.iter_mut().enumerate() {
-            *value += row.try_get_by_index::<Option<i64>>(i + 1)?.unwrap_or(0);
+        let mut sums = [0; 5];
+        for (i, value) in sums.iter_mut().enumerate() {
+            *value = row.try_get_by_index(i + 1)?;
         }
+        by_day.insert(row.try_get_by_index(0)?, sums);
     }
     Ok(window
         .days()
