@@ -162,10 +162,12 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
     );
     let last_account = args.accounts.saturating_sub(1);
     println!(
-        "Sign in with the password {:?} as {} (admin) or as a member: {} to {} \
-         (1 to {} users per account, user0 in every one).",
-        args.password,
-        summary.admin_email,
+        "Every demo user signs in with the password {:?}.",
+        args.password
+    );
+    println!("Admin: {}", summary.admin_email);
+    println!(
+        "Members: {} to {} (1 to {} per account, user0 in every one)",
         demo::user_email(0, 0),
         demo::user_email(last_account, demo::users_in_account(last_account) - 1),
         demo::MAX_USERS_PER_ACCOUNT,
