@@ -1,13 +1,19 @@
 //! The subcommands other than `serve`.
+//!
+//! Commands that set a database up (`migrate up`, `seed-demo`) create a missing SQLite file;
+//! commands that work on an installation (`user create`, `billing close`, `migrate down|status`)
+//! refuse to, so that running one in the wrong directory fails instead of making an empty one.
 
 use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
 use crate::domain::demo::{self, DemoOptions};
 use crate::entity::account;
+use crate::error::AppError;
 use crate::{db, graphql, server};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -24,9 +30,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()> {
-    let db = db::connect(database_url)
-        .await
-        .context("opening the database")?;
+    let db = match action {
+        // Setting up a database is what `migrate up` is for.
+        MigrateAction::Up => db::connect(database_url)
+            .await
+            .context("opening the database")?,
+        MigrateAction::Down | MigrateAction::Status => open_existing(database_url).await?,
+    };
     match action {
         MigrateAction::Up => Migrator::up(&db, None).await?,
         MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
@@ -42,9 +52,7 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
         admin,
         account,
     } = action;
-    let db = db::connect(database_url)
-        .await
-        .context("opening the database")?;
+    let db = open_existing(database_url).await?;
     db::migrate(&db).await.context("applying migrations")?;
     let account = match account {
         None => AccountChoice::New(email.clone()),
@@ -72,7 +80,7 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
         SystemClock.now(),
     )
     .await
-    .map_err(|err| anyhow::anyhow!("{}", err.message()))?;
+    .map_err(AppError::into_operator_error)?;
     println!(
         "Created {} user {} (id {}) in account {}",
         role.as_str(),
@@ -85,9 +93,7 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
 
 async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()> {
     let BillingAction::Close { as_of } = action;
-    let db = db::connect(database_url)
-        .await
-        .context("opening the database")?;
+    let db = open_existing(database_url).await?;
     db::migrate(&db).await.context("applying migrations")?;
     let now = SystemClock.now();
     let as_of = as_of.unwrap_or(now);
@@ -96,7 +102,7 @@ async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()
     }
     let run = crate::domain::billing::close::close_ended_periods(&db, as_of, now)
         .await
-        .map_err(|err| anyhow::anyhow!("billing run failed: {err:?}"))?;
+        .map_err(|err| err.into_operator_error().context("billing run failed"))?;
     println!(
         "Created {} invoice(s), {} cents in total",
         run.invoices_created, run.total_cents
@@ -128,6 +134,7 @@ fn schema(check: Option<std::path::PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()> {
+    // Seeding sets up a new database (it refuses one that holds demo data already).
     let db = db::connect(database_url)
         .await
         .context("opening the database")?;
@@ -137,7 +144,7 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
         events: args.events,
         days: args.days,
         seed: args.seed,
-        password: args.password,
+        password: args.password.clone(),
     };
     let mut last_report = std::time::Instant::now();
     let mut progress = move |written: u64, asked: u64| {
@@ -148,18 +155,61 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
     };
     let summary = demo::seed(&db, &options, SystemClock.now(), &mut progress)
         .await
-        .map_err(|err| anyhow::anyhow!("seeding demo data: {err:?}"))?;
+        .map_err(|err| err.into_operator_error().context("seeding demo data"))?;
     println!(
         "Seeded {} accounts, {} users, {} keys and {} events in {:.1} s.",
         summary.accounts, summary.users, summary.keys, summary.events, summary.seconds
     );
+    let last_account = args.accounts.saturating_sub(1);
     println!(
-        "Sign in as {} (admin) or e.g. {} with the demo password.",
-        summary.admin_email,
-        demo::user_email(0, 0)
+        "Every demo user signs in with the password {:?}.",
+        args.password
+    );
+    println!("Admin: {}", summary.admin_email);
+    println!(
+        "Members: {} to {} (1 to {} per account, user0 in every one)",
+        demo::user_email(0, 0),
+        demo::user_email(last_account, demo::users_in_account(last_account) - 1),
+        demo::MAX_USERS_PER_ACCOUNT,
     );
     if let Some(key) = summary.sample_key {
         println!("An API key of the first account (shown once): {key}");
     }
     Ok(())
+}
+
+/// Opens the database of a command that works on an existing installation. A SQLite file that
+/// is not there is refused rather than created: an empty `tally.db` in the wrong directory would
+/// otherwise look like an installation without users, keys or usage.
+async fn open_existing(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    if let Some(path) = sqlite_file(database_url) {
+        if !path.exists() {
+            let shown = std::env::current_dir()
+                .map(|dir| dir.join(&path))
+                .unwrap_or(path);
+            bail!(
+                "there is no database at {}: run this in the directory of your installation, \
+                 point --database-url (TALLY_DATABASE_URL) at it, or create one with \
+                 `tally migrate up` or `tally serve`",
+                shown.display()
+            );
+        }
+    }
+    db::connect(database_url)
+        .await
+        .context("opening the database")
+}
+
+/// The file of a SQLite URL; `None` for other databases and in-memory SQLite.
+fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if !database_url.starts_with("sqlite:")
+        || database_url.contains(":memory:")
+        || database_url.contains("mode=memory")
+    {
+        return None;
+    }
+    sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
+        .ok()
+        .map(|options| options.get_filename().to_owned())
 }

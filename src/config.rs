@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::domain::auth::MIN_JWT_SECRET_BYTES;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tally.db?mode=rwc";
 
 #[derive(Debug, Parser)]
@@ -137,7 +139,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TALLY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// Secret for signing JWTs. When unset, one is generated on first start and kept in the database.
+    /// Secret for signing JWTs, at least 32 bytes. When unset (or empty), one is generated on
+    /// first start and kept in the database.
     #[arg(long, env = "TALLY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Lifetime of issued JWTs, in seconds.
@@ -187,7 +190,9 @@ pub struct ServeArgs {
         default_value_t = 60
     )]
     pub install_rate_limit_per_minute: u32,
-    /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429).
+    /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429). Set it
+    /// to an absolute URL (your pricing page): the default `/upgrade` is relative, and `serve`
+    /// warns about it at start.
     #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
     pub upgrade_url: String,
 }
@@ -277,4 +282,46 @@ impl Default for Config {
             upgrade_url: "/upgrade".to_owned(),
         }
     }
+}
+
+impl ServeArgs {
+    /// The JWT secret given on the command line or in the environment; `None` when unset or
+    /// empty (a generated one is used). A secret shorter than 32 bytes is refused: it could be
+    /// guessed offline from any issued token.
+    pub fn configured_jwt_secret(&self) -> anyhow::Result<Option<&str>> {
+        match self.jwt_secret.as_deref() {
+            None | Some("") => Ok(None),
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => anyhow::bail!(
+                "the JWT secret (--jwt-secret / TALLY_JWT_SECRET) is {} bytes long; it must be \
+                 at least {MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`), or leave it \
+                 unset to use a generated one",
+                secret.len()
+            ),
+            Some(secret) => Ok(Some(secret)),
+        }
+    }
+
+    /// Checks what can be checked before anything is opened: refuses a weak JWT secret and warns
+    /// about settings that work but are probably not what the operator wants.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.configured_jwt_secret()?;
+        if !is_absolute_http_url(&self.upgrade_url) {
+            tracing::warn!(
+                upgrade_url = %self.upgrade_url,
+                "upgrade_url is not an absolute http(s) URL: clients over their quota get a link \
+                 they cannot follow; set --upgrade-url / TALLY_UPGRADE_URL to your pricing page"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `http://host...` or `https://host...`, scheme in any case.
+fn is_absolute_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    ["http://", "https://"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    })
 }

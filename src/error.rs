@@ -277,6 +277,17 @@ impl ErrorExtensions for AppError {
     }
 }
 
+impl AppError {
+    /// The error as an operator at the command line reads it: the message for a mistake in what
+    /// was asked, the whole cause for an internal failure (there is nobody to hide it from).
+    pub fn into_operator_error(self) -> anyhow::Error {
+        match self {
+            Self::Internal(cause) | Self::Unavailable(cause) => cause,
+            other => anyhow::anyhow!("{}", other.message()),
+        }
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         err.extend()

@@ -16,6 +16,11 @@ use crate::state::AppState;
 use crate::{app, db};
 
 pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    args.check()?;
+    // Bound first: when the port is taken, nothing has been created yet.
+    let listener = TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
     let db = db::connect(database_url)
         .await
         .with_context(|| format!("opening the database at {}", redact(database_url)))?;
@@ -25,11 +30,11 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         db::migrate(&db).await.context("applying migrations")?;
     }
     bootstrap_admin(&db, &args).await?;
-    let jwt_secret = match &args.jwt_secret {
-        Some(secret) if !secret.is_empty() => secret.clone(),
-        _ => settings::jwt_secret(&db)
+    let jwt_secret = match args.configured_jwt_secret()? {
+        Some(secret) => secret.to_owned(),
+        None => settings::jwt_secret(&db)
             .await
-            .map_err(|err| anyhow::anyhow!("loading the JWT secret: {err:?}"))?,
+            .map_err(|err| err.into_operator_error().context("loading the JWT secret"))?,
     };
     let state = AppState::new(db, Config::from_serve_args(&args), jwt_secret.as_bytes());
     spawn_housekeeping(&state);
@@ -41,9 +46,6 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     spawn_event_retention(&state);
 
     let shutdown = shutdown_signal();
-    let listener = TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("binding {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, "tally listening");
     axum::serve(
         listener,
@@ -67,7 +69,10 @@ async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::R
         SystemClock.now(),
     )
     .await
-    .map_err(|err| anyhow::anyhow!("creating the first admin: {err:?}"))?;
+    .map_err(|err| {
+        err.into_operator_error()
+            .context("creating the first admin")
+    })?;
     if let AdminBootstrap::Created {
         email,
         generated_password,

@@ -338,3 +338,27 @@ async fn rotation_refuses_a_negative_or_huge_grace_period() {
         "nothing was created"
     );
 }
+
+#[tokio::test]
+async fn a_bearer_that_is_not_ascii_is_an_invalid_key_on_every_rest_route() {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, StatusCode};
+    let app = TestApp::new().await;
+    let (token, _, _) = app.sign_up("bytes@example.com").await;
+    let (key, _) = app.create_key(&token, false).await;
+    let utf8 = format!("Bearer {key}é").into_bytes();
+    let latin1 = [format!("Bearer {key}").as_bytes(), b"\xe9"].concat();
+    let only_latin1 = b"Bearer \xe9\xe8".to_vec();
+    for route in ["/api/track", "/api/v1/verify", "/api/v1/events"] {
+        for value in [&utf8, &latin1, &only_latin1] {
+            let request = Request::post(route)
+                .header("content-type", "application/json")
+                .header("authorization", HeaderValue::from_bytes(value).unwrap())
+                .body(Body::from("{}"))
+                .unwrap();
+            let response = app.request(request).await;
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{route}");
+            assert_eq!(response.json()["error"], "Invalid key", "{route}");
+        }
+    }
+}

@@ -287,3 +287,52 @@ async fn login_and_sign_up_together_are_limited_per_client_address() {
             >= 1
     );
 }
+
+#[tokio::test]
+async fn a_token_is_refused_until_its_not_before_time() {
+    let app = TestApp::new().await;
+    let (token, user_id, _) = app.sign_up("patient@example.com").await;
+    // Issued tokens carry `nbf` = `iat`.
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["tally"]);
+    validation.validate_exp = false;
+    let issued = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(b"test secret"),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(issued["nbf"], issued["iat"], "{issued}");
+
+    let mut early = claims(&user_id, 3600, "tally", "tally");
+    early["nbf"] = json!(common::default_start().timestamp() + 60);
+    let early = sign(&early, b"test secret");
+    let refused = me_with(&app, &early).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED", "{refused}");
+    app.clock.advance(chrono::Duration::seconds(59));
+    assert_eq!(error_code(&me_with(&app, &early).await), "UNAUTHENTICATED");
+    app.clock.advance(chrono::Duration::seconds(1));
+    let accepted = me_with(&app, &early).await;
+    assert!(accepted.get("errors").is_none(), "{accepted}");
+}
+
+#[tokio::test]
+async fn a_bearer_that_is_not_ascii_is_an_invalid_token_not_a_missing_one() {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request};
+    let app = TestApp::new().await;
+    let (token, _, _) = app.sign_up("latin@example.com").await;
+    let utf8 = format!("Bearer {token}é").into_bytes();
+    let latin1 = [format!("Bearer {token}").as_bytes(), b"\xe9"].concat();
+    for value in [utf8, latin1] {
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", HeaderValue::from_bytes(&value).unwrap())
+            .body(Body::from(json!({ "query": ME }).to_string()))
+            .unwrap();
+        let body = app.request(request).await.json();
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+        assert_eq!(body["errors"][0]["message"], "Invalid or expired token");
+    }
+}

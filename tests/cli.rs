@@ -70,9 +70,20 @@ fn admin_credentials_can_come_from_the_environment() {
     );
 }
 
+/// Sets up the database in `dir`, as the commands that work on an installation need.
+fn migrate_up(dir: &std::path::Path) {
+    let out = tally(dir).args(["migrate", "up"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn user_create_makes_users_that_can_sign_in() {
     let dir = tempfile::tempdir().unwrap();
+    migrate_up(dir.path());
     let status = tally(dir.path())
         .args([
             "user",
@@ -194,6 +205,7 @@ fn schema_prints_the_sdl_and_check_spots_drift() {
 #[test]
 fn billing_close_invoices_ended_periods_once() {
     let dir = tempfile::tempdir().unwrap();
+    migrate_up(dir.path());
     let created = tally(dir.path())
         .args([
             "user",
@@ -273,4 +285,203 @@ fn the_server_survives_a_closed_log_stream_and_still_stops_cleanly() {
         .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
+}
+
+/// Runs `tally` (serve) in `dir` until it listens or exits: (exit status if it exited, stdout,
+/// the log lines written before "tally listening"). A server that listens is stopped.
+fn start_and_stop(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    Option<std::process::ExitStatus>,
+    String,
+    Vec<serde_json::Value>,
+) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut command = tally(dir);
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut log = Vec::new();
+    let mut listening = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let event = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "message": line }));
+        listening = event["message"] == "tally listening";
+        log.push(event);
+        if listening {
+            break;
+        }
+    }
+    if listening {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    ((!listening).then_some(status), stdout, log)
+}
+
+fn log_text(log: &[serde_json::Value]) -> String {
+    log.iter()
+        .map(|event| event.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn serve_refuses_a_jwt_secret_shorter_than_32_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "31-bytes-is-one-byte-too-short!";
+    assert_eq!(short.len(), 31);
+    for (args, env) in [
+        (
+            vec!["--bind", "127.0.0.1:0"],
+            vec![("TALLY_JWT_SECRET", short)],
+        ),
+        (
+            vec!["serve", "--bind", "127.0.0.1:0", "--jwt-secret", short],
+            vec![],
+        ),
+    ] {
+        let (exited, _, log) = start_and_stop(dir.path(), &args, &env);
+        let status = exited.expect("serve refused to start");
+        assert!(!status.success());
+        let text = log_text(&log);
+        assert!(text.contains("at least 32 bytes"), "{text}");
+        assert!(!text.contains(short), "the secret is not echoed: {text}");
+        assert!(!dir.path().join("tally.db").exists(), "nothing was set up");
+    }
+    // 32 bytes are enough, and the sign-in works with it.
+    let (exited, _, _) = start_and_stop(
+        dir.path(),
+        &["--bind", "127.0.0.1:0"],
+        &[("TALLY_JWT_SECRET", "32-bytes-is-just-long-enough-ok!")],
+    );
+    assert_eq!(exited, None, "started");
+}
+
+#[test]
+fn commands_on_an_installation_refuse_a_missing_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["billing", "close"],
+        vec![
+            "user",
+            "create",
+            "--email",
+            "a@example.com",
+            "--password",
+            "long enough",
+        ],
+        vec!["migrate", "status"],
+        vec!["migrate", "down"],
+    ] {
+        let out = tally(dir.path()).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("there is no database at"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("tally.db"), "{stderr}");
+        assert!(
+            !dir.path().join("tally.db").exists(),
+            "{args:?} created a database"
+        );
+    }
+    // An explicit path that does not exist is refused the same way.
+    let elsewhere = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("other.db").display()
+    );
+    let out = tally(dir.path())
+        .args(["billing", "close", "--database-url", &elsewhere])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!dir.path().join("other.db").exists());
+}
+
+#[test]
+fn command_line_errors_are_sentences_not_debug_structures() {
+    let dir = tempfile::tempdir().unwrap();
+    migrate_up(dir.path());
+    let out = tally(dir.path())
+        .args(["seed-demo", "--accounts", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("seeding demo data: --accounts and --days must be at least 1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("BadInput"), "{stderr}");
+
+    let (exited, _, log) = start_and_stop(
+        dir.path(),
+        &["--bind", "127.0.0.1:0"],
+        &[("TALLY_ADMIN_PASSWORD", "short")],
+    );
+    assert!(!exited.expect("refused").success());
+    let text = log_text(&log);
+    assert!(
+        text.contains("creating the first admin: password: must be at least 8 characters"),
+        "{text}"
+    );
+    assert!(!text.contains("BadInput"), "{text}");
+}
+
+#[test]
+fn a_port_in_use_stops_serve_before_it_sets_anything_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (exited, stdout, log) = start_and_stop(dir.path(), &["--bind", &address], &[]);
+    assert!(!exited.expect("refused").success());
+    let text = log_text(&log);
+    assert!(text.contains(&format!("binding {address}")), "{text}");
+    assert!(!stdout.contains("Created admin"), "{stdout}");
+    assert!(
+        !dir.path().join("tally.db").exists(),
+        "no database was made"
+    );
+}
+
+#[test]
+fn serve_warns_when_the_upgrade_url_is_relative() {
+    let dir = tempfile::tempdir().unwrap();
+    let warned = |log: &[serde_json::Value]| {
+        log.iter().any(|event| {
+            event["level"] == "WARN"
+                && event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("upgrade_url is not an absolute"))
+        })
+    };
+    let (exited, _, log) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    assert_eq!(exited, None, "started: {}", log_text(&log));
+    assert!(warned(&log), "{}", log_text(&log));
+    let (exited, _, log) = start_and_stop(
+        dir.path(),
+        &["--bind", "127.0.0.1:0"],
+        &[("TALLY_UPGRADE_URL", "https://example.com/pricing")],
+    );
+    assert_eq!(exited, None);
+    assert!(!warned(&log), "{}", log_text(&log));
 }

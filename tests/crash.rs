@@ -32,7 +32,7 @@ impl Server {
             .env("TALLY_BIND", format!("127.0.0.1:{port}"))
             .env("TALLY_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("TALLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("TALLY_JWT_SECRET", "crash-test-secret")
+            .env("TALLY_JWT_SECRET", "crash-test-secret-of-at-least-32-bytes")
             .env("TALLY_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -91,3 +91,50 @@ async fn demo_data_covers_every_plan_and_its_rollups_agree_with_its_events() {
         .await
         .is_err());
 }
+
+#[test]
+fn seed_demo_prints_the_password_and_e_mails_that_sign_in() {
+    use common::process::{tally, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path())
+        .args([
+            "seed-demo",
+            "--events",
+            "50",
+            "--accounts",
+            "3",
+            "--days",
+            "2",
+        ])
+        .env("TALLY_DEMO_PASSWORD", "a demo password to print")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"a demo password to print\""), "{stdout}");
+    assert!(stdout.contains(demo::ADMIN_EMAIL), "{stdout}");
+    // Accounts 0..=2 have 1, 2 and 3 members: the last e-mail is user2 of account 2.
+    let (first, last) = (demo::user_email(0, 0), demo::user_email(2, 2));
+    assert!(
+        stdout.contains(&first) && stdout.contains(&last),
+        "{stdout}"
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    for email in [demo::ADMIN_EMAIL, &first, &last] {
+        let login = server.graphql(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            json!({ "e": email, "p": "a demo password to print" }),
+        );
+        assert!(
+            login["data"]["login"]["token"].is_string(),
+            "{email}: {login}"
+        );
+    }
+    server.stop();
+}

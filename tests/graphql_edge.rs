@@ -117,3 +117,147 @@ async fn internal_errors_are_masked() {
     assert_eq!(error_code(&body), "INTERNAL");
     assert_eq!(body["errors"][0]["message"], "Internal error");
 }
+
+fn typename_aliases(n: usize) -> String {
+    let aliases: String = (0..n).map(|i| format!("t{i}: __typename ")).collect();
+    format!("{{ {aliases} }}")
+}
+
+#[tokio::test]
+async fn every_field_counts_towards_the_limit_typename_and_introspection_included() {
+    let app = TestApp::new().await;
+    for n in [1000, 5000] {
+        let body = app.graphql(None, &typename_aliases(n), json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{n} aliases");
+        assert!(body["data"].is_null(), "{n} aliases");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too complex"),
+            "{body}"
+        );
+    }
+    let fits = app
+        .graphql_ok(None, &typename_aliases(999), json!({}))
+        .await;
+    assert_eq!(fits["t998"], "QueryRoot");
+
+    // Introspection fields count too, and a fragment counts wherever it is spread.
+    let schema_aliases: String = (0..500)
+        .map(|i| format!("s{i}: __schema {{ __typename }} "))
+        .collect();
+    let body = app
+        .graphql(None, &format!("{{ {schema_aliases} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let fragment_fields: String = (0..100).map(|i| format!("f{i}: __typename ")).collect();
+    let spreads: String = (0..10)
+        .map(|i| format!("p{i}: plans {{ ...F }} "))
+        .collect();
+    let body = app
+        .graphql(
+            None,
+            &format!("{{ {spreads} }} fragment F on Plan {{ {fragment_fields} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+#[tokio::test]
+async fn a_nul_character_in_any_text_argument_is_bad_input_and_changes_nothing() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let app = TestApp::new().await;
+    let (token, _, _) = app.sign_up("nul@example.com").await;
+    let admin = app.admin_token().await;
+    let sign_up = "mutation($e: String!, $p: String!, $n: String!) { signUp(email: $e, password: $p, accountName: $n) { token } }";
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    let create_key = "mutation($n: String!) { createApiKey(name: $n) { key } }";
+    let update_plan =
+        "mutation($i: PlanInput!) { adminUpdatePlan(code: FREE, input: $i) { name } }";
+    let cases = [
+        (
+            None,
+            sign_up,
+            json!({ "e": "new@example.com", "p": common::PASSWORD, "n": "Ac\u{0}me" }),
+            "accountName",
+        ),
+        (
+            None,
+            sign_up,
+            json!({ "e": "n\u{0}ew@example.com", "p": common::PASSWORD, "n": "Acme" }),
+            "email",
+        ),
+        (
+            None,
+            sign_up,
+            json!({ "e": "new@example.com", "p": "correct\u{0}horse", "n": "Acme" }),
+            "password",
+        ),
+        (
+            None,
+            login,
+            json!({ "e": "nul@example.com\u{0}", "p": common::PASSWORD }),
+            "email",
+        ),
+        (Some(&token), create_key, json!({ "n": "ci\u{0}" }), "name"),
+        (
+            Some(&admin),
+            update_plan,
+            json!({ "i": { "name": "Free\u{0}" } }),
+            "input.name",
+        ),
+    ];
+    for (auth, query, variables, field) in cases {
+        let body = app
+            .graphql(auth.map(String::as_str), query, variables)
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(body["data"].is_null(), "{body}");
+        assert!(
+            body["errors"][0]["extensions"]["fields"][field].is_array(),
+            "{field}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("NUL character"),
+            "{body}"
+        );
+    }
+    // Written into the query itself (a GraphQL string escape) rather than sent as a variable.
+    let inline = app
+        .graphql(
+            Some(&token),
+            r#"mutation { createApiKey(name: "ci\u0000") { key } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&inline), "BAD_USER_INPUT", "{inline}");
+    let id = app
+        .graphql(
+            Some(&token),
+            r#"mutation { revokeApiKey(id: "\u0000") { id } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&id), "BAD_USER_INPUT", "{id}");
+
+    let db = &app.state.db;
+    let users = tally::entity::user::Entity::find().count(db).await.unwrap();
+    let accounts = tally::entity::account::Entity::find()
+        .count(db)
+        .await
+        .unwrap();
+    let keys = tally::entity::api_key::Entity::find()
+        .count(db)
+        .await
+        .unwrap();
+    assert_eq!((users, accounts, keys), (2, 2, 0), "nothing was stored");
+    let plans = app
+        .graphql_ok(None, "{ plans { code name } }", json!({}))
+        .await;
+    assert_eq!(plans["plans"][0], json!({ "code": "FREE", "name": "Free" }));
+}

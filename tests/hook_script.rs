@@ -93,3 +93,67 @@ fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
         assert_eq!(row.try_get_by_index::<String>(4).unwrap(), "grep -n \"quote\" \\ backslash");
     });
 }
+
+#[test]
+fn snippets_are_cut_by_characters_not_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
+        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
+    ];
+    let server = Server::start(dir.path(), &env);
+    let login = server.graphql(
+        None,
+        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
+        json!({}),
+    );
+    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let created = server.graphql(
+        Some(&token),
+        "mutation { createApiKey(name: \"hooks\") { key } }",
+        json!({}),
+    );
+    let key = created["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The 1000th character is a two-byte one: a cut at 1000 bytes would split it.
+    let snippet = format!("{}{}", "a".repeat(999), "é€".repeat(50));
+    let out = Command::new("sh")
+        .arg(SCRIPT)
+        .args(["code-review", "Read"])
+        .env("TALLY_URL", format!("http://{}", server.address))
+        .env("TALLY_API_KEY", &key)
+        .env("TALLY_EVENT_ID", "multibyte")
+        .env("TALLY_OUTPUT_SNIPPET", &snippet)
+        .env("TALLY_STRICT", "1")
+        .output()
+        .expect("run the hook script");
+    assert!(
+        out.status.success(),
+        "script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sea_orm::{ConnectionTrait, Statement};
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("tally.db").display()
+        );
+        let db = tally::db::connect(&url).await.unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT output_snippet FROM usage_events",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = row.try_get_by_index::<String>(0).unwrap();
+        assert_eq!(stored.chars().count(), 1000);
+        assert_eq!(stored, format!("{}é", "a".repeat(999)));
+    });
+}

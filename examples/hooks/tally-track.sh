@@ -27,7 +27,21 @@ url="${TALLY_URL:-http://127.0.0.1:8080}"
 
 # JSON string contents: escape backslashes and quotes, drop control characters, cut to $2 chars.
 json_string() {
-    printf '%s' "$1" | tr -d '\000-\037' | cut -c "1-$2" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
+    printf '%s' "$1" | tr -d '\000-\037' | first_chars "$2" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
+}
+
+# The first $1 characters of UTF-8 text. `cut -c` counts bytes on most systems and could split
+# a character, which the server refuses as invalid JSON. Byte-wise (LC_ALL=C), a character
+# starts at every byte that is not a continuation byte (0x80-0xBF).
+first_chars() {
+    LC_ALL=C awk -v max="$1" '{
+        chars = 0
+        for (i = 1; i <= length($0); i++) {
+            c = substr($0, i, 1)
+            if ((c < "\200" || c >= "\300") && ++chars > max) break
+        }
+        printf "%s", substr($0, 1, i - 1)
+    }'
 }
 
 random_id() {

@@ -1,5 +1,6 @@
 //! Passwords (argon2id with OWASP's parameters, hashed off the async runtime), JWTs (HS256,
-//! algorithm pinned, `iss`/`aud`/`exp` checked) and the sign-in rate limits.
+//! algorithm pinned, `iss`/`aud`/`exp`/`nbf` checked against the service's clock) and the sign-in
+//! rate limits.
 
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
@@ -20,6 +21,8 @@ use crate::error::{AppError, AppResult, Context};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 128;
+/// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// OWASP's first argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
 fn argon2() -> Argon2<'static> {
@@ -93,6 +96,10 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// Not valid before this instant. Issued tokens carry `nbf` = `iat`; tokens issued before it
+    /// was added have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 pub struct JwtKeys {
@@ -111,8 +118,10 @@ impl JwtKeys {
         validation.set_audience(&[&config.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
-        // `exp` is checked in `verify` against the service's clock rather than the wall clock.
+        // `exp` and `nbf` are checked in `verify` against the service's clock rather than the
+        // wall clock.
         validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -130,6 +139,7 @@ impl JwtKeys {
             aud: self.audience.clone(),
             iat: now.timestamp(),
             exp: now.timestamp() + self.ttl.as_secs() as i64,
+            nbf: Some(now.timestamp()),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .context_internal("signing a JWT")
@@ -144,7 +154,8 @@ impl JwtKeys {
                 rejected()
             })?
             .claims;
-        if claims.exp <= now.timestamp() {
+        let now = now.timestamp();
+        if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now) {
             return Err(rejected());
         }
         Ok(claims.sub)

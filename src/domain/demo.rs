@@ -57,8 +57,16 @@ pub struct DemoSummary {
 
 pub const ADMIN_EMAIL: &str = "admin@demo.tally.test";
 
+/// The e-mail of member `n` (from 0) of demo account `account` (from 0).
 pub fn user_email(account: usize, n: usize) -> String {
     format!("user{n}.account{account:05}@demo.tally.test")
+}
+
+pub const MAX_USERS_PER_ACCOUNT: usize = 3;
+
+/// How many members demo account `account` has: 1 to [`MAX_USERS_PER_ACCOUNT`], in turn.
+pub fn users_in_account(account: usize) -> usize {
+    1 + account % MAX_USERS_PER_ACCOUNT
 }
 
 /// Fills `db` (migrated) with demo data; `progress` hears (events written, events asked).
@@ -166,7 +174,7 @@ pub async fn seed(
     let mut key_rows = Vec::new();
     let mut sample_key = None;
     for (i, account) in accounts.iter_mut().enumerate() {
-        for n in 0..1 + i % 3 {
+        for n in 0..users_in_account(i) {
             users.push(user_row(
                 &account.id,
                 &user_email(i, n),

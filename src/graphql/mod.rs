@@ -2,11 +2,13 @@
 //! area under `query/`, `mutation/` and `object/`. Resolvers stay thin and call into `domain/`.
 
 pub mod context;
+pub mod field_limit;
 pub mod guard;
 pub mod loader;
 pub mod mutation;
 pub mod object;
 pub mod query;
 pub mod schema;
+pub mod text_input;
 
 pub use schema::{build_schema, sdl, TallySchema};

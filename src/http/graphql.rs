@@ -11,7 +11,7 @@ use async_graphql::ServerError;
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::graphql::context::RequestInfo;
 use crate::graphql::loader;
 use crate::graphql::TallySchema;
+use crate::http::bearer::bearer;
 use crate::state::AppState;
 
 pub async fn graphiql() -> impl IntoResponse {
@@ -44,7 +45,7 @@ pub async fn execute(
         Err(_) => return refuse("Body is not a GraphQL request"),
     };
     let info = RequestInfo {
-        bearer: bearer_token(&headers),
+        bearer: bearer(&headers).map(str::to_owned),
         client_address: connect_info
             .map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
             .unwrap_or_else(|| "unknown".to_owned()),
@@ -76,13 +77,4 @@ fn refuse(message: &str) -> Response {
         "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
     });
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
-}
-
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|token| !token.is_empty())
 }

@@ -62,13 +62,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 }
 
 /// The token of `Authorization: Bearer <token>`; `None` without such a header.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let scheme = value.get(..7)?;
-    scheme
-        .eq_ignore_ascii_case("bearer ")
-        .then(|| value[7..].trim())
-}
+pub use crate::http::bearer::bearer;
 
 pub fn signature(headers: &HeaderMap) -> Option<&[u8]> {
     headers.get(SIGNATURE).map(HeaderValue::as_bytes)

@@ -1,5 +1,6 @@
 //! Thin REST handlers: extract, call the domain, map the result.
 
+pub mod bearer;
 pub mod billing_webhook;
 pub mod events;
 pub mod graphql;
