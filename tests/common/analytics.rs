@@ -107,6 +107,7 @@ impl TestApp {
             id: Set(id.clone()),
             name: Set(name.to_owned()),
             plan_code: Set(plan.to_owned()),
+            initial_plan_code: Set(plan.to_owned()),
             billing_customer_id: Set(None),
             billing_period_start: Set(None),
             billing_period_end: Set(None),
