@@ -399,7 +399,11 @@ async fn revenue_past_two_to_the_31_cents_is_exact_and_typed_as_a_64_bit_integer
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}: {body}");
     }
     let plans = app
-        .graphql_ok(None, "{ plans { code priceCents monthlyQuota overagePriceMicros } }", json!({}))
+        .graphql_ok(
+            None,
+            "{ plans { code priceCents monthlyQuota overagePriceMicros } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         plans["plans"][1],
@@ -448,7 +452,11 @@ async fn installs_by_skill_platform_and_version_count_anonymous_and_attributed_o
     assert_eq!(error_code(&forbidden), "FORBIDDEN");
     assert!(forbidden["data"].is_null());
     let too_big = app
-        .graphql(Some(&admin), "{ adminInstalls(limit: 101) { installs } }", json!({}))
+        .graphql(
+            Some(&admin),
+            "{ adminInstalls(limit: 101) { installs } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&too_big), "BAD_USER_INPUT");
 }

@@ -334,7 +334,10 @@ async fn an_account_created_today_is_not_billed_for_last_month_on_its_new_plan()
 
     let run = close(&app, None).await;
     assert_eq!(run, json!({ "invoicesCreated": 0, "totalCents": 0 }));
-    assert_eq!(invoices_of(&app, "today@example.com").await, Vec::<Value>::new());
+    assert_eq!(
+        invoices_of(&app, "today@example.com").await,
+        Vec::<Value>::new()
+    );
 
     // November is billed from the moment the account was created, on the plan at its end.
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
@@ -347,14 +350,19 @@ async fn an_account_created_today_is_not_billed_for_last_month_on_its_new_plan()
             invoices[0]["plan"].as_str(),
             invoices[0]["totalCents"].as_i64()
         ),
-        (Some("2026-11-10T12:00:00+00:00"), Some("ENTERPRISE"), Some(29_900))
+        (
+            Some("2026-11-10T12:00:00+00:00"),
+            Some("ENTERPRISE"),
+            Some(29_900)
+        )
     );
 }
 
 #[tokio::test]
 async fn a_period_that_ended_on_free_is_billed_as_free_after_an_upgrade() {
     let app = TestApp::new().await;
-    app.clock.set(utc(2026, 10, 20) + chrono::Duration::hours(9));
+    app.clock
+        .set(utc(2026, 10, 20) + chrono::Duration::hours(9));
     let (_, _, account) = app.sign_up("upgrader@example.com").await;
     // September lies wholly before the account; October's calls were made on FREE.
     month_calls(&app, &account, utc(2026, 9, 1), utc(2026, 10, 1), 7).await;
@@ -387,5 +395,8 @@ async fn before_its_first_plan_change_an_account_is_billed_on_the_plan_it_was_cr
         .iter()
         .find(|i| i.account_id == account)
         .expect("November invoiced");
-    assert_eq!((november.plan_code.as_str(), november.total_cents), ("PRO", 2_900));
+    assert_eq!(
+        (november.plan_code.as_str(), november.total_cents),
+        ("PRO", 2_900)
+    );
 }

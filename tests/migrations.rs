@@ -248,13 +248,62 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
     // use, and three installs (two anonymous).
     let install = r#"'{"source":"install-script","platform":"linux","version":"1.0"}'"#;
     let events = [
-        (format!("'{account}'"), "API_CALL", "'/a'", "200", 10, "NULL".to_owned()),
-        (format!("'{account}'"), "API_CALL", "'/a'", "503", 3, "NULL".to_owned()),
-        (format!("'{account}'"), "API_CALL", "'/a'", "200", 1, "NULL".to_owned()),
-        (format!("'{account}'"), "TOOL_CALL", "NULL", "NULL", 1, "NULL".to_owned()),
-        ("NULL".to_owned(), "INSTALL", "NULL", "NULL", 0, install.to_owned()),
-        ("NULL".to_owned(), "INSTALL", "NULL", "NULL", 0, install.to_owned()),
-        (format!("'{account}'"), "INSTALL", "NULL", "NULL", 0, install.to_owned()),
+        (
+            format!("'{account}'"),
+            "API_CALL",
+            "'/a'",
+            "200",
+            10,
+            "NULL".to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "API_CALL",
+            "'/a'",
+            "503",
+            3,
+            "NULL".to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "API_CALL",
+            "'/a'",
+            "200",
+            1,
+            "NULL".to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "TOOL_CALL",
+            "NULL",
+            "NULL",
+            1,
+            "NULL".to_owned(),
+        ),
+        (
+            "NULL".to_owned(),
+            "INSTALL",
+            "NULL",
+            "NULL",
+            0,
+            install.to_owned(),
+        ),
+        (
+            "NULL".to_owned(),
+            "INSTALL",
+            "NULL",
+            "NULL",
+            0,
+            install.to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "INSTALL",
+            "NULL",
+            "NULL",
+            0,
+            install.to_owned(),
+        ),
     ];
     for (owner, kind, endpoint, status, cost, metadata) in events {
         let (method, skill) = match kind {

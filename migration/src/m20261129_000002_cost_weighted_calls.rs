@@ -90,7 +90,8 @@ impl MigrationTrait for Migration {
         ))
         .await?;
         db.execute_unprepared(&totals_calls('+')).await?;
-        db.execute_unprepared(TOTALS_OUTCOMES_FROM_ENDPOINTS).await?;
+        db.execute_unprepared(TOTALS_OUTCOMES_FROM_ENDPOINTS)
+            .await?;
         Ok(())
     }
 
@@ -109,7 +110,8 @@ impl MigrationTrait for Migration {
         .await?;
         db.execute_unprepared("UPDATE usage_daily_endpoints SET calls = requests")
             .await?;
-        db.execute_unprepared(TOTALS_OUTCOMES_FROM_ENDPOINTS).await?;
+        db.execute_unprepared(TOTALS_OUTCOMES_FROM_ENDPOINTS)
+            .await?;
         manager
             .alter_table(
                 Table::alter()

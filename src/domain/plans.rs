@@ -83,7 +83,8 @@ impl PlanUpdate {
                 problems.push(("name", "must be 1 to 100 characters".to_owned()));
             }
         }
-        let out_of_range = |value: Option<i64>| value.is_some_and(|v| !(0..=MAX_PLAN_AMOUNT).contains(&v));
+        let out_of_range =
+            |value: Option<i64>| value.is_some_and(|v| !(0..=MAX_PLAN_AMOUNT).contains(&v));
         let range = format!("must be between 0 and {MAX_PLAN_AMOUNT}");
         if out_of_range(self.monthly_quota) {
             problems.push(("monthlyQuota", range.clone()));

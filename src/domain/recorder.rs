@@ -497,12 +497,7 @@ impl Rollups {
                 let row = self.endpoints.entry(key.clone()).or_default();
                 row.sums.calls += event.cost;
                 row.requests += 1;
-                self.finish_call(
-                    &key,
-                    event.status_code,
-                    event.response_time_ms,
-                    event.cost,
-                );
+                self.finish_call(&key, event.status_code, event.response_time_ms, event.cost);
             }
             EventKind::ToolCall | EventKind::Install => {
                 let key = (

@@ -265,7 +265,8 @@ pub fn naive_endpoint_stats(
     limit: usize,
 ) -> Vec<Value> {
     // (method, endpoint) → (calls by cost, failures by cost, requests, their latencies)
-    let mut by_key: HashMap<(String, String), (i64, i64, i64, Vec<i64>)> = HashMap::new();
+    type Sums = (i64, i64, i64, Vec<i64>);
+    let mut by_key: HashMap<(String, String), Sums> = HashMap::new();
     for e in events
         .iter()
         .filter(|e| e.kind == "API_CALL" && in_window(e, now, days))
@@ -288,26 +289,28 @@ pub fn naive_endpoint_stats(
     rows.sort_by(|(ka, a), (kb, b)| b.0.cmp(&a.0).then_with(|| ka.cmp(kb)));
     rows.into_iter()
         .take(limit)
-        .map(|((method, endpoint), (calls, failed, requests, mut latencies))| {
-            let sum: i64 = latencies.iter().sum();
-            let count = latencies.len() as i64;
-            let shown = |name: String| {
-                if name.is_empty() {
-                    "(unspecified)".to_owned()
-                } else {
-                    name
-                }
-            };
-            json!({
-                "endpoint": shown(endpoint),
-                "method": shown(method),
-                "totalCalls": calls,
-                "requests": requests,
-                "failedCalls": failed,
-                "avgResponseTimeMs": mean(sum, count),
-                "p95ResponseTimeMs": exact_quantile(&mut latencies, 0.95),
-            })
-        })
+        .map(
+            |((method, endpoint), (calls, failed, requests, mut latencies))| {
+                let sum: i64 = latencies.iter().sum();
+                let count = latencies.len() as i64;
+                let shown = |name: String| {
+                    if name.is_empty() {
+                        "(unspecified)".to_owned()
+                    } else {
+                        name
+                    }
+                };
+                json!({
+                    "endpoint": shown(endpoint),
+                    "method": shown(method),
+                    "totalCalls": calls,
+                    "requests": requests,
+                    "failedCalls": failed,
+                    "avgResponseTimeMs": mean(sum, count),
+                    "p95ResponseTimeMs": exact_quantile(&mut latencies, 0.95),
+                })
+            },
+        )
         .collect()
 }
 
