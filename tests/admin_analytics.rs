@@ -349,3 +349,119 @@ async fn reset_usage_zeroes_the_current_period_and_the_quota_gate_sees_it() {
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn revenue_past_two_to_the_31_cents_is_exact_and_typed_as_a_64_bit_integer() {
+    let app = app().await;
+    let admin = app.admin_token().await; // on FREE
+    let price: i64 = 2_147_483_000;
+    let updated = app
+        .graphql_ok(
+            Some(&admin),
+            "mutation($p: Int!) { adminUpdatePlan(code: ENTERPRISE, input: { priceCents: $p }) { priceCents } }",
+            json!({ "p": price }),
+        )
+        .await;
+    assert_eq!(updated["adminUpdatePlan"]["priceCents"], price);
+    for i in 0..8 {
+        app.bare_account(&format!("big {i}"), "ENTERPRISE").await;
+    }
+    let data = app
+        .graphql_ok(
+            Some(&admin),
+            "{ adminOverview { revenue { mrrCents } }
+               revenue: __type(name: \"Revenue\") { fields { name type { ofType { name } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["adminOverview"]["revenue"]["mrrCents"].as_i64(),
+        Some(8 * price)
+    );
+    // GraphQL's Int is 32-bit: a total past it is declared as the 64-bit BigInt.
+    for field in data["revenue"]["fields"].as_array().unwrap() {
+        assert_eq!(field["type"]["ofType"]["name"], "BigInt", "{field}");
+    }
+
+    // A plan amount past what the plan's Int fields hold is refused, and nothing changes.
+    for input in [
+        json!({ "priceCents": 2_147_483_648i64 }),
+        json!({ "overagePriceMicros": 1i64 << 40 }),
+        json!({ "monthlyQuota": 1i64 << 32 }),
+    ] {
+        let body = app
+            .graphql(
+                Some(&admin),
+                "mutation($i: PlanInput!) { adminUpdatePlan(code: PRO, input: $i) { code } }",
+                json!({ "i": input }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}: {body}");
+    }
+    let plans = app
+        .graphql_ok(
+            None,
+            "{ plans { code priceCents monthlyQuota overagePriceMicros } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        plans["plans"][1],
+        json!({ "code": "PRO", "priceCents": 2900, "monthlyQuota": 100000, "overagePriceMicros": 1000 })
+    );
+}
+
+#[tokio::test]
+async fn installs_by_skill_platform_and_version_count_anonymous_and_attributed_ones() {
+    let app = app().await;
+    let (token, _) = app.member().await;
+    let (key, _) = app.create_key(&token, false).await;
+    let linux = json!({ "skill_id": "deploy", "platform": "linux", "version": "1.2.0" });
+    let darwin = json!({ "skill_id": "deploy", "platform": "darwin", "version": "1.2.0" });
+    post_install(&app, None, &linux).await;
+    post_install(&app, None, &linux).await;
+    post_install(&app, Some(&key), &linux).await;
+    post_install(&app, Some(&key), &darwin).await;
+    // A bad key is an anonymous install, not an error.
+    post_install(&app, Some("tly_not_a_key"), &json!({ "platform": "linux" })).await;
+    // Yesterday's install is in a two-day window, not in a one-day one.
+    app.clock.advance(Duration::days(1));
+    post_install(&app, None, &darwin).await;
+
+    let admin = app.admin_token().await;
+    let query = "query($d: Int!) { adminInstalls(days: $d) { skillId platform version installs anonymous attributed lastInstalledAt } }";
+    let data = app.graphql_ok(Some(&admin), query, json!({ "d": 2 })).await;
+    assert_eq!(
+        data["adminInstalls"],
+        json!([
+            { "skillId": "deploy", "platform": "linux", "version": "1.2.0", "installs": 3,
+              "anonymous": 2, "attributed": 1, "lastInstalledAt": "2026-11-10T12:00:00+00:00" },
+            { "skillId": "deploy", "platform": "darwin", "version": "1.2.0", "installs": 2,
+              "anonymous": 1, "attributed": 1, "lastInstalledAt": "2026-11-11T12:00:00+00:00" },
+            { "skillId": null, "platform": "linux", "version": null, "installs": 1,
+              "anonymous": 1, "attributed": 0, "lastInstalledAt": "2026-11-10T12:00:00+00:00" },
+        ])
+    );
+    let today = app.graphql_ok(Some(&admin), query, json!({ "d": 1 })).await;
+    assert_eq!(today["adminInstalls"].as_array().unwrap().len(), 1);
+    assert_eq!(today["adminInstalls"][0]["installs"], 1);
+
+    let forbidden = app
+        .graphql(Some(&token), "{ adminInstalls { installs } }", json!({}))
+        .await;
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+    assert!(forbidden["data"].is_null());
+    let too_big = app
+        .graphql(
+            Some(&admin),
+            "{ adminInstalls(limit: 101) { installs } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&too_big), "BAD_USER_INPUT");
+}
+
+async fn post_install(app: &TestApp, key: Option<&str>, body: &Value) {
+    let response = app.post_json("/api/install-callback", key, body).await;
+    assert_eq!(response.status, 200, "{}", response.json());
+}

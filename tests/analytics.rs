@@ -540,3 +540,121 @@ async fn pruning_raw_events_changes_no_analytics_answer() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_verify_with_cost_ten_is_ten_calls_in_every_total() {
+    let app = app().await;
+    let (token, _) = app.member().await;
+    let (key, _) = app.create_key(&token, false).await;
+    let verify = app
+        .post_json(
+            "/api/v1/verify",
+            Some(&key),
+            &json!({ "endpoint": "/v1/search", "method": "GET", "event_id": "req-1", "cost": 10 }),
+        )
+        .await;
+    assert_eq!(verify.status, 200, "{}", verify.json());
+    // The finished call completes the verified one: it adds no call.
+    let finished = app
+        .post_json(
+            "/api/v1/events",
+            Some(&key),
+            &json!({ "events": [{ "event_id": "req-1", "endpoint": "/v1/search", "method": "GET",
+                                  "status_code": 200, "response_time_ms": 35, "ts": app.now_rfc3339() }] }),
+        )
+        .await;
+    assert_eq!(finished.status, 200, "{}", finished.json());
+    let tool = app
+        .track(
+            &key,
+            &json!({ "skill_id": "s", "tool_name": "t", "ts": app.now_rfc3339() }),
+        )
+        .await;
+    assert_eq!(tool.status, 200);
+
+    // November 1st to 10th: the month so far.
+    let data = app
+        .graphql_ok(
+            Some(&token),
+            "{ currentUsage { calls }
+               usageHistory(days: 10) { totalCalls successfulCalls failedCalls avgResponseTimeMs }
+               endpointStats { endpoint method totalCalls requests failedCalls avgResponseTimeMs } }",
+            json!({}),
+        )
+        .await;
+    let month: i64 = data["usageHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|day| day["totalCalls"].as_i64().unwrap())
+        .sum();
+    assert_eq!(data["currentUsage"]["calls"], 11);
+    assert_eq!(month, 11);
+    assert_eq!(
+        data["usageHistory"][9],
+        json!({ "totalCalls": 11, "successfulCalls": 10, "failedCalls": 0, "avgResponseTimeMs": 35 })
+    );
+    assert_eq!(
+        data["endpointStats"],
+        json!([{ "endpoint": "/v1/search", "method": "GET", "totalCalls": 10, "requests": 1,
+                 "failedCalls": 0, "avgResponseTimeMs": 35 }])
+    );
+
+    let admin = app.admin_token().await;
+    let overview = app
+        .graphql_ok(
+            Some(&admin),
+            "{ adminOverview { apiCalls { today thisMonth } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        overview["adminOverview"]["apiCalls"],
+        json!({ "today": 11, "thisMonth": 11 })
+    );
+
+    app.clock.set(at("2026-12-01T01:00:00Z"));
+    app.graphql_ok(
+        Some(&admin),
+        "mutation { adminCloseBillingPeriods { invoicesCreated } }",
+        json!({}),
+    )
+    .await;
+    let invoices = app
+        .graphql_ok(Some(&token), "{ invoices { calls } }", json!({}))
+        .await;
+    assert_eq!(invoices["invoices"], json!([{ "calls": 11 }]));
+    assert_eq!(raw_count(&app).await, 2, "one verified call, one tool use");
+}
+
+#[tokio::test]
+async fn calls_without_an_endpoint_show_under_a_placeholder_not_a_blank_row() {
+    let app = app().await;
+    let (token, _) = app.member().await;
+    let (key, _) = app.create_key(&token, false).await;
+    for body in [
+        json!({}),
+        json!({ "cost": 2 }),
+        json!({ "method": "POST" }),
+        json!({ "endpoint": "/v1/a", "method": "GET" }),
+    ] {
+        let verify = app.post_json("/api/v1/verify", Some(&key), &body).await;
+        assert_eq!(verify.status, 200, "{}", verify.json());
+    }
+    let data = app
+        .graphql_ok(
+            Some(&token),
+            "{ currentUsage { calls } endpointStats { endpoint method totalCalls requests } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["currentUsage"]["calls"], 5);
+    assert_eq!(
+        data["endpointStats"],
+        json!([
+            { "endpoint": "(unspecified)", "method": "(unspecified)", "totalCalls": 3, "requests": 2 },
+            { "endpoint": "/v1/a", "method": "GET", "totalCalls": 1, "requests": 1 },
+            { "endpoint": "(unspecified)", "method": "POST", "totalCalls": 1, "requests": 1 },
+        ])
+    );
+}

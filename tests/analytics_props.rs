@@ -22,6 +22,8 @@ enum Spec {
         endpoint: usize,
         status: i32,
         ms: i64,
+        /// Calls it is worth (a verify's `cost`).
+        cost: i64,
     },
     Tool {
         minutes_ago: i64,
@@ -47,8 +49,8 @@ fn spec() -> impl Strategy<Value = Spec> {
         (0u32..16, 0i64..1000).prop_map(|(exp, frac)| (1i64 << exp) * (1000 + frac) / 1000 - 1);
     let status = prop::sample::select(vec![200, 201, 204, 301, 304, 400, 401, 404, 429, 500, 503]);
     prop_oneof![
-        6 => (when.clone(), 0..METHODS.len(), 0..ENDPOINTS.len(), status, ms).prop_map(
-            |(minutes_ago, method, endpoint, status, ms)| Spec::Call { minutes_ago, method, endpoint, status, ms }
+        6 => (when.clone(), 0..METHODS.len(), 0..ENDPOINTS.len(), status, ms, prop_oneof![3 => Just(1i64), 1 => 2i64..=20]).prop_map(
+            |(minutes_ago, method, endpoint, status, ms, cost)| Spec::Call { minutes_ago, method, endpoint, status, ms, cost }
         ),
         3 => (when.clone(), 0..SKILLS.len(), 0..TOOLS.len())
             .prop_map(|(minutes_ago, skill, tool)| Spec::Tool { minutes_ago, skill, tool }),
@@ -64,14 +66,18 @@ fn to_event(account: &str, now: chrono::DateTime<chrono::Utc>, spec: &Spec) -> N
             endpoint,
             status,
             ms,
-        } => api_call(
-            account,
-            now - Duration::minutes(minutes_ago),
-            METHODS[method],
-            ENDPOINTS[endpoint],
-            status,
-            ms,
-        ),
+            cost,
+        } => NewEvent {
+            cost,
+            ..api_call(
+                account,
+                now - Duration::minutes(minutes_ago),
+                METHODS[method],
+                ENDPOINTS[endpoint],
+                status,
+                ms,
+            )
+        },
         Spec::Tool {
             minutes_ago,
             skill,
@@ -128,7 +134,7 @@ fn rollup_answers_equal_answers_from_raw_events() {
                         "query($d: Int!, $l: Int!) {
                             currentUsage { calls }
                             usageHistory(days: $d) { date totalCalls successfulCalls failedCalls avgResponseTimeMs }
-                            endpointStats(days: $d, limit: $l) { endpoint method totalCalls failedCalls avgResponseTimeMs p95ResponseTimeMs }
+                            endpointStats(days: $d, limit: $l) { endpoint method totalCalls requests failedCalls avgResponseTimeMs p95ResponseTimeMs }
                             toolStats(days: $d, limit: $l) { skillId toolName calls lastUsedAt } }",
                         json!({ "d": days, "l": limit }),
                     )

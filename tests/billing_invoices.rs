@@ -19,10 +19,21 @@ fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
 
 /// Records `calls` counted calls in November 2026 for the account, as the recorder would.
 async fn november_calls(app: &TestApp, account_id: &str, calls: i64) {
+    month_calls(app, account_id, utc(2026, 11, 1), utc(2026, 12, 1), calls).await;
+}
+
+/// Records `calls` counted calls in the period `[start, end)` for the account.
+async fn month_calls(
+    app: &TestApp,
+    account_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    calls: i64,
+) {
     usage_period::Entity::insert(usage_period::ActiveModel {
         account_id: Set(account_id.to_owned()),
-        period_start: Set(utc(2026, 11, 1).timestamp_millis()),
-        period_end: Set(utc(2026, 12, 1).timestamp_millis()),
+        period_start: Set(start.timestamp_millis()),
+        period_end: Set(end.timestamp_millis()),
         calls: Set(calls),
     })
     .exec_without_returning(&app.state.db)
@@ -76,7 +87,8 @@ async fn pro_over_its_quota_bills_the_overage_to_the_cent() {
     assert_eq!(
         invoices,
         vec![json!({
-            "periodStart": "2026-11-01T00:00:00+00:00", "periodEnd": "2026-12-01T00:00:00+00:00",
+            // The account was created on 10 November at noon: its first invoice starts then.
+            "periodStart": "2026-11-10T12:00:00+00:00", "periodEnd": "2026-12-01T00:00:00+00:00",
             "plan": "PRO", "calls": 100500, "includedCalls": 100000, "overageCalls": 500,
             "baseCents": 2900, "overageCents": 50, "totalCents": 2950
         })]
@@ -309,4 +321,82 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
         .await;
     assert_eq!(december.status, StatusCode::OK);
     assert_eq!(december.header("x-ratelimit-remaining"), Some("99999"));
+}
+
+#[tokio::test]
+async fn an_account_created_today_is_not_billed_for_last_month_on_its_new_plan() {
+    let app = TestApp::new().await;
+    // Created today (10 November) on FREE; calls dated in October, before the account existed,
+    // were once accepted and opened an October period.
+    let (_, _, account) = app.sign_up("today@example.com").await;
+    month_calls(&app, &account, utc(2026, 10, 1), utc(2026, 11, 1), 40).await;
+    set_plan(&app, &account, "ENTERPRISE").await;
+
+    let run = close(&app, None).await;
+    assert_eq!(run, json!({ "invoicesCreated": 0, "totalCents": 0 }));
+    assert_eq!(
+        invoices_of(&app, "today@example.com").await,
+        Vec::<Value>::new()
+    );
+
+    // November is billed from the moment the account was created, on the plan at its end.
+    app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
+    close(&app, None).await;
+    let invoices = invoices_of(&app, "today@example.com").await;
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(
+        (
+            invoices[0]["periodStart"].as_str(),
+            invoices[0]["plan"].as_str(),
+            invoices[0]["totalCents"].as_i64()
+        ),
+        (
+            Some("2026-11-10T12:00:00+00:00"),
+            Some("ENTERPRISE"),
+            Some(29_900)
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_period_that_ended_on_free_is_billed_as_free_after_an_upgrade() {
+    let app = TestApp::new().await;
+    app.clock
+        .set(utc(2026, 10, 20) + chrono::Duration::hours(9));
+    let (_, _, account) = app.sign_up("upgrader@example.com").await;
+    // September lies wholly before the account; October's calls were made on FREE.
+    month_calls(&app, &account, utc(2026, 9, 1), utc(2026, 10, 1), 7).await;
+    month_calls(&app, &account, utc(2026, 10, 1), utc(2026, 11, 1), 3).await;
+    app.clock.set(utc(2026, 11, 10));
+    set_plan(&app, &account, "ENTERPRISE").await;
+
+    close(&app, None).await;
+    assert_eq!(
+        invoices_of(&app, "upgrader@example.com").await,
+        vec![json!({
+            "periodStart": "2026-10-20T09:00:00+00:00", "periodEnd": "2026-11-01T00:00:00+00:00",
+            "plan": "FREE", "calls": 3, "includedCalls": 1000, "overageCalls": 0,
+            "baseCents": 0, "overageCents": 0, "totalCents": 0
+        })]
+    );
+}
+
+#[tokio::test]
+async fn before_its_first_plan_change_an_account_is_billed_on_the_plan_it_was_created_with() {
+    let app = TestApp::new().await;
+    // An account created directly on PRO (as `seed-demo` does), with no plan change recorded.
+    let account = app.bare_account("direct", "PRO").await;
+    november_calls(&app, &account, 10).await;
+    app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
+    set_plan(&app, &account, "ENTERPRISE").await;
+    close(&app, Some(utc(2026, 12, 1))).await;
+    let invoices = invoice::Entity::find().all(&app.state.db).await.unwrap();
+    let november = invoices
+        .iter()
+        .find(|i| i.account_id == account)
+        .expect("November invoiced");
+    assert_eq!(
+        (november.plan_code.as_str(), november.total_cents),
+        ("PRO", 2_900)
+    );
 }

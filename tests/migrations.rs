@@ -168,3 +168,209 @@ async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
     revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
     Migrator::up(db, None).await.expect("migrate up again");
 }
+
+/// One text value from an SQL query.
+async fn text(db: &DatabaseConnection, sql: &str) -> String {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect(sql)
+        .expect("a row");
+    row.try_get_by_index(0).expect("a text")
+}
+
+/// Integer columns of the single row an SQL query returns.
+async fn numbers(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect(sql)
+        .expect("a row");
+    (0..)
+        .map_while(|i| row.try_get_by_index::<i64>(i).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn accounts_learn_the_plan_they_were_created_with() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    // Signed up on FREE (recorded as its first plan change), then moved to PRO.
+    let (_, _, upgraded) = app.sign_up("upgraded@example.com").await;
+    app.set_plan(&upgraded, "PRO").await;
+    revert_to_before(db, "m20261129_000001_account_initial_plan").await;
+    // Created on ENTERPRISE and never changed; and one whose creation was not recorded, moved
+    // to PRO later (so it started on FREE, where every account starts).
+    for (id, plan) in [("direct", "ENTERPRISE"), ("legacy", "PRO")] {
+        execute(
+            db,
+            &format!(
+                "INSERT INTO accounts (id, name, plan_code, created_at) \
+                 VALUES ('{id}', '{id}', '{plan}', '2026-10-01T00:00:00+00:00')"
+            ),
+        )
+        .await;
+    }
+    execute(
+        db,
+        "INSERT INTO account_plan_changes (account_id, plan_code, effective_at) \
+         VALUES ('legacy', 'PRO', '2026-10-15T00:00:00+00:00')",
+    )
+    .await;
+
+    Migrator::up(db, None).await.expect("migrate up");
+    let initial = |id: String| async move {
+        text(
+            db,
+            &format!("SELECT initial_plan_code FROM accounts WHERE id = '{id}'"),
+        )
+        .await
+    };
+    assert_eq!(initial(upgraded.clone()).await, "FREE");
+    assert_eq!(initial("direct".to_owned()).await, "ENTERPRISE");
+    assert_eq!(initial("legacy".to_owned()).await, "FREE");
+
+    revert_to_before(db, "m20261129_000001_account_initial_plan").await;
+    Migrator::up(db, None).await.expect("migrate up again");
+}
+
+#[tokio::test]
+async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("costly@example.com").await;
+    let db = &app.state.db;
+    revert_to_before(db, "m20261129_000002_cost_weighted_calls").await;
+
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-09T10:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    // Three API calls (cost 10 answered 200, cost 3 answered 503, cost 1 answered 200), a tool
+    // use, and three installs (two anonymous).
+    let install = r#"'{"source":"install-script","platform":"linux","version":"1.0"}'"#;
+    let events = [
+        (
+            format!("'{account}'"),
+            "API_CALL",
+            "'/a'",
+            "200",
+            10,
+            "NULL".to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "API_CALL",
+            "'/a'",
+            "503",
+            3,
+            "NULL".to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "API_CALL",
+            "'/a'",
+            "200",
+            1,
+            "NULL".to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "TOOL_CALL",
+            "NULL",
+            "NULL",
+            1,
+            "NULL".to_owned(),
+        ),
+        (
+            "NULL".to_owned(),
+            "INSTALL",
+            "NULL",
+            "NULL",
+            0,
+            install.to_owned(),
+        ),
+        (
+            "NULL".to_owned(),
+            "INSTALL",
+            "NULL",
+            "NULL",
+            0,
+            install.to_owned(),
+        ),
+        (
+            format!("'{account}'"),
+            "INSTALL",
+            "NULL",
+            "NULL",
+            0,
+            install.to_owned(),
+        ),
+    ];
+    for (owner, kind, endpoint, status, cost, metadata) in events {
+        let (method, skill) = match kind {
+            "API_CALL" => ("'GET'", "NULL"),
+            _ => ("NULL", "'deploy'"),
+        };
+        execute(
+            db,
+            &format!(
+                "INSERT INTO usage_events (account_id, kind, endpoint, method, status_code, \
+                 skill_id, metadata, cost, expired_key, occurred_at, received_at) \
+                 VALUES ({owner}, '{kind}', {endpoint}, {method}, {status}, {skill}, \
+                 {metadata}, {cost}, false, {at}, {at})"
+            ),
+        )
+        .await;
+    }
+    // The rollups as they were written then: one call per event.
+    execute(
+        db,
+        &format!(
+            "INSERT INTO usage_daily_endpoints (account_id, day, method, endpoint, calls, \
+             successes, failures, latency_sum_ms, latency_count) \
+             VALUES ('{account}', '2026-11-09', 'GET', '/a', 3, 2, 1, 0, 0)"
+        ),
+    )
+    .await;
+    execute(
+        db,
+        &format!(
+            "INSERT INTO usage_daily_totals (account_id, day, calls, successes, failures, \
+             latency_sum_ms, latency_count) VALUES ('{account}', '2026-11-09', 4, 2, 1, 0, 0)"
+        ),
+    )
+    .await;
+    let endpoint_sql = format!(
+        "SELECT calls, successes, failures FROM usage_daily_endpoints \
+         WHERE account_id = '{account}'"
+    );
+    let totals_sql = format!(
+        "SELECT calls, successes, failures FROM usage_daily_totals WHERE account_id = '{account}'"
+    );
+
+    Migrator::up(db, None).await.expect("migrate up");
+    assert_eq!(numbers(db, &endpoint_sql).await, [14, 11, 3]);
+    assert_eq!(
+        numbers(
+            db,
+            &format!("SELECT requests FROM usage_daily_endpoints WHERE account_id = '{account}'")
+        )
+        .await,
+        [3]
+    );
+    assert_eq!(numbers(db, &totals_sql).await, [15, 11, 3]);
+    assert_eq!(
+        numbers(
+            db,
+            "SELECT installs, anonymous, attributed, last_installed_at FROM usage_daily_installs \
+             WHERE day = '2026-11-09' AND skill_id = 'deploy' AND platform = 'linux' \
+             AND version = '1.0'"
+        )
+        .await,
+        [3, 2, 1, at]
+    );
+
+    revert_to_before(db, "m20261129_000002_cost_weighted_calls").await;
+    assert_eq!(numbers(db, &endpoint_sql).await, [3, 2, 1]);
+    assert_eq!(numbers(db, &totals_sql).await, [4, 2, 1]);
+    Migrator::up(db, None).await.expect("migrate up again");
+}

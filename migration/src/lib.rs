@@ -11,6 +11,9 @@ mod m20261124_000001_analytics_indexes;
 mod m20261124_000002_daily_totals;
 mod m20261125_000001_latency_histogram_column;
 mod m20261125_000002_daily_totals_outcomes;
+mod m20261129_000001_account_initial_plan;
+mod m20261129_000002_cost_weighted_calls;
+mod m20261129_000003_install_rollups;
 
 pub struct Migrator;
 
@@ -26,6 +29,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_daily_totals::Migration),
             Box::new(m20261125_000001_latency_histogram_column::Migration),
             Box::new(m20261125_000002_daily_totals_outcomes::Migration),
+            Box::new(m20261129_000001_account_initial_plan::Migration),
+            Box::new(m20261129_000002_cost_weighted_calls::Migration),
+            Box::new(m20261129_000003_install_rollups::Migration),
         ]
     }
 }

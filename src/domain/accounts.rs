@@ -140,6 +140,7 @@ async fn create_account(
         id: Set(new_id()),
         name: Set(name.to_owned()),
         plan_code: Set(PlanCode::Free.as_str().to_owned()),
+        initial_plan_code: Set(PlanCode::Free.as_str().to_owned()),
         billing_customer_id: Set(None),
         billing_period_start: Set(None),
         billing_period_end: Set(None),

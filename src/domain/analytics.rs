@@ -2,11 +2,14 @@
 //! query's cost follows the number of (account, day, endpoint) keys it covers, not the number of
 //! events behind them — and answers stay the same once old raw events are pruned.
 //!
-//! What counts as a call here is what the contract calls one: an `API_CALL` or `TOOL_CALL` event.
-//! Daily totals therefore add tool uses to API calls; successes and failures exist for API calls
-//! only (tool uses carry no status), so `successful + failed` may be less than the total. Installs
-//! are never calls: they show in the tool statistics only. Daily and per-endpoint figures count
-//! events; the period counters behind `currentUsage` count quota calls (a verify's `cost`).
+//! What counts as a call here is what the contract calls one: an `API_CALL` or `TOOL_CALL` event,
+//! weighted by its cost — billable calls, everywhere (a verify with `cost: 10` is 10 calls in the
+//! daily history, the endpoint statistics, the admin overview, `currentUsage` and the invoice
+//! alike). Daily totals therefore add tool uses to API calls; successes and failures exist for API
+//! calls only (tool uses carry no status), so `successful + failed` may be less than the total, and
+//! they are billable calls too. Latency statistics are about requests: one per API call event,
+//! whatever its cost (`EndpointStat::requests`). Installs are never calls: they show in the tool
+//! statistics and in the admin's install statistics only.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,6 +30,9 @@ use crate::error::{AppError, AppResult};
 pub const MAX_DAYS: i64 = 366;
 /// Largest page (`limit`) of any list.
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
+/// without them), instead of a blank name.
+pub const UNSPECIFIED: &str = "(unspecified)";
 
 /// `days` must be 1..=366.
 pub fn check_days(days: i64) -> AppResult<()> {
@@ -95,15 +101,15 @@ impl UsageSummary {
     }
 }
 
-/// Calls of one UTC day.
+/// Billable calls of one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DailyUsage {
     pub date: NaiveDate,
-    /// API calls and tool uses.
+    /// API calls (by cost) and tool uses.
     pub total_calls: i64,
-    /// API calls answered 2xx/3xx.
+    /// API calls (by cost) answered 2xx/3xx.
     pub successful_calls: i64,
-    /// API calls answered 4xx/5xx.
+    /// API calls (by cost) answered 4xx/5xx.
     pub failed_calls: i64,
     /// Mean response time of the API calls whose time is known, rounded half up.
     pub avg_response_time_ms: Option<i64>,
@@ -111,9 +117,15 @@ pub struct DailyUsage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointStat {
+    /// [`UNSPECIFIED`] for calls reported without one.
     pub method: String,
+    /// [`UNSPECIFIED`] for calls reported without one.
     pub endpoint: String,
+    /// Billable calls (by cost).
     pub total_calls: i64,
+    /// API calls (requests), one per event whatever its cost.
+    pub requests: i64,
+    /// Billable calls (by cost) answered 4xx/5xx.
     pub failed_calls: i64,
     pub avg_response_time_ms: Option<i64>,
     /// Read from the latency histogram: within 5% (or 1 ms) of the exact nearest-rank p95.
@@ -316,7 +328,7 @@ pub async fn endpoint_stats(
     let backend = db.get_database_backend();
     let sql = "SELECT method, endpoint, CAST(SUM(calls) AS BIGINT) AS total, \
                CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_sum_ms) AS BIGINT), \
-               CAST(SUM(latency_count) AS BIGINT) \
+               CAST(SUM(latency_count) AS BIGINT), CAST(SUM(requests) AS BIGINT) \
                FROM usage_daily_endpoints WHERE account_id = ? AND day >= ? AND day <= ? \
                GROUP BY method, endpoint HAVING SUM(calls) > 0 \
                ORDER BY total DESC, method, endpoint LIMIT ?";
@@ -339,6 +351,7 @@ pub async fn endpoint_stats(
             method: row.try_get_by_index(0)?,
             endpoint: row.try_get_by_index(1)?,
             total_calls: row.try_get_by_index(2)?,
+            requests: row.try_get_by_index(6)?,
             failed_calls: row.try_get_by_index(3)?,
             avg_response_time_ms: None,
             p95_response_time_ms: None,
@@ -383,6 +396,13 @@ pub async fn endpoint_stats(
             .and_then(|counts| histogram::quantile(counts, 0.95))
             .map(|ms| ms.round() as i64);
     }
+    for stat in &mut stats {
+        for name in [&mut stat.method, &mut stat.endpoint] {
+            if name.is_empty() {
+                UNSPECIFIED.clone_into(name);
+            }
+        }
+    }
     Ok(stats)
 }
 
@@ -425,6 +445,67 @@ pub async fn tool_stats(
         .collect()
 }
 
+/// Installs of one (skill, platform, version) over a window of days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallStat {
+    /// `None` when the install script did not say (likewise platform and version).
+    pub skill_id: Option<String>,
+    pub platform: Option<String>,
+    pub version: Option<String>,
+    pub installs: i64,
+    /// Reported without a valid key.
+    pub anonymous: i64,
+    /// Reported with a valid key, so attributed to its account.
+    pub attributed: i64,
+    pub last_installed_at: DateTime<Utc>,
+}
+
+/// Installs of every account and anonymous ones, by (skill, platform, version), over the window
+/// of `days` days ending today, most installs first (ties by skill, platform, version). Read from
+/// the daily install rollups, which pruning raw events leaves alone; installs recorded before the
+/// rollups existed count only when their raw event was still stored then.
+pub async fn install_stats(
+    db: &DatabaseConnection,
+    days: i64,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<InstallStat>> {
+    check_days(days)?;
+    check_limit(limit)?;
+    let (first, last) = DayWindow::ending_at(now, days).bounds();
+    let sql = "SELECT skill_id, platform, version, CAST(SUM(installs) AS BIGINT) AS total, \
+               CAST(SUM(anonymous) AS BIGINT), CAST(SUM(attributed) AS BIGINT), \
+               CAST(MAX(last_installed_at) AS BIGINT) \
+               FROM usage_daily_installs WHERE day >= ? AND day <= ? \
+               GROUP BY skill_id, platform, version HAVING SUM(installs) > 0 \
+               ORDER BY total DESC, skill_id, platform, version LIMIT ?";
+    let rows = db
+        .query_all_raw(statement(
+            db.get_database_backend(),
+            sql,
+            vec![first.into(), last.into(), limit.into()],
+        ))
+        .await?;
+    let known = |value: String| (!value.is_empty()).then_some(value);
+    rows.into_iter()
+        .map(|row| {
+            let last_ms: i64 = row.try_get_by_index(6)?;
+            Ok(InstallStat {
+                skill_id: known(row.try_get_by_index(0)?),
+                platform: known(row.try_get_by_index(1)?),
+                version: known(row.try_get_by_index(2)?),
+                installs: row.try_get_by_index(3)?,
+                anonymous: row.try_get_by_index(4)?,
+                attributed: row.try_get_by_index(5)?,
+                last_installed_at: Utc
+                    .timestamp_millis_opt(last_ms)
+                    .single()
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            })
+        })
+        .collect()
+}
+
 /// The installation at a glance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overview {
@@ -432,9 +513,9 @@ pub struct Overview {
     pub accounts_pro: i64,
     pub accounts_enterprise: i64,
     pub accounts_total: i64,
-    /// Calls of all accounts on the current UTC day.
+    /// Billable calls of all accounts on the current UTC day.
     pub calls_today: i64,
-    /// Calls of all accounts in the current calendar month (UTC), up to today.
+    /// Billable calls of all accounts in the current calendar month (UTC), up to today.
     pub calls_this_month: i64,
     /// Sum of the plan prices of all accounts.
     pub mrr_cents: i64,

@@ -476,6 +476,7 @@ fn account_row(
         id: Set(id.to_owned()),
         name: Set(name.to_owned()),
         plan_code: Set(plan.as_str().to_owned()),
+        initial_plan_code: Set(plan.as_str().to_owned()),
         billing_customer_id: Set(None),
         billing_period_start: Set(None),
         billing_period_end: Set(None),

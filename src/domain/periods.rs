@@ -89,6 +89,7 @@ mod tests {
             id: "a".into(),
             name: "a".into(),
             plan_code: "PRO".into(),
+            initial_plan_code: "PRO".into(),
             billing_customer_id: None,
             billing_period_start: Some(at("2026-11-15T00:00:00Z")),
             billing_period_end: Some(at("2026-12-15T00:00:00Z")),

@@ -69,6 +69,10 @@ pub struct PlanUpdate {
 }
 
 pub const MAX_RATE_LIMIT_PER_MINUTE: i32 = 1_000_000;
+/// Largest quota, price in cents or overage price in micros a plan may have: what a GraphQL
+/// `Int` holds (2,147,483,647 cents is over $21 million a month). Totals built from them (revenue,
+/// invoices, usage) are 64-bit and never overflow.
+pub const MAX_PLAN_AMOUNT: i64 = i32::MAX as i64;
 
 impl PlanUpdate {
     fn validate(&self) -> AppResult<()> {
@@ -79,8 +83,11 @@ impl PlanUpdate {
                 problems.push(("name", "must be 1 to 100 characters".to_owned()));
             }
         }
-        if self.monthly_quota.is_some_and(|q| q < 0) {
-            problems.push(("monthlyQuota", "must not be negative".to_owned()));
+        let out_of_range =
+            |value: Option<i64>| value.is_some_and(|v| !(0..=MAX_PLAN_AMOUNT).contains(&v));
+        let range = format!("must be between 0 and {MAX_PLAN_AMOUNT}");
+        if out_of_range(self.monthly_quota) {
+            problems.push(("monthlyQuota", range.clone()));
         }
         if self.monthly_quota.is_some() && self.unlimited == Some(true) {
             problems.push((
@@ -88,11 +95,11 @@ impl PlanUpdate {
                 "cannot be set together with unlimited: true".to_owned(),
             ));
         }
-        if self.price_cents.is_some_and(|p| p < 0) {
-            problems.push(("priceCents", "must not be negative".to_owned()));
+        if out_of_range(self.price_cents) {
+            problems.push(("priceCents", range.clone()));
         }
-        if self.overage_price_micros.is_some_and(|p| p < 0) {
-            problems.push(("overagePriceMicros", "must not be negative".to_owned()));
+        if out_of_range(self.overage_price_micros) {
+            problems.push(("overagePriceMicros", range.clone()));
         }
         if self
             .rate_limit_per_minute

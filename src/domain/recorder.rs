@@ -320,7 +320,9 @@ impl Writer {
     }
 }
 
-/// Call outcomes to add to a daily rollup row (per endpoint, or per account and day).
+/// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
+/// successes and failures are billable calls (an API call weighs its `cost`), so that what is
+/// charted is what is billed; the latency sums are per request.
 #[derive(Debug, Default, Clone, Copy)]
 struct CallSums {
     calls: i64,
@@ -331,10 +333,11 @@ struct CallSums {
 }
 
 impl CallSums {
-    fn finish(&mut self, status: Option<i32>, latency: Option<i64>) {
+    /// One finished API call worth `cost` calls.
+    fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
         match status {
-            Some(code) if (200..400).contains(&code) => self.successes += 1,
-            Some(code) if code >= 400 => self.failures += 1,
+            Some(code) if (200..400).contains(&code) => self.successes += cost,
+            Some(code) if code >= 400 => self.failures += cost,
             _ => {}
         }
         if let Some(ms) = latency {
@@ -368,12 +371,14 @@ const CALL_SUM_COLUMNS: [&str; 5] = [
 #[derive(Debug, Default, Clone)]
 struct EndpointDelta {
     sums: CallSums,
+    /// API calls (events), whatever their cost.
+    requests: i64,
     latency_buckets: histogram::Counts,
 }
 
 impl EndpointDelta {
-    fn finish(&mut self, status: Option<i32>, latency: Option<i64>) {
-        self.sums.finish(status, latency);
+    fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
+        self.sums.finish(status, latency, cost);
         if let Some(ms) = latency {
             *self
                 .latency_buckets
@@ -387,29 +392,83 @@ impl EndpointDelta {
 type EndpointKey = (String, String, String, String);
 /// (account, day, kind, skill, tool)
 type ToolKey = (String, String, &'static str, String, String);
+/// (day, skill, platform, version); unknown values are empty.
+type InstallKey = (String, String, String, String);
+
+/// Installs to add to one daily install rollup row.
+#[derive(Debug, Default, Clone, Copy)]
+struct InstallDelta {
+    anonymous: i64,
+    attributed: i64,
+    last_at: i64,
+}
 
 #[derive(Default)]
 struct Rollups {
     periods: BTreeMap<(String, i64), (i64, i64)>,
     endpoints: BTreeMap<EndpointKey, EndpointDelta>,
     tools: BTreeMap<ToolKey, (i64, i64)>,
-    /// (account, day) → API calls and tool uses, and the API calls' outcomes.
+    /// (account, day) → billable calls (API calls by cost, tool uses), and the API calls'
+    /// outcomes.
     daily: BTreeMap<(String, String), CallSums>,
+    installs: BTreeMap<InstallKey, InstallDelta>,
 }
 
 impl Rollups {
-    fn finish_call(&mut self, key: &EndpointKey, status: Option<i32>, latency: Option<i64>) {
+    fn finish_call(
+        &mut self,
+        key: &EndpointKey,
+        status: Option<i32>,
+        latency: Option<i64>,
+        cost: i64,
+    ) {
         self.endpoints
             .entry(key.clone())
             .or_default()
-            .finish(status, latency);
+            .finish(status, latency, cost);
         self.daily
             .entry((key.0.clone(), key.1.clone()))
             .or_default()
-            .finish(status, latency);
+            .finish(status, latency, cost);
+    }
+
+    /// Installs are counted with or without an account (anonymous ones have none).
+    fn add_install(&mut self, event: &NewEvent) {
+        let metadata: Option<serde_json::Value> = event
+            .metadata
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        let field = |name: &str| {
+            metadata
+                .as_ref()
+                .and_then(|m| m.get(name))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let key = (
+            day_of(event.occurred_at),
+            event.skill_id.clone().unwrap_or_default(),
+            field("platform"),
+            field("version"),
+        );
+        let at = event.occurred_at.timestamp_millis();
+        let slot = self.installs.entry(key).or_insert(InstallDelta {
+            last_at: at,
+            ..InstallDelta::default()
+        });
+        if event.account_id.is_some() {
+            slot.attributed += 1;
+        } else {
+            slot.anonymous += 1;
+        }
+        slot.last_at = slot.last_at.max(at);
     }
 
     fn add_accepted(&mut self, event: &NewEvent) {
+        if event.kind == EventKind::Install {
+            self.add_install(event);
+        }
         let Some(account) = event.account_id.as_ref() else {
             return;
         };
@@ -425,7 +484,7 @@ impl Rollups {
             self.daily
                 .entry((account.clone(), day.clone()))
                 .or_default()
-                .calls += 1;
+                .calls += event.cost;
         }
         match event.kind {
             EventKind::ApiCall => {
@@ -435,8 +494,10 @@ impl Rollups {
                     event.method.clone().unwrap_or_default(),
                     event.endpoint.clone().unwrap_or_default(),
                 );
-                self.endpoints.entry(key.clone()).or_default().sums.calls += 1;
-                self.finish_call(&key, event.status_code, event.response_time_ms);
+                let row = self.endpoints.entry(key.clone()).or_default();
+                row.sums.calls += event.cost;
+                row.requests += 1;
+                self.finish_call(&key, event.status_code, event.response_time_ms, event.cost);
             }
             EventKind::ToolCall | EventKind::Install => {
                 let key = (
@@ -668,6 +729,7 @@ async fn complete_or_skip(
             "method",
             "endpoint",
             "occurred_at",
+            "cost",
         ])
         .from("usage_events")
         .and_where(Expr::col("account_id").eq(account))
@@ -680,6 +742,7 @@ async fn complete_or_skip(
         method: Option<String>,
         endpoint: Option<String>,
         occurred_at: i64,
+        cost: i64,
     }
     let mut existing: HashMap<String, Existing> = HashMap::new();
     for row in txn.query_all(&select).await? {
@@ -694,6 +757,7 @@ async fn complete_or_skip(
                     method: row.try_get_by_index(4)?,
                     endpoint: row.try_get_by_index(5)?,
                     occurred_at: row.try_get_by_index(6)?,
+                    cost: row.try_get_by_index(7)?,
                 },
             );
         }
@@ -739,15 +803,20 @@ async fn complete_or_skip(
             event.endpoint.clone().unwrap_or_default(),
         );
         if before != after {
-            rollups.endpoints.entry(before).or_default().sums.calls -= 1;
-            rollups
-                .endpoints
-                .entry(after.clone())
-                .or_default()
-                .sums
-                .calls += 1;
+            let moved_from = rollups.endpoints.entry(before).or_default();
+            moved_from.sums.calls -= found.cost;
+            moved_from.requests -= 1;
+            let moved_to = rollups.endpoints.entry(after.clone()).or_default();
+            moved_to.sums.calls += found.cost;
+            moved_to.requests += 1;
         }
-        rollups.finish_call(&after, event.status_code, event.response_time_ms);
+        // Completing counts no call again: only the outcome, weighted like the call was.
+        rollups.finish_call(
+            &after,
+            event.status_code,
+            event.response_time_ms,
+            found.cost,
+        );
     }
     Ok(())
 }
@@ -824,14 +893,20 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
                 Expr::val(endpoint.as_str()),
             ];
             row.extend(d.sums.values());
+            row.push(Expr::val(d.requests));
             row.push(Expr::val(histogram::to_json(&d.latency_buckets)));
             row
         })
         .collect();
     let keys = ["account_id", "day", "method", "endpoint"];
+    let added: Vec<&str> = CALL_SUM_COLUMNS
+        .iter()
+        .chain(&["requests"])
+        .copied()
+        .collect();
     let columns: Vec<&str> = keys
         .iter()
-        .chain(&CALL_SUM_COLUMNS)
+        .chain(&added)
         .chain(&["latency_histogram"])
         .copied()
         .collect();
@@ -840,7 +915,7 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
         "usage_daily_endpoints",
         &columns,
         &keys,
-        &CALL_SUM_COLUMNS,
+        &added,
         &[(
             "latency_histogram",
             merge_histograms_sql(txn.get_database_backend()),
@@ -906,6 +981,46 @@ async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<
              THEN excluded.last_used_at ELSE usage_daily_tools.last_used_at END",
         )],
         tools,
+    )
+    .await?;
+
+    let installs: Vec<Vec<Expr>> = rollups
+        .installs
+        .iter()
+        .map(|((day, skill, platform, version), d)| {
+            vec![
+                Expr::val(day.as_str()),
+                Expr::val(skill.as_str()),
+                Expr::val(platform.as_str()),
+                Expr::val(version.as_str()),
+                Expr::val(d.anonymous + d.attributed),
+                Expr::val(d.anonymous),
+                Expr::val(d.attributed),
+                Expr::val(d.last_at),
+            ]
+        })
+        .collect();
+    upsert(
+        txn,
+        "usage_daily_installs",
+        &[
+            "day",
+            "skill_id",
+            "platform",
+            "version",
+            "installs",
+            "anonymous",
+            "attributed",
+            "last_installed_at",
+        ],
+        &["day", "skill_id", "platform", "version"],
+        &["installs", "anonymous", "attributed"],
+        &[(
+            "last_installed_at",
+            "CASE WHEN excluded.last_installed_at > usage_daily_installs.last_installed_at \
+             THEN excluded.last_installed_at ELSE usage_daily_installs.last_installed_at END",
+        )],
+        installs,
     )
     .await
 }

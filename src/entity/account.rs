@@ -7,6 +7,8 @@ pub struct Model {
     pub id: String,
     pub name: String,
     pub plan_code: String,
+    /// The plan the account was created with: billed for periods before its first plan change.
+    pub initial_plan_code: String,
     pub billing_customer_id: Option<String>,
     /// The billing provider's own period, when it sent one; otherwise calendar months apply.
     pub billing_period_start: Option<DateTimeUtc>,

@@ -8,6 +8,7 @@ pub mod invoice;
 pub mod plan;
 pub mod setting;
 pub mod usage_daily_endpoint;
+pub mod usage_daily_install;
 pub mod usage_daily_tool;
 pub mod usage_daily_total;
 pub mod usage_event;

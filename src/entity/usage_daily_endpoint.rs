@@ -12,10 +12,13 @@ pub struct Model {
     pub method: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub endpoint: String,
+    /// Billable calls: each API call weighs its `cost`.
     pub calls: i64,
-    /// Status 2xx/3xx.
+    /// API calls (requests), one per event whatever its cost.
+    pub requests: i64,
+    /// Calls (cost-weighted) answered with status 2xx/3xx.
     pub successes: i64,
-    /// Status 4xx/5xx.
+    /// Calls (cost-weighted) answered with status 4xx/5xx.
     pub failures: i64,
     pub latency_sum_ms: i64,
     /// Calls whose response time is known.

@@ -9,11 +9,11 @@ pub struct Model {
     /// `YYYY-MM-DD`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub day: String,
-    /// API calls and tool uses.
+    /// Billable calls: API calls weighted by their `cost`, and tool uses.
     pub calls: i64,
-    /// API calls with status 2xx/3xx.
+    /// API calls (cost-weighted) with status 2xx/3xx.
     pub successes: i64,
-    /// API calls with status 4xx/5xx.
+    /// API calls (cost-weighted) with status 4xx/5xx.
     pub failures: i64,
     pub latency_sum_ms: i64,
     /// API calls whose response time is known.

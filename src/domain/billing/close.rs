@@ -4,9 +4,14 @@
 //!
 //! Which periods exist for an account: every period in which it counted calls (`usage_periods`),
 //! the billing provider's period when it has ended, and every calendar month from the account's
-//! creation that overlaps none of those. The first month is billed whole (no proration). Plan
-//! prices are read when the run happens; plan *assignments* are read as of the period's end, so a
-//! late run bills what a punctual one would have.
+//! creation that overlaps none of those. No invoice covers time before the account existed: a
+//! period that ended before its creation is never invoiced (calls dated before the account, which
+//! ingestion once accepted, bill nothing), and the first invoice starts at the creation instant.
+//! That first, partial period is billed at the full plan price (no proration).
+//!
+//! Plan prices are read when the run happens; plan *assignments* are read as of the period's end
+//! (before the account's first plan change: the plan it was created with, never its current
+//! one), so a late run bills what a punctual one would have.
 
 use std::collections::HashMap;
 
@@ -99,21 +104,29 @@ async fn close_account(
     let periods = ended_periods(account, &counted, &invoiced, as_of);
 
     let mut summary = RunSummary::default();
-    for period in periods {
+    for counted in periods {
+        let Some(period) = billed_part(account, counted) else {
+            continue;
+        };
+        // An invoice written before first periods started at the account's creation began with
+        // the counted period: either start means the period is billed.
         if invoiced
             .iter()
-            .any(|(start, _)| *start == period.start_ms())
+            .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
         {
             continue;
         }
-        let code = plan_at(&changes, period.end).unwrap_or(account.plan_code.as_str());
+        let code = plan_at(&changes, period.end).unwrap_or(account.initial_plan_code.as_str());
         let plan = plans.get(code).ok_or_else(|| {
             AppError::internal(anyhow::anyhow!(
                 "plan {code} of account {} is missing",
                 account.id
             ))
         })?;
-        let calls = calls_by_start.get(&period.start_ms()).copied().unwrap_or(0);
+        let calls = calls_by_start
+            .get(&counted.start_ms())
+            .copied()
+            .unwrap_or(0);
         let lines = invoice::lines(plan, calls);
         let inserted = invoice_row::Entity::insert(invoice_row::ActiveModel {
             id: Set(new_id()),
@@ -146,6 +159,15 @@ async fn close_account(
         }
     }
     Ok(summary)
+}
+
+/// The part of `period` during which the account existed; `None` when it ended before the
+/// account was created.
+fn billed_part(account: &account::Model, period: BillingPeriod) -> Option<BillingPeriod> {
+    (period.end > account.created_at).then(|| BillingPeriod {
+        start: period.start.max(account.created_at),
+        end: period.end,
+    })
 }
 
 /// The plan code in force just before `end` (a change at `end` itself belongs to the next period).

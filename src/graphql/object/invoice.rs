@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::billing::close::RunSummary;
 use crate::entity::invoice;
-use crate::graphql::object::PlanCode;
+use crate::graphql::object::{BigInt, PlanCode};
 
 /// The bill of one account for one ended billing period. Amounts are integer cents.
 pub struct Invoice(pub invoice::Model);
@@ -31,8 +31,9 @@ impl Invoice {
         PlanCode::from_stored(&self.0.plan_code)
     }
 
-    async fn calls(&self) -> i64 {
-        self.0.calls
+    /// Billable calls of the period (a verify weighs its `cost`).
+    async fn calls(&self) -> BigInt {
+        self.0.calls.into()
     }
 
     /// The plan's quota; null for an unlimited plan.
@@ -40,8 +41,8 @@ impl Invoice {
         self.0.included_calls
     }
 
-    async fn overage_calls(&self) -> i64 {
-        self.0.overage_calls
+    async fn overage_calls(&self) -> BigInt {
+        self.0.overage_calls.into()
     }
 
     /// The per-call overage price billed, in millionths of a dollar.
@@ -49,16 +50,16 @@ impl Invoice {
         self.0.overage_price_micros
     }
 
-    async fn base_cents(&self) -> i64 {
-        self.0.base_cents
+    async fn base_cents(&self) -> BigInt {
+        self.0.base_cents.into()
     }
 
-    async fn overage_cents(&self) -> i64 {
-        self.0.overage_cents
+    async fn overage_cents(&self) -> BigInt {
+        self.0.overage_cents.into()
     }
 
-    async fn total_cents(&self) -> i64 {
-        self.0.total_cents
+    async fn total_cents(&self) -> BigInt {
+        self.0.total_cents.into()
     }
 }
 
@@ -66,14 +67,14 @@ impl Invoice {
 #[derive(SimpleObject)]
 pub struct BillingRun {
     pub invoices_created: i64,
-    pub total_cents: i64,
+    pub total_cents: BigInt,
 }
 
 impl From<RunSummary> for BillingRun {
     fn from(run: RunSummary) -> Self {
         Self {
             invoices_created: run.invoices_created,
-            total_cents: run.total_cents,
+            total_cents: run.total_cents.into(),
         }
     }
 }

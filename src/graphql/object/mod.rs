@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod auth;
 pub mod invoice;
 pub mod plan;
+pub mod scalar;
 pub mod usage;
 pub mod user;
 
@@ -13,5 +14,8 @@ pub use api_key::{ApiKey, ApiKeyStatus, CreatedApiKey};
 pub use auth::AuthPayload;
 pub use invoice::{BillingRun, Invoice};
 pub use plan::{Plan, PlanCode, PlanInput};
-pub use usage::{AccountPage, AdminOverview, DailyUsage, EndpointStat, ToolStat, UsagePeriod};
+pub use scalar::BigInt;
+pub use usage::{
+    AccountPage, AdminOverview, DailyUsage, EndpointStat, InstallStat, ToolStat, UsagePeriod,
+};
 pub use user::{Role, User};

@@ -4,7 +4,7 @@ use crate::domain::analytics;
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::{AdminGuard, PageLimit};
 use crate::graphql::loader::{self, Plans, Usage};
-use crate::graphql::object::{Account, AccountPage, AdminOverview, PlanCode};
+use crate::graphql::object::{Account, AccountPage, AdminOverview, InstallStat, PlanCode};
 
 /// The installation seen by an admin.
 #[derive(Default)]
@@ -18,6 +18,24 @@ impl AdminQuery {
         analytics::overview(&state(ctx).db, now(ctx))
             .await
             .map(AdminOverview::from)
+            .map_err(|err| err.extend())
+    }
+
+    /// Installs of the last `days` days (1..=366, ending today, UTC) by skill, platform and
+    /// version, anonymous and attributed ones alike, most installs first; `limit` 1..=100. Read
+    /// from daily install rollups, which outlive the pruning of raw events: the window is exactly
+    /// the days asked. Installs recorded before these rollups existed count only when their raw
+    /// event was still stored at the upgrade (within the event retention period).
+    #[graphql(guard = "PageLimit(limit).and(AdminGuard)")]
+    async fn admin_installs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i64,
+        #[graphql(default = 50)] limit: i64,
+    ) -> Result<Vec<InstallStat>> {
+        analytics::install_stats(&state(ctx).db, days, limit, now(ctx))
+            .await
+            .map(|rows| rows.into_iter().map(InstallStat::from).collect())
             .map_err(|err| err.extend())
     }
 

@@ -28,7 +28,7 @@ impl UsageQuery {
     }
 
     /// One entry per UTC day of the last `days` days (1..=366) ending today, oldest first, days
-    /// without calls included. Calls are API calls and tool uses.
+    /// without calls included. Calls are billable calls: API calls by their `cost`, and tool uses.
     async fn usage_history(
         &self,
         ctx: &Context<'_>,
@@ -42,7 +42,8 @@ impl UsageQuery {
         collect(run.await)
     }
 
-    /// API calls of the last `days` days by (method, endpoint), most calls first.
+    /// API calls of the last `days` days by (method, endpoint), most (billable) calls first. Calls
+    /// reported without a method or endpoint show under `(unspecified)`.
     #[graphql(guard = "PageLimit(limit)")]
     async fn endpoint_stats(
         &self,
