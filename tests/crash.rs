@@ -363,18 +363,78 @@ async fn member_with_key(server: &Server, email: &str) -> (String, String) {
     (account_id, key)
 }
 
+/// A fresh database: on the PostgreSQL server of `TALLY_TEST_DATABASE_URL` when set, otherwise a
+/// SQLite file in `dir`.
+async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TALLY_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let admin = tally::db::connect(&base)
+                .await
+                .expect("connect to PostgreSQL");
+            let name = format!("tally_test_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let slash = base.rfind('/').expect("a database path");
+            format!("{}/{name}", &base[..slash])
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.join("tally.db").display()),
+    }
+}
+
+/// Another connection holding the lock that writing usage events needs, as a long transaction of
+/// another writer would.
+enum WriteLock {
+    Sqlite(sea_orm::sqlx::SqliteConnection),
+    Postgres(sea_orm::sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(database_url: &str) -> Self {
+        use sea_orm::sqlx::{Connection, Executor};
+        if database_url.starts_with("sqlite:") {
+            let mut connection = sea_orm::sqlx::SqliteConnection::connect(database_url)
+                .await
+                .expect("second connection");
+            connection.execute("BEGIN IMMEDIATE").await.expect("lock");
+            Self::Sqlite(connection)
+        } else {
+            let mut connection = sea_orm::sqlx::PgConnection::connect(database_url)
+                .await
+                .expect("second connection");
+            // Readers pass; inserts wait.
+            connection.execute("BEGIN").await.expect("begin");
+            connection
+                .execute("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
+                .await
+                .expect("lock");
+            Self::Postgres(connection)
+        }
+    }
+
+    async fn release(self) {
+        use sea_orm::sqlx::{Connection, Executor};
+        match self {
+            Self::Sqlite(mut c) => {
+                c.execute("ROLLBACK").await.expect("unlock");
+                c.close().await.ok();
+            }
+            Self::Postgres(mut c) => {
+                c.execute("ROLLBACK").await.expect("unlock");
+                c.close().await.ok();
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_refused_while_the_database_is_locked_are_never_stored_later() {
-    use sea_orm::sqlx::{Connection, Executor, SqliteConnection};
-
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("tally.db").display()
-    );
+    let database_url = fresh_database_url(dir.path()).await;
     // Requests time out after 2 s: ingestion must answer before that.
-    let server =
-        Server::start_with(&database_url, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "2")]).await;
+    let server = Server::start_with(&database_url, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "2")]).await;
     let (account_id, key) = member_with_key(&server, "locked@example.com").await;
     let track = |id: String| {
         json!({
@@ -386,23 +446,30 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
         .to_string()
     };
     // Warm the key cache and the quota counter.
-    let (status, _) = request(server.port, "POST", "/api/track", Some(&key), &track("warm".into()))
-        .await
-        .unwrap();
+    let (status, _) = request(
+        server.port,
+        "POST",
+        "/api/track",
+        Some(&key),
+        &track("warm".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 200);
 
-    // Another writer holds SQLite's write lock.
-    let mut writer = SqliteConnection::connect(&database_url)
-        .await
-        .expect("second connection");
-    writer.execute("BEGIN IMMEDIATE").await.expect("take the write lock");
+    let lock = WriteLock::take(&database_url).await;
     let started = Instant::now();
-    let answers = futures::future::join_all((0..6).map(|i| {
-        let body = track(format!("locked-{i}"));
-        let key = key.clone();
-        async move { request_with_head(server.port, "POST", "/api/track", Some(&key), &body).await }
-    }))
-    .await;
+    let answers =
+        futures::future::join_all(
+            (0..6).map(|i| {
+                let body = track(format!("locked-{i}"));
+                let key = key.clone();
+                async move {
+                    request_with_head(server.port, "POST", "/api/track", Some(&key), &body).await
+                }
+            }),
+        )
+        .await;
     let waited = started.elapsed();
     for answer in answers {
         let (status, head, body) = answer.expect("an answer");
@@ -415,14 +482,19 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
         waited < Duration::from_secs(2),
         "answered before the request timeout, took {waited:?}"
     );
-    writer.execute("ROLLBACK").await.expect("release the lock");
-    writer.close().await.ok();
+    lock.release().await;
 
     // Writes go through again; the queue is written in order, so once this one is answered
     // nothing queued before it is still pending.
-    let (status, _) = request(server.port, "POST", "/api/track", Some(&key), &track("after".into()))
-        .await
-        .unwrap();
+    let (status, _) = request(
+        server.port,
+        "POST",
+        "/api/track",
+        Some(&key),
+        &track("after".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let db = tally::db::connect(&database_url).await.expect("open db");
@@ -436,7 +508,11 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
         .into_iter()
         .map(|row| row.try_get_by_index::<String>(0).unwrap())
         .collect();
-    assert_eq!(stored, ["after", "warm"], "no refused request was stored later");
+    assert_eq!(
+        stored,
+        ["after", "warm"],
+        "no refused request was stored later"
+    );
     let counted = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),

@@ -481,7 +481,8 @@ async fn finished_calls_dated_before_their_account_refuse_the_batch() {
 async fn a_verify_retry_within_ten_minutes_gets_the_original_answer_and_counts_nothing() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let request = json!({ "event_id": "r-1", "endpoint": "/v1/search", "method": "post", "cost": 3 });
+    let request =
+        json!({ "event_id": "r-1", "endpoint": "/v1/search", "method": "post", "cost": 3 });
     let original = verify(&app, &m.key, request.clone()).await;
     assert_eq!(original.status, StatusCode::OK);
     let mut expected = original.json();
@@ -555,7 +556,8 @@ async fn a_reused_event_id_that_is_not_a_verify_retry_is_409_and_counts_nothing(
         assert!(response.header("retry-after").is_none());
     }
     // Too late for a retry.
-    app.clock.advance(Duration::minutes(10) + Duration::seconds(1));
+    app.clock
+        .advance(Duration::minutes(10) + Duration::seconds(1));
     let late = verify(&app, &m.key, asked).await;
     assert_eq!(late.status, StatusCode::CONFLICT);
     assert_eq!(app.counted_calls(&m.account_id).await, counted);
@@ -569,10 +571,7 @@ async fn a_rate_limited_answer_names_one_wait_in_both_headers() {
     app.update_plan("FREE", json!({ "rateLimitPerMinute": 5 }))
         .await;
     for _ in 0..5 {
-        assert_eq!(
-            verify(&app, &m.key, json!({})).await.status,
-            StatusCode::OK
-        );
+        assert_eq!(verify(&app, &m.key, json!({})).await.status, StatusCode::OK);
     }
     app.clock.advance(Duration::milliseconds(1500));
     for route in ["/api/v1/verify", "/api/track", "/api/v1/events"] {
@@ -593,10 +592,7 @@ async fn a_rate_limited_answer_names_one_wait_in_both_headers() {
     }
     // Waiting exactly that long is enough.
     app.clock.advance(Duration::seconds(11));
-    assert_eq!(
-        verify(&app, &m.key, json!({})).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(verify(&app, &m.key, json!({})).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -87,11 +87,7 @@ async fn an_install_with_a_nul_character_is_invalid_payload() {
     let app = TestApp::new().await;
     for field in ["skill_id", "platform", "version"] {
         let response = app
-            .post_json(
-                "/api/install-callback",
-                None,
-                &json!({ field: "x\u{0}" }),
-            )
+            .post_json("/api/install-callback", None, &json!({ field: "x\u{0}" }))
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{field}");
         assert_eq!(

@@ -270,7 +270,9 @@ async fn nul_characters_are_invalid_payload_and_nothing_is_stored() {
         r#"{{"skill_id":"\ud800","tool_name":"t","ts":"{}"}}"#,
         app.now_rfc3339()
     );
-    let response = app.post_raw("/api/track", Some(&m.key), &[], surrogate).await;
+    let response = app
+        .post_raw("/api/track", Some(&m.key), &[], surrogate)
+        .await;
     assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
     assert_eq!(app.stored_events(&m.account_id).await, 0);
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
@@ -292,9 +294,8 @@ async fn a_quota_refusal_for_an_ended_period_names_one_wait_in_both_headers() {
         assert_eq!(ok.status, StatusCode::OK);
     }
     // In November, a late report dated in the full October is refused.
-    app.clock.set(
-        Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::milliseconds(250),
-    );
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::milliseconds(250));
     let late = app
         .track(&m.key, &tool_use("2026-10-25T10:00:00Z", None))
         .await;
@@ -660,7 +661,8 @@ async fn a_provider_billing_period_replaces_the_calendar_month_inside_it() {
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     let app = TestApp::new().await;
     // The account exists since the start of November.
-    app.clock.set(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
     let m = app.member_with_key(false).await;
     app.clock.set(common::default_start());
     let account = tally::entity::account::Entity::find_by_id(m.account_id.clone())

@@ -163,10 +163,7 @@ impl Ticket {
     }
 
     fn take(&self) -> Option<Job> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
@@ -441,9 +438,7 @@ fn is_transient(err: &DbErr, backend: DatabaseBackend) -> bool {
         | Error::PoolTimedOut
         | Error::PoolClosed
         | Error::WorkerCrashed => true,
-        Error::Database(db) => db
-            .code()
-            .is_some_and(|code| transient_code(backend, &code)),
+        Error::Database(db) => db.code().is_some_and(|code| transient_code(backend, &code)),
         _ => false,
     }
 }

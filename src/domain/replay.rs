@@ -133,7 +133,10 @@ mod tests {
         assert!(!original.is_retried_by(&call("/a", 2), at("2026-11-10T12:10:00.001Z")));
         assert!(!original.is_retried_by(&call("/b", 2), at("2026-11-10T12:01:00Z")));
         assert!(!original.is_retried_by(&call("/a", 1), at("2026-11-10T12:01:00Z")));
-        let tracked = Original { call: None, ..original };
+        let tracked = Original {
+            call: None,
+            ..original
+        };
         assert!(!tracked.is_retried_by(&call("/a", 2), at("2026-11-10T12:01:00Z")));
     }
 }

@@ -8,9 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::domain::ingest::{self, Route};
-use crate::http::ingest::{
-    bearer, read_body, signature, with_limit_headers, Refused, BATCH_LIMIT,
-};
+use crate::http::ingest::{bearer, read_body, signature, with_limit_headers, Refused, BATCH_LIMIT};
 use crate::state::AppState;
 
 pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
