@@ -433,8 +433,8 @@ impl WriteLock {
 async fn requests_refused_while_the_database_is_locked_are_never_stored_later() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = fresh_database_url(dir.path()).await;
-    // Requests time out after 2 s: ingestion must answer before that.
-    let server = Server::start_with(&database_url, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "2")]).await;
+    // Requests time out after 3 s: ingestion must answer before that.
+    let server = Server::start_with(&database_url, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "3")]).await;
     let (account_id, key) = member_with_key(&server, "locked@example.com").await;
     let track = |id: String| {
         json!({
@@ -459,17 +459,12 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
 
     let lock = WriteLock::take(&database_url).await;
     let started = Instant::now();
-    let answers =
-        futures::future::join_all(
-            (0..6).map(|i| {
-                let body = track(format!("locked-{i}"));
-                let key = key.clone();
-                async move {
-                    request_with_head(server.port, "POST", "/api/track", Some(&key), &body).await
-                }
-            }),
-        )
-        .await;
+    let port = server.port;
+    let refused = (0..6).map(|i| {
+        let (key, body) = (key.clone(), track(format!("locked-{i}")));
+        async move { request_with_head(port, "POST", "/api/track", Some(&key), &body).await }
+    });
+    let answers = futures::future::join_all(refused).await;
     let waited = started.elapsed();
     for answer in answers {
         let (status, head, body) = answer.expect("an answer");
@@ -479,7 +474,7 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
         assert_eq!(body, json!({ "error": "Service unavailable" }));
     }
     assert!(
-        waited < Duration::from_secs(2),
+        waited < Duration::from_secs(3),
         "answered before the request timeout, took {waited:?}"
     );
     lock.release().await;

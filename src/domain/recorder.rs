@@ -1090,6 +1090,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_errors_that_say_nothing_about_the_data_are_transient() {
+        let postgres = DatabaseBackend::Postgres;
+        let sqlite = DatabaseBackend::Sqlite;
+        // Lock timeout, statement timeout, serialization failure, connection lost.
+        for code in ["55P03", "57014", "40001", "08006"] {
+            assert!(transient_code(postgres, code), "{code}");
+        }
+        // NUL in text, unique and foreign-key violations.
+        for code in ["22021", "23505", "23503"] {
+            assert!(!transient_code(postgres, code), "{code}");
+        }
+        // BUSY, BUSY_TIMEOUT (extended), LOCKED, IOERR_FSYNC (extended).
+        for code in ["5", "773", "6", "1034"] {
+            assert!(transient_code(sqlite, code), "{code}");
+        }
+        // CONSTRAINT_FOREIGNKEY, CONSTRAINT_UNIQUE, TOOBIG.
+        for code in ["787", "2067", "18"] {
+            assert!(!transient_code(sqlite, code), "{code}");
+        }
+    }
+
+    #[test]
     fn statement_sizes_are_powers_of_two_adding_up() {
         assert_eq!(statement_sizes(37).collect::<Vec<_>>(), [32, 4, 1]);
         assert_eq!(statement_sizes(0).count(), 0);
