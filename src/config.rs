@@ -172,7 +172,8 @@ pub struct ServeArgs {
     /// Do not close billing periods in the background (run `tally billing close` instead).
     #[arg(long, env = "TALLY_NO_BILLING_CLOSE")]
     pub no_billing_close: bool,
-    /// Requests taking longer than this are answered 408.
+    /// Requests taking longer than this are answered 408. Ingestion waits at most a quarter of
+    /// it for the recorder and as long for the database's write lock, and answers 503 beyond.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
     /// Signing secret of the billing provider's webhook (Stripe's `whsec_...`). Without it
@@ -214,6 +215,17 @@ pub struct Config {
     pub event_retention_days: u32,
     pub install_rate_limit_per_minute: u32,
     pub upgrade_url: String,
+    /// Bound on each wait of an ingestion write: for the recorder to take a request's events, and
+    /// for the database's write lock (SQLite busy timeout, PostgreSQL `lock_timeout`). Derived
+    /// from `request_timeout` by [`write_timeout_for`], so a request is answered (503 at worst)
+    /// before it times out.
+    pub write_timeout: Duration,
+}
+
+/// A quarter of the request timeout: a request may wait that long for the recorder and as long
+/// again for the database's lock, and still have half its time left.
+pub fn write_timeout_for(request_timeout: Duration) -> Duration {
+    request_timeout / 4
 }
 
 impl Config {
@@ -223,6 +235,7 @@ impl Config {
             auth_rate_limit_per_minute: args.auth_rate_limit_per_minute,
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            write_timeout: write_timeout_for(Duration::from_secs(args.request_timeout_seconds)),
             billing_webhook_secret: args
                 .billing_webhook_secret
                 .clone()
@@ -252,6 +265,7 @@ impl std::fmt::Debug for Config {
             )
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("request_timeout", &self.request_timeout)
+            .field("write_timeout", &self.write_timeout)
             .field(
                 "install_rate_limit_per_minute",
                 &self.install_rate_limit_per_minute,
@@ -280,6 +294,7 @@ impl Default for Config {
             event_retention_days: 90,
             install_rate_limit_per_minute: 60,
             upgrade_url: "/upgrade".to_owned(),
+            write_timeout: write_timeout_for(Duration::from_secs(30)),
         }
     }
 }

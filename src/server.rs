@@ -21,7 +21,8 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
-    let db = db::connect(database_url)
+    let config = Config::from_serve_args(&args);
+    let db = db::connect_with_lock_timeout(database_url, config.write_timeout)
         .await
         .with_context(|| format!("opening the database at {}", redact(database_url)))?;
     if args.no_migrate {
@@ -36,7 +37,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .map_err(|err| err.into_operator_error().context("loading the JWT secret"))?,
     };
-    let state = AppState::new(db, Config::from_serve_args(&args), jwt_secret.as_bytes());
+    let state = AppState::new(db, config, jwt_secret.as_bytes());
     spawn_housekeeping(&state);
     if args.no_billing_close {
         tracing::info!("not closing billing periods in the background: --no-billing-close");

@@ -53,7 +53,7 @@ impl AppState {
         ));
         let metrics = Metrics::new();
         Self {
-            recorder: Recorder::start(db.clone(), metrics.clone()),
+            recorder: Recorder::start(db.clone(), metrics.clone(), config.write_timeout),
             key_limits: RateLimits::new(clock.clone()),
             install_limits: RateLimits::new(clock.clone()),
             quota: QuotaGate::new(),

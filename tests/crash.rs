@@ -1,6 +1,7 @@
 //! A 200 from `/api/track` is durable: kill -9 the real binary while tracks are in flight (or stop
 //! it with SIGTERM, which drains the recorder), restart it on the same SQLite file, and every event
 //! that got its 200 is there exactly once, with the period counter agreeing with the stored events.
+//! And the other way round: a request answered with an error is never stored afterwards.
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +24,11 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[]).await
+    }
+
+    /// Starts the binary with extra `TALLY_*` settings.
+    async fn start_with(database_url: &str, settings: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -34,6 +40,7 @@ impl Server {
             .env("TALLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("TALLY_JWT_SECRET", "crash-test-secret-of-at-least-32-bytes")
             .env("TALLY_LOG", "warn")
+            .envs(settings.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -96,6 +103,18 @@ async fn request(
     bearer: Option<&str>,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    let (status, _, body) = request_with_head(port, method, path, bearer, body).await?;
+    Ok((status, body))
+}
+
+/// One HTTP/1.1 request on its own connection: (status, response head in lower case, body).
+async fn request_with_head(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     let auth = bearer
         .map(|token| format!("Authorization: Bearer {token}\r\n"))
@@ -115,15 +134,13 @@ async fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let head = head.to_ascii_lowercase();
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(rest)
     } else {
         rest.to_owned()
     };
-    Ok((status, body))
+    Ok((status, head, body))
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -317,4 +334,189 @@ async fn acknowledged_events_survive(how: Stop) {
         counted, total,
         "the period counter agrees with the stored events"
     );
+}
+
+/// Signs up a member with its own account and creates a key: (account id, key).
+async fn member_with_key(server: &Server, email: &str) -> (String, String) {
+    let signed_up = server
+        .graphql(
+            None,
+            "mutation($e: String!) { signUp(email: $e, password: \"correct horse battery\", accountName: \"Hooks\") { token user { account { id } } } }",
+            json!({ "e": email }),
+        )
+        .await;
+    let token = signed_up["signUp"]["token"].as_str().unwrap().to_owned();
+    let account_id = signed_up["signUp"]["user"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = server
+        .graphql(
+            Some(&token),
+            "mutation { createApiKey(name: \"hook\") { key } }",
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (account_id, key)
+}
+
+/// A fresh database: on the PostgreSQL server of `TALLY_TEST_DATABASE_URL` when set, otherwise a
+/// SQLite file in `dir`.
+async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TALLY_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let admin = tally::db::connect(&base)
+                .await
+                .expect("connect to PostgreSQL");
+            let name = format!("tally_test_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let slash = base.rfind('/').expect("a database path");
+            format!("{}/{name}", &base[..slash])
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.join("tally.db").display()),
+    }
+}
+
+/// Another connection holding the lock that writing usage events needs, as a long transaction of
+/// another writer would.
+enum WriteLock {
+    Sqlite(sea_orm::sqlx::SqliteConnection),
+    Postgres(sea_orm::sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(database_url: &str) -> Self {
+        use sea_orm::sqlx::{Connection, Executor};
+        if database_url.starts_with("sqlite:") {
+            let mut connection = sea_orm::sqlx::SqliteConnection::connect(database_url)
+                .await
+                .expect("second connection");
+            connection.execute("BEGIN IMMEDIATE").await.expect("lock");
+            Self::Sqlite(connection)
+        } else {
+            let mut connection = sea_orm::sqlx::PgConnection::connect(database_url)
+                .await
+                .expect("second connection");
+            // Readers pass; inserts wait.
+            connection.execute("BEGIN").await.expect("begin");
+            connection
+                .execute("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
+                .await
+                .expect("lock");
+            Self::Postgres(connection)
+        }
+    }
+
+    async fn release(self) {
+        use sea_orm::sqlx::{Connection, Executor};
+        match self {
+            Self::Sqlite(mut c) => {
+                c.execute("ROLLBACK").await.expect("unlock");
+                c.close().await.ok();
+            }
+            Self::Postgres(mut c) => {
+                c.execute("ROLLBACK").await.expect("unlock");
+                c.close().await.ok();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_refused_while_the_database_is_locked_are_never_stored_later() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database_url(dir.path()).await;
+    // Requests time out after 3 s: ingestion must answer before that.
+    let server = Server::start_with(&database_url, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "3")]).await;
+    let (account_id, key) = member_with_key(&server, "locked@example.com").await;
+    let track = |id: String| {
+        json!({
+            "skill_id": "lock",
+            "tool_name": "Write",
+            "ts": chrono::Utc::now().to_rfc3339(),
+            "event_id": id,
+        })
+        .to_string()
+    };
+    // Warm the key cache and the quota counter.
+    let (status, _) = request(
+        server.port,
+        "POST",
+        "/api/track",
+        Some(&key),
+        &track("warm".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+
+    let lock = WriteLock::take(&database_url).await;
+    let started = Instant::now();
+    let port = server.port;
+    let refused = (0..6).map(|i| {
+        let (key, body) = (key.clone(), track(format!("locked-{i}")));
+        async move { request_with_head(port, "POST", "/api/track", Some(&key), &body).await }
+    });
+    let answers = futures::future::join_all(refused).await;
+    let waited = started.elapsed();
+    for answer in answers {
+        let (status, head, body) = answer.expect("an answer");
+        assert_eq!(status, 503, "{head}{body}");
+        assert!(head.contains("\r\nretry-after: 1"), "{head}");
+        let body: Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(body, json!({ "error": "Service unavailable" }));
+    }
+    assert!(
+        waited < Duration::from_secs(3),
+        "answered before the request timeout, took {waited:?}"
+    );
+    lock.release().await;
+
+    // Writes go through again; the queue is written in order, so once this one is answered
+    // nothing queued before it is still pending.
+    let (status, _) = request(
+        server.port,
+        "POST",
+        "/api/track",
+        Some(&key),
+        &track("after".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = tally::db::connect(&database_url).await.expect("open db");
+    let stored: Vec<String> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT event_id FROM usage_events WHERE account_id = '{account_id}' ORDER BY event_id"),
+        ))
+        .await
+        .expect("query events")
+        .into_iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert_eq!(
+        stored,
+        ["after", "warm"],
+        "no refused request was stored later"
+    );
+    let counted = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT CAST(SUM(calls) AS BIGINT) FROM usage_periods WHERE account_id = '{account_id}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(counted, 2);
 }

@@ -16,7 +16,7 @@ fn call(app: &TestApp, id: Option<&str>, status: u16, ms: u64) -> Value {
         "method": "get",
         "status_code": status,
         "response_time_ms": ms,
-        "ts": rfc3339(app.clock.now() - Duration::minutes(1)),
+        "ts": rfc3339(app.clock.now()),
     });
     if let Some(id) = id {
         event["event_id"] = json!(id);
@@ -209,7 +209,10 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
     ];
     let response = events(&app, &m.key, batch.clone()).await;
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.json(), json!({ "accepted": 3, "duplicates": 0 }));
+    assert_eq!(
+        response.json(),
+        json!({ "accepted": 3, "completed": 0, "duplicates": 0 })
+    );
     assert!(response.header("ratelimit").is_some());
     assert_eq!(app.counted_calls(&m.account_id).await, 3);
     let rollup = |column: &str| {
@@ -229,7 +232,10 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
 
     // The same batch again: the two events with ids are duplicates, the third is new.
     let again = events(&app, &m.key, batch).await;
-    assert_eq!(again.json(), json!({ "accepted": 1, "duplicates": 2 }));
+    assert_eq!(
+        again.json(),
+        json!({ "accepted": 1, "completed": 0, "duplicates": 2 })
+    );
     assert_eq!(app.counted_calls(&m.account_id).await, 4);
     // A repeated id inside one batch counts once.
     let twice = events(
@@ -238,7 +244,10 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
         vec![call(&app, Some("c"), 200, 1), call(&app, Some("c"), 200, 1)],
     )
     .await;
-    assert_eq!(twice.json(), json!({ "accepted": 1, "duplicates": 1 }));
+    assert_eq!(
+        twice.json(),
+        json!({ "accepted": 1, "completed": 0, "duplicates": 1 })
+    );
     assert_eq!(app.counted_calls(&m.account_id).await, 5);
     // Later batches add to the stored histogram bucket by bucket.
     assert_eq!(
@@ -327,7 +336,10 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     // The quota is used up, yet the report of the verified call goes through.
     let reported = events(&app, &m.key, vec![call(&app, Some("call-1"), 404, 42)]).await;
     assert_eq!(reported.status, StatusCode::OK);
-    assert_eq!(reported.json(), json!({ "accepted": 1, "duplicates": 0 }));
+    assert_eq!(
+        reported.json(),
+        json!({ "accepted": 0, "completed": 1, "duplicates": 0 })
+    );
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
     assert_eq!(app.stored_events(&m.account_id).await, 1);
     let status = app
@@ -352,13 +364,17 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     );
     // Reported twice: the second is a duplicate.
     let again = events(&app, &m.key, vec![call(&app, Some("call-1"), 404, 42)]).await;
-    assert_eq!(again.json(), json!({ "accepted": 0, "duplicates": 1 }));
-    // A verify repeating the id is allowed without counting.
+    assert_eq!(
+        again.json(),
+        json!({ "accepted": 0, "completed": 0, "duplicates": 1 })
+    );
+    // A retry of the verify (same call, within 10 minutes) is allowed without counting, even
+    // after its call was completed.
     let repeat = app
         .post_json(
             "/api/v1/verify",
             Some(&m.key),
-            &json!({ "event_id": "call-1" }),
+            &json!({ "event_id": "call-1", "endpoint": "/v1/things", "method": "GET" }),
         )
         .await;
     assert_eq!(repeat.status, StatusCode::OK);
@@ -408,4 +424,203 @@ async fn while_the_database_is_gone_verify_and_events_answer_503() {
     let batch = events(&app, &m.key, vec![call(&app, None, 200, 1)]).await;
     assert_eq!(batch.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(batch.header("retry-after").is_some());
+}
+
+async fn verify(app: &TestApp, key: &str, body: Value) -> common::TestResponse {
+    app.post_json("/api/v1/verify", Some(key), &body).await
+}
+
+#[tokio::test]
+async fn a_batch_answer_says_what_was_new_completed_and_repeated() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let verified = verify(&app, &m.key, json!({ "event_id": "v-1" })).await;
+    assert_eq!(verified.status, StatusCode::OK);
+    let batch = vec![
+        call(&app, Some("v-1"), 200, 10),
+        call(&app, Some("n-1"), 200, 10),
+        call(&app, Some("n-1"), 200, 10),
+        call(&app, None, 500, 10),
+    ];
+    let first = events(&app, &m.key, batch.clone()).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.json(),
+        json!({ "accepted": 2, "completed": 1, "duplicates": 1 })
+    );
+    // `accepted` is exactly what was newly counted: 1 verified + 2 new.
+    assert_eq!(app.counted_calls(&m.account_id).await, 3);
+    let again = events(&app, &m.key, batch).await;
+    assert_eq!(
+        again.json(),
+        json!({ "accepted": 1, "completed": 0, "duplicates": 3 })
+    );
+    assert_eq!(app.counted_calls(&m.account_id).await, 4);
+}
+
+#[tokio::test]
+async fn finished_calls_dated_before_their_account_refuse_the_batch() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let mut early = call(&app, Some("early"), 200, 5);
+    early["ts"] = json!(rfc3339(app.clock.now() - Duration::minutes(1)));
+    let response = events(&app, &m.key, vec![call(&app, Some("ok"), 200, 5), early]).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json(),
+        json!({
+            "error": "Invalid payload",
+            "details": { "events[1].ts": ["must not be before the account was created"] }
+        })
+    );
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    assert_eq!(app.counted_calls(&m.account_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_verify_retry_within_ten_minutes_gets_the_original_answer_and_counts_nothing() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let request =
+        json!({ "event_id": "r-1", "endpoint": "/v1/search", "method": "post", "cost": 3 });
+    let original = verify(&app, &m.key, request.clone()).await;
+    assert_eq!(original.status, StatusCode::OK);
+    let mut expected = original.json();
+    assert_eq!(expected["used"], 3);
+    // Another call meanwhile: the retry reports the counts as they are now.
+    verify(&app, &m.key, json!({})).await;
+    expected["used"] = json!(4);
+    expected["remaining"] = json!(996);
+    app.clock.advance(Duration::minutes(10));
+    // The method is compared as stored (upper case), so "POST" asks the same.
+    let mut same = request.clone();
+    same["method"] = json!("POST");
+    let retry = verify(&app, &m.key, same).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.json(), expected);
+    assert_eq!(retry.header("x-ratelimit-remaining"), Some("996"));
+    assert_eq!(app.counted_calls(&m.account_id).await, 4);
+    assert_eq!(app.stored_events(&m.account_id).await, 2);
+
+    // On a blocking plan with nothing left, the retry is still the original decision.
+    app.update_plan("FREE", json!({ "monthlyQuota": 4 })).await;
+    let full = verify(&app, &m.key, request.clone()).await;
+    assert_eq!(full.status, StatusCode::OK);
+    assert_eq!(full.json()["remaining"], 0);
+    assert_eq!(
+        verify(&app, &m.key, json!({})).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(app.counted_calls(&m.account_id).await, 4);
+}
+
+#[tokio::test]
+async fn a_reused_event_id_that_is_not_a_verify_retry_is_409_and_counts_nothing() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let asked = json!({ "event_id": "v-1", "endpoint": "/v1/search", "method": "GET" });
+    assert_eq!(
+        verify(&app, &m.key, asked.clone()).await.status,
+        StatusCode::OK
+    );
+    let tracked = common::ingest::tool_use(&app.now_rfc3339(), Some("t-1"));
+    assert_eq!(app.track(&m.key, &tracked).await.status, StatusCode::OK);
+    let reported = events(&app, &m.key, vec![call(&app, Some("e-1"), 200, 5)]).await;
+    assert_eq!(reported.status, StatusCode::OK);
+    let counted = app.counted_calls(&m.account_id).await;
+    assert_eq!(counted, 3);
+
+    let mut other_endpoint = asked.clone();
+    other_endpoint["endpoint"] = json!("/v1/other");
+    let mut other_cost = asked.clone();
+    other_cost["cost"] = json!(2);
+    let mut no_method = asked.clone();
+    no_method.as_object_mut().unwrap().remove("method");
+    let reused = [
+        other_endpoint,
+        other_cost,
+        no_method,
+        json!({ "event_id": "t-1" }),
+        json!({ "event_id": "e-1", "endpoint": "/v1/things", "method": "GET" }),
+    ];
+    for body in reused {
+        let response = verify(&app, &m.key, body.clone()).await;
+        assert_eq!(response.status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(
+            response.json(),
+            json!({ "valid": false, "error": "Event id reused" })
+        );
+        // Past authentication: the rate-limit headers come with it, and show nothing counted.
+        assert_eq!(response.header("x-ratelimit-remaining"), Some("997"));
+        assert!(response.header("ratelimit").is_some());
+        assert!(response.header("retry-after").is_none());
+    }
+    // Too late for a retry.
+    app.clock
+        .advance(Duration::minutes(10) + Duration::seconds(1));
+    let late = verify(&app, &m.key, asked).await;
+    assert_eq!(late.status, StatusCode::CONFLICT);
+    assert_eq!(app.counted_calls(&m.account_id).await, counted);
+    assert_eq!(app.stored_events(&m.account_id).await, 3);
+}
+
+#[tokio::test]
+async fn a_rate_limited_answer_names_one_wait_in_both_headers() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.update_plan("FREE", json!({ "rateLimitPerMinute": 5 }))
+        .await;
+    for _ in 0..5 {
+        assert_eq!(verify(&app, &m.key, json!({})).await.status, StatusCode::OK);
+    }
+    app.clock.advance(Duration::milliseconds(1500));
+    for route in ["/api/v1/verify", "/api/track", "/api/v1/events"] {
+        let body = match route {
+            "/api/track" => common::ingest::tool_use(&app.now_rfc3339(), None),
+            "/api/v1/events" => json!({ "events": [call(&app, None, 200, 1)] }),
+            _ => json!({}),
+        };
+        let limited = app.post_json(route, Some(&m.key), &body).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{route}");
+        // One request comes back every 12 s; 1.5 s have passed since the last one.
+        assert_eq!(limited.header("retry-after"), Some("11"), "{route}");
+        let ratelimit = limited.header("ratelimit").unwrap();
+        assert!(
+            ratelimit.starts_with("\"minute\";r=0;t=11,"),
+            "{route}: {ratelimit}"
+        );
+    }
+    // Waiting exactly that long is enough.
+    app.clock.advance(Duration::seconds(11));
+    assert_eq!(verify(&app, &m.key, json!({})).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_by_verify_and_events_alike() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let response = verify(&app, &m.key, json!({ "endpoint": "/a\u{0}" })).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json(),
+        json!({
+            "valid": false,
+            "error": "Invalid payload",
+            "details": { "endpoint": ["must not contain NUL characters"] }
+        })
+    );
+    let mut bad = call(&app, Some("id\u{0}"), 200, 1);
+    bad["method"] = json!("GET\u{0}");
+    let batch = events(&app, &m.key, vec![call(&app, Some("fine"), 200, 1), bad]).await;
+    assert_eq!(batch.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        batch.json()["details"],
+        json!({
+            "events[1].event_id": ["must not contain NUL characters"],
+            "events[1].method": ["must not contain NUL characters"],
+        })
+    );
+    assert!(batch.header("retry-after").is_none());
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    assert_eq!(app.counted_calls(&m.account_id).await, 0);
 }

@@ -6,7 +6,10 @@ use axum::http::StatusCode;
 use common::ingest::tool_use;
 use common::TestApp;
 use serde_json::json;
+use tally::clock::Clock;
 use tally::config::Config;
+use tally::domain::recorder::{EventKind, NewEvent, Outcome};
+use tally::error::AppError;
 
 #[tokio::test]
 async fn an_anonymous_install_is_recorded_without_an_account() {
@@ -77,6 +80,55 @@ async fn install_bodies_that_are_not_json_or_break_rules_are_400() {
         .await;
     assert_eq!(long.status, StatusCode::BAD_REQUEST);
     assert!(long.json()["details"]["platform"].is_array());
+}
+
+#[tokio::test]
+async fn an_install_with_a_nul_character_is_invalid_payload() {
+    let app = TestApp::new().await;
+    for field in ["skill_id", "platform", "version"] {
+        let response = app
+            .post_json("/api/install-callback", None, &json!({ field: "x\u{0}" }))
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(
+            response.json(),
+            json!({
+                "error": "Invalid payload",
+                "details": { field: ["must not contain NUL characters"] }
+            })
+        );
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM usage_events").await, 0);
+}
+
+#[tokio::test]
+async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let now = app.clock.now();
+    let good = |i: usize| NewEvent {
+        event_id: Some(format!("good-{i}")),
+        ..NewEvent::new(Some(m.account_id.clone()), EventKind::ToolCall, now)
+    };
+    // The database refuses this row (no such account), whatever else is written with it.
+    let bad = NewEvent::new(Some("no-such-account".to_owned()), EventKind::ToolCall, now);
+    let recorder = &app.state.recorder;
+    // Queued together, so that the writer takes them in one batch.
+    let mut writes: Vec<_> = (0..8)
+        .map(|i| recorder.record(vec![good(i)], Vec::new()))
+        .collect();
+    writes.insert(4, recorder.record(vec![bad], Vec::new()));
+    let mut results = futures::future::join_all(writes).await;
+    let refused = results.remove(4).unwrap_err();
+    assert!(matches!(refused, AppError::Internal(_)), "{refused:?}");
+    let (status, body, retry_after) = refused.rest_parts();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body, json!({ "error": "Internal error" }));
+    assert_eq!(retry_after, None, "a retry would fail the same way");
+    for result in results {
+        assert_eq!(result.unwrap(), vec![Outcome::Accepted]);
+    }
+    assert_eq!(app.stored_events(&m.account_id).await, 8);
 }
 
 #[tokio::test]

@@ -179,11 +179,138 @@ async fn rule_breaking_json_is_400_invalid_payload_with_details_per_field() {
 async fn the_oldest_and_newest_allowed_timestamps_pass() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
+    // The account has been around for longer than the 35 days looked back.
+    app.clock.advance(Duration::days(40));
     let now = app.clock.now();
     for ts in [now + Duration::minutes(5), now - Duration::days(35)] {
         let response = app.track(&m.key, &tool_use(&rfc3339(ts), None)).await;
         assert_eq!(response.status, StatusCode::OK, "{ts}");
     }
+}
+
+#[tokio::test]
+async fn a_tool_use_dated_before_its_account_was_created_is_refused() {
+    let app = TestApp::new().await;
+    // The account is created half a second into 12:00:00.
+    app.clock.advance(Duration::milliseconds(500));
+    let m = app.member_with_key(false).await;
+    let created = app.clock.now();
+    app.clock.advance(Duration::hours(1));
+    for before in [
+        created - Duration::days(1),
+        Utc.with_ymd_and_hms(2026, 11, 10, 11, 59, 59).unwrap(),
+        Utc.with_ymd_and_hms(2026, 10, 31, 23, 0, 0).unwrap(),
+    ] {
+        let refused = app
+            .track(&m.key, &tool_use(&rfc3339(before), Some("early")))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{before}");
+        assert_eq!(
+            refused.json(),
+            json!({
+                "error": "Invalid payload",
+                "details": { "ts": ["must not be before the account was created"] }
+            })
+        );
+    }
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    assert_eq!(app.counted_calls(&m.account_id).await, 0);
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM usage_periods WHERE account_id = '{}'",
+            m.account_id
+        ))
+        .await,
+        0,
+        "no period was opened before the account existed"
+    );
+    // A second-precision time of the second the account was created in is its own.
+    let same_second = app
+        .track(&m.key, &tool_use("2026-11-10T12:00:00Z", Some("early")))
+        .await;
+    assert_eq!(same_second.status, StatusCode::OK);
+    assert_eq!(app.counted_calls(&m.account_id).await, 1);
+}
+
+#[tokio::test]
+async fn nul_characters_are_invalid_payload_and_nothing_is_stored() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    for field in [
+        "skill_id",
+        "tool_name",
+        "hook_event",
+        "tool_input_snippet",
+        "tool_output_snippet",
+        "event_id",
+    ] {
+        let mut body = tool_use(&app.now_rfc3339(), None);
+        body[field] = json!("before\u{0}after");
+        let response = app.track(&m.key, &body).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(
+            response.json(),
+            json!({
+                "error": "Invalid payload",
+                "details": { field: ["must not contain NUL characters"] }
+            })
+        );
+        assert!(response.header("retry-after").is_none());
+    }
+    // Written as a JSON escape in the raw body, as a client would send it.
+    let raw = format!(
+        r#"{{"skill_id":"a\u0000b","tool_name":"t","ts":"{}"}}"#,
+        app.now_rfc3339()
+    );
+    let escaped = app.post_raw("/api/track", Some(&m.key), &[], raw).await;
+    assert_eq!(escaped.status, StatusCode::BAD_REQUEST);
+    assert!(escaped.json()["details"]["skill_id"].is_array());
+    // A lone surrogate is not JSON text at all.
+    let surrogate = format!(
+        r#"{{"skill_id":"\ud800","tool_name":"t","ts":"{}"}}"#,
+        app.now_rfc3339()
+    );
+    let response = app
+        .post_raw("/api/track", Some(&m.key), &[], surrogate)
+        .await;
+    assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    assert_eq!(app.counted_calls(&m.account_id).await, 0);
+    // Other control characters are stored as sent.
+    let mut tab = tool_use(&app.now_rfc3339(), None);
+    tab["tool_input_snippet"] = json!("a\tb\u{1}c");
+    assert_eq!(app.track(&m.key, &tab).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_quota_refusal_for_an_ended_period_names_one_wait_in_both_headers() {
+    let app = TestApp::new().await;
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 10, 20, 8, 0, 0).unwrap());
+    let m = app.member_with_key(false).await;
+    app.update_plan("FREE", json!({ "monthlyQuota": 2 })).await;
+    for _ in 0..2 {
+        let ok = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    // In November, a late report dated in the full October is refused.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::milliseconds(250));
+    let late = app
+        .track(&m.key, &tool_use("2026-10-25T10:00:00Z", None))
+        .await;
+    assert_eq!(late.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(late.json()["error"], "Quota exceeded");
+    let retry_after = late.header("retry-after").unwrap().to_owned();
+    let ratelimit = late.header("ratelimit").unwrap();
+    let monthly_t = ratelimit
+        .split(", ")
+        .find_map(|part| part.strip_prefix("\"monthly\";"))
+        .and_then(|part| part.split(';').find_map(|kv| kv.strip_prefix("t=")))
+        .unwrap();
+    assert_eq!(monthly_t, retry_after, "{ratelimit}");
+    // The end of November, rounded up: never earlier than a retry could succeed.
+    assert_eq!(retry_after, (20 * 86_400 + 12 * 3_600).to_string());
 }
 
 #[tokio::test]
@@ -533,7 +660,11 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
 async fn a_provider_billing_period_replaces_the_calendar_month_inside_it() {
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     let app = TestApp::new().await;
+    // The account exists since the start of November.
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
     let m = app.member_with_key(false).await;
+    app.clock.set(common::default_start());
     let account = tally::entity::account::Entity::find_by_id(m.account_id.clone())
         .one(&app.state.db)
         .await

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
@@ -19,6 +19,7 @@ use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Allowance, Decision, Reservation};
 use crate::domain::ratelimit::{MinuteWindow, RateDecision};
 use crate::domain::recorder::{EventKind, NewEvent, Outcome};
+use crate::domain::replay::{self, VerifyCall};
 use crate::domain::signature;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -98,6 +99,11 @@ impl MonthlyWindow {
     pub fn remaining(&self) -> i64 {
         (self.limit - self.used).max(0)
     }
+
+    /// Whole seconds until the period ends, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        self.period.seconds_left(self.now).max(0) as u64
+    }
 }
 
 /// The caller's current period and quota; `None` for unlimited plans (or when the count cannot
@@ -126,27 +132,37 @@ fn allowance(key: &ResolvedKey) -> Allowance {
     }
 }
 
-/// Refuses events dated inside a period that has already been invoiced: a closed period never
-/// changes, and an event is never silently moved to another one. `at` pairs each event's detail
-/// key (`ts`, `events[3].ts`) with its time. Events of the current period, nearly all of them,
-/// need no database work.
-async fn refuse_closed_periods(
+/// Refuses events dated where no period can take them: before the account was created (no period
+/// or invoice covers that time), or inside a period that has already been invoiced (a closed
+/// period never changes, and an event is never silently moved to another one). `at` pairs each
+/// event's detail key (`ts`, `events[3].ts`) with its time. Events of the current period, nearly
+/// all of them, need no database work.
+///
+/// The creation time counts to the whole second: clients often send second-precision times, and
+/// an event from the second the account was created in is its own (period boundaries are whole
+/// seconds, so this never reaches into an earlier period).
+async fn refuse_undatable(
     state: &AppState,
     caller: &Caller,
     at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
 ) -> AppResult<()> {
     let account = &caller.key.account;
+    let created = account.created_at.trunc_subsecs(0);
     let current = BillingPeriod::for_account(account, state.clock.now());
-    let mut closed = Vec::new();
+    let mut refused = Vec::new();
     for (field, ts) in at {
-        if ts < current.start && billing::close::is_invoiced(&state.db, &account.id, ts).await? {
-            closed.push((field, "billing period closed"));
+        if ts < created {
+            refused.push((field, "must not be before the account was created"));
+        } else if ts < current.start
+            && billing::close::is_invoiced(&state.db, &account.id, ts).await?
+        {
+            refused.push((field, "billing period closed"));
         }
     }
-    if closed.is_empty() {
+    if refused.is_empty() {
         Ok(())
     } else {
-        Err(AppError::invalid_payload(closed))
+        Err(AppError::invalid_payload(refused))
     }
 }
 
@@ -180,16 +196,16 @@ async fn reserve(
                 .filter_map(|e| e.event_id.as_deref())
                 .collect();
             if ids.is_empty() {
-                return Err(quota_exceeded(state, refusal));
+                return Err(quota_exceeded(state, caller, refusal));
             }
             let known = known_event_ids(&state.db, &caller.key.account.id, &ids).await?;
             if known.is_empty() {
-                return Err(quota_exceeded(state, refusal));
+                return Err(quota_exceeded(state, caller, refusal));
             }
             let needs = calls_per_period(events, &known);
             try_reserve(state, caller, &needs)
                 .await?
-                .map_err(|refusal| quota_exceeded(state, refusal))
+                .map_err(|refusal| quota_exceeded(state, caller, refusal))
         }
     }
 }
@@ -200,14 +216,22 @@ struct Refusal {
     period: BillingPeriod,
 }
 
-fn quota_exceeded(state: &AppState, refusal: Refusal) -> AppError {
+/// The 429 of a full period. A retry can succeed once the refusing period is over; a period that
+/// is already over (an event dated in an earlier, full period) never frees up, and the wait named
+/// is then the current period's, as the `"monthly"` rate-limit header reports it.
+fn quota_exceeded(state: &AppState, caller: &Caller, refusal: Refusal) -> AppError {
     let now = state.clock.now();
+    let waited_for = if refusal.period.end > now {
+        refusal.period
+    } else {
+        BillingPeriod::for_account(&caller.key.account, now)
+    };
     AppError::QuotaExceeded {
         limit: refusal.limit,
         used: refusal.used,
         reset: refusal.period.end,
         upgrade_url: state.config.upgrade_url.clone(),
-        retry_after_secs: refusal.period.seconds_left(now).max(1) as u64,
+        retry_after_secs: waited_for.seconds_left(now).max(1) as u64,
     }
 }
 
@@ -301,7 +325,7 @@ pub async fn track(
     let now = state.clock.now();
     let value = payload::parse_json(body, false)?;
     let tool = payload::tool_use(&value, now)?;
-    refuse_closed_periods(state, caller, [("ts".to_owned(), tool.ts)]).await?;
+    refuse_undatable(state, caller, [("ts".to_owned(), tool.ts)]).await?;
     check_signature(caller, body, signature)?;
     let event = NewEvent {
         event_id: tool.event_id,
@@ -338,24 +362,40 @@ impl Verified {
     }
 }
 
+/// The answer of a verify that got past every check.
+#[derive(Debug, Clone)]
+pub enum VerifyAnswer {
+    /// Allowed: a new call counted, or a retry of an allowed verify (nothing counted).
+    Allowed(Verified),
+    /// The event id was used before by something this verify is not a retry of; nothing counted.
+    EventIdReused,
+}
+
 /// `POST /api/v1/verify`, past the key and the rate limit: checks the quota and records the
-/// call (with `cost` calls) in one step.
+/// call (with `cost` calls) in one step. A repeated event id is looked at only once the recorder
+/// has found it stored, so a new call costs no extra read.
 pub async fn verify(
     state: &AppState,
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
-) -> AppResult<Verified> {
+) -> AppResult<VerifyAnswer> {
     let now = state.clock.now();
     let value = payload::parse_json(body, true)?;
     let request = payload::verify_request(&value)?;
     check_signature(caller, body, signature)?;
     let period = BillingPeriod::for_account(&caller.key.account, now);
-    let event = NewEvent {
-        event_id: request.event_id,
+    let call = VerifyCall {
         endpoint: request.endpoint,
         method: request.method,
         cost: request.cost,
+    };
+    let event = NewEvent {
+        event_id: request.event_id.clone(),
+        endpoint: call.endpoint.clone(),
+        method: call.method.clone(),
+        metadata: Some(call.metadata()),
+        cost: call.cost,
         period: Some(period),
         ..base_event(caller, EventKind::ApiCall, now)
     };
@@ -363,17 +403,57 @@ pub async fn verify(
     let reservations = reserve(state, caller, &events).await?;
     let reserved_used = reservations.first().map(|r| r.used_after);
     let outcomes = state.recorder.record(events, reservations).await?;
-    let used = match (reserved_used, outcomes.first()) {
-        (Some(used), Some(Outcome::Accepted)) => used,
-        _ => {
-            state
-                .quota
-                .used(&state.db, &caller.key.account.id, period)
-                .await?
+    match (outcomes.first(), request.event_id.as_deref()) {
+        (Some(Outcome::Duplicate), Some(event_id)) => {
+            replay(state, caller, event_id, &call, now).await
         }
+        (Some(Outcome::Accepted), _) => {
+            let used = match reserved_used {
+                Some(used) => used,
+                None => current_used(state, caller, period).await?,
+            };
+            Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
+        }
+        (outcome, _) => Err(AppError::internal(anyhow::anyhow!(
+            "the recorder answered {outcome:?} for a verify"
+        ))),
+    }
+}
+
+/// A verify whose event id is already stored: the original decision (allowed) again when it is
+/// a retry of that verify, with the counts of the period the original was counted in as they
+/// are now (the original call included, nothing added); otherwise the id is reused.
+async fn replay(
+    state: &AppState,
+    caller: &Caller,
+    event_id: &str,
+    call: &VerifyCall,
+    now: DateTime<Utc>,
+) -> AppResult<VerifyAnswer> {
+    let Some(original) = replay::original(&state.db, &caller.key.account.id, event_id).await?
+    else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "event id {event_id} was a duplicate but is not stored"
+        )));
     };
+    if !original.is_retried_by(call, now) {
+        return Ok(VerifyAnswer::EventIdReused);
+    }
+    let period = BillingPeriod::for_account(&caller.key.account, original.occurred_at());
+    let used = current_used(state, caller, period).await?;
+    Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
+}
+
+async fn current_used(state: &AppState, caller: &Caller, period: BillingPeriod) -> AppResult<i64> {
+    state
+        .quota
+        .used(&state.db, &caller.key.account.id, period)
+        .await
+}
+
+fn verified(caller: &Caller, used: i64, period: BillingPeriod) -> Verified {
     let limit = caller.key.plan.monthly_quota;
-    Ok(Verified {
+    Verified {
         account_id: caller.key.account.id.clone(),
         key_id: caller.key.key.id.clone(),
         plan: caller.key.plan.code.clone(),
@@ -381,13 +461,29 @@ pub async fn verify(
         used,
         period,
         overage: limit.is_some_and(|limit| !caller.key.plan.blocks_over_quota && used > limit),
-    })
+    }
 }
 
+/// What became of a batch of finished calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {
+    /// Newly stored and counted.
     pub accepted: usize,
+    /// Completed a call recorded earlier by verify; counted nothing new.
+    pub completed: usize,
+    /// Already recorded; nothing stored.
     pub duplicates: usize,
+}
+
+impl BatchOutcome {
+    fn of(outcomes: &[Outcome]) -> Self {
+        let count = |wanted: Outcome| outcomes.iter().filter(|o| **o == wanted).count();
+        Self {
+            accepted: count(Outcome::Accepted),
+            completed: count(Outcome::Completed),
+            duplicates: count(Outcome::Duplicate),
+        }
+    }
 }
 
 /// `POST /api/v1/events`, past the key and the rate limit: the whole batch is validated, then
@@ -406,7 +502,7 @@ pub async fn events(
         .enumerate()
         .map(|(i, call)| (format!("events[{i}].ts"), call.ts))
         .collect();
-    refuse_closed_periods(state, caller, dated).await?;
+    refuse_undatable(state, caller, dated).await?;
     check_signature(caller, body, signature)?;
     let events: Vec<NewEvent> = calls
         .into_iter()
@@ -424,14 +520,7 @@ pub async fn events(
         .collect();
     let reservations = reserve(state, caller, &events).await?;
     let outcomes = state.recorder.record(events, reservations).await?;
-    let duplicates = outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Duplicate)
-        .count();
-    Ok(BatchOutcome {
-        accepted: outcomes.len() - duplicates,
-        duplicates,
-    })
+    Ok(BatchOutcome::of(&outcomes))
 }
 
 /// `POST /api/install-callback`: anonymous unless a valid key comes with it; never counted.

@@ -15,6 +15,7 @@ pub mod plans;
 pub mod quota;
 pub mod ratelimit;
 pub mod recorder;
+pub mod replay;
 pub mod retention;
 pub mod settings;
 pub mod signature;

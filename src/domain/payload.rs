@@ -3,7 +3,9 @@
 //!
 //! Bytes that are not JSON (invalid UTF-8 included) are "Invalid JSON"; JSON that breaks a rule —
 //! a wrong type, a missing field, a length — is "Invalid payload" with `details` per field.
-//! Unknown fields are ignored; `null` counts as absent.
+//! Unknown fields are ignored; `null` counts as absent. Text fields must be storable as they are on
+//! every backend: PostgreSQL `text` cannot hold a NUL character (SQLite can), so a NUL is refused
+//! here, on both backends alike, rather than failing the database write.
 
 use std::collections::BTreeMap;
 
@@ -71,6 +73,10 @@ impl<'a> Fields<'a> {
             self.problem(field, format!("must be 1 to {max_chars} characters"));
             return None;
         }
+        if !storable(text) {
+            self.problem(field, "must not contain NUL characters");
+            return None;
+        }
         Some(text.to_owned())
     }
 
@@ -115,6 +121,12 @@ impl<'a> Fields<'a> {
         }
         Some(at)
     }
+}
+
+/// Text every backend stores as it is. JSON strings are valid Unicode (serde refuses lone
+/// surrogates as invalid JSON), and PostgreSQL's UTF-8 `text` takes every character but NUL.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
 }
 
 fn as_object<'a>(
@@ -335,6 +347,20 @@ mod tests {
             problems.keys().collect::<Vec<_>>(),
             ["events[1].status_code", "events[2]"]
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_every_text_field() {
+        let body = json!({ "skill_id": "a\u{0}b", "tool_name": "t", "ts": "2026-11-10T12:00:00Z" });
+        let problems = details(tool_use(&body, now()).unwrap_err());
+        assert_eq!(
+            problems["skill_id"],
+            vec!["must not contain NUL characters".to_owned()]
+        );
+        let verify = json!({ "endpoint": "/a", "method": "\u{0}" });
+        assert!(details(verify_request(&verify).unwrap_err()).contains_key("method"));
+        let other_control = json!({ "platform": "linux\u{1}" });
+        assert!(install(&other_control).is_ok());
     }
 
     #[test]

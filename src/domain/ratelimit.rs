@@ -44,7 +44,8 @@ struct Entry {
 pub struct MinuteWindow {
     pub limit: u32,
     pub remaining: u32,
-    /// Seconds until the window is full again.
+    /// Seconds until the window is full again; for a refused request, until the next request is
+    /// allowed (the `Retry-After`), so that the headers name one wait.
     pub reset_secs: u64,
 }
 
@@ -116,7 +117,7 @@ impl RateLimits {
                     window: MinuteWindow {
                         limit: per_minute,
                         remaining: 0,
-                        reset_secs: ceil_secs(u64::from(per_minute) * interval_nanos),
+                        reset_secs: retry_after_secs,
                     },
                     retry_after_secs,
                 }
@@ -145,12 +146,14 @@ mod tests {
             }
         }
         let RateDecision::Limited {
-            retry_after_secs, ..
+            retry_after_secs,
+            window,
         } = limits.check("k", 100)
         else {
             panic!("101st allowed");
         };
         assert_eq!(retry_after_secs, 1);
+        assert_eq!(window.reset_secs, retry_after_secs);
         assert!(matches!(
             limits.check("other", 100),
             RateDecision::Allowed(_)

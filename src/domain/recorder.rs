@@ -9,17 +9,23 @@
 //! An event reported by `/api/v1/events` whose id was recorded earlier by `/api/v1/verify`
 //! completes that call (status, response time, rollups) instead of counting it again.
 //!
-//! A failed transaction answers its waiters with an error (the handlers answer 503) and gives
-//! their quota reservations back. When a batch of several requests fails for a reason other than
-//! a lost connection, each request is retried alone, so that one bad event cannot fail others.
+//! A failed transaction gives its waiters' quota reservations back. When the database cannot
+//! take writes (lost, busy, locked) every waiter gets 503. Any other failure may be one request's
+//! data: the batch is written in halves until the requests that fail alone are found, which get
+//! 500 (a retry would fail again); the others are written as usual.
+//!
+//! No request is stored after it was answered with an error: a request waits a bounded time for
+//! the writer to claim its events and otherwise withdraws them (503); a claimed job's transaction
+//! is bounded by the database's lock timeout, set below the request timeout.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
     TransactionTrait, Value,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -126,29 +132,75 @@ pub enum Outcome {
     Duplicate,
 }
 
+/// Why a request's events were not written, as its handler answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The database cannot take writes right now (gone, busy, locked): 503, worth retrying.
+    Unavailable,
+    /// This request's own events cannot be written: 500, a retry would fail the same way.
+    Rejected,
+}
+
 enum Message {
-    Record(Job),
+    Record(Ticket),
     Flush(oneshot::Sender<()>),
 }
 
 struct Job {
     events: Vec<NewEvent>,
     reservations: Vec<Reservation>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, ()>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, Failure>>,
+}
+
+/// A queued job. Whoever takes the job out first owns it: the writer, which then writes it, or
+/// the waiting request giving up, and then it is never written.
+#[derive(Clone)]
+struct Ticket(Arc<Mutex<Option<Job>>>);
+
+impl Ticket {
+    fn new(job: Job) -> Self {
+        Self(Arc::new(Mutex::new(Some(job))))
+    }
+
+    fn take(&self) -> Option<Job> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Withdraws a job its request no longer waits for (it gave up, or its future was dropped: the
+/// client left or the request timed out), unless the writer has claimed it already. Dropping the
+/// withdrawn job gives its quota reservations back.
+struct Withdraw(Ticket);
+
+impl Withdraw {
+    /// True when the job was still queued and is now withdrawn.
+    fn now(&self) -> bool {
+        self.0.take().is_some()
+    }
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        self.now();
+    }
 }
 
 /// The handle handlers use; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<Message>,
+    /// How long a request waits for the writer to claim its events.
+    claim_wait: Duration,
 }
 
 impl Recorder {
-    /// Starts the writer task. It stops when every `Recorder` handle is gone.
-    pub fn start(db: DatabaseConnection, metrics: Metrics) -> Self {
+    /// Starts the writer task. It stops when every `Recorder` handle is gone. A request whose
+    /// events the writer has not claimed within `claim_wait` is answered 503 and its events are
+    /// never written; once claimed, the write takes at most the database's lock timeout.
+    pub fn start(db: DatabaseConnection, metrics: Metrics, claim_wait: Duration) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(Writer::new(db, metrics).run(inbox));
-        Self { queue }
+        Self { queue, claim_wait }
     }
 
     /// Writes `events` (durably) and says what became of each. `reservations` are the quota
@@ -158,25 +210,35 @@ impl Recorder {
         events: Vec<NewEvent>,
         reservations: Vec<Reservation>,
     ) -> AppResult<Vec<Outcome>> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
+        let deadline = tokio::time::Instant::now() + self.claim_wait;
+        let (reply, mut answer) = oneshot::channel();
+        let ticket = Ticket::new(Job {
             events,
             reservations,
             reply,
-        };
-        if self.queue.send(Message::Record(job)).await.is_err() {
-            return Err(AppError::Unavailable(anyhow::anyhow!(
-                "the recorder has stopped"
-            )));
+        });
+        let withdraw = Withdraw(ticket.clone());
+        match tokio::time::timeout_at(deadline, self.queue.send(Message::Record(ticket))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(unavailable("the recorder has stopped")),
+            Err(_) => return Err(unavailable("the recorder's queue stayed full")),
         }
-        match answer.await {
+        let answered = match tokio::time::timeout_at(deadline, &mut answer).await {
+            Ok(answered) => answered,
+            Err(_) if withdraw.now() => {
+                return Err(unavailable("the recorder did not take the events in time"))
+            }
+            // Claimed while the wait ran out: the write is bounded by the database's lock
+            // timeout, so its answer comes before the request times out.
+            Err(_) => answer.await,
+        };
+        match answered {
             Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(())) => Err(AppError::Unavailable(anyhow::anyhow!(
-                "writing usage events failed"
+            Ok(Err(Failure::Unavailable)) => Err(unavailable("writing usage events failed")),
+            Ok(Err(Failure::Rejected)) => Err(AppError::internal(anyhow::anyhow!(
+                "the database refused this request's usage events (see the recorder's log)"
             ))),
-            Err(_) => Err(AppError::Unavailable(anyhow::anyhow!(
-                "the recorder dropped a request"
-            ))),
+            Err(_) => Err(unavailable("the recorder dropped a request")),
         }
     }
 
@@ -187,6 +249,10 @@ impl Recorder {
             let _ = wait.await;
         }
     }
+}
+
+fn unavailable(why: &'static str) -> AppError {
+    AppError::Unavailable(anyhow::anyhow!(why))
 }
 
 struct Writer {
@@ -212,9 +278,12 @@ impl Writer {
             let mut events = 0;
             let mut take = |message: Message, jobs: &mut Vec<Job>, events: &mut usize| match message
             {
-                Message::Record(job) => {
-                    *events += job.events.len();
-                    jobs.push(job);
+                // A job withdrawn by its request is skipped: nobody waits for it any more.
+                Message::Record(ticket) => {
+                    if let Some(job) = ticket.take() {
+                        *events += job.events.len();
+                        jobs.push(job);
+                    }
                 }
                 Message::Flush(done) => flushes.push(done),
             };
@@ -234,7 +303,9 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, jobs: Vec<Job>) {
+    /// Writes the jobs in one transaction and answers them. False when the database could not
+    /// take writes at all.
+    async fn write(&mut self, jobs: Vec<Job>) -> bool {
         let started = Instant::now();
         let events: Vec<&NewEvent> = jobs.iter().flat_map(|job| job.events.iter()).collect();
         let touches = self.due_key_touches(&events);
@@ -247,22 +318,42 @@ impl Writer {
                     self.key_touched.insert(key, at.timestamp_millis());
                 }
                 self.answer(jobs, outcomes);
+                true
             }
-            Err(err) => {
-                self.metrics.database_error("recording events");
-                let lost_connection = is_connection_error(&err);
-                tracing::error!(error = %err, requests = jobs.len(), "writing usage events failed");
-                if jobs.len() > 1 && !lost_connection {
-                    for job in jobs {
-                        Box::pin(self.write(vec![job])).await;
-                    }
-                } else {
-                    for job in jobs {
-                        // Dropping the job drops its reservations, which gives the calls back.
-                        let _ = job.reply.send(Err(()));
-                    }
-                }
-            }
+            Err(err) => self.failed(jobs, err).await,
+        }
+    }
+
+    /// A failed write. When the database cannot take writes, every request fails alike: 503,
+    /// without trying again. Any other error may come from one request's data: the jobs are
+    /// written in halves until the ones that fail alone are found (a few transactions, not one
+    /// per request); those get 500 and are logged, the others are written.
+    async fn failed(&mut self, mut jobs: Vec<Job>, err: DbErr) -> bool {
+        self.metrics.database_error("recording events");
+        if is_transient(&err, self.db.get_database_backend()) {
+            tracing::warn!(error = %err, requests = jobs.len(), "the database cannot take usage events right now");
+            answer_failed(jobs, Failure::Unavailable);
+            return false;
+        }
+        if jobs.len() == 1 {
+            let job = &jobs[0];
+            let account = job.events.iter().find_map(|e| e.account_id.as_deref());
+            tracing::error!(
+                error = %err,
+                account = account.unwrap_or("-"),
+                events = job.events.len(),
+                "the database refused one request's usage events"
+            );
+            answer_failed(jobs, Failure::Rejected);
+            return true;
+        }
+        tracing::warn!(error = %err, requests = jobs.len(), "writing a batch of usage events failed; writing it in halves");
+        let second = jobs.split_off(jobs.len() / 2);
+        if Box::pin(self.write(jobs)).await {
+            Box::pin(self.write(second)).await
+        } else {
+            answer_failed(second, Failure::Unavailable);
+            false
         }
     }
 
@@ -317,6 +408,58 @@ impl Writer {
             self.key_touched.clear();
         }
         due.into_iter().map(|(k, at)| (k.to_owned(), at)).collect()
+    }
+}
+
+/// Answers jobs that were not written. Dropping a job's reservations gives its calls back.
+fn answer_failed(jobs: Vec<Job>, failure: Failure) {
+    for job in jobs {
+        let _ = job.reply.send(Err(failure));
+    }
+}
+
+/// True when a write failed because the database cannot take writes right now — unreachable,
+/// busy or locked past its lock timeout, out of resources — rather than because of what was
+/// written: every request would fail alike, and a retry later may succeed.
+fn is_transient(err: &DbErr, backend: DatabaseBackend) -> bool {
+    use sea_orm::sqlx::Error;
+    if is_connection_error(err) {
+        return true;
+    }
+    let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
+        err
+    else {
+        return false;
+    };
+    match cause.as_ref() {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(db) => db.code().is_some_and(|code| transient_code(backend, &code)),
+        _ => false,
+    }
+}
+
+/// Database error codes that say nothing about the data written.
+fn transient_code(backend: DatabaseBackend, code: &str) -> bool {
+    match backend {
+        // SQLSTATE classes: connection, transaction rollback (serialization, deadlock),
+        // insufficient resources, operator intervention (statement timeout, shutdown), system
+        // error; and lock not available (lock timeout).
+        DatabaseBackend::Postgres => {
+            code == "55P03"
+                || ["08", "40", "53", "57", "58"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+        }
+        // Extended result codes, whose low byte is the primary code: BUSY, LOCKED, NOMEM,
+        // READONLY, INTERRUPT, IOERR, FULL, CANTOPEN, PROTOCOL.
+        _ => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5..=10 | 13..=15)),
     }
 }
 
@@ -1060,6 +1203,28 @@ async fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_errors_that_say_nothing_about_the_data_are_transient() {
+        let postgres = DatabaseBackend::Postgres;
+        let sqlite = DatabaseBackend::Sqlite;
+        // Lock timeout, statement timeout, serialization failure, connection lost.
+        for code in ["55P03", "57014", "40001", "08006"] {
+            assert!(transient_code(postgres, code), "{code}");
+        }
+        // NUL in text, unique and foreign-key violations.
+        for code in ["22021", "23505", "23503"] {
+            assert!(!transient_code(postgres, code), "{code}");
+        }
+        // BUSY, BUSY_TIMEOUT (extended), LOCKED, IOERR_FSYNC (extended).
+        for code in ["5", "773", "6", "1034"] {
+            assert!(transient_code(sqlite, code), "{code}");
+        }
+        // CONSTRAINT_FOREIGNKEY, CONSTRAINT_UNIQUE, TOOBIG.
+        for code in ["787", "2067", "18"] {
+            assert!(!transient_code(sqlite, code), "{code}");
+        }
+    }
 
     #[test]
     fn statement_sizes_are_powers_of_two_adding_up() {

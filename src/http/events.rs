@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::domain::ingest::{self, Route};
-use crate::http::ingest::{bearer, read_body, signature, with_limit_headers, BATCH_LIMIT};
+use crate::http::ingest::{bearer, read_body, signature, with_limit_headers, Refused, BATCH_LIMIT};
 use crate::state::AppState;
 
 pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -25,13 +25,20 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(()) => ingest::events(&state, &caller, &body, signature(&headers)).await,
         Err(err) => Err(err),
     };
-    let response = match result {
-        Ok(outcome) => Json(json!({
-            "accepted": outcome.accepted,
-            "duplicates": outcome.duplicates,
-        }))
-        .into_response(),
-        Err(err) => err.into_response(),
+    let (response, refused) = match result {
+        Ok(outcome) => (
+            Json(json!({
+                "accepted": outcome.accepted,
+                "completed": outcome.completed,
+                "duplicates": outcome.duplicates,
+            }))
+            .into_response(),
+            None,
+        ),
+        Err(err) => {
+            let refused = Refused::by(&err);
+            (err.into_response(), refused)
+        }
     };
-    with_limit_headers(&state, &caller, minute, response).await
+    with_limit_headers(&state, &caller, minute, refused, response).await
 }

@@ -5,6 +5,9 @@
 //! For plans without a monthly quota (unlimited), the monthly parts are left out: no
 //! `X-RateLimit-*` fields and only the `"minute"` policy in `RateLimit-Policy` / `RateLimit`, since
 //! no monthly limit applies that a client could run into.
+//!
+//! On a 429 the `t=` of the limit that refused is the `Retry-After` of the refusal itself, not a
+//! second reading of the clock, so the two headers always name the same wait.
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,6 +18,7 @@ use serde_json::json;
 
 use crate::domain::ingest::{self, Caller};
 use crate::domain::ratelimit::MinuteWindow;
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// Body limit of routes that take one event.
@@ -68,17 +72,45 @@ pub fn signature(headers: &HeaderMap) -> Option<&[u8]> {
     headers.get(SIGNATURE).map(HeaderValue::as_bytes)
 }
 
-/// Adds the rate-limit headers (§3.6) to a response given to `caller`.
+/// The limit that refused a request with 429, and the seconds its `Retry-After` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Minute(u64),
+    Monthly(u64),
+}
+
+impl Refused {
+    /// `None` unless `err` is a rate-limit or quota refusal.
+    pub fn by(err: &AppError) -> Option<Self> {
+        match err {
+            AppError::RateLimited {
+                retry_after_secs, ..
+            } => Some(Self::Minute(*retry_after_secs)),
+            AppError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(Self::Monthly(*retry_after_secs)),
+            _ => None,
+        }
+    }
+}
+
+/// Adds the rate-limit headers (§3.6) to a response given to `caller`; `refused` is the refusal
+/// the response carries, if any.
 pub async fn with_limit_headers(
     state: &AppState,
     caller: &Caller,
     minute: MinuteWindow,
+    refused: Option<Refused>,
     mut response: Response,
 ) -> Response {
     let monthly = ingest::monthly_window(state, caller).await;
     let headers = response.headers_mut();
+    let minute_reset = match refused {
+        Some(Refused::Minute(secs)) => secs,
+        _ => minute.reset_secs,
+    };
     let mut policy = format!("\"minute\";q={};w=60", minute.limit);
-    let mut current = format!("\"minute\";r={};t={}", minute.remaining, minute.reset_secs);
+    let mut current = format!("\"minute\";r={};t={minute_reset}", minute.remaining);
     if let Some(monthly) = monthly {
         let reset = monthly
             .period
@@ -96,10 +128,13 @@ pub async fn with_limit_headers(
             monthly.limit,
             monthly.period.seconds()
         ));
+        let monthly_reset = match refused {
+            Some(Refused::Monthly(secs)) => secs,
+            _ => monthly.reset_secs(),
+        };
         current.push_str(&format!(
-            ", \"monthly\";r={};t={}",
+            ", \"monthly\";r={};t={monthly_reset}",
             monthly.remaining(),
-            monthly.period.seconds_left(monthly.now)
         ));
     }
     insert(headers, "ratelimit-policy", policy);

@@ -6,7 +6,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::ingest::{self, Route};
-use crate::http::ingest::{bearer, read_body, signature, with_limit_headers, SINGLE_EVENT_LIMIT};
+use crate::http::ingest::{
+    bearer, read_body, signature, with_limit_headers, Refused, SINGLE_EVENT_LIMIT,
+};
 use crate::state::AppState;
 
 pub async fn track(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -23,9 +25,12 @@ pub async fn track(State(state): State<AppState>, headers: HeaderMap, body: Body
         Ok(()) => ingest::track(&state, &caller, &body, signature(&headers)).await,
         Err(err) => Err(err),
     };
-    let response = match result {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(err) => err.into_response(),
+    let (response, refused) = match result {
+        Ok(()) => (StatusCode::OK.into_response(), None),
+        Err(err) => {
+            let refused = Refused::by(&err);
+            (err.into_response(), refused)
+        }
     };
-    with_limit_headers(&state, &caller, minute, response).await
+    with_limit_headers(&state, &caller, minute, refused, response).await
 }
