@@ -7,6 +7,9 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
+/// Longest wait for a PostgreSQL connection from the pool, a new one included.
+pub const POSTGRES_CONNECTION_WAIT: Duration = Duration::from_millis(500);
+
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -24,7 +27,13 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                     .foreign_keys(true)
             });
     } else {
-        options.max_connections(16).min_connections(1);
+        // While PostgreSQL is unreachable every wait for a connection must end well within the
+        // 1 s a request may take to answer 503, and connection attempts are retried until then.
+        options
+            .max_connections(16)
+            .min_connections(1)
+            .connect_timeout(POSTGRES_CONNECTION_WAIT)
+            .acquire_timeout(POSTGRES_CONNECTION_WAIT);
     }
     Database::connect(options).await
 }
