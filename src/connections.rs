@@ -437,7 +437,10 @@ pub fn raise_open_file_limit() -> Option<u64> {
             }
         }
     }
-    Some(limit.rlim_cur as u64)
+    // `rlim_t` is `u64` on Linux but not on every Unix.
+    #[allow(clippy::useless_conversion)]
+    let soft = u64::from(limit.rlim_cur);
+    Some(soft)
 }
 
 #[cfg(not(unix))]
