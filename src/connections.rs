@@ -29,6 +29,8 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
+use crate::metrics::Metrics;
+
 /// How the service treats its connections.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -58,6 +60,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
@@ -80,13 +83,17 @@ pub async fn serve(
                 let connection = Connection {
                     router: router.clone(),
                     limits,
+                    metrics: metrics.clone(),
                     remote,
                     stopping: stopping.clone(),
                     _slot: slot,
                 };
                 tokio::spawn(connection.run(stream));
             }
-            Err(_) => refuse(stream, remote, &refusals),
+            Err(_) => {
+                metrics.connection_refused();
+                refuse(stream, remote, &refusals);
+            }
         }
     }
     drop(listener);
@@ -137,6 +144,7 @@ async fn write_refusal(mut stream: TcpStream) -> io::Result<()> {
 struct Connection {
     router: Router,
     limits: ConnectionLimits,
+    metrics: Metrics,
     remote: SocketAddr,
     stopping: watch::Receiver<bool>,
     /// Given back when the connection closes.
@@ -183,7 +191,8 @@ impl Connection {
                 }
                 () = sleep_until(deadline) => {
                     if let Some(reason) = activity.expired(&self.limits) {
-                        tracing::debug!(remote = %self.remote, reason, "closing connection");
+                        tracing::debug!(remote = %self.remote, reason, "closing a slow connection");
+                        self.metrics.connection_timed_out(reason);
                         return;
                     }
                 }
@@ -257,7 +266,7 @@ impl Activity {
         }
     }
 
-    /// Why the connection should close now, if it should.
+    /// Which timeout says the connection should close now, if one does.
     fn expired(&self, limits: &ConnectionLimits) -> Option<&'static str> {
         let deadline = self.deadline(limits)?;
         if Instant::now() < deadline {
@@ -268,8 +277,8 @@ impl Activity {
                 first_byte: None,
                 opened: false,
                 ..
-            } => Some("idle keep-alive timeout"),
-            _ => Some("request head not received in time"),
+            } => Some("keep_alive"),
+            _ => Some("header_read"),
         }
     }
 

@@ -45,7 +45,14 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, "tally listening");
-    connections::serve(listener, app(state.clone()), limits, shutdown).await;
+    connections::serve(
+        listener,
+        app(state.clone()),
+        limits,
+        state.metrics.clone(),
+        shutdown,
+    )
+    .await;
     // Every event accepted into the recorder's queue is written before the database closes.
     state.recorder.flush().await;
     state.db.close_by_ref().await.ok();

@@ -230,6 +230,11 @@ fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
     );
     // A client that sends its request promptly is served as before.
     assert_eq!(connections::health_on_a_new_connection(&server), 200);
+    let (_, _, metrics) = connections::get(&mut connections::connect(&server), "/metrics");
+    assert!(
+        metrics.contains("tally_connections_timed_out_total{reason=\"header_read\"} 1"),
+        "{metrics}"
+    );
     server.stop();
 }
 
@@ -287,6 +292,11 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let (_, _, metrics) = connections::get(&mut connections::connect(&server), "/metrics");
+    assert!(
+        metrics.contains("tally_connections_refused_total 1"),
+        "{metrics}"
+    );
     server.stop();
 }
 
