@@ -46,13 +46,7 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Pause after an accept error such as EMFILE, so that it does not become a busy loop.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/json\r\n\
-retry-after: 1\r\n\
-connection: close\r\n\
-content-length: 37\r\n\
-\r\n\
-{\"error\":\"Too many open connections\"}";
+const REFUSAL_BODY: &str = r#"{"error":"Too many open connections"}"#;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish its request in flight, and returns once all of them are closed.
@@ -132,7 +126,14 @@ fn refuse(stream: TcpStream, remote: SocketAddr, refusals: &Arc<Semaphore>) {
 }
 
 async fn write_refusal(mut stream: TcpStream) -> io::Result<()> {
-    stream.write_all(REFUSAL).await?;
+    // Written by hand: the request is never read, so there is nothing for hyper to answer.
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\nx-request-id: {}\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+        uuid::Uuid::new_v4(),
+        REFUSAL_BODY.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await?;
     // Closing with unread request bytes would reset the connection and could destroy the 503
     // before the client reads it: read what the client sent until it closes its side.

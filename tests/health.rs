@@ -273,6 +273,10 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
         head.to_ascii_lowercase().contains("retry-after: 1"),
         "{head}"
     );
+    assert!(
+        head.to_ascii_lowercase().contains("x-request-id: "),
+        "{head}"
+    );
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
         json!({ "error": "Too many open connections" })
