@@ -196,6 +196,23 @@ pub struct ServeArgs {
     /// warns about it at start.
     #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
     pub upgrade_url: String,
+
+    // Connections: how long a client may take and how many may be open at once, so that slow
+    // or idle sockets cannot starve the service.
+    /// A connection that has not sent a complete request head this many seconds after it opened
+    /// (or after the first byte of a later request on a kept-alive connection) is closed.
+    #[arg(long, env = "TALLY_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_seconds: u64,
+    /// A kept-alive connection that has not started a new request this many seconds after the
+    /// previous response is closed.
+    #[arg(long, env = "TALLY_KEEP_ALIVE_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_alive_timeout_seconds: u64,
+    /// Most connections open at once; further ones are answered 503 and closed.
+    #[arg(long, env = "TALLY_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// A request body that has not fully arrived this many seconds after its head is answered 408.
+    #[arg(long, env = "TALLY_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_seconds: u64,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -220,6 +237,12 @@ pub struct Config {
     /// from `request_timeout` by [`write_timeout_for`], so a request is answered (503 at worst)
     /// before it times out.
     pub write_timeout: Duration,
+
+    // Connections (see `ServeArgs`).
+    pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: u32,
+    pub body_read_timeout: Duration,
 }
 
 /// A quarter of the request timeout: a request may wait that long for the recorder and as long
@@ -243,6 +266,10 @@ impl Config {
             event_retention_days: args.event_retention_days,
             install_rate_limit_per_minute: args.install_rate_limit_per_minute,
             upgrade_url: args.upgrade_url.clone(),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
+            keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout_seconds),
+            max_connections: args.max_connections,
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
             ..Self::default()
         }
     }
@@ -276,6 +303,10 @@ impl std::fmt::Debug for Config {
                 "billing_webhook_secret",
                 &self.billing_webhook_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -295,6 +326,10 @@ impl Default for Config {
             install_rate_limit_per_minute: 60,
             upgrade_url: "/upgrade".to_owned(),
             write_timeout: write_timeout_for(Duration::from_secs(30)),
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }

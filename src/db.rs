@@ -12,6 +12,9 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// and tests; `serve` takes its own from the request timeout ([`connect_with_lock_timeout`]).
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for a PostgreSQL connection from the pool, a new one included.
+pub const POSTGRES_CONNECTION_WAIT: Duration = Duration::from_millis(500);
+
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     connect_with_lock_timeout(url, DEFAULT_LOCK_TIMEOUT).await
 }
@@ -39,10 +42,14 @@ pub async fn connect_with_lock_timeout(
                     .foreign_keys(true)
             });
     } else {
+        // While PostgreSQL is unreachable every wait for a connection must end well within the
+        // 1 s a request may take to answer 503, and connection attempts are retried until then.
         let lock_timeout_ms = lock_timeout.as_millis().max(1).to_string();
         options
             .max_connections(16)
             .min_connections(1)
+            .connect_timeout(POSTGRES_CONNECTION_WAIT)
+            .acquire_timeout(POSTGRES_CONNECTION_WAIT)
             .map_sqlx_postgres_opts(move |opts| {
                 opts.options([("lock_timeout", lock_timeout_ms.as_str())])
             });

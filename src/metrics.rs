@@ -1,5 +1,6 @@
 //! Prometheus metrics of one running service: requests by route and status, events stored,
-//! recorder batch sizes and write latency, database errors.
+//! recorder batch sizes and write latency, database errors, connections refused over the cap or
+//! closed by a timeout.
 //!
 //! Each `AppState` owns its recorder and records through it (`metrics::with_local_recorder`)
 //! rather than installing a process-wide one, so that many apps in one process (the tests) keep
@@ -18,6 +19,8 @@ const EVENTS_DUPLICATE: &str = "tally_events_duplicate_total";
 const BATCH_SIZE: &str = "tally_recorder_batch_events";
 const WRITE_SECONDS: &str = "tally_recorder_write_seconds";
 const DB_ERRORS: &str = "tally_database_errors_total";
+const CONNECTIONS_REFUSED: &str = "tally_connections_refused_total";
+const CONNECTIONS_TIMED_OUT: &str = "tally_connections_timed_out_total";
 
 const BATCH_BUCKETS: [f64; 12] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
@@ -85,6 +88,16 @@ impl Metrics {
 
     pub fn database_error(&self, during: &'static str) {
         self.record(|| metrics::counter!(DB_ERRORS, "during" => during).increment(1));
+    }
+
+    /// A connection over the connection cap was answered 503 (or closed) at once.
+    pub fn connection_refused(&self) {
+        self.record(|| metrics::counter!(CONNECTIONS_REFUSED).increment(1));
+    }
+
+    /// A connection was closed for being too slow (`reason`: which timeout).
+    pub fn connection_timed_out(&self, reason: &'static str) {
+        self.record(|| metrics::counter!(CONNECTIONS_TIMED_OUT, "reason" => reason).increment(1));
     }
 }
 

@@ -1,7 +1,6 @@
 //! Every route and every tower layer, in one place.
 
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, Response, StatusCode};
 use axum::middleware;
 use axum::routing::{get, post};
@@ -14,7 +13,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::build_schema;
-use crate::http::{billing_webhook, events, graphql, health, install, metrics, track, verify};
+use crate::http::{
+    billing_webhook, body, events, graphql, health, install, json_errors, metrics, track, verify,
+};
 use crate::state::AppState;
 
 /// Largest GraphQL request body.
@@ -28,17 +29,12 @@ pub fn app(state: AppState) -> Router {
 
     let graphql_routes = Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
-        .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT))
         .layer(Extension(schema));
 
-    let billing_routes = Router::new().route(
-        "/api/webhooks/billing",
-        post(billing_webhook::receive).layer(DefaultBodyLimit::max(
-            billing_webhook::BILLING_WEBHOOK_BODY_LIMIT,
-        )),
-    );
-    // Ingestion routes read their bodies themselves, within their own limits (413 before any
-    // authentication).
+    let billing_routes =
+        Router::new().route("/api/webhooks/billing", post(billing_webhook::receive));
+    // Ingestion, GraphQL and the webhook read their bodies themselves, within their own limits
+    // (413 before any authentication, at once for a declared length over the limit).
     let ingest_routes = Router::new()
         .route("/api/track", post(track::track))
         .route("/api/install-callback", post(install::install_callback))
@@ -56,16 +52,21 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::count_requests,
         ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))
+                .layer(middleware::map_response(json_errors::json_error_bodies))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state,
+                    body::body_read_deadline,
                 )),
         )
 }

@@ -1,14 +1,13 @@
 //! `tally serve`: open and migrate the database, set up a fresh installation, listen, and shut
 //! down gracefully on SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
-
 use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ServeArgs};
+use crate::connections::{self, ConnectionLimits};
 use crate::domain::billing;
 use crate::domain::retention;
 use crate::domain::settings::{self, AdminBootstrap};
@@ -47,19 +46,48 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     spawn_event_retention(&state);
 
     let shutdown = shutdown_signal();
+    let limits = connection_limits(&state.config);
     tracing::info!(address = %listener.local_addr()?, "tally listening");
-    axum::serve(
+    connections::serve(
         listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        app(state.clone()),
+        limits,
+        state.metrics.clone(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    .await;
     // Every event accepted into the recorder's queue is written before the database closes.
     state.recorder.flush().await;
     state.db.close_by_ref().await.ok();
     tracing::info!("tally stopped");
     Ok(())
+}
+
+/// Descriptors kept free for everything but client connections: the database pool, SQLite's
+/// files, logs.
+const RESERVED_FILE_DESCRIPTORS: u64 = 128;
+
+/// The connection settings, with the cap lowered where the open-file limit could not hold it
+/// (running out of descriptors would refuse clients with no answer at all).
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    let mut max_connections = config.max_connections;
+    if let Some(open_files) = connections::raise_open_file_limit() {
+        let room = open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS).max(1);
+        if u64::from(max_connections) > room {
+            tracing::warn!(
+                configured = max_connections,
+                open_file_limit = open_files,
+                using = room,
+                "the open-file limit cannot hold the configured connection cap; lowering it"
+            );
+            max_connections = u32::try_from(room).unwrap_or(u32::MAX);
+        }
+    }
+    ConnectionLimits {
+        header_read_timeout: config.header_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
+        max_connections,
+    }
 }
 
 async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::Result<()> {

@@ -506,6 +506,27 @@ async fn bodies_over_64_kib_are_refused_with_413() {
 }
 
 #[tokio::test]
+async fn a_declared_length_over_64_kib_is_refused_without_waiting_for_the_body() {
+    use futures::StreamExt;
+    let app = app().await;
+    let first = futures::stream::once(async {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"id\": \"evt_"))
+    });
+    let request = axum::http::Request::post(PATH)
+        .header("content-type", "application/json")
+        .header("content-length", (65 * 1024).to_string())
+        .body(axum::body::Body::from_stream(
+            first.chain(futures::stream::pending()),
+        ))
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(2), app.request(request))
+        .await
+        .expect("413 at once, not after waiting for the body");
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+}
+
+#[tokio::test]
 async fn without_a_secret_the_webhook_answers_503() {
     let app = TestApp::new().await;
     let response = send_raw(&app, b"{}").await;

@@ -261,3 +261,38 @@ async fn a_nul_character_in_any_text_argument_is_bad_input_and_changes_nothing()
         .await;
     assert_eq!(plans["plans"][0], json!({ "code": "FREE", "name": "Free" }));
 }
+
+/// A body that sends `first` and then nothing, never ending.
+fn stalled_body(first: &'static str) -> axum::body::Body {
+    use futures::StreamExt;
+    let chunk = futures::stream::once(async move {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(first.as_bytes()))
+    });
+    axum::body::Body::from_stream(chunk.chain(futures::stream::pending()))
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_json_413() {
+    let app = TestApp::new().await;
+    let query = format!("{{ plans {{ code }} }} # {}", "x".repeat(300 * 1024));
+    let response = app
+        .post_json("/graphql", None, &json!({ "query": query }))
+        .await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_without_waiting_for_the_body() {
+    let app = TestApp::new().await;
+    let request = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("content-length", (300 * 1024).to_string())
+        .body(stalled_body("{\"query\": \""))
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(2), app.request(request))
+        .await
+        .expect("413 at once, not after waiting for the body");
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+}

@@ -3,6 +3,9 @@
 mod common;
 
 use axum::http::StatusCode;
+use std::io::Write as _;
+
+use common::process::Server;
 use common::TestApp;
 use serde_json::json;
 
@@ -42,4 +45,475 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let not_found = app.get("/nope").await;
     assert_eq!(not_found.status, StatusCode::NOT_FOUND);
     assert!(not_found.header("x-request-id").is_some());
+}
+
+// ---- Every error body is JSON -------------------------------------------------------------
+
+/// A body that sends `first` and then nothing, never ending.
+fn stalled_body(first: &'static str) -> axum::body::Body {
+    use futures::StreamExt;
+    let chunk = futures::stream::once(async move {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(first.as_bytes()))
+    });
+    axum::body::Body::from_stream(chunk.chain(futures::stream::pending()))
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_json_errors() {
+    let app = TestApp::new().await;
+    let not_found = app.get("/nope").await;
+    assert_eq!(not_found.status, StatusCode::NOT_FOUND);
+    assert_eq!(not_found.json(), json!({ "error": "Not found" }));
+    assert_eq!(not_found.header("content-type"), Some("application/json"));
+
+    let wrong_method = app.get("/api/track").await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.json(),
+        json!({ "error": "Method not allowed" })
+    );
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
+    let wrong_method = app.post_json("/health", None, &json!({})).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.json()["error"], "Method not allowed");
+    assert!(wrong_method.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn a_request_over_the_request_timeout_answers_408_json() {
+    let app = TestApp::with_config(tally::config::Config {
+        request_timeout: std::time::Duration::from_millis(300),
+        body_read_timeout: std::time::Duration::from_secs(30),
+        ..tally::config::Config::default()
+    })
+    .await;
+    let request = axum::http::Request::post("/api/install-callback")
+        .body(stalled_body("{\"skill"))
+        .unwrap();
+    let response = app.request(request).await;
+    assert_eq!(response.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.json(), json!({ "error": "Request timeout" }));
+    assert!(response.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_answers_408_json_and_stores_nothing() {
+    let app = TestApp::with_config(tally::config::Config {
+        body_read_timeout: std::time::Duration::from_millis(300),
+        ..tally::config::Config::default()
+    })
+    .await;
+    for path in ["/api/install-callback", "/api/track", "/graphql"] {
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(stalled_body("{\"skill_id\": \"a"))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let response =
+            tokio::time::timeout(std::time::Duration::from_secs(5), app.request(request))
+                .await
+                .unwrap_or_else(|_| panic!("{path}: no answer to a stalled body"));
+        assert_eq!(response.status, StatusCode::REQUEST_TIMEOUT, "{path}");
+        assert_eq!(
+            response.json(),
+            json!({ "error": "Request body timeout" }),
+            "{path}"
+        );
+        assert_eq!(response.header("connection"), Some("close"), "{path}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{path}"
+        );
+    }
+    let stored = app.scalar("SELECT COUNT(*) FROM usage_events").await;
+    assert_eq!(stored, 0);
+}
+
+// ---- Connections, through the real binary ---------------------------------------------------
+
+mod connections {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use super::common::process::Server;
+
+    /// Longest the tests wait for anything the server is expected to do within a second or two.
+    const PATIENCE: Duration = Duration::from_secs(6);
+
+    pub fn connect(server: &Server) -> TcpStream {
+        let stream = TcpStream::connect(&server.address).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+    }
+
+    /// Reads one response: (status, head, body). Panics when none comes within `PATIENCE`.
+    pub fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = find(&raw, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + length {
+                    let body =
+                        String::from_utf8_lossy(&raw[end + 4..end + 4 + length]).into_owned();
+                    let status = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    return (status, head, body);
+                }
+            }
+            match stream.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "connection closed mid-response: {:?}",
+                    String::from_utf8_lossy(&raw)
+                ),
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+                Err(err) => panic!("no response: {err}"),
+            }
+        }
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    /// Waits until the server closes the connection; returns how long that took.
+    pub fn closed_after(stream: &mut TcpStream, since: Instant) -> Duration {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => return since.elapsed(),
+                Ok(_) => continue,
+                Err(err) if err.kind() == ErrorKind::ConnectionReset => return since.elapsed(),
+                Err(err) => panic!("the server kept the connection open: {err}"),
+            }
+        }
+    }
+
+    pub fn get(stream: &mut TcpStream, path: &str) -> (u16, String, String) {
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: tally\r\n\r\n").unwrap();
+        read_response(stream)
+    }
+
+    pub fn health_on_a_new_connection(server: &Server) -> u16 {
+        get(&mut connect(server), "/health").0
+    }
+}
+
+#[test]
+fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_HEADER_READ_TIMEOUT_SECONDS", "1")]);
+    let mut slow = connections::connect(&server);
+    let opened = std::time::Instant::now();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: tally\r\nX-Slow: ")
+        .unwrap();
+    let took = connections::closed_after(&mut slow, opened);
+    assert!(
+        took >= std::time::Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "closed too late: {took:?}"
+    );
+    // A client that sends its request promptly is served as before.
+    assert_eq!(connections::health_on_a_new_connection(&server), 200);
+    let (_, _, metrics) = connections::get(&mut connections::connect(&server), "/metrics");
+    assert!(
+        metrics.contains("tally_connections_timed_out_total{reason=\"header_read\"} 1"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_KEEP_ALIVE_TIMEOUT_SECONDS", "1")]);
+    let mut client = connections::connect(&server);
+    // Kept alive: two requests on one connection.
+    assert_eq!(connections::get(&mut client, "/health").0, 200);
+    assert_eq!(connections::get(&mut client, "/health").0, 200);
+    let answered = std::time::Instant::now();
+    let took = connections::closed_after(&mut client, answered);
+    assert!(
+        took >= std::time::Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "closed too late: {took:?}"
+    );
+    server.stop();
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_MAX_CONNECTIONS", "2")]);
+    let idle: Vec<_> = (0..2).map(|_| connections::connect(&server)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let mut third = connections::connect(&server);
+    let (status, head, body) = connections::get(&mut third, "/health");
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("x-request-id: "),
+        "{head}"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({ "error": "Too many open connections" })
+    );
+    connections::closed_after(&mut third, std::time::Instant::now());
+
+    drop(idle);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = connections::health_on_a_new_connection(&server);
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no slot was freed: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // At least the one above (a retry while the slot was being freed may add more).
+    let (_, _, metrics) = connections::get(&mut connections::connect(&server), "/metrics");
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tally_connections_refused_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no refusal counted: {metrics}"));
+    assert!(refused >= 1, "{metrics}");
+    server.stop();
+}
+
+#[test]
+fn a_body_that_stalls_on_the_wire_gets_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_BODY_READ_TIMEOUT_SECONDS", "1")]);
+    let mut client = connections::connect(&server);
+    let sent = std::time::Instant::now();
+    client
+        .write_all(
+            b"POST /api/track HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"skill_id\":",
+        )
+        .unwrap();
+    let (status, head, body) = connections::read_response(&mut client);
+    assert_eq!(status, 408, "{head}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({ "error": "Request body timeout" })
+    );
+    assert!(sent.elapsed() < std::time::Duration::from_secs(4));
+    server.stop();
+}
+
+// ---- PostgreSQL unreachable ------------------------------------------------------------------
+
+/// A TCP proxy in front of PostgreSQL that a test can cut (close every connection and stop
+/// listening) and restore on the same port.
+struct CuttableProxy {
+    runtime: tokio::runtime::Runtime,
+    target: std::net::SocketAddr,
+    port: u16,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CuttableProxy {
+    fn start(runtime: tokio::runtime::Runtime, target: std::net::SocketAddr) -> Self {
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = Self {
+            runtime,
+            target,
+            port,
+            acceptor: None,
+            links: Default::default(),
+        };
+        proxy.listen(listener);
+        proxy
+    }
+
+    fn listen(&mut self, listener: tokio::net::TcpListener) {
+        let (target, links) = (self.target, self.links.clone());
+        self.acceptor = Some(self.runtime.spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links.lock().unwrap().push(link);
+            }
+        }));
+    }
+
+    fn cut(&mut self) {
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+        }
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+        // Aborted tasks drop their sockets on the runtime's threads: give them a moment.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    fn restore(&mut self) {
+        let listener = self
+            .runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", self.port)))
+            .unwrap();
+        self.listen(listener);
+    }
+}
+
+/// `url` with its host and port replaced by 127.0.0.1:`port`; and the host and port it had.
+fn through_proxy(url: &str, port: u16) -> (String, String) {
+    let authority_start = url.find("://").unwrap() + 3;
+    let rest = &url[authority_start..];
+    let host_start = authority_start + rest.find('@').map_or(0, |at| at + 1);
+    let host_end = host_start + url[host_start..].find('/').unwrap();
+    let original = url[host_start..host_end].to_owned();
+    let proxied = format!("{}127.0.0.1:{port}{}", &url[..host_start], &url[host_end..]);
+    (proxied, original)
+}
+
+/// One request on a new connection: (status, head, body, how long it took).
+fn timed_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> (u16, String, String, std::time::Duration) {
+    let mut stream = connections::connect(server);
+    let auth = bearer
+        .map(|key| format!("Authorization: Bearer {key}\r\n"))
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (status, head, body) = connections::read_response(&mut stream);
+    (status, head, body, started.elapsed())
+}
+
+fn has_retry_after(head: &str) -> bool {
+    head.to_ascii_lowercase().contains("\r\nretry-after: ")
+}
+
+#[test]
+fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_recover() {
+    if std::env::var("TALLY_TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
+        eprintln!("skipped: needs PostgreSQL (TALLY_TEST_DATABASE_URL)");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (url, db, _dir) = runtime.block_on(common::fresh_database());
+    runtime.block_on(db.close()).ok();
+    let (_, postgres) = through_proxy(&url, 0);
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&postgres)
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = CuttableProxy::start(runtime, target);
+    let (proxied_url, _) = through_proxy(&url, proxy.port);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TALLY_DATABASE_URL", &proxied_url),
+            ("TALLY_ADMIN_EMAIL", "ops@example.com"),
+            ("TALLY_ADMIN_PASSWORD", "a long admin password"),
+        ],
+    );
+    let login = server.graphql(
+        None,
+        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
+        json!({}),
+    );
+    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let created = server.graphql(
+        Some(&token),
+        "mutation { createApiKey(name: \"gateway\") { key } }",
+        json!({}),
+    );
+    let key = created["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body, _) = timed_request(&server, "POST", "/api/v1/verify", Some(&key), "{}");
+    assert_eq!(status, 200, "{body}");
+
+    proxy.cut();
+    // A key not seen before needs the database; a known one is answered from memory until the
+    // event is to be written.
+    let unknown_key = tally::domain::keys::generate().plaintext;
+    let tool_use =
+        json!({ "skill_id": "s", "tool_name": "t", "ts": chrono::Utc::now().to_rfc3339() })
+            .to_string();
+    for (method, path, bearer, body) in [
+        ("GET", "/ready", None, ""),
+        ("POST", "/api/v1/verify", Some(key.as_str()), "{}"),
+        ("POST", "/api/v1/verify", Some(unknown_key.as_str()), "{}"),
+        ("POST", "/api/track", Some(key.as_str()), tool_use.as_str()),
+    ] {
+        let (status, head, body, took) = timed_request(&server, method, path, bearer, body);
+        assert_eq!(
+            status, 503,
+            "{path} while PostgreSQL is unreachable: {head}\n{body}"
+        );
+        assert!(has_retry_after(&head), "{path}: {head}");
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "{path} took {took:?} to answer"
+        );
+    }
+
+    proxy.restore();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while timed_request(&server, "GET", "/ready", None, "").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/ready did not recover"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, _, body, _) = timed_request(&server, "POST", "/api/v1/verify", Some(&key), "{}");
+    assert_eq!(status, 200, "verify after recovery: {body}");
+    server.stop();
 }

@@ -14,12 +14,14 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use crate::entity::{account, api_key, plan};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 pub const KEY_PREFIX: &str = "tly_";
 const RANDOM_LEN: usize = 30;
 const CHECKSUM_LEN: usize = 6;
 pub const KEY_LEN: usize = KEY_PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
+/// Longest wait for the database on a key cache miss.
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(800);
 /// How many random characters the display prefix shows after `tly_`.
 const DISPLAY_RANDOM_CHARS: usize = 8;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -145,7 +147,15 @@ impl KeyCache {
         if let Some(hit) = self.entries.get(&digest) {
             return Ok(hit);
         }
-        let resolved = load(db, digest).await?.map(Arc::new);
+        // Bounded: a database whose connections hang must not hold the request (503 instead).
+        let resolved = tokio::time::timeout(LOOKUP_TIMEOUT, load(db, digest))
+            .await
+            .map_err(|_| {
+                AppError::Unavailable(anyhow::anyhow!(
+                    "looking up an API key: no answer from the database within {LOOKUP_TIMEOUT:?}"
+                ))
+            })??
+            .map(Arc::new);
         self.entries.insert(digest, resolved.clone());
         Ok(resolved)
     }

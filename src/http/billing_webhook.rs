@@ -1,9 +1,9 @@
 //! `POST /api/webhooks/billing`: the billing provider reports plan and subscription changes.
-//! Checks run in this order: configured (503), body size (413), signature (400), JSON (400),
+//! Checks run in this order: configured (503), body size (413, at once for a declared
+//! `Content-Length` over the limit), signature (400), JSON (400),
 //! event shape (400); then the event is applied (`domain::billing::webhook`).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::domain::billing::webhook::{self, Outcome};
 use crate::error::AppError;
+use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
 
 /// Largest webhook body; the provider's events are a few kilobytes.
@@ -19,11 +20,7 @@ pub const BILLING_WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
 const SIGNATURE_HEADER: &str = "stripe-signature";
 
-pub async fn receive(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(secret) = state
         .config
         .billing_webhook_secret
@@ -36,16 +33,10 @@ pub async fn receive(
         )
             .into_response();
     };
-    let body = match body {
+    let body = match read_within(&headers, body, BILLING_WEBHOOK_BODY_LIMIT).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Json(json!({ "error": "Payload too large" })),
-            )
-                .into_response();
-        }
-        Err(_) => return AppError::bad_input("Invalid JSON").into_response(),
+        Err(BodyRefusal::TooLarge) => return payload_too_large(),
+        Err(BodyRefusal::Unreadable) => return AppError::bad_input("Invalid JSON").into_response(),
     };
     let signature = headers
         .get(SIGNATURE_HEADER)

@@ -2,14 +2,16 @@
 //!
 //! The body is parsed here rather than by an extractor so that a batch (a JSON array) and
 //! malformed bodies get a GraphQL-shaped 400 with `extensions.code`, and so that errors raised by
-//! async-graphql itself (syntax, validation, depth and complexity limits) carry a code too.
+//! async-graphql itself (syntax, validation, depth and complexity limits) carry a code too. A body
+//! over the limit is a REST-style 413 `{"error": "Payload too large"}` (no operation ran), refused
+//! at once when its declared `Content-Length` is over the limit.
 
 use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::ServerError;
 use async_graphql_axum::GraphQLResponse;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -20,6 +22,8 @@ use crate::graphql::context::RequestInfo;
 use crate::graphql::loader;
 use crate::graphql::TallySchema;
 use crate::http::bearer::bearer;
+use crate::http::body::{payload_too_large, read_within, BodyRefusal};
+use crate::router::GRAPHQL_BODY_LIMIT;
 use crate::state::AppState;
 
 pub async fn graphiql() -> impl IntoResponse {
@@ -31,8 +35,13 @@ pub async fn execute(
     State(state): State<AppState>,
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_within(&headers, body, GRAPHQL_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(BodyRefusal::TooLarge) => return payload_too_large(),
+        Err(BodyRefusal::Unreadable) => return refuse("Body is not valid JSON"),
+    };
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(_) => return refuse("Body is not valid JSON"),

@@ -2,11 +2,13 @@
 
 pub mod bearer;
 pub mod billing_webhook;
+pub mod body;
 pub mod events;
 pub mod graphql;
 pub mod health;
 pub mod ingest;
 pub mod install;
+pub mod json_errors;
 pub mod metrics;
 pub mod track;
 pub mod verify;
