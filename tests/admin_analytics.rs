@@ -310,7 +310,7 @@ async fn reset_usage_zeroes_the_current_period_and_the_quota_gate_sees_it() {
         .await;
     assert_eq!(
         data["adminResetUsage"],
-        json!({ "periodStart": "2026-11-01T00:00:00+00:00", "calls": 0, "limit": 3, "remaining": 3 })
+        json!({ "periodStart": "2026-11-10T12:00:00+00:00", "calls": 0, "limit": 3, "remaining": 3 })
     );
     let data = app
         .graphql_ok(

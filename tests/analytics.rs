@@ -111,7 +111,10 @@ fn known_events(account: &str) -> Vec<NewEvent> {
 #[tokio::test]
 async fn known_events_give_exact_numbers() {
     let app = app().await;
+    // The account exists before its first event.
+    app.clock.set(at("2026-11-01T00:00:00Z"));
     let (token, account) = app.member().await;
+    app.clock.set(common::default_start());
     app.record(known_events(&account)).await;
 
     let data = app
@@ -228,8 +231,9 @@ async fn known_events_give_exact_numbers() {
 #[tokio::test]
 async fn history_is_zero_filled_across_a_month_boundary() {
     let app = app().await;
-    app.clock.set(at("2026-12-02T10:00:00Z"));
+    app.clock.set(at("2026-11-20T00:00:00Z"));
     let (token, account) = app.member().await;
+    app.clock.set(at("2026-12-02T10:00:00Z"));
     app.record(vec![
         api_call(&account, at("2026-11-29T10:00:00Z"), "GET", "/a", 200, 10),
         api_call(&account, at("2026-11-29T11:00:00Z"), "GET", "/a", 404, 20),
@@ -657,4 +661,26 @@ async fn calls_without_an_endpoint_show_under_a_placeholder_not_a_blank_row() {
             { "endpoint": "(unspecified)", "method": "POST", "totalCalls": 1, "requests": 1 },
         ])
     );
+}
+
+#[tokio::test]
+async fn an_accounts_first_period_is_shown_from_its_creation() {
+    let app = TestApp::new().await;
+    let (token, _, _) = app.sign_up("new@example.com").await;
+    let query = "{ currentUsage { periodStart periodEnd }
+                   me { account { createdAt currentUsage { periodStart periodEnd } } } }";
+    let data = app.graphql_ok(Some(&token), query, json!({})).await;
+    let created = "2026-11-10T12:00:00+00:00";
+    assert_eq!(data["me"]["account"]["createdAt"], created);
+    let first = json!({ "periodStart": created, "periodEnd": "2026-12-01T00:00:00+00:00" });
+    assert_eq!(data["currentUsage"], first);
+    assert_eq!(data["me"]["account"]["currentUsage"], first);
+
+    // Later periods are whole months.
+    app.clock.set(at("2026-12-02T00:00:00Z"));
+    let token = app.login("new@example.com").await;
+    let data = app.graphql_ok(Some(&token), query, json!({})).await;
+    let second = json!({ "periodStart": "2026-12-01T00:00:00+00:00", "periodEnd": "2027-01-01T00:00:00+00:00" });
+    assert_eq!(data["currentUsage"], second);
+    assert_eq!(data["me"]["account"]["currentUsage"], second);
 }

@@ -192,28 +192,7 @@ async fn acknowledged_events_survive(how: Stop) {
         .as_str()
         .expect("admin token")
         .to_owned();
-    let signed_up = server
-        .graphql(
-            None,
-            "mutation { signUp(email: \"hooks@example.com\", password: \"correct horse battery\", accountName: \"Hooks\") { token user { account { id } } } }",
-            json!({}),
-        )
-        .await;
-    let token = signed_up["signUp"]["token"].as_str().unwrap().to_owned();
-    let account_id = signed_up["signUp"]["user"]["account"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let key = server
-        .graphql(
-            Some(&token),
-            "mutation { createApiKey(name: \"hook\") { key } }",
-            json!({}),
-        )
-        .await["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (account_id, key) = member_with_key(&server, "hooks@example.com").await;
     server
         .graphql(
             Some(&admin),

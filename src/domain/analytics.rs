@@ -99,6 +99,13 @@ impl UsageSummary {
             }),
         }
     }
+
+    /// The same usage, its period shown from `created_at` on when the account was created
+    /// during it (the quota still counts over the whole period).
+    pub fn since_creation(mut self, created_at: DateTime<Utc>) -> Self {
+        self.period = self.period.since(created_at).unwrap_or(self.period);
+        self
+    }
 }
 
 /// Billable calls of one UTC day.
@@ -269,6 +276,7 @@ pub async fn current_usage(
     usage_of(db, std::slice::from_ref(&key))
         .await?
         .remove(&key)
+        .map(|usage| usage.since_creation(account.created_at))
         .ok_or_else(|| AppError::not_found("Account not found"))
 }
 

@@ -40,6 +40,15 @@ impl BillingPeriod {
         }
     }
 
+    /// The part of this period during which something created at `created_at` existed; `None`
+    /// when the period ended before it. No period is shown or billed before an account existed.
+    pub fn since(self, created_at: DateTime<Utc>) -> Option<Self> {
+        (self.end > created_at).then(|| Self {
+            start: self.start.max(created_at),
+            end: self.end,
+        })
+    }
+
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         self.start <= at && at < self.end
     }

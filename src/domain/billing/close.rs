@@ -105,7 +105,7 @@ async fn close_account(
 
     let mut summary = RunSummary::default();
     for counted in periods {
-        let Some(period) = billed_part(account, counted) else {
+        let Some(period) = counted.since(account.created_at) else {
             continue;
         };
         // An invoice written before first periods started at the account's creation began with
@@ -159,15 +159,6 @@ async fn close_account(
         }
     }
     Ok(summary)
-}
-
-/// The part of `period` during which the account existed; `None` when it ended before the
-/// account was created.
-fn billed_part(account: &account::Model, period: BillingPeriod) -> Option<BillingPeriod> {
-    (period.end > account.created_at).then(|| BillingPeriod {
-        start: period.start.max(account.created_at),
-        end: period.end,
-    })
 }
 
 /// The plan code in force just before `end` (a change at `end` itself belongs to the next period).

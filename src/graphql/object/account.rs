@@ -57,7 +57,7 @@ impl Account {
             .load_one(key)
             .await
             .map_err(|err| err.as_ref().extend())?
-            .map(UsagePeriod::from)
+            .map(|usage| UsagePeriod::from(usage.since_creation(self.0.created_at)))
             .ok_or_else(|| AppError::not_found("Account not found").extend())
     }
 }
