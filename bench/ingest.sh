@@ -10,7 +10,8 @@
 # The per-key rate limit and FREE's quota would stop a benchmark, so the key's account is moved
 # to ENTERPRISE and that plan's rate limit raised through the admin GraphQL API.
 #
-# Usage: bench/ingest.sh            (DURATION=10s THREADS=2 to change the defaults)
+# Usage: bench/ingest.sh            (DURATION=10s THREADS=2 to change the defaults;
+#                                    TALLY_BIN=path/to/tally to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,13 @@ for tool in curl jq; do
   command -v "$tool" >/dev/null 2>&1 || apt-get install -y "$tool" >/dev/null
 done
 
-cargo build --release --quiet
-BIN=target/release/tally
+# TALLY_BIN runs another build (e.g. an older one, for a before/after comparison in one sitting).
+if [ -n "${TALLY_BIN:-}" ]; then
+  BIN="$TALLY_BIN"
+else
+  cargo build --release --quiet
+  BIN=target/release/tally
+fi
 
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -25,7 +25,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -180,9 +180,19 @@ impl Connection {
         builder.header_read_timeout(None);
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
+        // One timer, re-armed only when it fires: requests change the connection's phase
+        // without waking this loop (a wake-up per request costs a measurable share of a cheap
+        // request's time). Each wait is capped at the shorter timeout, so a deadline that moved
+        // earlier meanwhile (a request finished, or a kept-alive connection's next request began
+        // arriving) is still met exactly: the timer fires again before it.
+        let recheck_every = self
+            .limits
+            .header_read_timeout
+            .min(self.limits.keep_alive_timeout);
+        let sleep = tokio::time::sleep(recheck_every);
+        tokio::pin!(sleep);
         let mut shutting_down = false;
         loop {
-            let deadline = activity.deadline(&self.limits);
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
@@ -190,14 +200,18 @@ impl Connection {
                     }
                     return;
                 }
-                () = sleep_until(deadline) => {
+                () = sleep.as_mut() => {
                     if let Some(reason) = activity.expired(&self.limits) {
                         tracing::debug!(remote = %self.remote, reason, "closing a slow connection");
                         self.metrics.connection_timed_out(reason);
                         return;
                     }
+                    let recheck = Instant::now() + recheck_every;
+                    let next = activity
+                        .deadline(&self.limits)
+                        .map_or(recheck, |deadline| deadline.min(recheck));
+                    sleep.as_mut().reset(next);
                 }
-                () = activity.changed.notified() => {}
                 _ = self.stopping.changed(), if !shutting_down => {
                     shutting_down = true;
                     // Idle connections close now; one with a request in flight after answering it.
@@ -205,13 +219,6 @@ impl Connection {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -231,7 +238,6 @@ enum Phase {
 
 struct Activity {
     phase: Mutex<Phase>,
-    changed: Notify,
 }
 
 impl Activity {
@@ -242,7 +248,6 @@ impl Activity {
                 first_byte: None,
                 opened: true,
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -292,8 +297,6 @@ impl Activity {
         } = &mut *phase
         {
             *first_byte = Some(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
@@ -308,7 +311,6 @@ impl Activity {
             Phase::AwaitingHead { .. } => Phase::Busy { requests: 1 },
         };
         drop(phase);
-        self.changed.notify_one();
         InFlight {
             activity: self.clone(),
         }
@@ -326,8 +328,6 @@ impl Activity {
                 opened: false,
             },
         };
-        drop(phase);
-        self.changed.notify_one();
     }
 }
 
