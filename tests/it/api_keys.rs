@@ -1,6 +1,6 @@
 //! Creating, listing, revoking and rotating API keys, and who may touch which key.
 
-mod common;
+use crate::common;
 
 use common::{error_code, TestApp};
 use serde_json::{json, Value};

@@ -2,8 +2,6 @@
 //! or a fresh PostgreSQL database when `TALLY_TEST_DATABASE_URL` points at a server), the real
 //! router from `tally::app`, and a manual clock.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 pub mod analytics;
 pub mod ingest;
 pub mod process;

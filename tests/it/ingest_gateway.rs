@@ -1,6 +1,6 @@
 //! `POST /api/v1/verify` and `POST /api/v1/events`: what gateways and backends see.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use chrono::Duration;

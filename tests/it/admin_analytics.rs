@@ -1,6 +1,6 @@
 //! The admin's view: overview, account pages (with usage loaded in one batch) and usage resets.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

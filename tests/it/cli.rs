@@ -1,6 +1,6 @@
 //! The `tally` binary: first start on an empty database, restarts, and the subcommands.
 
-mod common;
+use crate::common;
 
 use common::process::{tally, Server};
 use serde_json::json;

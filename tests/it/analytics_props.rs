@@ -1,7 +1,7 @@
 //! For random sets of events, the answers read from the rollups equal the answers computed from
 //! the raw events (p95 within the contract's 5% or 1 ms).
 
-mod common;
+use crate::common;
 
 use chrono::Duration;
 use common::analytics::{

@@ -1,6 +1,6 @@
 //! `POST /api/track`: every row of the contract's check table, in order, and what a 200 means.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};

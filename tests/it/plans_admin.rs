@@ -1,6 +1,6 @@
 //! Plans as data, and the admin operations that change them.
 
-mod common;
+use crate::common;
 
 use common::{error_code, TestApp};
 use serde_json::json;

@@ -1,6 +1,6 @@
 //! Sign-up, sign-in, `me`, and every way a JWT can be wrong.
 
-mod common;
+use crate::common;
 
 use common::{error_code, TestApp, PASSWORD};
 use jsonwebtoken::{encode, EncodingKey, Header};

@@ -1,6 +1,6 @@
 //! Migrations that move data keep every figure: applied to a database holding rows, and reverted.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use migration::{Migrator, MigratorTrait};

@@ -1,6 +1,6 @@
 //! `tally seed-demo`: realistic data whose rollups agree with its raw events.
 
-mod common;
+use crate::common;
 
 use common::analytics::{
     app, compare_endpoint_stats, naive_history, naive_period_calls, naive_tool_stats,

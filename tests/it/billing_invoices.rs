@@ -1,7 +1,7 @@
 //! Closing billing periods into invoices: exact money, the plan at the period's end, and one
 //! invoice per account and period however often (or concurrently) billing runs.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::{error_code, TestApp};

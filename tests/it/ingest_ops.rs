@@ -1,6 +1,6 @@
 //! `POST /api/install-callback` and `GET /metrics`.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::ingest::tool_use;

@@ -1,7 +1,7 @@
 //! `POST /api/webhooks/billing`: Stripe-compatible signatures, plan and period changes, each event
 //! applied once and never over a newer one.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};

@@ -1,6 +1,6 @@
 //! `examples/hooks/tally-track.sh` against the real server: a signed tool use lands once.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The caller's own analytics: current usage, daily history, endpoint and tool statistics, read
 //! from the rollups the recorder writes, and unchanged when old raw events are pruned.
 
-mod common;
+use crate::common;
 
 use chrono::Duration;
 use common::analytics::{

@@ -1,6 +1,6 @@
 //! The GraphQL endpoint itself: limits, batches, error codes, GraphiQL and the SDL.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::{error_code, TestApp};

@@ -1,6 +1,6 @@
 //! `GET /health`, `GET /ready` and the headers every response carries.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use std::io::Write as _;

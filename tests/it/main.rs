@@ -1,0 +1,25 @@
+//! The integration tests: one binary, one module per area. Tests drive the real router from
+//! `tally::app` (`oneshot`) against a fresh database each, or the real `tally` binary where a
+//! process matters (start-up, crashes, connections, the command line).
+
+mod common;
+
+mod admin_analytics;
+mod analytics;
+mod analytics_props;
+mod api_keys;
+mod auth;
+mod billing_invoices;
+mod billing_webhook;
+mod cli;
+mod crash;
+mod demo;
+mod graphql_edge;
+mod health;
+mod hook_script;
+mod ingest_gateway;
+mod ingest_ops;
+mod ingest_track;
+mod migrations;
+mod plans_admin;
+mod schema_sdl;
