@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::common;
+
 const ADMIN_EMAIL: &str = "root@example.com";
 const ADMIN_PASSWORD: &str = "crash test password";
 
@@ -342,27 +344,6 @@ async fn member_with_key(server: &Server, email: &str) -> (String, String) {
     (account_id, key)
 }
 
-/// A fresh database: on the PostgreSQL server of `TALLY_TEST_DATABASE_URL` when set, otherwise a
-/// SQLite file in `dir`.
-async fn fresh_database_url(dir: &std::path::Path) -> String {
-    match std::env::var("TALLY_TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let admin = tally::db::connect(&base)
-                .await
-                .expect("connect to PostgreSQL");
-            let name = format!("tally_test_{}", uuid::Uuid::new_v4().simple());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
-            admin.close().await.ok();
-            let slash = base.rfind('/').expect("a database path");
-            format!("{}/{name}", &base[..slash])
-        }
-        _ => format!("sqlite://{}?mode=rwc", dir.join("tally.db").display()),
-    }
-}
-
 /// Another connection holding the lock that writing usage events needs, as a long transaction of
 /// another writer would.
 enum WriteLock {
@@ -410,8 +391,8 @@ impl WriteLock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_refused_while_the_database_is_locked_are_never_stored_later() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = fresh_database_url(dir.path()).await;
+    let test_db = common::TestDb::create().await;
+    let database_url = test_db.url.clone();
     // Requests time out after 3 s: ingestion must answer before that.
     let server = Server::start_with(&database_url, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "3")]).await;
     let (account_id, key) = member_with_key(&server, "locked@example.com").await;

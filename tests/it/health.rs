@@ -442,8 +442,9 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
         .enable_all()
         .build()
         .unwrap();
-    let (url, db, _dir) = runtime.block_on(common::fresh_database());
+    let (test_db, db) = runtime.block_on(common::TestDb::migrated());
     runtime.block_on(db.close()).ok();
+    let url = test_db.url.clone();
     let (_, postgres) = through_proxy(&url, 0);
     let target = std::net::ToSocketAddrs::to_socket_addrs(&postgres)
         .unwrap()

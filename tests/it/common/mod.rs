@@ -26,7 +26,8 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: ManualClock,
     pub database_url: String,
-    _dir: Option<tempfile::TempDir>,
+    /// Last, so that the database outlives everything that uses it.
+    _db: TestDb,
 }
 
 pub struct TestResponse {
@@ -50,38 +51,90 @@ impl TestResponse {
     }
 }
 
-/// A fresh, migrated database: its URL and a connection.
-pub async fn fresh_database() -> (String, DatabaseConnection, Option<tempfile::TempDir>) {
-    match std::env::var("TALLY_TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let admin = tally::db::connect(&base)
-                .await
-                .expect("connect to PostgreSQL");
-            let name = format!("tally_test_{}", uuid::Uuid::new_v4().simple());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
-            admin.close().await.ok();
-            let url = match base.rfind('/') {
-                Some(slash) => format!("{}/{name}", &base[..slash]),
-                None => panic!("TALLY_TEST_DATABASE_URL needs a database path"),
-            };
-            let db = tally::db::connect(&url)
-                .await
-                .expect("connect to test database");
-            tally::db::migrate(&db).await.expect("migrate");
-            (url, db, None)
+/// The database of one test: a SQLite file in a temporary directory, or, when
+/// `TALLY_TEST_DATABASE_URL` points at a PostgreSQL server, a database of its own on that server,
+/// dropped again when the test ends (passed or failed).
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    /// Dropped with the test: drops the PostgreSQL database.
+    _postgres: Option<PostgresDb>,
+}
+
+impl TestDb {
+    /// An empty database (not migrated: a `tally` process migrates its own).
+    pub async fn create() -> Self {
+        match std::env::var("TALLY_TEST_DATABASE_URL") {
+            Ok(server_url) if !server_url.is_empty() => {
+                let name = format!("tally_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = tally::db::connect(&server_url)
+                    .await
+                    .expect("connect to PostgreSQL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let slash = server_url
+                    .rfind('/')
+                    .expect("TALLY_TEST_DATABASE_URL needs a database path");
+                Self {
+                    url: format!("{}/{name}", &server_url[..slash]),
+                    _dir: None,
+                    _postgres: Some(PostgresDb { server_url, name }),
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                Self {
+                    url: format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.path().join("tally.db").display()
+                    ),
+                    _dir: Some(dir),
+                    _postgres: None,
+                }
+            }
         }
-        _ => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("tally.db").display()
-            );
-            let db = tally::db::connect(&url).await.expect("open SQLite");
-            tally::db::migrate(&db).await.expect("migrate");
-            (url, db, Some(dir))
+    }
+
+    /// A migrated database and a connection to it.
+    pub async fn migrated() -> (Self, DatabaseConnection) {
+        let test_db = Self::create().await;
+        let db = tally::db::connect(&test_db.url)
+            .await
+            .expect("connect to test database");
+        tally::db::migrate(&db).await.expect("migrate");
+        (test_db, db)
+    }
+}
+
+struct PostgresDb {
+    server_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let (server_url, name) = (self.server_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own
+        // drops the database, ending the test's remaining connections (`WITH (FORCE)`).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let admin = tally::db::connect(&server_url).await?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!("could not drop test database {}: {err}", self.name);
         }
     }
 }
@@ -96,15 +149,15 @@ impl TestApp {
     }
 
     pub async fn with_config(config: Config) -> Self {
-        let (database_url, db, dir) = fresh_database().await;
+        let (test_db, db) = TestDb::migrated().await;
         let clock = ManualClock::new(default_start());
         let state = AppState::with_clock(db, config, b"test secret", Arc::new(clock.clone()));
         Self {
             router: tally::app(state.clone()),
             state,
             clock,
-            database_url,
-            _dir: dir,
+            database_url: test_db.url.clone(),
+            _db: test_db,
         }
     }
 
