@@ -50,6 +50,7 @@ impl AppState {
         let auth_limiter = Arc::new(AuthLimiter::new(
             config.auth_rate_limit_per_minute,
             config.login_attempts_per_email_per_minute,
+            clock.clone(),
         ));
         let metrics = Metrics::new();
         Self {

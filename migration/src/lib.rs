@@ -14,6 +14,7 @@ mod m20261125_000002_daily_totals_outcomes;
 mod m20261129_000001_account_initial_plan;
 mod m20261129_000002_cost_weighted_calls;
 mod m20261129_000003_install_rollups;
+mod m20261129_200001_drop_usage_event_user_id;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_account_initial_plan::Migration),
             Box::new(m20261129_000002_cost_weighted_calls::Migration),
             Box::new(m20261129_000003_install_rollups::Migration),
+            Box::new(m20261129_200001_drop_usage_event_user_id::Migration),
         ]
     }
 }

@@ -3,7 +3,7 @@
 //! rate limits.
 
 use std::num::NonZeroU32;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::{
@@ -11,12 +11,17 @@ use argon2::password_hash::{
 };
 use argon2::{Algorithm as ArgonAlgorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::ratelimit::ServiceClock;
 use crate::error::{AppError, AppResult, Context};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -162,28 +167,50 @@ impl JwtKeys {
     }
 }
 
+type KeyedLimiter =
+    RateLimiter<String, DashMapStateStore<String>, ServiceClock, NoOpMiddleware<Nanos>>;
+
 /// Limits on `login` and `signUp`: per client address (both together) and per e-mail (`login`).
 pub struct AuthLimiter {
-    per_address: DefaultKeyedRateLimiter<String>,
-    per_email: DefaultKeyedRateLimiter<String>,
+    per_address: KeyedLimiter,
+    per_email: KeyedLimiter,
+    clock: ServiceClock,
 }
 
 impl AuthLimiter {
-    pub fn new(per_address_per_minute: u32, per_email_per_minute: u32) -> Self {
-        let quota =
-            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+    pub fn new(
+        per_address_per_minute: u32,
+        per_email_per_minute: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let clock = ServiceClock(clock);
+        let limiter = |n: u32| {
+            let quota = Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+            RateLimiter::dashmap_with_clock(quota, clock.clone())
+        };
         Self {
-            per_address: RateLimiter::keyed(quota(per_address_per_minute)),
-            per_email: RateLimiter::keyed(quota(per_email_per_minute)),
+            per_address: limiter(per_address_per_minute),
+            per_email: limiter(per_email_per_minute),
+            clock,
         }
     }
 
     pub fn check_address(&self, address: &str) -> AppResult<()> {
-        check(&self.per_address, address.to_owned())
+        self.check(&self.per_address, address.to_owned())
     }
 
     pub fn check_email(&self, email: &str) -> AppResult<()> {
-        check(&self.per_email, email.to_owned())
+        self.check(&self.per_email, email.to_owned())
+    }
+
+    fn check(&self, limiter: &KeyedLimiter, key: String) -> AppResult<()> {
+        limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            AppError::RateLimited {
+                message: "Too many attempts, try again later".to_owned(),
+                retry_after_secs: wait.as_secs() + 1,
+            }
+        })
     }
 
     /// Forgets addresses and e-mails whose budget is full again, so memory stays bounded.
@@ -191,16 +218,6 @@ impl AuthLimiter {
         self.per_address.retain_recent();
         self.per_email.retain_recent();
     }
-}
-
-fn check(limiter: &DefaultKeyedRateLimiter<String>, key: String) -> AppResult<()> {
-    limiter.check_key(&key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        AppError::RateLimited {
-            message: "Too many attempts, try again later".to_owned(),
-            retry_after_secs: wait.as_secs() + 1,
-        }
-    })
 }
 
 #[cfg(test)]

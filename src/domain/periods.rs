@@ -49,10 +49,6 @@ impl BillingPeriod {
         })
     }
 
-    pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        self.start <= at && at < self.end
-    }
-
     /// Length of the period in whole seconds.
     pub fn seconds(&self) -> i64 {
         (self.end - self.start).num_seconds()

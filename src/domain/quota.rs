@@ -192,10 +192,6 @@ impl QuotaGate {
             .invalidate_entries_if(move |(account, _), _| *account == account_id);
         self.counters.run_pending_tasks();
     }
-
-    pub fn forget_all(&self) {
-        self.counters.invalidate_all();
-    }
 }
 
 async fn load_calls(

@@ -19,9 +19,10 @@ use crate::clock::Clock;
 /// Limiters unused this long are dropped (a dropped one would be full again anyway).
 const IDLE_EVICTION: Duration = Duration::from_secs(120);
 
-/// The service clock as a governor time source: nanoseconds since the Unix epoch.
+/// The service clock as a governor time source: nanoseconds since the Unix epoch. Every limiter
+/// reads it, so tests move time instead of waiting.
 #[derive(Clone)]
-struct ServiceClock(Arc<dyn Clock>);
+pub struct ServiceClock(pub Arc<dyn Clock>);
 
 impl GovernorClock for ServiceClock {
     type Instant = Nanos;

@@ -688,10 +688,9 @@ fn build_error(err: sea_orm::sea_query::error::Error) -> DbErr {
     DbErr::Custom(format!("building a statement: {err}"))
 }
 
-const EVENT_COLUMNS: [&str; 19] = [
+const EVENT_COLUMNS: [&str; 18] = [
     "account_id",
     "api_key_id",
-    "user_id",
     "kind",
     "event_id",
     "endpoint",
@@ -712,10 +711,9 @@ const EVENT_COLUMNS: [&str; 19] = [
 
 fn event_row(event: &NewEvent) -> Vec<Expr> {
     let event_id = event.account_id.as_ref().and(event.event_id.clone());
-    let values: [Value; 19] = [
+    let values: [Value; 18] = [
         event.account_id.clone().into(),
         event.api_key_id.clone().into(),
-        Option::<String>::None.into(),
         event.kind.as_str().into(),
         event_id.into(),
         event.endpoint.clone().into(),

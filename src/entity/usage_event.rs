@@ -9,7 +9,6 @@ pub struct Model {
     /// `None` only for anonymous installs.
     pub account_id: Option<String>,
     pub api_key_id: Option<String>,
-    pub user_id: Option<String>,
     /// `API_CALL`, `TOOL_CALL` or `INSTALL`.
     pub kind: String,
     pub event_id: Option<String>,
