@@ -217,15 +217,16 @@ mod tests {
     fn checksum_is_crc32_in_padded_base62() {
         // crc32("") == 0
         assert_eq!(checksum(""), "000000");
-        // crc32("123456789") is the IEEE check value 0xCBF43926; write it in base62 by hand.
-        let mut v: u64 = 0xCBF4_3926;
-        let mut expected = Vec::new();
-        for _ in 0..6 {
-            expected.push(BASE62[(v % 62) as usize]);
-            v /= 62;
-        }
-        expected.reverse();
-        assert_eq!(checksum("123456789"), String::from_utf8(expected).unwrap());
+        // crc32("123456789") is the IEEE check value 0xCBF43926 = 3421780262, which is
+        // 3·62⁵ + 45·62⁴ + 35·62³ + 27·62² + 22·62 + 14 in base 62: "3jZRME".
+        assert_eq!(checksum("123456789"), "3jZRME");
+    }
+
+    #[test]
+    fn a_key_with_a_known_checksum_parses() {
+        // crc32("abcdefghijABCDEFGHIJ0123456789") in base 62 is "2C2O59".
+        assert!(parse("tly_abcdefghijABCDEFGHIJ01234567892C2O59").is_some());
+        assert!(parse("tly_abcdefghijABCDEFGHIJ01234567892C2O5A").is_none());
     }
 
     #[test]
