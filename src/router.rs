@@ -12,9 +12,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::graphql::build_schema;
+use crate::graphql::{build_schema, endpoint as graphql};
 use crate::http::{
-    billing_webhook, body, events, graphql, health, install, json_errors, metrics, track, verify,
+    billing_webhook, body, events, health, install, json_errors, metrics, track, verify,
 };
 use crate::state::AppState;
 

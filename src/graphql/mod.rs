@@ -2,6 +2,7 @@
 //! area under `query/`, `mutation/` and `object/`. Resolvers stay thin and call into `domain/`.
 
 pub mod context;
+pub mod endpoint;
 pub mod field_limit;
 pub mod guard;
 pub mod loader;

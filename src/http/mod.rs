@@ -4,7 +4,6 @@ pub mod bearer;
 pub mod billing_webhook;
 pub mod body;
 pub mod events;
-pub mod graphql;
 pub mod health;
 pub mod ingest;
 pub mod install;
