@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::domain::auth::{AuthLimiter, JwtKeys};
+use crate::domain::auth::{AuthLimiter, JwtKeys, TokenSettings};
 use crate::domain::keys::KeyCache;
 use crate::domain::quota::QuotaGate;
 use crate::domain::ratelimit::RateLimits;
@@ -45,7 +45,14 @@ impl AppState {
         jwt_secret: &[u8],
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let jwt = Arc::new(JwtKeys::new(jwt_secret, &config));
+        let jwt = Arc::new(JwtKeys::new(
+            jwt_secret,
+            TokenSettings {
+                issuer: config.jwt_issuer.clone(),
+                audience: config.jwt_audience.clone(),
+                ttl: config.jwt_ttl,
+            },
+        ));
         let keys = KeyCache::new(config.key_cache_ttl);
         let auth_limiter = Arc::new(AuthLimiter::new(
             config.auth_rate_limit_per_minute,

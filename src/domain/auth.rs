@@ -20,7 +20,6 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::domain::ratelimit::ServiceClock;
 use crate::error::{AppError, AppResult, Context};
 
@@ -107,6 +106,14 @@ pub struct Claims {
     pub nbf: Option<i64>,
 }
 
+/// Who issues a token, for whom, and for how long.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub ttl: Duration,
+}
+
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -117,10 +124,10 @@ pub struct JwtKeys {
 }
 
 impl JwtKeys {
-    pub fn new(secret: &[u8], config: &Config) -> Self {
+    pub fn new(secret: &[u8], settings: TokenSettings) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&config.jwt_issuer]);
-        validation.set_audience(&[&config.jwt_audience]);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
         // `exp` and `nbf` are checked in `verify` against the service's clock rather than the
@@ -131,9 +138,9 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            ttl: config.jwt_ttl,
+            issuer: settings.issuer,
+            audience: settings.audience,
+            ttl: settings.ttl,
         }
     }
 
