@@ -6,13 +6,11 @@
 //! over the limit is a REST-style 413 `{"error": "Payload too large"}` (no operation ran), refused
 //! at once when its declared `Content-Length` is over the limit.
 
-use std::net::SocketAddr;
-
 use async_graphql::http::GraphiQLSource;
 use async_graphql::ServerError;
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
@@ -23,6 +21,7 @@ use crate::graphql::loader;
 use crate::graphql::TallySchema;
 use crate::http::bearer::bearer;
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
+use crate::http::client::ClientAddress;
 use crate::router::GRAPHQL_BODY_LIMIT;
 use crate::state::AppState;
 
@@ -33,7 +32,7 @@ pub async fn graphiql() -> impl IntoResponse {
 pub async fn execute(
     Extension(schema): Extension<TallySchema>,
     State(state): State<AppState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(client_address): ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -55,9 +54,7 @@ pub async fn execute(
     };
     let info = RequestInfo {
         bearer: bearer(&headers).map(str::to_owned),
-        client_address: connect_info
-            .map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned()),
+        client_address,
     };
     let request = loader::attach(request.data(info), &state.db);
     let mut response = schema.execute(request).await;

@@ -10,7 +10,7 @@
 //! second reading of the clock, so the two headers always name the same wait.
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::domain::ingest::{self, Caller};
 use crate::domain::ratelimit::MinuteWindow;
 use crate::error::AppError;
+use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
 
 /// Body limit of routes that take one event.
@@ -28,41 +29,19 @@ pub const BATCH_LIMIT: usize = 1024 * 1024;
 
 const SIGNATURE: &str = "x-tally-signature";
 
-fn too_large() -> Response {
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        Json(json!({ "error": "Payload too large" })),
-    )
-        .into_response()
-}
-
-/// The whole body, or the response refusing it.
+/// The whole body, or the response refusing it: 413 over the limit, and a body that broke off
+/// is not JSON.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
-    }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(err) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-            while let Some(cause) = source {
-                if cause.is::<http_body_util::LengthLimitError>() {
-                    return Err(too_large());
-                }
-                source = cause.source();
-            }
-            tracing::debug!(error = %err, "reading a request body failed");
-            Err((
+    read_within(headers, body, limit)
+        .await
+        .map_err(|refusal| match refusal {
+            BodyRefusal::TooLarge => payload_too_large(),
+            BodyRefusal::Unreadable => (
                 StatusCode::BAD_REQUEST,
                 Json(json!({ "error": "Invalid JSON" })),
             )
-                .into_response())
-        }
-    }
+                .into_response(),
+        })
 }
 
 /// The token of `Authorization: Bearer <token>`; `None` without such a header.

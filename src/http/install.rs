@@ -1,21 +1,20 @@
 //! `POST /api/install-callback`: an install script reports an install, with or without a key.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde_json::json;
 
 use crate::domain::ingest;
+use crate::http::client::ClientAddress;
 use crate::http::ingest::{bearer, read_body, SINGLE_EVENT_LIMIT};
 use crate::state::AppState;
 
 pub async fn install_callback(
     State(state): State<AppState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -23,9 +22,6 @@ pub async fn install_callback(
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let client = connect_info
-        .map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
     match ingest::install(&state, bearer(&headers), &client, &body).await {
         Ok(()) => Json(json!({ "recorded": true })).into_response(),
         Err(err) => err.into_response(),
