@@ -5,7 +5,6 @@ pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
-pub mod demo;
 pub mod histogram;
 pub mod ingest;
 pub mod keys;
