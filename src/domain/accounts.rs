@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use crate::domain::auth;
+use crate::domain::keys::KeyCache;
 use crate::domain::paging::{check_limit, check_offset};
 use crate::domain::plans::PlanCode;
 use crate::entity::{account, account_plan_change, user};
@@ -189,8 +190,23 @@ pub async fn authenticate(
     }
 }
 
+/// An admin moves an account to another plan from `now` on. Ingestion on this instance sees the
+/// new plan at once: the key cache, which holds each key's account and plan, is emptied.
+pub async fn change_plan(
+    db: &DatabaseConnection,
+    keys: &KeyCache,
+    account_id: &str,
+    code: PlanCode,
+    now: DateTime<Utc>,
+) -> AppResult<account::Model> {
+    let account = set_plan(db, account_id, code, now).await?;
+    keys.forget_all();
+    Ok(account)
+}
+
 /// Moves an account to another plan from `now` on. Given a transaction, the change commits or
-/// rolls back with it (it runs in a savepoint).
+/// rolls back with it (it runs in a savepoint); the caller empties the key cache once it has
+/// committed, as [`change_plan`] does.
 pub async fn set_plan<C: TransactionTrait>(
     db: &C,
     account_id: &str,
