@@ -4,14 +4,16 @@
 //! commands that work on an installation (`user create`, `billing close`, `migrate down|status`)
 //! refuse to, so that running one in the wrong directory fails instead of making an empty one.
 
+pub mod demo;
+
 use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
+use self::demo::DemoOptions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
-use crate::domain::demo::{self, DemoOptions};
 use crate::entity::account;
 use crate::error::AppError;
 use crate::{db, graphql, server};

@@ -1,13 +1,16 @@
 //! Accounts and their users: sign-up, sign-in, creating users from the CLI, and plan changes
-//! (kept with the moment they took effect, for billing).
+//! (kept with the moment they took effect, for billing), and the admin's pages of accounts.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, SqlErr, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionSession,
+    TransactionTrait,
 };
 
 use crate::domain::auth;
+use crate::domain::keys::KeyCache;
+use crate::domain::paging::{check_limit, check_offset};
 use crate::domain::plans::PlanCode;
 use crate::entity::{account, account_plan_change, user};
 use crate::error::{AppError, AppResult};
@@ -187,8 +190,23 @@ pub async fn authenticate(
     }
 }
 
+/// An admin moves an account to another plan from `now` on. Ingestion on this instance sees the
+/// new plan at once: the key cache, which holds each key's account and plan, is emptied.
+pub async fn change_plan(
+    db: &DatabaseConnection,
+    keys: &KeyCache,
+    account_id: &str,
+    code: PlanCode,
+    now: DateTime<Utc>,
+) -> AppResult<account::Model> {
+    let account = set_plan(db, account_id, code, now).await?;
+    keys.forget_all();
+    Ok(account)
+}
+
 /// Moves an account to another plan from `now` on. Given a transaction, the change commits or
-/// rolls back with it (it runs in a savepoint).
+/// rolls back with it (it runs in a savepoint); the caller empties the key cache once it has
+/// committed, as [`change_plan`] does.
 pub async fn set_plan<C: TransactionTrait>(
     db: &C,
     account_id: &str,
@@ -226,6 +244,30 @@ async fn record_plan_change(
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// A page of accounts, oldest first, with the true number of accounts matching.
+pub async fn page(
+    db: &DatabaseConnection,
+    plan: Option<PlanCode>,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<account::Model>, i64)> {
+    check_limit(limit)?;
+    check_offset(offset)?;
+    let mut query = account::Entity::find();
+    if let Some(plan) = plan {
+        query = query.filter(account::Column::PlanCode.eq(plan.as_str()));
+    }
+    let total = query.clone().count(db).await?;
+    let nodes = query
+        .order_by_asc(account::Column::CreatedAt)
+        .order_by_asc(account::Column::Id)
+        .limit(u64::try_from(limit).unwrap_or(0))
+        .offset(u64::try_from(offset).unwrap_or(0))
+        .all(db)
+        .await?;
+    Ok((nodes, i64::try_from(total).unwrap_or(i64::MAX)))
 }
 
 pub fn new_id() -> String {

@@ -14,49 +14,20 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Value};
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
 use crate::domain::histogram;
+use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
+use crate::domain::sql::{placeholders, statement};
 use crate::entity::account;
 use crate::error::{AppError, AppResult};
 
-/// Longest window of the daily queries, in days.
-pub const MAX_DAYS: i64 = 366;
-/// Largest page (`limit`) of any list.
-pub const MAX_PAGE_SIZE: i64 = 100;
 /// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
 /// without them), instead of a blank name.
 pub const UNSPECIFIED: &str = "(unspecified)";
-
-/// `days` must be 1..=366.
-pub fn check_days(days: i64) -> AppResult<()> {
-    if (1..=MAX_DAYS).contains(&days) {
-        Ok(())
-    } else {
-        Err(AppError::bad_field(
-            "days",
-            format!("must be between 1 and {MAX_DAYS}"),
-        ))
-    }
-}
-
-/// `limit` must be 1..=100.
-pub fn check_limit(limit: i64) -> AppResult<()> {
-    if (1..=MAX_PAGE_SIZE).contains(&limit) {
-        Ok(())
-    } else {
-        Err(AppError::bad_field(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        ))
-    }
-}
 
 /// What a plan says about a period's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,33 +150,6 @@ pub fn day_key(day: NaiveDate) -> String {
 
 fn mean(sum: i64, count: i64) -> Option<i64> {
     (count > 0).then(|| (sum + count / 2).div_euclid(count))
-}
-
-/// A statement written with `?` placeholders, numbered `$n` for PostgreSQL.
-pub(crate) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => {
-            let mut numbered = String::with_capacity(sql.len() + 16);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    numbered.push('$');
-                    numbered.push_str(&n.to_string());
-                } else {
-                    numbered.push(c);
-                }
-            }
-            numbered
-        }
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-/// `?, ?, ?` for `n` values.
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 /// Usage of each (account, period) asked, in ONE statement: the accounts with their plans, joined
@@ -632,53 +576,6 @@ async fn current_overage_cents(db: &DatabaseConnection, now: DateTime<Utc>) -> A
     Ok(total)
 }
 
-/// A page of accounts, oldest first, with the true number of accounts matching.
-pub async fn accounts_page(
-    db: &DatabaseConnection,
-    plan: Option<PlanCode>,
-    limit: i64,
-    offset: i64,
-) -> AppResult<(Vec<account::Model>, i64)> {
-    check_limit(limit)?;
-    if offset < 0 {
-        return Err(AppError::bad_field("offset", "must not be negative"));
-    }
-    let mut query = account::Entity::find();
-    if let Some(plan) = plan {
-        query = query.filter(account::Column::PlanCode.eq(plan.as_str()));
-    }
-    let total = query.clone().count(db).await?;
-    let nodes = query
-        .order_by_asc(account::Column::CreatedAt)
-        .order_by_asc(account::Column::Id)
-        .limit(u64::try_from(limit).unwrap_or(0))
-        .offset(u64::try_from(offset).unwrap_or(0))
-        .all(db)
-        .await?;
-    Ok((nodes, i64::try_from(total).unwrap_or(i64::MAX)))
-}
-
-/// Sets the calls of `account_id`'s current billing period back to zero (in the database; the
-/// caller also tells the quota gate) and returns the period's usage.
-pub async fn reset_usage(
-    db: &DatabaseConnection,
-    account_id: &str,
-    now: DateTime<Utc>,
-) -> AppResult<UsageSummary> {
-    let account = account::Entity::find_by_id(account_id.to_owned())
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::not_found("Account not found"))?;
-    let period = BillingPeriod::for_account(&account, now);
-    db.execute_raw(statement(
-        db.get_database_backend(),
-        "UPDATE usage_periods SET calls = 0 WHERE account_id = ? AND period_start = ?",
-        vec![account.id.clone().into(), period.start_ms().into()],
-    ))
-    .await?;
-    current_usage(db, &account, now).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,11 +619,5 @@ mod tests {
             days,
             ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
         );
-    }
-
-    #[test]
-    fn postgres_placeholders_are_numbered() {
-        let s = statement(DbBackend::Postgres, "a = ? AND b IN (?, ?)", vec![]);
-        assert_eq!(s.sql, "a = $1 AND b IN ($2, $3)");
     }
 }

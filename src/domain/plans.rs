@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
 
+use crate::domain::keys::KeyCache;
 use crate::entity::plan;
 use crate::error::{AppError, AppResult};
 
@@ -120,8 +121,11 @@ impl PlanUpdate {
     }
 }
 
+/// An admin's edit of plan `code`. Ingestion on this instance sees it at once: the key cache,
+/// which holds each key's plan, is emptied.
 pub async fn update(
     db: &DatabaseConnection,
+    keys: &KeyCache,
     code: PlanCode,
     change: PlanUpdate,
     now: DateTime<Utc>,
@@ -160,5 +164,7 @@ pub async fn update(
         row.blocks_over_quota = Set(blocks);
     }
     row.updated_at = Set(now);
-    Ok(row.update(db).await?)
+    let updated = row.update(db).await?;
+    keys.forget_all();
+    Ok(updated)
 }

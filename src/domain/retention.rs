@@ -10,7 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 
-use crate::domain::analytics::statement;
+use crate::domain::sql::statement;
 use crate::error::AppResult;
 
 /// Rows deleted per statement.

@@ -21,6 +21,6 @@ pub struct PageLimit(pub i64);
 
 impl Guard for PageLimit {
     async fn check(&self, _ctx: &Context<'_>) -> Result<()> {
-        crate::domain::analytics::check_limit(self.0).map_err(|err| err.extend())
+        crate::domain::paging::check_limit(self.0).map_err(|err| err.extend())
     }
 }

@@ -6,8 +6,8 @@ use common::analytics::{
     app, compare_endpoint_stats, naive_history, naive_period_calls, naive_tool_stats,
 };
 use serde_json::{json, Value};
+use tally::cli::demo::{self, DemoOptions};
 use tally::clock::Clock;
-use tally::domain::demo::{self, DemoOptions};
 
 #[tokio::test]
 async fn demo_data_covers_every_plan_and_its_rollups_agree_with_its_events() {

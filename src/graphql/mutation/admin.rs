@@ -19,10 +19,10 @@ impl AdminMutation {
         plan: PlanCode,
     ) -> Result<Account> {
         let state = state(ctx);
-        let account = accounts::set_plan(&state.db, &account_id, plan.into(), now(ctx))
-            .await
-            .map_err(|err| err.extend())?;
-        state.keys.forget_all();
+        let account =
+            accounts::change_plan(&state.db, &state.keys, &account_id, plan.into(), now(ctx))
+                .await
+                .map_err(|err| err.extend())?;
         Ok(Account(account))
     }
 
@@ -35,10 +35,9 @@ impl AdminMutation {
         input: PlanInput,
     ) -> Result<Plan> {
         let state = state(ctx);
-        let plan = plans::update(&state.db, code.into(), input.into(), now(ctx))
+        let plan = plans::update(&state.db, &state.keys, code.into(), input.into(), now(ctx))
             .await
             .map_err(|err| err.extend())?;
-        state.keys.forget_all();
         Ok(plan.into())
     }
 }

@@ -1,6 +1,6 @@
 use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
 
-use crate::domain::analytics;
+use crate::domain::usage;
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::AdminGuard;
 use crate::graphql::object::UsagePeriod;
@@ -15,10 +15,9 @@ impl UsageMutation {
     #[graphql(guard = "AdminGuard")]
     async fn admin_reset_usage(&self, ctx: &Context<'_>, account_id: ID) -> Result<UsagePeriod> {
         let state = state(ctx);
-        let usage = analytics::reset_usage(&state.db, &account_id, now(ctx))
+        let usage = usage::reset_usage(&state.db, &state.quota, &account_id, now(ctx))
             .await
             .map_err(|err| err.extend())?;
-        state.quota.forget_account(&account_id);
         Ok(usage.into())
     }
 }

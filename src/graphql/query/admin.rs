@@ -1,6 +1,6 @@
 use async_graphql::{Context, ErrorExtensions, Object, Result};
 
-use crate::domain::analytics;
+use crate::domain::{accounts, analytics};
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::{AdminGuard, PageLimit};
 use crate::graphql::loader::{self, Plans, Usage};
@@ -49,7 +49,7 @@ impl AdminQuery {
         plan: Option<PlanCode>,
     ) -> Result<AccountPage> {
         let (nodes, total_count) =
-            analytics::accounts_page(&state(ctx).db, plan.map(Into::into), limit, offset)
+            accounts::page(&state(ctx).db, plan.map(Into::into), limit, offset)
                 .await
                 .map_err(|err| err.extend())?;
         let nodes: Vec<Account> = nodes.into_iter().map(Account).collect();

@@ -1,6 +1,6 @@
 use async_graphql::{Context, ErrorExtensions, Object, Result};
 
-use crate::domain::{accounts, analytics};
+use crate::domain::{accounts, analytics, paging};
 use crate::error::{AppError, AppResult};
 use crate::graphql::context::{current_user, now, state};
 use crate::graphql::guard::PageLimit;
@@ -35,7 +35,7 @@ impl UsageQuery {
         #[graphql(default = 30)] days: i64,
     ) -> Result<Vec<DailyUsage>> {
         let run = async {
-            analytics::check_days(days)?;
+            paging::check_days(days)?;
             let user = current_user(ctx).await?;
             analytics::usage_history(&state(ctx).db, &user.account_id, days, now(ctx)).await
         };
@@ -52,7 +52,7 @@ impl UsageQuery {
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<EndpointStat>> {
         let run = async {
-            analytics::check_days(days)?;
+            paging::check_days(days)?;
             let user = current_user(ctx).await?;
             analytics::endpoint_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await
         };
@@ -68,7 +68,7 @@ impl UsageQuery {
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<ToolStat>> {
         let run = async {
-            analytics::check_days(days)?;
+            paging::check_days(days)?;
             let user = current_user(ctx).await?;
             analytics::tool_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await
         };

@@ -1,0 +1,162 @@
+//! Applying an event to its account, once per event id, and forgetting the ids once the provider
+//! can no longer redeliver them.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use super::event::{change_of, Event, Target};
+use crate::domain::accounts;
+use crate::domain::keys::KeyCache;
+use crate::entity::{account, billing_webhook_event};
+use crate::error::AppResult;
+
+/// How long applied event ids are kept. The provider retries a failed delivery for a few days,
+/// so a redelivery always finds its id.
+pub const PROCESSED_EVENT_RETENTION_DAYS: i64 = 30;
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The account changed.
+    Applied,
+    /// This event id was applied before; nothing changed.
+    Duplicate,
+    /// A newer event was already applied to the account; nothing changed.
+    Stale,
+    /// A type we do not act on, or an event that does not name a plan change we understand.
+    Ignored,
+    /// No account matches the event; nothing changed.
+    UnknownAccount,
+}
+
+/// Applies one verified event at `now`.
+///
+/// The event id is inserted in the same transaction as the change, under a unique key: two
+/// deliveries of one event — even concurrent ones — cannot both apply, and a failure leaves
+/// neither the change nor the id behind, so the provider's retry applies it. The account row is
+/// locked (PostgreSQL; SQLite has one writer at a time) while its last applied `created` is
+/// compared with the event's, so an older event delivered late changes nothing.
+pub async fn apply_event(
+    db: &DatabaseConnection,
+    keys: &KeyCache,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> AppResult<Outcome> {
+    let Some(change) = change_of(event) else {
+        tracing::info!(event_id = %event.id, event_type = %event.kind, "billing event ignored");
+        return Ok(Outcome::Ignored);
+    };
+
+    let txn = db.begin().await?;
+    // Claim the id first: on PostgreSQL a concurrent delivery of the same event waits here until
+    // this transaction ends; on SQLite this write makes the transaction the only writer.
+    let claimed = billing_webhook_event::Entity::insert(billing_webhook_event::ActiveModel {
+        id: Set(event.id.clone()),
+        event_type: Set(event.kind.clone()),
+        account_id: Set(None),
+        created: Set(event.created),
+        received_at: Set(now),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(&txn)
+    .await?;
+    if !matches!(claimed, sea_orm::TryInsertResult::Inserted(rows) if rows > 0) {
+        tracing::info!(event_id = %event.id, "billing event already applied");
+        txn.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
+
+    let found = match &change.target {
+        Target::Account(id) => {
+            account::Entity::find_by_id(id.clone())
+                .lock_exclusive()
+                .one(&txn)
+                .await?
+        }
+        Target::Customer(customer) => {
+            account::Entity::find()
+                .filter(account::Column::BillingCustomerId.eq(customer.clone()))
+                .lock_exclusive()
+                .one(&txn)
+                .await?
+        }
+    };
+    let Some(account) = found else {
+        // Not recorded: once the account exists, a redelivery from the provider can still apply.
+        tracing::warn!(
+            event_id = %event.id,
+            event_type = %event.kind,
+            target = ?change.target,
+            "billing event for an unknown account or customer: nothing changed"
+        );
+        txn.rollback().await?;
+        return Ok(Outcome::UnknownAccount);
+    };
+
+    billing_webhook_event::Entity::update_many()
+        .col_expr(
+            billing_webhook_event::Column::AccountId,
+            Expr::value(account.id.clone()),
+        )
+        .filter(billing_webhook_event::Column::Id.eq(event.id.clone()))
+        .exec(&txn)
+        .await?;
+
+    if account
+        .billing_event_created_at
+        .is_some_and(|last| event.created < last)
+    {
+        tracing::info!(
+            event_id = %event.id,
+            account_id = %account.id,
+            created = event.created,
+            last_applied = account.billing_event_created_at,
+            "billing event older than the last one applied: nothing changed"
+        );
+        txn.commit().await?;
+        return Ok(Outcome::Stale);
+    }
+
+    if let Some(plan) = change.plan {
+        if account.plan_code != plan.as_str() {
+            accounts::set_plan(&txn, &account.id, plan, now).await?;
+        }
+    }
+    let account_id = account.id.clone();
+    let mut row: account::ActiveModel = account.into();
+    row.billing_event_created_at = Set(Some(event.created));
+    if let Some(customer) = change.customer {
+        row.billing_customer_id = Set(Some(customer));
+    }
+    if let Some(period) = change.period {
+        row.billing_period_start = Set(period.map(|(start, _)| start));
+        row.billing_period_end = Set(period.map(|(_, end)| end));
+    }
+    row.update(&txn).await?;
+    txn.commit().await?;
+
+    // The cached account and plan behind every key are stale now; read them again.
+    keys.forget_all();
+    tracing::info!(
+        event_id = %event.id,
+        event_type = %event.kind,
+        account_id = %account_id,
+        plan = ?change.plan,
+        "billing event applied"
+    );
+    Ok(Outcome::Applied)
+}
+
+/// Deletes applied event ids older than [`PROCESSED_EVENT_RETENTION_DAYS`]; returns how many.
+pub async fn prune_processed_events(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<u64> {
+    let cutoff = now - Duration::days(PROCESSED_EVENT_RETENTION_DAYS);
+    let deleted = billing_webhook_event::Entity::delete_many()
+        .filter(billing_webhook_event::Column::ReceivedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}
