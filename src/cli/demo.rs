@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
-use rand::distributions::{Distribution, WeightedIndex};
+use rand::distr::weighted::WeightedIndex;
+use rand::distr::Distribution;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
 
@@ -104,7 +105,7 @@ pub async fn seed(
     let password_hash = auth::hash_password(options.password.clone()).await?;
     let mut accounts = Vec::with_capacity(options.accounts);
     for i in 0..options.accounts {
-        let roll = rng.gen_range(0..100);
+        let roll = rng.random_range(0..100);
         let plan = match roll {
             0..=69 => PlanCode::Free,
             70..=94 => PlanCode::Pro,
@@ -297,13 +298,13 @@ fn endpoints(rng: &mut StdRng) -> Vec<Endpoint> {
     let mut all = Vec::with_capacity(ENDPOINTS);
     for resource in RESOURCES {
         for (method, shape, slowness) in shapes {
-            let base: f64 = rng.gen_range(8.0f64.ln()..120.0f64.ln()).exp();
+            let base: f64 = rng.random_range(8.0f64.ln()..120.0f64.ln()).exp();
             all.push(Endpoint {
                 method,
                 path: shape.replace("{r}", resource),
                 median_ms: base * slowness,
-                sigma: rng.gen_range(0.35..0.9),
-                error_rate: rng.gen_range(0.002..0.06),
+                sigma: rng.random_range(0.35..0.9),
+                error_rate: rng.random_range(0.002..0.06),
             });
         }
     }
@@ -323,13 +324,13 @@ fn zipf(n: usize, s: f64) -> AppResult<WeightedIndex<f64>> {
 
 /// A standard normal sample (Box–Muller).
 fn normal(rng: &mut StdRng) -> f64 {
-    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.gen();
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 fn status_of(rng: &mut StdRng, endpoint: &Endpoint) -> i32 {
-    if rng.gen_bool(endpoint.error_rate.clamp(0.0, 1.0)) {
+    if rng.random_bool(endpoint.error_rate.clamp(0.0, 1.0)) {
         *[400, 401, 403, 404, 404, 409, 422, 429, 500, 502, 503]
             .choose(rng)
             .unwrap_or(&500)
@@ -337,7 +338,7 @@ fn status_of(rng: &mut StdRng, endpoint: &Endpoint) -> i32 {
         match endpoint.method {
             "POST" => 201,
             "DELETE" => 204,
-            "GET" if rng.gen_bool(0.05) => 304,
+            "GET" if rng.random_bool(0.05) => 304,
             _ => 200,
         }
     }
@@ -379,8 +380,8 @@ async fn write_events(
             + u64::from((day_index as u64) < options.events % days as u64);
         let period = BillingPeriod::calendar_month(day_start);
         for _ in 0..share {
-            let at = day_start + Duration::milliseconds(rng.gen_range(0..span_ms));
-            let roll: f64 = rng.gen();
+            let at = day_start + Duration::milliseconds(rng.random_range(0..span_ms));
+            let roll: f64 = rng.random();
             let kind = if roll < 0.85 {
                 EventKind::ApiCall
             } else if roll < 0.98 {
@@ -417,7 +418,7 @@ async fn write_events(
             let mut event = NewEvent {
                 api_key_id: account.keys.choose(rng).cloned(),
                 period: Some(period),
-                received_at: at + Duration::milliseconds(rng.gen_range(5..400)),
+                received_at: at + Duration::milliseconds(rng.random_range(5..400)),
                 ..NewEvent::new(Some(account.id.clone()), kind, at)
             };
             match kind {

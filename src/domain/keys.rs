@@ -48,9 +48,9 @@ pub struct NewKey {
 }
 
 pub fn generate() -> NewKey {
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     let random: String = (0..RANDOM_LEN)
-        .map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char)
+        .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
         .collect();
     let plaintext = format!("{KEY_PREFIX}{random}{}", checksum(&random));
     NewKey {

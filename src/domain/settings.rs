@@ -2,7 +2,7 @@
 //! first start: the JWT secret and the first admin.
 
 use chrono::{DateTime, Utc};
-use rand::distributions::{Alphanumeric, DistString};
+use rand::distr::{Alphanumeric, SampleString};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait, Set};
 
@@ -15,7 +15,7 @@ const JWT_SECRET: &str = "jwt_secret";
 /// The JWT secret stored in the database, generated on first use. Concurrent first starts agree
 /// on one secret: the insert does nothing when another instance won the race.
 pub async fn jwt_secret(db: &DatabaseConnection) -> AppResult<String> {
-    let candidate = Alphanumeric.sample_string(&mut rand::thread_rng(), 64);
+    let candidate = Alphanumeric.sample_string(&mut rand::rng(), 64);
     setting::Entity::insert(setting::ActiveModel {
         name: Set(JWT_SECRET.to_owned()),
         value: Set(candidate),
@@ -58,7 +58,7 @@ pub async fn ensure_admin(
     }
     let generated = password
         .is_none()
-        .then(|| Alphanumeric.sample_string(&mut rand::thread_rng(), 24));
+        .then(|| Alphanumeric.sample_string(&mut rand::rng(), 24));
     let password = password.or_else(|| generated.clone()).unwrap_or_default();
     let admin = accounts::create_user(
         db,
