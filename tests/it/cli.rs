@@ -225,20 +225,30 @@ fn billing_close_invoices_ended_periods_once() {
     // The account has existed since October 2026: October has ended and is billed.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::Expr;
+        use sea_orm::EntityTrait;
+        use tally::entity::{account, account_plan_change};
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("tally.db").display()
         );
         let db = tally::db::connect(&url).await.unwrap();
-        db.execute_unprepared("UPDATE accounts SET created_at = '2026-10-05T09:00:00+00:00'")
+        let october = chrono::DateTime::parse_from_rfc3339("2026-10-05T09:00:00+00:00")
+            .unwrap()
+            .to_utc();
+        account::Entity::update_many()
+            .col_expr(account::Column::CreatedAt, Expr::value(october))
+            .exec(&db)
             .await
             .unwrap();
-        db.execute_unprepared(
-            "UPDATE account_plan_changes SET effective_at = '2026-10-05T09:00:00+00:00'",
-        )
-        .await
-        .unwrap();
+        account_plan_change::Entity::update_many()
+            .col_expr(
+                account_plan_change::Column::EffectiveAt,
+                Expr::value(october),
+            )
+            .exec(&db)
+            .await
+            .unwrap();
     });
     let close = |as_of: &str| {
         tally(dir.path())

@@ -5,6 +5,7 @@ use crate::common;
 use std::process::Command;
 
 use common::process::Server;
+use common::tables;
 use serde_json::json;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hooks/tally-track.sh");
@@ -20,6 +21,11 @@ fn run_script(server: &Server, key: &str, event_id: &str, args: &[&str]) -> std:
         .env("TALLY_STRICT", "1")
         .output()
         .expect("run the hook script")
+}
+
+/// The database a server started in `dir` writes by default.
+fn stored_in(dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("tally.db").display())
 }
 
 #[test]
@@ -74,23 +80,18 @@ fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
     // Read what was stored straight from the database file.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use sea_orm::{ConnectionTrait, Statement};
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("tally.db").display());
-        let db = tally::db::connect(&url).await.unwrap();
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT COUNT(*), MIN(skill_id), MIN(tool_name), MIN(hook_event), MIN(input_snippet) FROM usage_events",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "the retried run counted once");
-        assert_eq!(row.try_get_by_index::<String>(1).unwrap(), "code-review");
-        assert_eq!(row.try_get_by_index::<String>(2).unwrap(), "Bash");
-        assert_eq!(row.try_get_by_index::<String>(3).unwrap(), "PostToolUse");
+        let db = tally::db::connect(&stored_in(dir.path())).await.unwrap();
+        let events = tables::all_events(&db).await;
+        assert_eq!(events.len(), 1, "the retried run counted once");
+        let event = &events[0];
+        assert_eq!(event.skill_id.as_deref(), Some("code-review"));
+        assert_eq!(event.tool_name.as_deref(), Some("Bash"));
+        assert_eq!(event.hook_event.as_deref(), Some("PostToolUse"));
         // Quotes and backslashes survive; the tab (a control character) is dropped.
-        assert_eq!(row.try_get_by_index::<String>(4).unwrap(), "grep -n \"quote\" \\ backslash");
+        assert_eq!(
+            event.input_snippet.as_deref(),
+            Some("grep -n \"quote\" \\ backslash")
+        );
     });
 }
 
@@ -138,21 +139,9 @@ fn snippets_are_cut_by_characters_not_bytes() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use sea_orm::{ConnectionTrait, Statement};
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("tally.db").display()
-        );
-        let db = tally::db::connect(&url).await.unwrap();
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT output_snippet FROM usage_events",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let stored = row.try_get_by_index::<String>(0).unwrap();
+        let db = tally::db::connect(&stored_in(dir.path())).await.unwrap();
+        let events = tables::all_events(&db).await;
+        let stored = events[0].output_snippet.clone().unwrap();
         assert_eq!(stored.chars().count(), 1000);
         assert_eq!(stored, format!("{}é", "a".repeat(999)));
     });
