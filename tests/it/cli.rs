@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::process::{tally, Server};
+use common::process::{tally, Server, OPS_ADMIN, OPS_EMAIL, OPS_PASSWORD};
 use serde_json::json;
 
 const LOGIN: &str =
@@ -52,20 +52,12 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
 #[test]
 fn admin_credentials_can_come_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-    ];
-    let server = Server::start(dir.path(), &env);
-    let login = server.graphql(
-        None,
-        LOGIN,
-        json!({ "e": "ops@example.com", "p": "a long admin password" }),
-    );
+    let server = Server::start(dir.path(), &OPS_ADMIN);
+    let login = server.graphql(None, LOGIN, json!({ "e": OPS_EMAIL, "p": OPS_PASSWORD }));
     assert_eq!(login["data"]["login"]["user"]["role"], "ADMIN", "{login}");
     let stdout = server.stop();
     assert!(
-        !stdout.contains("a long admin password"),
+        !stdout.contains(OPS_PASSWORD),
         "a configured password is never printed"
     );
 }

@@ -371,29 +371,11 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
     let (proxied_url, _) = through_proxy(&url, proxy.port);
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &[
-            ("TALLY_DATABASE_URL", &proxied_url),
-            ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-            ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-        ],
-    );
-    let login = server.graphql(
-        None,
-        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
-        json!({}),
-    );
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
-    let created = server.graphql(
-        Some(&token),
-        "mutation { createApiKey(name: \"gateway\") { key } }",
-        json!({}),
-    );
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mut settings = vec![("TALLY_DATABASE_URL", proxied_url.as_str())];
+    settings.extend(process::OPS_ADMIN);
+    let server = Server::start(dir.path(), &settings);
+    let token = server.login(process::OPS_EMAIL, process::OPS_PASSWORD);
+    let key = server.create_key(&token, "gateway", false);
     let (status, _, body, _) = timed_request(&server, "POST", "/api/v1/verify", Some(&key), "{}");
     assert_eq!(status, 200, "{body}");
 

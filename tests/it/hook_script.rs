@@ -4,9 +4,8 @@ use crate::common;
 
 use std::process::Command;
 
-use common::process::Server;
+use common::process::{Server, OPS_ADMIN, OPS_EMAIL, OPS_PASSWORD};
 use common::tables;
-use serde_json::json;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hooks/tally-track.sh");
 
@@ -36,27 +35,10 @@ fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
         panic!("the hook script needs curl and openssl on PATH");
     }
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-    ];
-    let server = Server::start(dir.path(), &env);
-    let login = server.graphql(
-        None,
-        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
-        json!({}),
-    );
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let server = Server::start(dir.path(), &OPS_ADMIN);
+    let token = server.login(OPS_EMAIL, OPS_PASSWORD);
     // A key that requires signatures: only a correctly signed request is accepted.
-    let created = server.graphql(
-        Some(&token),
-        "mutation { createApiKey(name: \"hooks\", requireSignature: true) { key } }",
-        json!({}),
-    );
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = server.create_key(&token, "hooks", true);
 
     for _ in 0..2 {
         let out = run_script(
@@ -98,26 +80,9 @@ fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
 #[test]
 fn snippets_are_cut_by_characters_not_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-    ];
-    let server = Server::start(dir.path(), &env);
-    let login = server.graphql(
-        None,
-        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
-        json!({}),
-    );
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
-    let created = server.graphql(
-        Some(&token),
-        "mutation { createApiKey(name: \"hooks\") { key } }",
-        json!({}),
-    );
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let server = Server::start(dir.path(), &OPS_ADMIN);
+    let token = server.login(OPS_EMAIL, OPS_PASSWORD);
+    let key = server.create_key(&token, "hooks", false);
     // The 1000th character is a two-byte one: a cut at 1000 bytes would split it.
     let snippet = format!("{}{}", "a".repeat(999), "é€".repeat(50));
     let out = Command::new("sh")

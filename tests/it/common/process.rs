@@ -19,6 +19,14 @@ pub const PATIENCE: Duration = Duration::from_secs(6);
 /// Longest a whole request may take (signing in hashes a password, slow in a debug build).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The admin a server creates on its first start when given `OPS_ADMIN`.
+pub const OPS_EMAIL: &str = "ops@example.com";
+pub const OPS_PASSWORD: &str = "a long admin password";
+pub const OPS_ADMIN: [(&str, &str); 2] = [
+    ("TALLY_ADMIN_EMAIL", OPS_EMAIL),
+    ("TALLY_ADMIN_PASSWORD", OPS_PASSWORD),
+];
+
 pub fn tally(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command
@@ -103,6 +111,16 @@ impl Server {
             json!({ "e": email, "p": password }),
         );
         data["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an API key for the token's account; returns its plaintext.
+    pub fn create_key(&self, token: &str, name: &str, require_signature: bool) -> String {
+        let data = self.graphql_ok(
+            Some(token),
+            "mutation($n: String!, $s: Boolean!) { createApiKey(name: $n, requireSignature: $s) { key } }",
+            json!({ "n": name, "s": require_signature }),
+        );
+        data["createApiKey"]["key"].as_str().unwrap().to_owned()
     }
 
     /// Signs up a member with its own account and creates a key for it.
