@@ -8,6 +8,7 @@ use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use chrono::Duration;
 use common::analytics::{api_call, app, at, config, install, tool_use};
+use common::tables;
 use common::{error_code, TestApp};
 use serde_json::{json, Value};
 use tally::clock::Clock;
@@ -326,10 +327,11 @@ async fn reset_usage_zeroes_the_current_period_and_the_quota_gate_sees_it() {
     );
     // Other periods are untouched.
     assert_eq!(
-        app.scalar(&format!(
-            "SELECT calls FROM usage_periods WHERE account_id = '{account}' AND period_start = {}",
+        tables::period_calls(
+            &app.state.db,
+            &account,
             at("2026-10-01T00:00:00Z").timestamp_millis()
-        ))
+        )
         .await,
         1
     );

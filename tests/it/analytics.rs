@@ -8,6 +8,7 @@ use common::analytics::{
     api_call, app, at, compare_endpoint_stats, install, naive_endpoint_stats, naive_history,
     naive_period_calls, naive_tool_stats, tool_use,
 };
+use common::tables;
 use common::{error_code, TestApp};
 use serde_json::{json, Value};
 use tally::clock::Clock;
@@ -457,7 +458,7 @@ async fn events_sent_to_the_ingestion_routes_show_up() {
 }
 
 async fn raw_count(app: &TestApp) -> i64 {
-    app.scalar("SELECT COUNT(*) FROM usage_events").await
+    tables::stored_events_in_total(&app.state.db).await
 }
 
 /// Several instances (each with its own recorder) writing the same rollup rows at once: the
@@ -529,9 +530,7 @@ async fn pruning_raw_events_changes_no_analytics_answer() {
     // Events 200, 120, 95, 91 and 90 days (and a minute) old: 5 × 4.
     assert_eq!(pruned, 20);
     assert_eq!(raw_count(&app).await, stored - 20);
-    let oldest = app
-        .scalar("SELECT MIN(occurred_at) FROM usage_events")
-        .await;
+    let oldest = tables::oldest_event_at(&app.state.db).await.unwrap_or(0);
     assert!(oldest >= cutoff.timestamp_millis());
 
     assert_eq!(app.snapshot(&token, 366).await, before_366);

@@ -265,7 +265,7 @@ async fn a_run_as_of_the_future_is_refused() {
 #[tokio::test]
 async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     use axum::http::StatusCode;
-    use common::ingest::{rfc3339, tool_use};
+    use common::ingest::{rfc3339, track_body};
 
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
@@ -274,7 +274,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
         let response = app
             .track(
                 &m.key,
-                &tool_use(&app.now_rfc3339(), Some(&format!("nov-{i}"))),
+                &track_body(&app.now_rfc3339(), Some(&format!("nov-{i}"))),
             )
             .await;
         assert_eq!(response.status, StatusCode::OK);
@@ -289,7 +289,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     assert_eq!((november.calls, november.total_cents), (3, 2_900));
 
     // A late report dated in November is refused, never moved into December.
-    let late = tool_use(
+    let late = track_body(
         &rfc3339(utc(2026, 11, 30) + chrono::Duration::hours(23)),
         Some("late"),
     );
@@ -317,7 +317,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
 
     // December starts from zero calls.
     let december = app
-        .track(&m.key, &tool_use(&app.now_rfc3339(), Some("dec-1")))
+        .track(&m.key, &track_body(&app.now_rfc3339(), Some("dec-1")))
         .await;
     assert_eq!(december.status, StatusCode::OK);
     assert_eq!(december.header("x-ratelimit-remaining"), Some("99999"));

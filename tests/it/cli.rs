@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::process::{tally, Server};
+use common::process::{tally, Server, OPS_ADMIN, OPS_EMAIL, OPS_PASSWORD};
 use serde_json::json;
 
 const LOGIN: &str =
@@ -52,20 +52,12 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
 #[test]
 fn admin_credentials_can_come_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-    ];
-    let server = Server::start(dir.path(), &env);
-    let login = server.graphql(
-        None,
-        LOGIN,
-        json!({ "e": "ops@example.com", "p": "a long admin password" }),
-    );
+    let server = Server::start(dir.path(), &OPS_ADMIN);
+    let login = server.graphql(None, LOGIN, json!({ "e": OPS_EMAIL, "p": OPS_PASSWORD }));
     assert_eq!(login["data"]["login"]["user"]["role"], "ADMIN", "{login}");
     let stdout = server.stop();
     assert!(
-        !stdout.contains("a long admin password"),
+        !stdout.contains(OPS_PASSWORD),
         "a configured password is never printed"
     );
 }
@@ -225,20 +217,30 @@ fn billing_close_invoices_ended_periods_once() {
     // The account has existed since October 2026: October has ended and is billed.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::Expr;
+        use sea_orm::EntityTrait;
+        use tally::entity::{account, account_plan_change};
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("tally.db").display()
         );
         let db = tally::db::connect(&url).await.unwrap();
-        db.execute_unprepared("UPDATE accounts SET created_at = '2026-10-05T09:00:00+00:00'")
+        let october = chrono::DateTime::parse_from_rfc3339("2026-10-05T09:00:00+00:00")
+            .unwrap()
+            .to_utc();
+        account::Entity::update_many()
+            .col_expr(account::Column::CreatedAt, Expr::value(october))
+            .exec(&db)
             .await
             .unwrap();
-        db.execute_unprepared(
-            "UPDATE account_plan_changes SET effective_at = '2026-10-05T09:00:00+00:00'",
-        )
-        .await
-        .unwrap();
+        account_plan_change::Entity::update_many()
+            .col_expr(
+                account_plan_change::Column::EffectiveAt,
+                Expr::value(october),
+            )
+            .exec(&db)
+            .await
+            .unwrap();
     });
     let close = |as_of: &str| {
         tally(dir.path())

@@ -2,9 +2,12 @@
 
 use crate::common;
 
+use std::collections::HashSet;
+
 use common::analytics::{
     app, compare_endpoint_stats, naive_history, naive_period_calls, naive_tool_stats,
 };
+use common::tables;
 use serde_json::{json, Value};
 use tally::cli::demo::{self, DemoOptions};
 use tally::clock::Clock;
@@ -29,22 +32,22 @@ async fn demo_data_covers_every_plan_and_its_rollups_agree_with_its_events() {
     assert_eq!(summary.events, 6_000);
     assert_eq!(reports.last(), Some(&(6_000, 6_000)));
     assert_eq!(summary.accounts, 13);
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM usage_events").await, 6_000);
-    let days = app
-        .scalar("SELECT COUNT(DISTINCT day) FROM usage_daily_endpoints")
-        .await;
+    assert_eq!(tables::stored_events_in_total(&app.state.db).await, 6_000);
+    let rollups = tables::all_endpoint_rollups(&app.state.db).await;
+    let days = rollups.iter().map(|r| &r.day).collect::<HashSet<_>>().len();
     assert_eq!(days, 20);
-    let endpoints = app
-        .scalar("SELECT COUNT(DISTINCT endpoint) FROM usage_daily_endpoints")
-        .await;
+    let endpoints = rollups
+        .iter()
+        .map(|r| &r.endpoint)
+        .collect::<HashSet<_>>()
+        .len();
     assert!(endpoints > 50, "{endpoints} endpoints");
     // FREE accounts stay within their quota, as the gate would keep them.
-    let over = app
-        .scalar(
-            "SELECT COUNT(*) FROM usage_periods up JOIN accounts a ON a.id = up.account_id \
-             WHERE a.plan_code = 'FREE' AND up.calls > 1000",
-        )
-        .await;
+    let over = tables::periods_on_plan(&app.state.db, "FREE")
+        .await
+        .into_iter()
+        .filter(|period| period.calls > 1000)
+        .count();
     assert_eq!(over, 0);
 
     let admin = app.login(demo::ADMIN_EMAIL).await;

@@ -5,7 +5,7 @@ use crate::common;
 use axum::http::StatusCode;
 use std::io::Write as _;
 
-use common::process::Server;
+use common::process::{self, Server};
 use common::TestApp;
 use serde_json::json;
 
@@ -125,101 +125,21 @@ async fn a_body_that_stalls_answers_408_json_and_stores_nothing() {
             "{path}"
         );
     }
-    let stored = app.scalar("SELECT COUNT(*) FROM usage_events").await;
+    let stored = common::tables::stored_events_in_total(&app.state.db).await;
     assert_eq!(stored, 0);
 }
 
 // ---- Connections, through the real binary ---------------------------------------------------
 
-mod connections {
-    use std::io::{ErrorKind, Read, Write};
-    use std::net::TcpStream;
-    use std::time::{Duration, Instant};
-
-    use super::common::process::Server;
-
-    /// Longest the tests wait for anything the server is expected to do within a second or two.
-    const PATIENCE: Duration = Duration::from_secs(6);
-
-    pub fn connect(server: &Server) -> TcpStream {
-        let stream = TcpStream::connect(&server.address).expect("connect");
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        stream
-    }
-
-    /// Reads one response: (status, head, body). Panics when none comes within `PATIENCE`.
-    pub fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
-        let mut raw = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = find(&raw, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-                let length = head
-                    .lines()
-                    .find_map(|line| {
-                        let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if raw.len() >= end + 4 + length {
-                    let body =
-                        String::from_utf8_lossy(&raw[end + 4..end + 4 + length]).into_owned();
-                    let status = head
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
-                    return (status, head, body);
-                }
-            }
-            match stream.read(&mut chunk) {
-                Ok(0) => panic!(
-                    "connection closed mid-response: {:?}",
-                    String::from_utf8_lossy(&raw)
-                ),
-                Ok(n) => raw.extend_from_slice(&chunk[..n]),
-                Err(err) => panic!("no response: {err}"),
-            }
-        }
-    }
-
-    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-        haystack.windows(needle.len()).position(|w| w == needle)
-    }
-
-    /// Waits until the server closes the connection; returns how long that took.
-    pub fn closed_after(stream: &mut TcpStream, since: Instant) -> Duration {
-        let mut chunk = [0u8; 1024];
-        loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => return since.elapsed(),
-                Ok(_) => continue,
-                Err(err) if err.kind() == ErrorKind::ConnectionReset => return since.elapsed(),
-                Err(err) => panic!("the server kept the connection open: {err}"),
-            }
-        }
-    }
-
-    pub fn get(stream: &mut TcpStream, path: &str) -> (u16, String, String) {
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: tally\r\n\r\n").unwrap();
-        read_response(stream)
-    }
-
-    pub fn health_on_a_new_connection(server: &Server) -> u16 {
-        get(&mut connect(server), "/health").0
-    }
-}
-
 #[test]
 fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[("TALLY_HEADER_READ_TIMEOUT_SECONDS", "1")]);
-    let mut slow = connections::connect(&server);
+    let mut slow = server.connect();
     let opened = std::time::Instant::now();
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: tally\r\nX-Slow: ")
         .unwrap();
-    let took = connections::closed_after(&mut slow, opened);
+    let took = process::closed_after(&mut slow, opened);
     assert!(
         took >= std::time::Duration::from_millis(900),
         "closed too early: {took:?}"
@@ -229,8 +149,8 @@ fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
         "closed too late: {took:?}"
     );
     // A client that sends its request promptly is served as before.
-    assert_eq!(connections::health_on_a_new_connection(&server), 200);
-    let (_, _, metrics) = connections::get(&mut connections::connect(&server), "/metrics");
+    assert_eq!(process::get(&mut server.connect(), "/health").status, 200);
+    let metrics = process::get(&mut server.connect(), "/metrics").body;
     assert!(
         metrics.contains("tally_connections_timed_out_total{reason=\"header_read\"} 1"),
         "{metrics}"
@@ -242,12 +162,12 @@ fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
 fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[("TALLY_KEEP_ALIVE_TIMEOUT_SECONDS", "1")]);
-    let mut client = connections::connect(&server);
+    let mut client = server.connect();
     // Kept alive: two requests on one connection.
-    assert_eq!(connections::get(&mut client, "/health").0, 200);
-    assert_eq!(connections::get(&mut client, "/health").0, 200);
+    assert_eq!(process::get(&mut client, "/health").status, 200);
+    assert_eq!(process::get(&mut client, "/health").status, 200);
     let answered = std::time::Instant::now();
-    let took = connections::closed_after(&mut client, answered);
+    let took = process::closed_after(&mut client, answered);
     assert!(
         took >= std::time::Duration::from_millis(900),
         "closed too early: {took:?}"
@@ -263,11 +183,11 @@ fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
 fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[("TALLY_MAX_CONNECTIONS", "2")]);
-    let idle: Vec<_> = (0..2).map(|_| connections::connect(&server)).collect();
+    let idle: Vec<_> = (0..2).map(|_| server.connect()).collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
 
-    let mut third = connections::connect(&server);
-    let (status, head, body) = connections::get(&mut third, "/health");
+    let mut third = server.connect();
+    let process::Response { status, head, body } = process::get(&mut third, "/health");
     assert_eq!(status, 503, "{head}");
     assert!(
         head.to_ascii_lowercase().contains("retry-after: 1"),
@@ -281,12 +201,12 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
         json!({ "error": "Too many open connections" })
     );
-    connections::closed_after(&mut third, std::time::Instant::now());
+    process::closed_after(&mut third, std::time::Instant::now());
 
     drop(idle);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let status = connections::health_on_a_new_connection(&server);
+        let status = process::get(&mut server.connect(), "/health").status;
         if status == 200 {
             break;
         }
@@ -297,7 +217,7 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // At least the one above (a retry while the slot was being freed may add more).
-    let (_, _, metrics) = connections::get(&mut connections::connect(&server), "/metrics");
+    let metrics = process::get(&mut server.connect(), "/metrics").body;
     let refused: u64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("tally_connections_refused_total "))
@@ -311,7 +231,7 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
 fn a_body_that_stalls_on_the_wire_gets_408() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[("TALLY_BODY_READ_TIMEOUT_SECONDS", "1")]);
-    let mut client = connections::connect(&server);
+    let mut client = server.connect();
     let sent = std::time::Instant::now();
     client
         .write_all(
@@ -319,7 +239,8 @@ fn a_body_that_stalls_on_the_wire_gets_408() {
               Content-Length: 100\r\n\r\n{\"skill_id\":",
         )
         .unwrap();
-    let (status, head, body) = connections::read_response(&mut client);
+    let process::Response { status, head, body } =
+        process::read_response(&mut client).expect("a response");
     assert_eq!(status, 408, "{head}");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
@@ -411,20 +332,16 @@ fn timed_request(
     bearer: Option<&str>,
     body: &str,
 ) -> (u16, String, String, std::time::Duration) {
-    let mut stream = connections::connect(server);
-    let auth = bearer
-        .map(|key| format!("Authorization: Bearer {key}\r\n"))
-        .unwrap_or_default();
     let started = std::time::Instant::now();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n{auth}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let response = server
+        .request(method, path, bearer, body)
+        .expect("a response");
+    (
+        response.status,
+        response.head,
+        response.body,
+        started.elapsed(),
     )
-    .unwrap();
-    let (status, head, body) = connections::read_response(&mut stream);
-    (status, head, body, started.elapsed())
 }
 
 fn has_retry_after(head: &str) -> bool {
@@ -454,29 +371,11 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
     let (proxied_url, _) = through_proxy(&url, proxy.port);
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &[
-            ("TALLY_DATABASE_URL", &proxied_url),
-            ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-            ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-        ],
-    );
-    let login = server.graphql(
-        None,
-        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
-        json!({}),
-    );
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
-    let created = server.graphql(
-        Some(&token),
-        "mutation { createApiKey(name: \"gateway\") { key } }",
-        json!({}),
-    );
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mut settings = vec![("TALLY_DATABASE_URL", proxied_url.as_str())];
+    settings.extend(process::OPS_ADMIN);
+    let server = Server::start(dir.path(), &settings);
+    let token = server.login(process::OPS_EMAIL, process::OPS_PASSWORD);
+    let key = server.create_key(&token, "gateway", false);
     let (status, _, body, _) = timed_request(&server, "POST", "/api/v1/verify", Some(&key), "{}");
     assert_eq!(status, 200, "{body}");
 

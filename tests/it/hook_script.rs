@@ -4,8 +4,8 @@ use crate::common;
 
 use std::process::Command;
 
-use common::process::Server;
-use serde_json::json;
+use common::process::{Server, OPS_ADMIN, OPS_EMAIL, OPS_PASSWORD};
+use common::tables;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hooks/tally-track.sh");
 
@@ -22,6 +22,11 @@ fn run_script(server: &Server, key: &str, event_id: &str, args: &[&str]) -> std:
         .expect("run the hook script")
 }
 
+/// The database a server started in `dir` writes by default.
+fn stored_in(dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("tally.db").display())
+}
+
 #[test]
 fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
     if Command::new("openssl").arg("version").output().is_err()
@@ -30,27 +35,10 @@ fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
         panic!("the hook script needs curl and openssl on PATH");
     }
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-    ];
-    let server = Server::start(dir.path(), &env);
-    let login = server.graphql(
-        None,
-        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
-        json!({}),
-    );
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let server = Server::start(dir.path(), &OPS_ADMIN);
+    let token = server.login(OPS_EMAIL, OPS_PASSWORD);
     // A key that requires signatures: only a correctly signed request is accepted.
-    let created = server.graphql(
-        Some(&token),
-        "mutation { createApiKey(name: \"hooks\", requireSignature: true) { key } }",
-        json!({}),
-    );
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = server.create_key(&token, "hooks", true);
 
     for _ in 0..2 {
         let out = run_script(
@@ -74,49 +62,27 @@ fn the_hook_script_posts_a_signed_tool_use_that_is_counted_once() {
     // Read what was stored straight from the database file.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use sea_orm::{ConnectionTrait, Statement};
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("tally.db").display());
-        let db = tally::db::connect(&url).await.unwrap();
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT COUNT(*), MIN(skill_id), MIN(tool_name), MIN(hook_event), MIN(input_snippet) FROM usage_events",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "the retried run counted once");
-        assert_eq!(row.try_get_by_index::<String>(1).unwrap(), "code-review");
-        assert_eq!(row.try_get_by_index::<String>(2).unwrap(), "Bash");
-        assert_eq!(row.try_get_by_index::<String>(3).unwrap(), "PostToolUse");
+        let db = tally::db::connect(&stored_in(dir.path())).await.unwrap();
+        let events = tables::all_events(&db).await;
+        assert_eq!(events.len(), 1, "the retried run counted once");
+        let event = &events[0];
+        assert_eq!(event.skill_id.as_deref(), Some("code-review"));
+        assert_eq!(event.tool_name.as_deref(), Some("Bash"));
+        assert_eq!(event.hook_event.as_deref(), Some("PostToolUse"));
         // Quotes and backslashes survive; the tab (a control character) is dropped.
-        assert_eq!(row.try_get_by_index::<String>(4).unwrap(), "grep -n \"quote\" \\ backslash");
+        assert_eq!(
+            event.input_snippet.as_deref(),
+            Some("grep -n \"quote\" \\ backslash")
+        );
     });
 }
 
 #[test]
 fn snippets_are_cut_by_characters_not_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TALLY_ADMIN_EMAIL", "ops@example.com"),
-        ("TALLY_ADMIN_PASSWORD", "a long admin password"),
-    ];
-    let server = Server::start(dir.path(), &env);
-    let login = server.graphql(
-        None,
-        "mutation { login(email: \"ops@example.com\", password: \"a long admin password\") { token } }",
-        json!({}),
-    );
-    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
-    let created = server.graphql(
-        Some(&token),
-        "mutation { createApiKey(name: \"hooks\") { key } }",
-        json!({}),
-    );
-    let key = created["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let server = Server::start(dir.path(), &OPS_ADMIN);
+    let token = server.login(OPS_EMAIL, OPS_PASSWORD);
+    let key = server.create_key(&token, "hooks", false);
     // The 1000th character is a two-byte one: a cut at 1000 bytes would split it.
     let snippet = format!("{}{}", "a".repeat(999), "é€".repeat(50));
     let out = Command::new("sh")
@@ -138,21 +104,9 @@ fn snippets_are_cut_by_characters_not_bytes() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use sea_orm::{ConnectionTrait, Statement};
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("tally.db").display()
-        );
-        let db = tally::db::connect(&url).await.unwrap();
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT output_snippet FROM usage_events",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let stored = row.try_get_by_index::<String>(0).unwrap();
+        let db = tally::db::connect(&stored_in(dir.path())).await.unwrap();
+        let events = tables::all_events(&db).await;
+        let stored = events[0].output_snippet.clone().unwrap();
         assert_eq!(stored.chars().count(), 1000);
         assert_eq!(stored, format!("{}é", "a".repeat(999)));
     });

@@ -5,10 +5,12 @@ use crate::common;
 use axum::http::StatusCode;
 use chrono::Duration;
 use common::ingest::rfc3339;
+use common::tables;
 use common::TestApp;
 use serde_json::{json, Value};
 use tally::clock::Clock;
 use tally::domain::histogram::{bucket_of, Counts};
+use tally::entity::usage_daily_endpoint;
 
 fn call(app: &TestApp, id: Option<&str>, status: u16, ms: u64) -> Value {
     let mut event = json!({
@@ -215,16 +217,15 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
     );
     assert!(response.header("ratelimit").is_some());
     assert_eq!(app.counted_calls(&m.account_id).await, 3);
-    let rollup = |column: &str| {
-        format!(
-            "SELECT {column} FROM usage_daily_endpoints WHERE account_id = '{}' AND method = 'GET' AND endpoint = '/v1/things'",
-            m.account_id
-        )
-    };
-    assert_eq!(app.scalar(&rollup("calls")).await, 3);
-    assert_eq!(app.scalar(&rollup("successes")).await, 2);
-    assert_eq!(app.scalar(&rollup("failures")).await, 1);
-    assert_eq!(app.scalar(&rollup("latency_sum_ms")).await, 240);
+    let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
+    let rollup = rollups
+        .iter()
+        .find(|row| row.method == "GET" && row.endpoint == "/v1/things")
+        .expect("a rollup row");
+    assert_eq!(rollup.calls, 3);
+    assert_eq!(rollup.successes, 2);
+    assert_eq!(rollup.failures, 1);
+    assert_eq!(rollup.latency_sum_ms, 240);
     assert_eq!(
         app.stored_histogram(&m.account_id, "/v1/things").await,
         Counts::from([(bucket_of(10), 1), (bucket_of(30), 1), (bucket_of(200), 1)])
@@ -342,22 +343,14 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     );
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
     assert_eq!(app.stored_events(&m.account_id).await, 1);
-    let status = app
-        .scalar(&format!(
-            "SELECT CAST(status_code AS BIGINT) FROM usage_events WHERE account_id = '{}'",
-            m.account_id
-        ))
-        .await;
-    assert_eq!(status, 404);
-    let rollup = |column: &str| {
-        format!(
-            "SELECT CAST(SUM({column}) AS BIGINT) FROM usage_daily_endpoints WHERE account_id = '{}'",
-            m.account_id
-        )
-    };
-    assert_eq!(app.scalar(&rollup("calls")).await, 1);
-    assert_eq!(app.scalar(&rollup("failures")).await, 1);
-    assert_eq!(app.scalar(&rollup("latency_sum_ms")).await, 42);
+    let status = tables::stored_status_codes(&app.state.db, &m.account_id).await;
+    assert_eq!(status, [Some(404)]);
+    let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
+    let sum =
+        |column: fn(&usage_daily_endpoint::Model) -> i64| rollups.iter().map(column).sum::<i64>();
+    assert_eq!(sum(|row| row.calls), 1);
+    assert_eq!(sum(|row| row.failures), 1);
+    assert_eq!(sum(|row| row.latency_sum_ms), 42);
     assert_eq!(
         app.stored_histogram(&m.account_id, "/v1/things").await,
         Counts::from([(bucket_of(42), 1)])
@@ -388,20 +381,16 @@ async fn a_reported_call_moves_to_its_real_endpoint() {
     app.post_json("/api/v1/verify", Some(&m.key), &json!({ "event_id": "x" }))
         .await;
     events(&app, &m.key, vec![call(&app, Some("x"), 200, 7)]).await;
-    let calls = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_daily_endpoints WHERE account_id = '{}' AND endpoint = '/v1/things'",
-            m.account_id
-        ))
-        .await;
-    assert_eq!(calls, 1);
-    let unnamed = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_daily_endpoints WHERE account_id = '{}' AND endpoint = ''",
-            m.account_id
-        ))
-        .await;
-    assert_eq!(unnamed, 0);
+    let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
+    let calls_to = |endpoint: &str| {
+        rollups
+            .iter()
+            .find(|row| row.endpoint == endpoint)
+            .expect("a rollup row")
+            .calls
+    };
+    assert_eq!(calls_to("/v1/things"), 1);
+    assert_eq!(calls_to(""), 0);
 }
 
 #[tokio::test]
@@ -523,7 +512,7 @@ async fn a_reused_event_id_that_is_not_a_verify_retry_is_409_and_counts_nothing(
         verify(&app, &m.key, asked.clone()).await.status,
         StatusCode::OK
     );
-    let tracked = common::ingest::tool_use(&app.now_rfc3339(), Some("t-1"));
+    let tracked = common::ingest::track_body(&app.now_rfc3339(), Some("t-1"));
     assert_eq!(app.track(&m.key, &tracked).await.status, StatusCode::OK);
     let reported = events(&app, &m.key, vec![call(&app, Some("e-1"), 200, 5)]).await;
     assert_eq!(reported.status, StatusCode::OK);
@@ -576,7 +565,7 @@ async fn a_rate_limited_answer_names_one_wait_in_both_headers() {
     app.clock.advance(Duration::milliseconds(1500));
     for route in ["/api/v1/verify", "/api/track", "/api/v1/events"] {
         let body = match route {
-            "/api/track" => common::ingest::tool_use(&app.now_rfc3339(), None),
+            "/api/track" => common::ingest::track_body(&app.now_rfc3339(), None),
             "/api/v1/events" => json!({ "events": [call(&app, None, 200, 1)] }),
             _ => json!({}),
         };

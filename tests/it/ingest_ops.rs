@@ -3,7 +3,8 @@
 use crate::common;
 
 use axum::http::StatusCode;
-use common::ingest::tool_use;
+use common::ingest::track_body;
+use common::tables;
 use common::TestApp;
 use serde_json::json;
 use tally::clock::Clock;
@@ -23,23 +24,24 @@ async fn an_anonymous_install_is_recorded_without_an_account() {
         .await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.json(), json!({ "recorded": true }));
-    let stored = app
-        .scalar(
-            "SELECT COUNT(*) FROM usage_events WHERE account_id IS NULL AND kind = 'INSTALL' \
-             AND tool_name = 'install_confirmed' AND metadata LIKE '%install-script%'",
-        )
-        .await;
+    let stored = tables::anonymous_events(&app.state.db)
+        .await
+        .iter()
+        .filter(|e| {
+            e.kind == "INSTALL"
+                && e.tool_name.as_deref() == Some("install_confirmed")
+                && e.metadata
+                    .as_ref()
+                    .is_some_and(|m| m.contains("install-script"))
+        })
+        .count();
     assert_eq!(stored, 1);
     // An empty body is an install with nothing more to say; an invalid key is ignored.
     let empty = app
         .post_raw("/api/install-callback", Some("tly_nope"), &[], Vec::new())
         .await;
     assert_eq!(empty.status, StatusCode::OK);
-    assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM usage_events WHERE account_id IS NULL")
-            .await,
-        2
-    );
+    assert_eq!(tables::anonymous_events(&app.state.db).await.len(), 2);
 }
 
 #[tokio::test]
@@ -56,12 +58,12 @@ async fn a_keyed_install_is_attributed_and_never_counted() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(app.stored_events(&m.account_id).await, 1);
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
-    let installs = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_daily_tools WHERE account_id = '{}' AND kind = 'INSTALL'",
-            m.account_id
-        ))
-        .await;
+    let installs = tables::tool_rollups(&app.state.db, &m.account_id)
+        .await
+        .iter()
+        .find(|row| row.kind == "INSTALL")
+        .expect("an install rollup")
+        .calls;
     assert_eq!(installs, 1);
 }
 
@@ -98,7 +100,7 @@ async fn an_install_with_a_nul_character_is_invalid_payload() {
             })
         );
     }
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM usage_events").await, 0);
+    assert_eq!(tables::stored_events_in_total(&app.state.db).await, 0);
 }
 
 #[tokio::test]
@@ -156,7 +158,9 @@ async fn installs_are_rate_limited_per_client_address() {
 async fn metrics_count_requests_events_batches_and_database_errors() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let ok = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let ok = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(ok.status, StatusCode::OK);
     app.track("tly_nope", &json!({})).await;
     let response = app.get("/metrics").await;
@@ -172,7 +176,8 @@ async fn metrics_count_requests_events_batches_and_database_errors() {
     assert!(text.contains("tally_recorder_write_seconds_bucket"));
 
     app.state.db.close_by_ref().await.unwrap();
-    app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    app.track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
     assert!(text.contains("tally_database_errors_total"), "{text}");
 }

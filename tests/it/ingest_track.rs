@@ -4,7 +4,8 @@ use crate::common;
 
 use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
-use common::ingest::{rfc3339, tool_use};
+use common::ingest::{rfc3339, track_body};
+use common::tables;
 use common::TestApp;
 use serde_json::json;
 use tally::clock::Clock;
@@ -14,7 +15,7 @@ use tally::domain::signature::sign;
 async fn a_valid_tool_use_is_stored_and_counted_once() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let mut body = tool_use(&app.now_rfc3339(), Some("e-1"));
+    let mut body = track_body(&app.now_rfc3339(), Some("e-1"));
     body["hook_event"] = json!("PostToolUse");
     body["tool_input_snippet"] = json!("ls -la");
     body["unknown_field"] = json!({ "ignored": true });
@@ -23,19 +24,19 @@ async fn a_valid_tool_use_is_stored_and_counted_once() {
     assert!(response.body.is_empty());
     assert_eq!(app.stored_events(&m.account_id).await, 1);
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
-    let tools = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_daily_tools WHERE account_id = '{}' AND skill_id = 'code-review' AND kind = 'TOOL_CALL'",
-            m.account_id
-        ))
-        .await;
+    let tools = tables::tool_rollups(&app.state.db, &m.account_id)
+        .await
+        .iter()
+        .find(|row| row.skill_id == "code-review" && row.kind == "TOOL_CALL")
+        .expect("a tool rollup")
+        .calls;
     assert_eq!(tools, 1);
 }
 
 #[tokio::test]
 async fn missing_or_non_bearer_authorization_is_401_missing() {
     let app = TestApp::new().await;
-    let body = tool_use(&app.now_rfc3339(), None);
+    let body = track_body(&app.now_rfc3339(), None);
     let none = app.post_json("/api/track", None, &body).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_eq!(none.json(), json!({ "error": "Missing authorization" }));
@@ -54,7 +55,7 @@ async fn missing_or_non_bearer_authorization_is_401_missing() {
 async fn unknown_malformed_bad_checksum_and_revoked_keys_are_401_invalid() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let body = tool_use(&app.now_rfc3339(), None);
+    let body = track_body(&app.now_rfc3339(), None);
     let mut bad_checksum = m.key.clone().into_bytes();
     let last = bad_checksum.len() - 1;
     bad_checksum[last] = if bad_checksum[last] == b'0' {
@@ -111,7 +112,7 @@ async fn non_json_bodies_are_400_invalid_json_whatever_the_content_type() {
         assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
     }
     // Valid JSON sent without any content type is read as JSON.
-    let body = tool_use(&app.now_rfc3339(), None).to_string();
+    let body = track_body(&app.now_rfc3339(), None).to_string();
     let plain = app.post_raw("/api/track", Some(&m.key), &[], body).await;
     assert_eq!(plain.status, StatusCode::OK);
     // Nothing rejected counts.
@@ -158,13 +159,16 @@ async fn rule_breaking_json_is_400_invalid_payload_with_details_per_field() {
     assert_eq!(details["ts"], json!(["is required"]));
 
     let old = app
-        .track(&m.key, &tool_use(&rfc3339(now - Duration::days(36)), None))
+        .track(
+            &m.key,
+            &track_body(&rfc3339(now - Duration::days(36)), None),
+        )
         .await;
     assert_eq!(
         old.json()["details"]["ts"],
         json!(["must not be older than 35 days"])
     );
-    let not_a_time = app.track(&m.key, &tool_use("last tuesday", None)).await;
+    let not_a_time = app.track(&m.key, &track_body("last tuesday", None)).await;
     assert_eq!(
         not_a_time.json()["details"]["ts"],
         json!(["must be an RFC 3339 timestamp"])
@@ -183,7 +187,7 @@ async fn the_oldest_and_newest_allowed_timestamps_pass() {
     app.clock.advance(Duration::days(40));
     let now = app.clock.now();
     for ts in [now + Duration::minutes(5), now - Duration::days(35)] {
-        let response = app.track(&m.key, &tool_use(&rfc3339(ts), None)).await;
+        let response = app.track(&m.key, &track_body(&rfc3339(ts), None)).await;
         assert_eq!(response.status, StatusCode::OK, "{ts}");
     }
 }
@@ -202,7 +206,7 @@ async fn a_tool_use_dated_before_its_account_was_created_is_refused() {
         Utc.with_ymd_and_hms(2026, 10, 31, 23, 0, 0).unwrap(),
     ] {
         let refused = app
-            .track(&m.key, &tool_use(&rfc3339(before), Some("early")))
+            .track(&m.key, &track_body(&rfc3339(before), Some("early")))
             .await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{before}");
         assert_eq!(
@@ -216,17 +220,13 @@ async fn a_tool_use_dated_before_its_account_was_created_is_refused() {
     assert_eq!(app.stored_events(&m.account_id).await, 0);
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
     assert_eq!(
-        app.scalar(&format!(
-            "SELECT COUNT(*) FROM usage_periods WHERE account_id = '{}'",
-            m.account_id
-        ))
-        .await,
+        tables::periods(&app.state.db, &m.account_id).await.len(),
         0,
         "no period was opened before the account existed"
     );
     // A second-precision time of the second the account was created in is its own.
     let same_second = app
-        .track(&m.key, &tool_use("2026-11-10T12:00:00Z", Some("early")))
+        .track(&m.key, &track_body("2026-11-10T12:00:00Z", Some("early")))
         .await;
     assert_eq!(same_second.status, StatusCode::OK);
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
@@ -244,7 +244,7 @@ async fn nul_characters_are_invalid_payload_and_nothing_is_stored() {
         "tool_output_snippet",
         "event_id",
     ] {
-        let mut body = tool_use(&app.now_rfc3339(), None);
+        let mut body = track_body(&app.now_rfc3339(), None);
         body[field] = json!("before\u{0}after");
         let response = app.track(&m.key, &body).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{field}");
@@ -277,7 +277,7 @@ async fn nul_characters_are_invalid_payload_and_nothing_is_stored() {
     assert_eq!(app.stored_events(&m.account_id).await, 0);
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
     // Other control characters are stored as sent.
-    let mut tab = tool_use(&app.now_rfc3339(), None);
+    let mut tab = track_body(&app.now_rfc3339(), None);
     tab["tool_input_snippet"] = json!("a\tb\u{1}c");
     assert_eq!(app.track(&m.key, &tab).await.status, StatusCode::OK);
 }
@@ -290,14 +290,16 @@ async fn a_quota_refusal_for_an_ended_period_names_one_wait_in_both_headers() {
     let m = app.member_with_key(false).await;
     app.update_plan("FREE", json!({ "monthlyQuota": 2 })).await;
     for _ in 0..2 {
-        let ok = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+        let ok = app
+            .track(&m.key, &track_body(&app.now_rfc3339(), None))
+            .await;
         assert_eq!(ok.status, StatusCode::OK);
     }
     // In November, a late report dated in the full October is refused.
     app.clock
         .set(Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::milliseconds(250));
     let late = app
-        .track(&m.key, &tool_use("2026-10-25T10:00:00Z", None))
+        .track(&m.key, &track_body("2026-10-25T10:00:00Z", None))
         .await;
     assert_eq!(late.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(late.json()["error"], "Quota exceeded");
@@ -363,7 +365,7 @@ async fn signatures_are_hmac_sha256_of_the_raw_body() {
 async fn a_key_that_requires_signatures_refuses_unsigned_requests() {
     let app = TestApp::new().await;
     let m = app.member_with_key(true).await;
-    let body = tool_use(&app.now_rfc3339(), None).to_string();
+    let body = track_body(&app.now_rfc3339(), None).to_string();
     let unsigned = app
         .post_raw("/api/track", Some(&m.key), &[], body.clone())
         .await;
@@ -409,7 +411,7 @@ async fn checks_run_in_the_contract_order() {
         .await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     // 64 KiB exactly is not too large.
-    let mut body = tool_use(&app.now_rfc3339(), None).to_string();
+    let mut body = track_body(&app.now_rfc3339(), None).to_string();
     body.push_str(&" ".repeat(64 * 1024 - body.len()));
     let response = app.post_raw("/api/track", Some(&m.key), &[], body).await;
     assert_eq!(response.status, StatusCode::FORBIDDEN);
@@ -429,14 +431,9 @@ async fn expired_keys_are_accepted_by_track_and_marked() {
         .await;
     let key = data["createApiKey"]["key"].as_str().unwrap().to_owned();
     app.clock.advance(Duration::hours(2));
-    let response = app.track(&key, &tool_use(&app.now_rfc3339(), None)).await;
+    let response = app.track(&key, &track_body(&app.now_rfc3339(), None)).await;
     assert_eq!(response.status, StatusCode::OK);
-    let marked = app
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM usage_events WHERE account_id = '{}' AND expired_key = TRUE",
-            m.account_id
-        ))
-        .await;
+    let marked = tables::events_with_expired_key(&app.state.db, &m.account_id).await;
     assert_eq!(marked, 1);
     let verify = app
         .post_json("/api/v1/verify", Some(&key), &json!({}))
@@ -452,7 +449,7 @@ async fn expired_keys_are_accepted_by_track_and_marked() {
 async fn a_repeated_event_id_answers_200_and_stores_nothing_new() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let body = tool_use(&app.now_rfc3339(), Some("same"));
+    let body = track_body(&app.now_rfc3339(), Some("same"));
     for _ in 0..3 {
         assert_eq!(app.track(&m.key, &body).await.status, StatusCode::OK);
     }
@@ -468,7 +465,7 @@ async fn a_repeated_event_id_answers_200_and_stores_nothing_new() {
 async fn twenty_concurrent_repeats_of_an_event_id_store_it_once() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let body = tool_use(&app.now_rfc3339(), Some("raced"));
+    let body = track_body(&app.now_rfc3339(), Some("raced"));
     let responses = futures::future::join_all((0..20).map(|_| app.track(&m.key, &body))).await;
     assert!(responses.iter().all(|r| r.status == StatusCode::OK));
     assert_eq!(app.stored_events(&m.account_id).await, 1);
@@ -494,7 +491,7 @@ async fn the_101st_request_in_a_minute_is_rate_limited() {
             StatusCode::BAD_REQUEST
         );
     }
-    let body = tool_use(&app.now_rfc3339(), None);
+    let body = track_body(&app.now_rfc3339(), None);
     for n in 0..90 {
         let response = app.track(&m.key, &body).await;
         assert_eq!(response.status, StatusCode::OK, "request {n}");
@@ -526,10 +523,14 @@ async fn a_free_plan_over_its_quota_is_refused_with_the_details() {
     let m = app.member_with_key(false).await;
     app.update_plan("FREE", json!({ "monthlyQuota": 3 })).await;
     for _ in 0..3 {
-        let ok = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+        let ok = app
+            .track(&m.key, &track_body(&app.now_rfc3339(), None))
+            .await;
         assert_eq!(ok.status, StatusCode::OK);
     }
-    let refused = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let refused = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     let body = refused.json();
     assert_eq!(body["error"], "Quota exceeded");
@@ -545,7 +546,9 @@ async fn a_free_plan_over_its_quota_is_refused_with_the_details() {
     // A PRO plan goes into overage instead.
     app.set_plan(&m.account_id, "PRO").await;
     app.update_plan("PRO", json!({ "monthlyQuota": 3 })).await;
-    let overage = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let overage = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(overage.status, StatusCode::OK);
     assert_eq!(app.counted_calls(&m.account_id).await, 4);
 }
@@ -559,26 +562,20 @@ async fn events_count_in_the_period_of_their_own_time() {
     let last_of_november = "2026-11-30T23:59:59.999Z";
     let first_of_december = "2026-12-01T00:00:00Z";
     for (ts, id) in [(last_of_november, "a"), (first_of_december, "b")] {
-        let response = app.track(&m.key, &tool_use(ts, Some(id))).await;
+        let response = app.track(&m.key, &track_body(ts, Some(id))).await;
         assert_eq!(response.status, StatusCode::OK);
     }
-    let periods = app
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM usage_periods WHERE account_id = '{}' AND calls = 1",
-            m.account_id
-        ))
-        .await;
+    let periods = tables::periods(&app.state.db, &m.account_id)
+        .await
+        .iter()
+        .filter(|period| period.calls == 1)
+        .count();
     assert_eq!(periods, 2);
     let november_start = Utc
         .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
         .unwrap()
         .timestamp_millis();
-    let november = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_periods WHERE account_id = '{}' AND period_start = {november_start}",
-            m.account_id
-        ))
-        .await;
+    let november = tables::period_calls(&app.state.db, &m.account_id, november_start).await;
     assert_eq!(november, 1);
 }
 
@@ -586,7 +583,9 @@ async fn events_count_in_the_period_of_their_own_time() {
 async fn rate_limit_headers_report_the_minute_and_the_month() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let response = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let response = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(response.header("x-ratelimit-limit"), Some("1000"));
     assert_eq!(response.header("x-ratelimit-remaining"), Some("999"));
     assert_eq!(
@@ -611,7 +610,9 @@ async fn rate_limit_headers_report_the_minute_and_the_month() {
         .starts_with("\"minute\";r=98;"));
     // Unlimited plans have no monthly part.
     app.set_plan(&m.account_id, "ENTERPRISE").await;
-    let unlimited = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let unlimited = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(unlimited.status, StatusCode::OK);
     assert!(unlimited.header("x-ratelimit-limit").is_none());
     assert!(unlimited.header("x-ratelimit-remaining").is_none());
@@ -627,13 +628,15 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     let m = app.member_with_key(false).await;
     // Warm the key cache and the quota counter, so the recorder is what meets the outage.
     assert_eq!(
-        app.track(&m.key, &tool_use(&app.now_rfc3339(), None))
+        app.track(&m.key, &track_body(&app.now_rfc3339(), None))
             .await
             .status,
         StatusCode::OK
     );
     app.state.db.close_by_ref().await.unwrap();
-    let response = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let response = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.json(), json!({ "error": "Service unavailable" }));
     assert!(response.header("retry-after").is_some());
@@ -648,7 +651,9 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     assert_eq!(used, 1);
     // A key never seen before meets the outage at its lookup.
     let other = tally::domain::keys::generate().plaintext;
-    let response = app.track(&other, &tool_use(&app.now_rfc3339(), None)).await;
+    let response = app
+        .track(&other, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         app.get("/ready").await.status,
@@ -676,7 +681,9 @@ async fn a_provider_billing_period_replaces_the_calendar_month_inside_it() {
     row.update(&app.state.db).await.unwrap();
     app.state.keys.forget_all();
 
-    let inside = app.track(&m.key, &tool_use(&app.now_rfc3339(), None)).await;
+    let inside = app
+        .track(&m.key, &track_body(&app.now_rfc3339(), None))
+        .await;
     assert_eq!(inside.status, StatusCode::OK);
     assert_eq!(
         inside.header("x-ratelimit-reset"),
@@ -686,27 +693,17 @@ async fn a_provider_billing_period_replaces_the_calendar_month_inside_it() {
         .with_ymd_and_hms(2026, 11, 5, 0, 0, 0)
         .unwrap()
         .timestamp_millis();
-    let counted = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_periods WHERE account_id = '{}' AND period_start = {start}",
-            m.account_id
-        ))
-        .await;
+    let counted = tables::period_calls(&app.state.db, &m.account_id, start).await;
     assert_eq!(counted, 1);
     // An event dated before the provider's period counts in its calendar month.
     let before = app
-        .track(&m.key, &tool_use("2026-11-04T23:00:00Z", None))
+        .track(&m.key, &track_body("2026-11-04T23:00:00Z", None))
         .await;
     assert_eq!(before.status, StatusCode::OK);
     let november = Utc
         .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
         .unwrap()
         .timestamp_millis();
-    let calendar = app
-        .scalar(&format!(
-            "SELECT calls FROM usage_periods WHERE account_id = '{}' AND period_start = {november}",
-            m.account_id
-        ))
-        .await;
+    let calendar = tables::period_calls(&app.state.db, &m.account_id, november).await;
     assert_eq!(calendar, 1);
 }

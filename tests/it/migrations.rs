@@ -4,7 +4,8 @@ use crate::common;
 
 use common::TestApp;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult};
 use tally::domain::histogram::Counts;
 
 /// Reverts the migrations from `name` on, leaving the database as it was just before `name`.
@@ -23,19 +24,38 @@ async fn execute(db: &DatabaseConnection, sql: &str) {
     db.execute_unprepared(sql).await.expect(sql);
 }
 
+/// `columns` of the rows of `table` whose columns equal the given values, bound. The tables are
+/// named as text: these tests read schemas older than the entities.
+fn select(table: &str, columns: &[&str], equal: &[(&str, &str)]) -> SelectStatement {
+    let mut query = Query::select();
+    query
+        .columns(columns.iter().map(|column| Alias::new(*column)))
+        .from(Alias::new(table));
+    for (column, value) in equal {
+        query.and_where(Expr::col(Alias::new(*column)).eq(*value));
+    }
+    query
+}
+
+async fn rows(db: &DatabaseConnection, query: &SelectStatement) -> Vec<QueryResult> {
+    db.query_all_raw(db.get_database_backend().build(query))
+        .await
+        .expect("query")
+}
+
 /// (endpoint, bucket, count) rows of the old per-bucket latency table, in that order.
 async fn latency_rows(db: &DatabaseConnection, account: &str) -> Vec<(String, i32, i64)> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!(
-                "SELECT endpoint, bucket, count FROM usage_daily_latency \
-                 WHERE account_id = '{account}' ORDER BY endpoint, bucket"
-            ),
-        ))
+    let query = select(
+        "usage_daily_latency",
+        &["endpoint", "bucket", "count"],
+        &[("account_id", account)],
+    )
+    .order_by(Alias::new("endpoint"), sea_orm::Order::Asc)
+    .order_by(Alias::new("bucket"), sea_orm::Order::Asc)
+    .to_owned();
+    rows(db, &query)
         .await
-        .expect("query");
-    rows.iter()
+        .iter()
         .map(|row| {
             (
                 row.try_get_by_index(0).unwrap(),
@@ -137,17 +157,22 @@ async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
     }
 
     Migrator::up(db, None).await.expect("migrate up");
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!(
-                "SELECT day, calls, successes, failures, latency_sum_ms, latency_count \
-                 FROM usage_daily_totals WHERE account_id = '{account}' ORDER BY day"
-            ),
-        ))
+    let query = select(
+        "usage_daily_totals",
+        &[
+            "day",
+            "calls",
+            "successes",
+            "failures",
+            "latency_sum_ms",
+            "latency_count",
+        ],
+        &[("account_id", &account)],
+    )
+    .order_by(Alias::new("day"), sea_orm::Order::Asc)
+    .to_owned();
+    let totals: Vec<(String, [i64; 5])> = rows(db, &query)
         .await
-        .expect("query");
-    let totals: Vec<(String, [i64; 5])> = rows
         .iter()
         .map(|row| {
             let value = |i| row.try_get_by_index::<i64>(i).unwrap();
@@ -169,23 +194,19 @@ async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
     Migrator::up(db, None).await.expect("migrate up again");
 }
 
-/// One text value from an SQL query.
-async fn text(db: &DatabaseConnection, sql: &str) -> String {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect(sql)
-        .expect("a row");
-    row.try_get_by_index(0).expect("a text")
+/// One text value from a query.
+async fn text(db: &DatabaseConnection, query: &SelectStatement) -> String {
+    let rows = rows(db, query).await;
+    rows.first()
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("a text")
 }
 
 /// Integer columns of the single row an SQL query returns.
-async fn numbers(db: &DatabaseConnection, sql: &str) -> Vec<i64> {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect(sql)
-        .expect("a row");
+async fn numbers(db: &DatabaseConnection, query: &SelectStatement) -> Vec<i64> {
+    let rows = rows(db, query).await;
+    let row = rows.first().expect("a row");
     (0..)
         .map_while(|i| row.try_get_by_index::<i64>(i).ok())
         .collect()
@@ -222,7 +243,7 @@ async fn accounts_learn_the_plan_they_were_created_with() {
     let initial = |id: String| async move {
         text(
             db,
-            &format!("SELECT initial_plan_code FROM accounts WHERE id = '{id}'"),
+            &select("accounts", &["initial_plan_code"], &[("id", &id)]),
         )
         .await
     };
@@ -339,20 +360,17 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
         ),
     )
     .await;
-    let endpoint_sql = format!(
-        "SELECT calls, successes, failures FROM usage_daily_endpoints \
-         WHERE account_id = '{account}'"
-    );
-    let totals_sql = format!(
-        "SELECT calls, successes, failures FROM usage_daily_totals WHERE account_id = '{account}'"
-    );
+    let outcomes = ["calls", "successes", "failures"];
+    let of_account = [("account_id", account.as_str())];
+    let endpoint_sql = select("usage_daily_endpoints", &outcomes, &of_account);
+    let totals_sql = select("usage_daily_totals", &outcomes, &of_account);
 
     Migrator::up(db, None).await.expect("migrate up");
     assert_eq!(numbers(db, &endpoint_sql).await, [14, 11, 3]);
     assert_eq!(
         numbers(
             db,
-            &format!("SELECT requests FROM usage_daily_endpoints WHERE account_id = '{account}'")
+            &select("usage_daily_endpoints", &["requests"], &of_account)
         )
         .await,
         [3]
@@ -361,9 +379,16 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
     assert_eq!(
         numbers(
             db,
-            "SELECT installs, anonymous, attributed, last_installed_at FROM usage_daily_installs \
-             WHERE day = '2026-11-09' AND skill_id = 'deploy' AND platform = 'linux' \
-             AND version = '1.0'"
+            &select(
+                "usage_daily_installs",
+                &["installs", "anonymous", "attributed", "last_installed_at"],
+                &[
+                    ("day", "2026-11-09"),
+                    ("skill_id", "deploy"),
+                    ("platform", "linux"),
+                    ("version", "1.0"),
+                ]
+            )
         )
         .await,
         [3, 2, 1, at]

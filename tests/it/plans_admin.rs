@@ -75,14 +75,11 @@ async fn admin_role_is_read_from_the_database_not_the_token() {
         .is_none());
 
     // Demote the admin behind the token's back: the same token is now refused.
-    use sea_orm::{ConnectionTrait, Statement};
-    let backend = app.state.db.get_database_backend();
-    app.state
-        .db
-        .execute_raw(Statement::from_string(
-            backend,
-            "UPDATE users SET role = 'MEMBER'",
-        ))
+    use sea_orm::sea_query::Expr;
+    use sea_orm::EntityTrait;
+    tally::entity::user::Entity::update_many()
+        .col_expr(tally::entity::user::Column::Role, Expr::value("MEMBER"))
+        .exec(&app.state.db)
         .await
         .unwrap();
     assert_eq!(

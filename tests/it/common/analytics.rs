@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, Statement};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{json, Value};
 use tally::config::Config;
 use tally::domain::periods::BillingPeriod;
 use tally::domain::recorder::{EventKind, NewEvent};
+use tally::entity::usage_event;
 
 use super::TestApp;
 
@@ -128,32 +129,22 @@ impl TestApp {
 
     /// The raw events of an account, read from `usage_events`.
     pub async fn raw_events(&self, account_id: &str) -> Vec<RawEvent> {
-        let backend = self.state.db.get_database_backend();
-        let sql = match backend {
-            sea_orm::DbBackend::Postgres => "SELECT kind, method, endpoint, status_code, response_time_ms, skill_id, tool_name, occurred_at, cost FROM usage_events WHERE account_id = $1",
-            _ => "SELECT kind, method, endpoint, status_code, response_time_ms, skill_id, tool_name, occurred_at, cost FROM usage_events WHERE account_id = ?",
-        };
-        let rows = self
-            .state
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [account_id.into()],
-            ))
+        usage_event::Entity::find()
+            .filter(usage_event::Column::AccountId.eq(account_id))
+            .all(&self.state.db)
             .await
-            .expect("raw events");
-        rows.into_iter()
-            .map(|row| RawEvent {
-                kind: row.try_get_by_index(0).unwrap(),
-                method: row.try_get_by_index(1).unwrap(),
-                endpoint: row.try_get_by_index(2).unwrap(),
-                status: row.try_get_by_index(3).unwrap(),
-                ms: row.try_get_by_index(4).unwrap(),
-                skill: row.try_get_by_index(5).unwrap(),
-                tool: row.try_get_by_index(6).unwrap(),
-                occurred_at: row.try_get_by_index(7).unwrap(),
-                cost: row.try_get_by_index(8).unwrap(),
+            .expect("raw events")
+            .into_iter()
+            .map(|event| RawEvent {
+                kind: event.kind,
+                method: event.method,
+                endpoint: event.endpoint,
+                status: event.status_code,
+                ms: event.response_time_ms,
+                skill: event.skill_id,
+                tool: event.tool_name,
+                occurred_at: event.occurred_at,
+                cost: event.cost,
             })
             .collect()
     }
@@ -343,7 +334,7 @@ pub fn naive_tool_stats(
                 "skillId": skill,
                 "toolName": tool,
                 "calls": calls,
-                "lastUsedAt": rfc3339(Utc.timestamp_millis_opt(last).unwrap()),
+                "lastUsedAt": graphql_datetime(Utc.timestamp_millis_opt(last).unwrap()),
             })
         })
         .collect()
@@ -359,8 +350,8 @@ pub fn naive_period_calls(events: &[RawEvent], now: DateTime<Utc>) -> i64 {
         .sum()
 }
 
-/// How async-graphql writes a `DateTime<Utc>`.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
+/// How async-graphql writes a `DateTime<Utc>` (whole seconds without a fraction, `+00:00`).
+fn graphql_datetime(at: DateTime<Utc>) -> String {
     at.to_rfc3339()
 }
 

@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod ingest;
 pub mod process;
+pub mod tables;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
-//! Driving the real `tally` binary: start it on a free port, talk HTTP to it, stop it.
+//! Driving the real `tally` binary: start it on a free port with some settings, talk HTTP and
+//! GraphQL to it, and stop it gracefully (SIGTERM) or not at all (kill -9).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::ingest::Member;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tally");
+
+/// Longest the tests wait for anything the server is expected to do within a second or two.
+pub const PATIENCE: Duration = Duration::from_secs(6);
+
+/// Longest a whole request may take (signing in hashes a password, slow in a debug build).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The admin a server creates on its first start when given `OPS_ADMIN`.
+pub const OPS_EMAIL: &str = "ops@example.com";
+pub const OPS_PASSWORD: &str = "a long admin password";
+pub const OPS_ADMIN: [(&str, &str); 2] = [
+    ("TALLY_ADMIN_EMAIL", OPS_EMAIL),
+    ("TALLY_ADMIN_PASSWORD", OPS_PASSWORD),
+];
 
 pub fn tally(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
@@ -21,22 +38,20 @@ pub fn tally(dir: &Path) -> Command {
 }
 
 pub struct Server {
-    pub child: Child,
+    child: Child,
     pub address: String,
-    stdout: String,
 }
 
 impl Server {
-    /// Starts `tally` (no subcommand) in `dir` on a free port and waits until it listens.
-    pub fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+    /// Starts `tally` (no subcommand) in `dir` on a free port with extra `TALLY_*` settings and
+    /// waits until it listens. Without `TALLY_DATABASE_URL` it uses `tally.db` in `dir`.
+    pub fn start(dir: &Path, settings: &[(&str, &str)]) -> Server {
         let mut command = tally(dir);
         command
             .args(["--bind", "127.0.0.1:0"])
+            .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
         let mut child = command.spawn().expect("start tally");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
@@ -53,32 +68,90 @@ impl Server {
         let address = address.expect("server reported its address");
         // Keep reading the log so the server never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Server {
-            child,
-            address,
-            stdout: String::new(),
+        Server { child, address }
+    }
+
+    /// A new connection with a read timeout of `PATIENCE`.
+    pub fn connect(&self) -> TcpStream {
+        connect(&self.address).expect("connect")
+    }
+
+    /// One request on its own connection.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: &str,
+    ) -> io::Result<Response> {
+        request(&self.address, method, path, bearer, body)
+    }
+
+    /// Runs one GraphQL operation and returns the whole response body.
+    pub fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let response = self
+            .request("POST", "/graphql", token, &body)
+            .expect("graphql request");
+        serde_json::from_str(&response.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}{}", response.head, response.body))
+    }
+
+    /// Runs an operation that must succeed and returns its `data`.
+    pub fn graphql_ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.graphql(token, query, variables);
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub fn login(&self, email: &str, password: &str) -> String {
+        let data = self.graphql_ok(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            json!({ "e": email, "p": password }),
+        );
+        data["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an API key for the token's account; returns its plaintext.
+    pub fn create_key(&self, token: &str, name: &str, require_signature: bool) -> String {
+        let data = self.graphql_ok(
+            Some(token),
+            "mutation($n: String!, $s: Boolean!) { createApiKey(name: $n, requireSignature: $s) { key } }",
+            json!({ "n": name, "s": require_signature }),
+        );
+        data["createApiKey"]["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs up a member with its own account and creates a key for it.
+    pub fn member_with_key(&self, email: &str) -> Member {
+        let signed_up = self.graphql_ok(
+            None,
+            "mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, accountName: \"Hooks\") { token user { account { id } } } }",
+            json!({ "e": email, "p": super::PASSWORD }),
+        );
+        let token = signed_up["signUp"]["token"].as_str().unwrap().to_owned();
+        let created = self.graphql_ok(
+            Some(&token),
+            "mutation { createApiKey(name: \"hook\") { key apiKey { id } } }",
+            json!({}),
+        );
+        Member {
+            account_id: signed_up["signUp"]["user"]["account"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            key: created["createApiKey"]["key"].as_str().unwrap().to_owned(),
+            key_id: created["createApiKey"]["apiKey"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            token,
         }
     }
 
-    pub fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let request = format!(
-            "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.address,
-            body.len()
-        );
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (_, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {response}"))
-    }
-
-    /// Stops the server with SIGTERM and returns what it printed on stdout.
+    /// Stops the server with SIGTERM (in-flight requests finish, the recorder's queue is
+    /// written) and returns what it printed on stdout.
     pub fn stop(mut self) -> String {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -87,7 +160,7 @@ impl Server {
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 assert!(status.success(), "graceful shutdown exits 0, got {status}");
-                let mut out = std::mem::take(&mut self.stdout);
+                let mut out = String::new();
                 if let Some(mut stdout) = self.child.stdout.take() {
                     stdout.read_to_string(&mut out).unwrap();
                 }
@@ -95,7 +168,153 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
         panic!("server did not stop on SIGTERM");
     }
+
+    /// Kills the server with SIGKILL: no shutdown, no flush.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+// ---- A small HTTP/1.1 client ------------------------------------------------------------------
+
+/// One HTTP response: the status, the head as sent (status line and headers) and the body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+pub fn connect(address: &str) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    Ok(stream)
+}
+
+/// One request on its own connection (`Connection: close`). Fails when the server is gone or
+/// closes the connection before a whole response.
+pub fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> io::Result<Response> {
+    let mut stream = connect(address)?;
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let auth = bearer
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    read_response(&mut stream)
+}
+
+/// A `GET` on a connection that stays open (keep-alive).
+pub fn get(stream: &mut TcpStream, path: &str) -> Response {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: tally\r\n\r\n").unwrap();
+    read_response(stream).expect("a response")
+}
+
+/// Reads one response: by its `Content-Length`, its chunks, or up to the end of a connection the
+/// server closes.
+pub fn read_response(stream: &mut TcpStream) -> io::Result<Response> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = find(&raw, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+            let rest = &raw[end + 4..];
+            let lower = head.to_ascii_lowercase();
+            let body = if let Some(length) = content_length(&lower) {
+                (rest.len() >= length).then(|| String::from_utf8_lossy(&rest[..length]))
+            } else if lower.contains("transfer-encoding: chunked") {
+                find(rest, b"0\r\n\r\n").map(|_| dechunk(&String::from_utf8_lossy(rest)).into())
+            } else if lower.contains("connection: close") {
+                None
+            } else {
+                // Neither a length nor chunks on a connection kept open: no body.
+                Some("".into())
+            };
+            if let Some(body) = body {
+                return Ok(response(head, body.into_owned()));
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(err) => return Err(err),
+        }
+    }
+    // The server closed the connection: what came is the whole response, if it has a head.
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if !head.is_empty() => Ok(response(head.to_owned(), body.to_owned())),
+        _ => Err(io::Error::new(
+            ErrorKind::UnexpectedEof,
+            format!("connection closed mid-response: {text:?}"),
+        )),
+    }
+}
+
+/// Waits until the server closes the connection; returns how long that took.
+pub fn closed_after(stream: &mut TcpStream, since: Instant) -> Duration {
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return since.elapsed(),
+            Ok(_) => continue,
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => return since.elapsed(),
+            Err(err) => panic!("the server kept the connection open: {err}"),
+        }
+    }
+}
+
+fn response(head: String, body: String) -> Response {
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Response { status, head, body }
+}
+
+fn content_length(lower_head: &str) -> Option<usize> {
+    lower_head.lines().find_map(|line| {
+        line.strip_prefix("content-length:")
+            .and_then(|value| value.trim().parse().ok())
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].trim_start_matches("\r\n");
+    }
+    out
 }
