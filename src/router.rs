@@ -14,7 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::graphql::{build_schema, endpoint as graphql};
 use crate::http::{
-    billing_webhook, body, events, health, install, json_errors, metrics, track, verify,
+    billing_webhook, body, events, health, ingest, install, json_errors, metrics, track, verify,
 };
 use crate::state::AppState;
 
@@ -33,13 +33,19 @@ pub fn app(state: AppState) -> Router {
 
     let billing_routes =
         Router::new().route("/api/webhooks/billing", post(billing_webhook::receive));
-    // Ingestion, GraphQL and the webhook read their bodies themselves, within their own limits
-    // (413 before any authentication, at once for a declared length over the limit).
+    // Every body is read within its route's limit before anything else (413 before any
+    // authentication, at once for a declared length over the limit): ingestion routes through
+    // a route layer that hands the handler the whole body, GraphQL and the webhook themselves.
+    let single_event = middleware::from_fn(ingest::buffer_within::<{ ingest::SINGLE_EVENT_LIMIT }>);
+    let batch = middleware::from_fn(ingest::buffer_within::<{ ingest::BATCH_LIMIT }>);
     let ingest_routes = Router::new()
-        .route("/api/track", post(track::track))
-        .route("/api/install-callback", post(install::install_callback))
-        .route("/api/v1/verify", post(verify::verify))
-        .route("/api/v1/events", post(events::events));
+        .route("/api/track", post(track::track).layer(single_event.clone()))
+        .route(
+            "/api/install-callback",
+            post(install::install_callback).layer(single_event.clone()),
+        )
+        .route("/api/v1/verify", post(verify::verify).layer(single_event))
+        .route("/api/v1/events", post(events::events).layer(batch));
 
     Router::new()
         .route("/health", get(health::health))

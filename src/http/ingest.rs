@@ -9,9 +9,13 @@
 //! On a 429 the `t=` of the limit that refused is the `Retry-After` of the refusal itself, not a
 //! second reading of the clock, so the two headers always name the same wait.
 
-use axum::body::{Body, Bytes};
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use axum::Json;
 use chrono::SecondsFormat;
 use serde_json::json;
@@ -29,19 +33,23 @@ pub const BATCH_LIMIT: usize = 1024 * 1024;
 
 const SIGNATURE: &str = "x-tally-signature";
 
-/// The whole body, or the response refusing it: 413 over the limit, and a body that broke off
-/// is not JSON.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
-    read_within(headers, body, limit)
-        .await
-        .map_err(|refusal| match refusal {
-            BodyRefusal::TooLarge => payload_too_large(),
-            BodyRefusal::Unreadable => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": "Invalid JSON" })),
-            )
-                .into_response(),
-        })
+/// Reads the whole body within `LIMIT` bytes before the handler and its extractors run, so that
+/// a body over the route's limit is refused (413) before any authentication or database work. A
+/// body that broke off is not JSON (400).
+pub async fn buffer_within<const LIMIT: usize>(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match read_within(&parts.headers, body, LIMIT).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(BodyRefusal::TooLarge) => payload_too_large(),
+        Err(BodyRefusal::Unreadable) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "Invalid JSON" })),
+        )
+            .into_response(),
+    }
 }
 
 /// The token of `Authorization: Bearer <token>`; `None` without such a header.
@@ -73,52 +81,65 @@ impl Refused {
     }
 }
 
-/// Adds the rate-limit headers (§3.6) to a response given to `caller`; `refused` is the refusal
-/// the response carries, if any.
-pub async fn with_limit_headers(
-    state: &AppState,
-    caller: &Caller,
-    minute: MinuteWindow,
-    refused: Option<Refused>,
-    mut response: Response,
-) -> Response {
-    let monthly = ingest::monthly_window(state, caller).await;
-    let headers = response.headers_mut();
-    let minute_reset = match refused {
-        Some(Refused::Minute(secs)) => secs,
-        _ => minute.reset_secs,
-    };
-    let mut policy = format!("\"minute\";q={};w=60", minute.limit);
-    let mut current = format!("\"minute\";r={};t={minute_reset}", minute.remaining);
-    if let Some(monthly) = monthly {
-        let reset = monthly
-            .period
-            .end
-            .to_rfc3339_opts(SecondsFormat::Secs, true);
-        insert(headers, "x-ratelimit-limit", monthly.limit.to_string());
-        insert(
-            headers,
-            "x-ratelimit-remaining",
-            monthly.remaining().to_string(),
-        );
-        insert(headers, "x-ratelimit-reset", reset);
-        policy.push_str(&format!(
-            ", \"monthly\";q={};w={}",
-            monthly.limit,
-            monthly.period.seconds()
-        ));
-        let monthly_reset = match refused {
-            Some(Refused::Monthly(secs)) => secs,
-            _ => monthly.reset_secs(),
+/// The rate-limit headers (§3.6) of a response given to a caller past authentication.
+pub struct LimitHeaders(HeaderMap);
+
+impl LimitHeaders {
+    /// `refused` is the refusal the response carries, if any: its wait is the `t=` of the limit
+    /// that refused.
+    pub async fn for_caller(
+        state: &AppState,
+        caller: &Caller,
+        minute: MinuteWindow,
+        refused: Option<Refused>,
+    ) -> Self {
+        let monthly = ingest::monthly_window(state, caller).await;
+        let mut headers = HeaderMap::new();
+        let minute_reset = match refused {
+            Some(Refused::Minute(secs)) => secs,
+            _ => minute.reset_secs,
         };
-        current.push_str(&format!(
-            ", \"monthly\";r={};t={monthly_reset}",
-            monthly.remaining(),
-        ));
+        let mut policy = format!("\"minute\";q={};w=60", minute.limit);
+        let mut current = format!("\"minute\";r={};t={minute_reset}", minute.remaining);
+        if let Some(monthly) = monthly {
+            let reset = monthly
+                .period
+                .end
+                .to_rfc3339_opts(SecondsFormat::Secs, true);
+            insert(&mut headers, "x-ratelimit-limit", monthly.limit.to_string());
+            insert(
+                &mut headers,
+                "x-ratelimit-remaining",
+                monthly.remaining().to_string(),
+            );
+            insert(&mut headers, "x-ratelimit-reset", reset);
+            policy.push_str(&format!(
+                ", \"monthly\";q={};w={}",
+                monthly.limit,
+                monthly.period.seconds()
+            ));
+            let monthly_reset = match refused {
+                Some(Refused::Monthly(secs)) => secs,
+                _ => monthly.reset_secs(),
+            };
+            current.push_str(&format!(
+                ", \"monthly\";r={};t={monthly_reset}",
+                monthly.remaining(),
+            ));
+        }
+        insert(&mut headers, "ratelimit-policy", policy);
+        insert(&mut headers, "ratelimit", current);
+        Self(headers)
     }
-    insert(headers, "ratelimit-policy", policy);
-    insert(headers, "ratelimit", current);
-    response
+}
+
+impl IntoResponseParts for LimitHeaders {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Infallible> {
+        parts.headers_mut().extend(self.0);
+        Ok(parts)
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: String) {

@@ -1,6 +1,6 @@
 //! `POST /api/install-callback`: an install script reports an install, with or without a key.
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -9,19 +9,15 @@ use serde_json::json;
 
 use crate::domain::ingest;
 use crate::http::client::ClientAddress;
-use crate::http::ingest::{bearer, read_body, SINGLE_EVENT_LIMIT};
+use crate::http::ingest::bearer;
 use crate::state::AppState;
 
 pub async fn install_callback(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
-    body: Body,
+    body: Bytes,
 ) -> Response {
-    let body = match read_body(&headers, body, SINGLE_EVENT_LIMIT).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal,
-    };
     match ingest::install(&state, bearer(&headers), &client, &body).await {
         Ok(()) => Json(json!({ "recorded": true })).into_response(),
         Err(err) => err.into_response(),

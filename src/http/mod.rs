@@ -3,6 +3,7 @@
 pub mod bearer;
 pub mod billing_webhook;
 pub mod body;
+pub mod caller;
 pub mod client;
 pub mod events;
 pub mod health;

@@ -1,7 +1,7 @@
 //! `POST /api/v1/verify`: may this key make a call now? Every answer carries `valid`; a reused
 //! event id that is not a retry of its verify is 409.
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,41 +11,40 @@ use serde_json::json;
 
 use crate::domain::ingest::{self, Route, Verified, VerifyAnswer};
 use crate::error::AppError;
-use crate::http::ingest::{
-    bearer, read_body, signature, with_limit_headers, Refused, SINGLE_EVENT_LIMIT,
-};
+use crate::http::caller::{Caller, IngestRoute};
+use crate::http::ingest::signature;
 use crate::state::AppState;
 
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&headers, body, SINGLE_EVENT_LIMIT).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal,
-    };
-    let caller = match ingest::authenticate(&state, bearer(&headers), Route::Verify).await {
-        Ok(caller) => caller,
-        Err(err) => return refuse(err),
-    };
-    let (minute, allowed) = ingest::spend_rate_limit(&state, &caller);
-    let result = match allowed {
-        Ok(()) => ingest::verify(&state, &caller, &body, signature(&headers)).await,
-        Err(err) => Err(err),
-    };
-    let (response, refused) = match result {
-        Ok(VerifyAnswer::Allowed(verified)) => (allowed_response(&verified), None),
-        Ok(VerifyAnswer::EventIdReused) => (
-            (
-                StatusCode::CONFLICT,
-                Json(json!({ "valid": false, "error": "Event id reused" })),
-            )
-                .into_response(),
-            None,
-        ),
-        Err(err) => {
-            let refused = Refused::by(&err);
-            (refuse(err), refused)
+pub struct Verify;
+
+impl IngestRoute for Verify {
+    const ROUTE: Route = Route::Verify;
+
+    fn refusal(err: AppError) -> Response {
+        refuse(err)
+    }
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller<Verify>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match ingest::verify(&state, &caller.key, &body, signature(&headers)).await {
+        Ok(answer) => {
+            let response = match answer {
+                VerifyAnswer::Allowed(verified) => allowed_response(&verified),
+                VerifyAnswer::EventIdReused => (
+                    StatusCode::CONFLICT,
+                    Json(json!({ "valid": false, "error": "Event id reused" })),
+                )
+                    .into_response(),
+            };
+            (caller.limit_headers(&state, None).await, response).into_response()
         }
-    };
-    with_limit_headers(&state, &caller, minute, refused, response).await
+        Err(err) => caller.refuse(&state, err).await,
+    }
 }
 
 fn allowed_response(verified: &Verified) -> Response {
