@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::auth::{AuthLimiter, JwtKeys, TokenSettings};
+use crate::domain::ingest::{IngestSettings, Ingestion};
 use crate::domain::keys::KeyCache;
 use crate::domain::quota::QuotaGate;
 use crate::domain::ratelimit::RateLimits;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// The group-commit writer of usage events.
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// The same handles, as the ingestion routes need them.
+    pub ingestion: Arc<Ingestion>,
 }
 
 impl AppState {
@@ -60,11 +63,24 @@ impl AppState {
             clock.clone(),
         ));
         let metrics = Metrics::new();
-        Self {
-            recorder: Recorder::start(db.clone(), metrics.clone(), config.write_timeout),
+        let ingestion = Arc::new(Ingestion {
+            db: db.clone(),
+            keys: keys.clone(),
+            quota: QuotaGate::new(),
             key_limits: RateLimits::new(clock.clone()),
             install_limits: RateLimits::new(clock.clone()),
-            quota: QuotaGate::new(),
+            recorder: Recorder::start(db.clone(), metrics.clone(), config.write_timeout),
+            clock: clock.clone(),
+            settings: IngestSettings {
+                upgrade_url: config.upgrade_url.clone(),
+                install_rate_limit_per_minute: config.install_rate_limit_per_minute,
+            },
+        });
+        Self {
+            recorder: ingestion.recorder.clone(),
+            key_limits: ingestion.key_limits.clone(),
+            install_limits: ingestion.install_limits.clone(),
+            quota: ingestion.quota.clone(),
             metrics,
             db,
             config: Arc::new(config),
@@ -72,6 +88,7 @@ impl AppState {
             jwt,
             keys,
             auth_limiter,
+            ingestion,
         }
     }
 }

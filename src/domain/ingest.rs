@@ -12,17 +12,40 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
 
+use crate::clock::Clock;
 use crate::domain::billing;
-use crate::domain::keys::{self, KeyStatus, ResolvedKey};
+use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
-use crate::domain::quota::{Allowance, Decision, Reservation};
-use crate::domain::ratelimit::{MinuteWindow, RateDecision};
-use crate::domain::recorder::{EventKind, NewEvent, Outcome};
+use crate::domain::quota::{Allowance, Decision, QuotaGate, Reservation};
+use crate::domain::ratelimit::{MinuteWindow, RateDecision, RateLimits};
+use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder};
 use crate::domain::replay::{self, VerifyCall};
 use crate::domain::signature;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+
+/// What ingestion needs of the service, and nothing else: the database, the key cache, the
+/// quota gate, the per-key and per-address limits, the recorder, the clock and two settings.
+#[derive(Clone)]
+pub struct Ingestion {
+    pub db: DatabaseConnection,
+    pub keys: KeyCache,
+    pub quota: QuotaGate,
+    /// Per-minute limits of API keys (keyed by key id).
+    pub key_limits: RateLimits,
+    /// Per-minute limits of install callbacks (keyed by client address).
+    pub install_limits: RateLimits,
+    pub recorder: Recorder,
+    pub clock: Arc<dyn Clock>,
+    pub settings: IngestSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Sent with a 429 `Quota exceeded`.
+    pub upgrade_url: String,
+    pub install_rate_limit_per_minute: u32,
+}
 
 /// The ingestion routes that take an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +66,7 @@ pub struct Caller {
 
 /// Checks the bearer token. `None` means no `Authorization: Bearer` header at all.
 pub async fn authenticate(
-    state: &AppState,
+    service: &Ingestion,
     bearer: Option<&str>,
     route: Route,
 ) -> AppResult<Caller> {
@@ -51,12 +74,12 @@ pub async fn authenticate(
     let invalid = || AppError::unauthenticated("Invalid key");
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
-    let key = state
+    let key = service
         .keys
-        .lookup(&state.db, digest)
+        .lookup(&service.db, digest)
         .await?
         .ok_or_else(invalid)?;
-    let expired = match key.status(state.clock.now()) {
+    let expired = match key.status(service.clock.now()) {
         KeyStatus::Active => false,
         KeyStatus::Expired if route == Route::Track => true,
         KeyStatus::Expired | KeyStatus::Revoked => return Err(invalid()),
@@ -69,9 +92,9 @@ pub async fn authenticate(
 }
 
 /// Spends one request of the key's per-minute allowance (the plan's, as cached with the key).
-pub fn spend_rate_limit(state: &AppState, caller: &Caller) -> (MinuteWindow, AppResult<()>) {
+pub fn spend_rate_limit(service: &Ingestion, caller: &Caller) -> (MinuteWindow, AppResult<()>) {
     let per_minute = u32::try_from(caller.key.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
-    match state.key_limits.check(&caller.key.key.id, per_minute) {
+    match service.key_limits.check(&caller.key.key.id, per_minute) {
         RateDecision::Allowed(window) => (window, Ok(())),
         RateDecision::Limited {
             window,
@@ -108,13 +131,13 @@ impl MonthlyWindow {
 
 /// The caller's current period and quota; `None` for unlimited plans (or when the count cannot
 /// be read right now).
-pub async fn monthly_window(state: &AppState, caller: &Caller) -> Option<MonthlyWindow> {
+pub async fn monthly_window(service: &Ingestion, caller: &Caller) -> Option<MonthlyWindow> {
     let limit = caller.key.plan.monthly_quota?;
-    let now = state.clock.now();
+    let now = service.clock.now();
     let period = BillingPeriod::for_account(&caller.key.account, now);
-    let used = state
+    let used = service
         .quota
-        .used(&state.db, &caller.key.account.id, period)
+        .used(&service.db, &caller.key.account.id, period)
         .await
         .ok()?;
     Some(MonthlyWindow {
@@ -142,19 +165,19 @@ fn allowance(key: &ResolvedKey) -> Allowance {
 /// an event from the second the account was created in is its own (period boundaries are whole
 /// seconds, so this never reaches into an earlier period).
 async fn refuse_undatable(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
 ) -> AppResult<()> {
     let account = &caller.key.account;
     let created = account.created_at.trunc_subsecs(0);
-    let current = BillingPeriod::for_account(account, state.clock.now());
+    let current = BillingPeriod::for_account(account, service.clock.now());
     let mut refused = Vec::new();
     for (field, ts) in at {
         if ts < created {
             refused.push((field, "must not be before the account was created"));
         } else if ts < current.start
-            && billing::close::is_invoiced(&state.db, &account.id, ts).await?
+            && billing::close::is_invoiced(&service.db, &account.id, ts).await?
         {
             refused.push((field, "billing period closed"));
         }
@@ -183,12 +206,12 @@ fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> AppRe
 /// too few calls left, events whose id the account already has (duplicates, or verified calls
 /// being completed) are left out and the reservation is tried again: they count nothing.
 async fn reserve(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     events: &[NewEvent],
 ) -> AppResult<Vec<Reservation>> {
     let needs = calls_per_period(events, &HashSet::new());
-    match try_reserve(state, caller, &needs).await? {
+    match try_reserve(service, caller, &needs).await? {
         Ok(reservations) => Ok(reservations),
         Err(refusal) => {
             let ids: Vec<&str> = events
@@ -196,16 +219,16 @@ async fn reserve(
                 .filter_map(|e| e.event_id.as_deref())
                 .collect();
             if ids.is_empty() {
-                return Err(quota_exceeded(state, caller, refusal));
+                return Err(quota_exceeded(service, caller, refusal));
             }
-            let known = known_event_ids(&state.db, &caller.key.account.id, &ids).await?;
+            let known = known_event_ids(&service.db, &caller.key.account.id, &ids).await?;
             if known.is_empty() {
-                return Err(quota_exceeded(state, caller, refusal));
+                return Err(quota_exceeded(service, caller, refusal));
             }
             let needs = calls_per_period(events, &known);
-            try_reserve(state, caller, &needs)
+            try_reserve(service, caller, &needs)
                 .await?
-                .map_err(|refusal| quota_exceeded(state, caller, refusal))
+                .map_err(|refusal| quota_exceeded(service, caller, refusal))
         }
     }
 }
@@ -219,8 +242,8 @@ struct Refusal {
 /// The 429 of a full period. A retry can succeed once the refusing period is over; a period that
 /// is already over (an event dated in an earlier, full period) never frees up, and the wait named
 /// is then the current period's, as the `"monthly"` rate-limit header reports it.
-fn quota_exceeded(state: &AppState, caller: &Caller, refusal: Refusal) -> AppError {
-    let now = state.clock.now();
+fn quota_exceeded(service: &Ingestion, caller: &Caller, refusal: Refusal) -> AppError {
+    let now = service.clock.now();
     let waited_for = if refusal.period.end > now {
         refusal.period
     } else {
@@ -230,7 +253,7 @@ fn quota_exceeded(state: &AppState, caller: &Caller, refusal: Refusal) -> AppErr
         limit: refusal.limit,
         used: refusal.used,
         reset: refusal.period.end,
-        upgrade_url: state.config.upgrade_url.clone(),
+        upgrade_url: service.settings.upgrade_url.clone(),
         retry_after_secs: waited_for.seconds_left(now).max(1) as u64,
     }
 }
@@ -255,16 +278,16 @@ fn calls_per_period(
 }
 
 async fn try_reserve(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     needs: &BTreeMap<i64, (BillingPeriod, i64)>,
 ) -> AppResult<Result<Vec<Reservation>, Refusal>> {
     let mut reservations = Vec::with_capacity(needs.len());
     for (period, calls) in needs.values() {
-        let decision = state
+        let decision = service
             .quota
             .reserve(
-                &state.db,
+                &service.db,
                 &caller.key.account.id,
                 *period,
                 *calls,
@@ -317,15 +340,15 @@ fn base_event(caller: &Caller, kind: EventKind, now: DateTime<Utc>) -> NewEvent 
 
 /// `POST /api/track`, past the key and the rate limit.
 pub async fn track(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
 ) -> AppResult<()> {
-    let now = state.clock.now();
+    let now = service.clock.now();
     let value = payload::parse_json(body, false)?;
     let tool = payload::tool_use(&value, now)?;
-    refuse_undatable(state, caller, [("ts".to_owned(), tool.ts)]).await?;
+    refuse_undatable(service, caller, [("ts".to_owned(), tool.ts)]).await?;
     check_signature(caller, body, signature)?;
     let event = NewEvent {
         event_id: tool.event_id,
@@ -339,8 +362,8 @@ pub async fn track(
         ..base_event(caller, EventKind::ToolCall, now)
     };
     let events = vec![event];
-    let reservations = reserve(state, caller, &events).await?;
-    state.recorder.record(events, reservations).await?;
+    let reservations = reserve(service, caller, &events).await?;
+    service.recorder.record(events, reservations).await?;
     Ok(())
 }
 
@@ -375,12 +398,12 @@ pub enum VerifyAnswer {
 /// call (with `cost` calls) in one step. A repeated event id is looked at only once the recorder
 /// has found it stored, so a new call costs no extra read.
 pub async fn verify(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
 ) -> AppResult<VerifyAnswer> {
-    let now = state.clock.now();
+    let now = service.clock.now();
     let value = payload::parse_json(body, true)?;
     let request = payload::verify_request(&value)?;
     check_signature(caller, body, signature)?;
@@ -400,17 +423,17 @@ pub async fn verify(
         ..base_event(caller, EventKind::ApiCall, now)
     };
     let events = vec![event];
-    let reservations = reserve(state, caller, &events).await?;
+    let reservations = reserve(service, caller, &events).await?;
     let reserved_used = reservations.first().map(|r| r.used_after);
-    let outcomes = state.recorder.record(events, reservations).await?;
+    let outcomes = service.recorder.record(events, reservations).await?;
     match (outcomes.first(), request.event_id.as_deref()) {
         (Some(Outcome::Duplicate), Some(event_id)) => {
-            replay(state, caller, event_id, &call, now).await
+            replay(service, caller, event_id, &call, now).await
         }
         (Some(Outcome::Accepted), _) => {
             let used = match reserved_used {
                 Some(used) => used,
-                None => current_used(state, caller, period).await?,
+                None => current_used(service, caller, period).await?,
             };
             Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
         }
@@ -424,13 +447,13 @@ pub async fn verify(
 /// a retry of that verify, with the counts of the period the original was counted in as they
 /// are now (the original call included, nothing added); otherwise the id is reused.
 async fn replay(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     event_id: &str,
     call: &VerifyCall,
     now: DateTime<Utc>,
 ) -> AppResult<VerifyAnswer> {
-    let Some(original) = replay::original(&state.db, &caller.key.account.id, event_id).await?
+    let Some(original) = replay::original(&service.db, &caller.key.account.id, event_id).await?
     else {
         return Err(AppError::internal(anyhow::anyhow!(
             "event id {event_id} was a duplicate but is not stored"
@@ -440,14 +463,18 @@ async fn replay(
         return Ok(VerifyAnswer::EventIdReused);
     }
     let period = BillingPeriod::for_account(&caller.key.account, original.occurred_at());
-    let used = current_used(state, caller, period).await?;
+    let used = current_used(service, caller, period).await?;
     Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
 }
 
-async fn current_used(state: &AppState, caller: &Caller, period: BillingPeriod) -> AppResult<i64> {
-    state
+async fn current_used(
+    service: &Ingestion,
+    caller: &Caller,
+    period: BillingPeriod,
+) -> AppResult<i64> {
+    service
         .quota
-        .used(&state.db, &caller.key.account.id, period)
+        .used(&service.db, &caller.key.account.id, period)
         .await
 }
 
@@ -489,12 +516,12 @@ impl BatchOutcome {
 /// `POST /api/v1/events`, past the key and the rate limit: the whole batch is validated, then
 /// stored, or refused whole when a blocking plan cannot take it.
 pub async fn events(
-    state: &AppState,
+    service: &Ingestion,
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
 ) -> AppResult<BatchOutcome> {
-    let now = state.clock.now();
+    let now = service.clock.now();
     let value = payload::parse_json(body, false)?;
     let calls = payload::finished_calls(&value, now)?;
     let dated: Vec<_> = calls
@@ -502,7 +529,7 @@ pub async fn events(
         .enumerate()
         .map(|(i, call)| (format!("events[{i}].ts"), call.ts))
         .collect();
-    refuse_undatable(state, caller, dated).await?;
+    refuse_undatable(service, caller, dated).await?;
     check_signature(caller, body, signature)?;
     let events: Vec<NewEvent> = calls
         .into_iter()
@@ -518,22 +545,22 @@ pub async fn events(
             ..base_event(caller, EventKind::ApiCall, now)
         })
         .collect();
-    let reservations = reserve(state, caller, &events).await?;
-    let outcomes = state.recorder.record(events, reservations).await?;
+    let reservations = reserve(service, caller, &events).await?;
+    let outcomes = service.recorder.record(events, reservations).await?;
     Ok(BatchOutcome::of(&outcomes))
 }
 
 /// `POST /api/install-callback`: anonymous unless a valid key comes with it; never counted.
 pub async fn install(
-    state: &AppState,
+    service: &Ingestion,
     bearer: Option<&str>,
     client_address: &str,
     body: &[u8],
 ) -> AppResult<()> {
-    let per_minute = state.config.install_rate_limit_per_minute;
+    let per_minute = service.settings.install_rate_limit_per_minute;
     if let RateDecision::Limited {
         retry_after_secs, ..
-    } = state.install_limits.check(client_address, per_minute)
+    } = service.install_limits.check(client_address, per_minute)
     {
         return Err(AppError::RateLimited {
             message: "Rate limited".to_owned(),
@@ -542,9 +569,9 @@ pub async fn install(
     }
     let value = payload::parse_json(body, true)?;
     let install = payload::install(&value)?;
-    let now = state.clock.now();
+    let now = service.clock.now();
     let caller = match bearer {
-        Some(token) => match authenticate(state, Some(token), Route::Verify).await {
+        Some(token) => match authenticate(service, Some(token), Route::Verify).await {
             Ok(caller) => Some(caller),
             Err(AppError::Unauthenticated(_)) => None,
             Err(other) => return Err(other),
@@ -567,6 +594,6 @@ pub async fn install(
             now,
         )
     };
-    state.recorder.record(vec![event], Vec::new()).await?;
+    service.recorder.record(vec![event], Vec::new()).await?;
     Ok(())
 }

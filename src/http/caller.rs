@@ -56,10 +56,10 @@ impl<R: IngestRoute> FromRequestParts<AppState> for Caller<R> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = ingest::authenticate(state, bearer(&parts.headers), R::ROUTE)
+        let key = ingest::authenticate(&state.ingestion, bearer(&parts.headers), R::ROUTE)
             .await
             .map_err(R::refusal)?;
-        let (minute, allowed) = ingest::spend_rate_limit(state, &key);
+        let (minute, allowed) = ingest::spend_rate_limit(&state.ingestion, &key);
         let caller = Self {
             key,
             minute,

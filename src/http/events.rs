@@ -24,7 +24,7 @@ pub async fn events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::events(&state, &caller.key, &body, signature(&headers)).await {
+    match ingest::events(&state.ingestion, &caller.key, &body, signature(&headers)).await {
         Ok(outcome) => {
             let answer = Json(json!({
                 "accepted": outcome.accepted,

@@ -93,7 +93,7 @@ impl LimitHeaders {
         minute: MinuteWindow,
         refused: Option<Refused>,
     ) -> Self {
-        let monthly = ingest::monthly_window(state, caller).await;
+        let monthly = ingest::monthly_window(&state.ingestion, caller).await;
         let mut headers = HeaderMap::new();
         let minute_reset = match refused {
             Some(Refused::Minute(secs)) => secs,

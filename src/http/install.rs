@@ -18,7 +18,7 @@ pub async fn install_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::install(&state, bearer(&headers), &client, &body).await {
+    match ingest::install(&state.ingestion, bearer(&headers), &client, &body).await {
         Ok(()) => Json(json!({ "recorded": true })).into_response(),
         Err(err) => err.into_response(),
     }

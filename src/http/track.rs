@@ -23,7 +23,7 @@ pub async fn track(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::track(&state, &caller.key, &body, signature(&headers)).await {
+    match ingest::track(&state.ingestion, &caller.key, &body, signature(&headers)).await {
         Ok(()) => (caller.limit_headers(&state, None).await, StatusCode::OK).into_response(),
         Err(err) => caller.refuse(&state, err).await,
     }

@@ -31,7 +31,7 @@ pub async fn verify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::verify(&state, &caller.key, &body, signature(&headers)).await {
+    match ingest::verify(&state.ingestion, &caller.key, &body, signature(&headers)).await {
         Ok(answer) => {
             let response = match answer {
                 VerifyAnswer::Allowed(verified) => allowed_response(&verified),
