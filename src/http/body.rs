@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hyper::body::{Frame, SizeHint};
 use serde_json::json;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::state::AppState;
 
@@ -79,7 +79,8 @@ pub async fn body_read_deadline(
     let request = request.map(|body| {
         Body::new(DeadlineBody {
             inner: body,
-            deadline: Box::pin(tokio::time::sleep(state.config.body_read_timeout)),
+            due: Instant::now() + state.config.body_read_timeout,
+            deadline: None,
             timed_out: timed_out.clone(),
         })
     });
@@ -98,7 +99,10 @@ pub async fn body_read_deadline(
 
 struct DeadlineBody {
     inner: Body,
-    deadline: Pin<Box<Sleep>>,
+    due: Instant,
+    /// Armed the first time a read has to wait: bodies that are never read (most GETs) or that
+    /// are already there cost no timer.
+    deadline: Option<Pin<Box<Sleep>>>,
     timed_out: Arc<AtomicBool>,
 }
 
@@ -117,7 +121,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        match self.deadline.as_mut().poll(cx) {
+        let due = self.due;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.timed_out.store(true, Ordering::Relaxed);
                 Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))))
