@@ -57,7 +57,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await;
     // Every event accepted into the recorder's queue is written before the database closes.
-    state.recorder.flush().await;
+    state.ingestion.recorder.flush().await;
     state.db.close_by_ref().await.ok();
     tracing::info!("tally stopped");
     Ok(())

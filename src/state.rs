@@ -23,16 +23,9 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub keys: KeyCache,
     pub auth_limiter: Arc<AuthLimiter>,
-    /// Per-minute limits of API keys (keyed by key id).
-    pub key_limits: RateLimits,
-    /// Per-minute limits of install callbacks (keyed by client address).
-    pub install_limits: RateLimits,
-    /// Calls per account and billing period, reserved before events are written.
-    pub quota: QuotaGate,
-    /// The group-commit writer of usage events.
-    pub recorder: Recorder,
     pub metrics: Metrics,
-    /// The same handles, as the ingestion routes need them.
+    /// What ingestion needs: the key cache (shared with the rest), the quota gate, the limits
+    /// of keys and install callbacks, the recorder.
     pub ingestion: Arc<Ingestion>,
 }
 
@@ -77,10 +70,6 @@ impl AppState {
             },
         });
         Self {
-            recorder: ingestion.recorder.clone(),
-            key_limits: ingestion.key_limits.clone(),
-            install_limits: ingestion.install_limits.clone(),
-            quota: ingestion.quota.clone(),
             metrics,
             db,
             config: Arc::new(config),

@@ -114,7 +114,7 @@ async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
     };
     // The database refuses this row (no such account), whatever else is written with it.
     let bad = NewEvent::new(Some("no-such-account".to_owned()), EventKind::ToolCall, now);
-    let recorder = &app.state.recorder;
+    let recorder = &app.state.ingestion.recorder;
     // Queued together, so that the writer takes them in one batch.
     let mut writes: Vec<_> = (0..8)
         .map(|i| recorder.record(vec![good(i)], Vec::new()))

@@ -644,6 +644,7 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     let period = tally::domain::periods::BillingPeriod::calendar_month(app.clock.now());
     let used = app
         .state
+        .ingestion
         .quota
         .used(&app.state.db, &m.account_id, period)
         .await

@@ -15,7 +15,7 @@ impl UsageMutation {
     #[graphql(guard = "AdminGuard")]
     async fn admin_reset_usage(&self, ctx: &Context<'_>, account_id: ID) -> Result<UsagePeriod> {
         let state = state(ctx);
-        let usage = usage::reset_usage(&state.db, &state.quota, &account_id, now(ctx))
+        let usage = usage::reset_usage(&state.db, &state.ingestion.quota, &account_id, now(ctx))
             .await
             .map_err(|err| err.extend())?;
         Ok(usage.into())

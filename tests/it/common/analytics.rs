@@ -87,6 +87,7 @@ impl TestApp {
     pub async fn record(&self, events: Vec<NewEvent>) {
         for chunk in events.chunks(1000) {
             self.state
+                .ingestion
                 .recorder
                 .record(chunk.to_vec(), Vec::new())
                 .await
