@@ -17,6 +17,7 @@ use hyper::body::{Frame, SizeHint};
 use serde_json::json;
 use tokio::time::{Instant, Sleep};
 
+use crate::http::json_errors::json_error;
 use crate::state::AppState;
 
 /// Why a body could not be had.
@@ -60,11 +61,7 @@ pub async fn read_within(
 }
 
 pub fn payload_too_large() -> Response {
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        Json(json!({ "error": "Payload too large" })),
-    )
-        .into_response()
+    json_error(StatusCode::PAYLOAD_TOO_LARGE)
 }
 
 /// A body that has not fully arrived within the configured time after the request head ends in

@@ -22,6 +22,17 @@ pub async fn json_error_bodies(response: Response) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The JSON error response of `status` with its usual message, for code that answers one itself.
+pub fn json_error(status: StatusCode) -> Response {
+    let mut response = Response::new(Body::from(json!({ "error": message(status) }).to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
