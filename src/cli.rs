@@ -14,8 +14,8 @@ use self::demo::DemoOptions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
+use crate::domain::error::DomainError;
 use crate::entity::account;
-use crate::error::AppError;
 use crate::{db, graphql, server};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -82,7 +82,7 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
         SystemClock.now(),
     )
     .await
-    .map_err(AppError::into_operator_error)?;
+    .map_err(DomainError::into_operator_error)?;
     println!(
         "Created {} user {} (id {}) in account {}",
         role.as_str(),

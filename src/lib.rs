@@ -10,7 +10,6 @@ pub mod connections;
 pub mod db;
 pub mod domain;
 pub mod entity;
-pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;

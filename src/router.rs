@@ -14,7 +14,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::graphql::{build_schema, endpoint as graphql};
 use crate::http::{
-    billing_webhook, body, events, health, ingest, install, json_errors, metrics, track, verify,
+    billing_webhook, body, error, events, health, ingest, install, metrics, track, verify,
 };
 use crate::state::AppState;
 
@@ -65,7 +65,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(middleware::map_response(json_errors::json_error_bodies))
+                .layer(middleware::map_response(error::json_error_bodies))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,

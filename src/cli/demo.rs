@@ -19,12 +19,12 @@ use rand::{Rng, SeedableRng};
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
 
 use crate::domain::accounts::{new_id, Role};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::{self, PlanCode};
 use crate::domain::recorder::{self, EventKind, NewEvent};
 use crate::domain::{auth, keys};
 use crate::entity::{account, account_plan_change, api_key, user};
-use crate::error::{AppError, AppResult};
 
 /// Events per transaction.
 const EVENTS_PER_TRANSACTION: usize = 20_000;
@@ -76,10 +76,10 @@ pub async fn seed(
     options: &DemoOptions,
     now: DateTime<Utc>,
     progress: &mut (dyn FnMut(u64, u64) + Send),
-) -> AppResult<DemoSummary> {
+) -> DomainResult<DemoSummary> {
     let started = Instant::now();
     if options.accounts == 0 || options.days == 0 {
-        return Err(AppError::bad_input(
+        return Err(DomainError::bad_input(
             "--accounts and --days must be at least 1",
         ));
     }
@@ -87,7 +87,7 @@ pub async fn seed(
         .await?
         .is_some()
     {
-        return Err(AppError::bad_input(
+        return Err(DomainError::bad_input(
             "this database already holds demo data; seed an empty one",
         ));
     }
@@ -317,9 +317,9 @@ fn zipf_weight(rank: usize, s: f64) -> f64 {
     1.0 / ((rank + 1) as f64).powf(s)
 }
 
-fn zipf(n: usize, s: f64) -> AppResult<WeightedIndex<f64>> {
+fn zipf(n: usize, s: f64) -> DomainResult<WeightedIndex<f64>> {
     WeightedIndex::new((0..n).map(|i| zipf_weight(i, s)))
-        .map_err(|err| AppError::internal(anyhow::anyhow!("weights: {err}")))
+        .map_err(|err| DomainError::internal(anyhow::anyhow!("weights: {err}")))
 }
 
 /// A standard normal sample (Box–Muller).
@@ -351,13 +351,13 @@ async fn write_events(
     accounts: &[DemoAccount],
     rng: &mut StdRng,
     progress: &mut (dyn FnMut(u64, u64) + Send),
-) -> AppResult<u64> {
+) -> DomainResult<u64> {
     let endpoints = endpoints(rng);
     let endpoint_pick = zipf(endpoints.len(), 1.1)?;
     let skill_pick = zipf(SKILLS.len(), 1.0)?;
     let tool_pick = zipf(TOOLS.len(), 0.8)?;
     let account_pick = WeightedIndex::new(accounts.iter().map(|a| a.weight))
-        .map_err(|err| AppError::internal(anyhow::anyhow!("weights: {err}")))?;
+        .map_err(|err| DomainError::internal(anyhow::anyhow!("weights: {err}")))?;
     let paid: Vec<usize> = (0..accounts.len())
         .filter(|&i| accounts[i].blocking_quota.is_none())
         .collect();
@@ -456,7 +456,7 @@ async fn write_events(
     Ok(written)
 }
 
-async fn flush(db: &DatabaseConnection, batch: &mut Vec<NewEvent>) -> AppResult<u64> {
+async fn flush(db: &DatabaseConnection, batch: &mut Vec<NewEvent>) -> DomainResult<u64> {
     if batch.is_empty() {
         return Ok(0);
     }
@@ -503,7 +503,7 @@ fn user_row(
     }
 }
 
-async fn insert_all<A>(db: &DatabaseConnection, rows: Vec<A>) -> AppResult<()>
+async fn insert_all<A>(db: &DatabaseConnection, rows: Vec<A>) -> DomainResult<()>
 where
     A: sea_orm::ActiveModelTrait + Send,
 {

@@ -9,11 +9,11 @@ use sea_orm::{
 };
 
 use crate::domain::auth;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::KeyCache;
 use crate::domain::paging::{check_limit, check_offset};
 use crate::domain::plans::PlanCode;
 use crate::entity::{account, account_plan_change, user};
-use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -42,7 +42,7 @@ pub const MAX_EMAIL_LEN: usize = 320;
 pub const MAX_ACCOUNT_NAME_LEN: usize = 200;
 
 /// Lower-cases and checks an e-mail address: one `@`, something on both sides, no spaces.
-pub fn normalize_email(email: &str) -> AppResult<String> {
+pub fn normalize_email(email: &str) -> DomainResult<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= MAX_EMAIL_LEN
         && !email.chars().any(char::is_whitespace)
@@ -51,19 +51,19 @@ pub fn normalize_email(email: &str) -> AppResult<String> {
     if valid {
         Ok(email)
     } else {
-        Err(AppError::bad_field(
+        Err(DomainError::bad_field(
             "email",
             "must be a valid e-mail address",
         ))
     }
 }
 
-fn normalize_account_name(name: &str) -> AppResult<String> {
+fn normalize_account_name(name: &str) -> DomainResult<String> {
     let name = name.trim();
     if (1..=MAX_ACCOUNT_NAME_LEN).contains(&name.chars().count()) {
         Ok(name.to_owned())
     } else {
-        Err(AppError::bad_field(
+        Err(DomainError::bad_field(
             "accountName",
             format!("must be 1 to {MAX_ACCOUNT_NAME_LEN} characters"),
         ))
@@ -89,7 +89,7 @@ pub async fn create_user(
     db: &DatabaseConnection,
     new: NewUser,
     now: DateTime<Utc>,
-) -> AppResult<user::Model> {
+) -> DomainResult<user::Model> {
     let email = normalize_email(&new.email)?;
     auth::validate_password(&new.password)?;
     let account = match new.account {
@@ -108,7 +108,7 @@ pub async fn create_user(
             account::Entity::find_by_id(id)
                 .one(&txn)
                 .await?
-                .ok_or_else(|| AppError::not_found("Account not found"))?
+                .ok_or_else(|| DomainError::not_found("Account not found"))?
                 .id
         }
     };
@@ -130,15 +130,15 @@ pub async fn create_user(
     Ok(inserted)
 }
 
-fn email_taken() -> AppError {
-    AppError::bad_field("email", "is already registered")
+fn email_taken() -> DomainError {
+    DomainError::bad_field("email", "is already registered")
 }
 
 async fn create_account(
     db: &impl ConnectionTrait,
     name: &str,
     now: DateTime<Utc>,
-) -> AppResult<account::Model> {
+) -> DomainResult<account::Model> {
     let created = account::ActiveModel {
         id: Set(new_id()),
         name: Set(name.to_owned()),
@@ -156,18 +156,24 @@ async fn create_account(
     Ok(created)
 }
 
-pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> AppResult<Option<user::Model>> {
+pub async fn find_by_email(
+    db: &DatabaseConnection,
+    email: &str,
+) -> DomainResult<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email))
         .one(db)
         .await?)
 }
 
-pub async fn find_user(db: &DatabaseConnection, id: &str) -> AppResult<Option<user::Model>> {
+pub async fn find_user(db: &DatabaseConnection, id: &str) -> DomainResult<Option<user::Model>> {
     Ok(user::Entity::find_by_id(id.to_owned()).one(db).await?)
 }
 
-pub async fn find_account(db: &DatabaseConnection, id: &str) -> AppResult<Option<account::Model>> {
+pub async fn find_account(
+    db: &DatabaseConnection,
+    id: &str,
+) -> DomainResult<Option<account::Model>> {
     Ok(account::Entity::find_by_id(id.to_owned()).one(db).await?)
 }
 
@@ -176,8 +182,8 @@ pub async fn authenticate(
     db: &DatabaseConnection,
     email: &str,
     password: &str,
-) -> AppResult<user::Model> {
-    let wrong = || AppError::unauthenticated("Invalid email or password");
+) -> DomainResult<user::Model> {
+    let wrong = || DomainError::unauthenticated("Invalid email or password");
     let found = match normalize_email(email) {
         Ok(email) => find_by_email(db, &email).await?,
         Err(_) => None,
@@ -198,7 +204,7 @@ pub async fn change_plan(
     account_id: &str,
     code: PlanCode,
     now: DateTime<Utc>,
-) -> AppResult<account::Model> {
+) -> DomainResult<account::Model> {
     let account = set_plan(db, account_id, code, now).await?;
     keys.forget_all();
     Ok(account)
@@ -212,12 +218,12 @@ pub async fn set_plan<C: TransactionTrait>(
     account_id: &str,
     code: PlanCode,
     now: DateTime<Utc>,
-) -> AppResult<account::Model> {
+) -> DomainResult<account::Model> {
     let txn = db.begin().await?;
     let current = account::Entity::find_by_id(account_id.to_owned())
         .one(&txn)
         .await?
-        .ok_or_else(|| AppError::not_found("Account not found"))?;
+        .ok_or_else(|| DomainError::not_found("Account not found"))?;
     if current.plan_code == code.as_str() {
         return Ok(current);
     }
@@ -234,7 +240,7 @@ async fn record_plan_change(
     account_id: &str,
     code: PlanCode,
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     account_plan_change::ActiveModel {
         account_id: Set(account_id.to_owned()),
         plan_code: Set(code.as_str().to_owned()),
@@ -252,7 +258,7 @@ pub async fn page(
     plan: Option<PlanCode>,
     limit: i64,
     offset: i64,
-) -> AppResult<(Vec<account::Model>, i64)> {
+) -> DomainResult<(Vec<account::Model>, i64)> {
     check_limit(limit)?;
     check_offset(offset)?;
     let mut query = account::Entity::find();

@@ -17,13 +17,13 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Value};
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
 use crate::domain::sql::{placeholders, statement};
 use crate::entity::account;
-use crate::error::{AppError, AppResult};
 
 /// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
 /// without them), instead of a blank name.
@@ -157,7 +157,7 @@ fn mean(sum: i64, count: i64) -> Option<i64> {
 pub async fn usage_of(
     db: &impl ConnectionTrait,
     keys: &[(String, BillingPeriod)],
-) -> AppResult<HashMap<(String, BillingPeriod), UsageSummary>> {
+) -> DomainResult<HashMap<(String, BillingPeriod), UsageSummary>> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -215,13 +215,13 @@ pub async fn current_usage(
     db: &DatabaseConnection,
     account: &account::Model,
     now: DateTime<Utc>,
-) -> AppResult<UsageSummary> {
+) -> DomainResult<UsageSummary> {
     let key = (account.id.clone(), BillingPeriod::for_account(account, now));
     usage_of(db, std::slice::from_ref(&key))
         .await?
         .remove(&key)
         .map(|usage| usage.since_creation(account.created_at))
-        .ok_or_else(|| AppError::not_found("Account not found"))
+        .ok_or_else(|| DomainError::not_found("Account not found"))
 }
 
 /// One entry per UTC day of the window ending today, oldest first, days without calls included.
@@ -230,7 +230,7 @@ pub async fn usage_history(
     account_id: &str,
     days: i64,
     now: DateTime<Utc>,
-) -> AppResult<Vec<DailyUsage>> {
+) -> DomainResult<Vec<DailyUsage>> {
     check_days(days)?;
     let window = DayWindow::ending_at(now, days);
     let (first, last) = window.bounds();
@@ -273,7 +273,7 @@ pub async fn endpoint_stats(
     days: i64,
     limit: i64,
     now: DateTime<Utc>,
-) -> AppResult<Vec<EndpointStat>> {
+) -> DomainResult<Vec<EndpointStat>> {
     check_days(days)?;
     check_limit(limit)?;
     let (first, last) = DayWindow::ending_at(now, days).bounds();
@@ -336,7 +336,7 @@ pub async fn endpoint_stats(
         let stored: String = row.try_get_by_index(2)?;
         let counts = histograms.entry((method, endpoint)).or_default();
         histogram::add_json(counts, &stored).map_err(|err| {
-            AppError::internal(anyhow::anyhow!(
+            DomainError::internal(anyhow::anyhow!(
                 "unreadable latency histogram {stored:?}: {err}"
             ))
         })?;
@@ -365,7 +365,7 @@ pub async fn tool_stats(
     days: i64,
     limit: i64,
     now: DateTime<Utc>,
-) -> AppResult<Vec<ToolStat>> {
+) -> DomainResult<Vec<ToolStat>> {
     check_days(days)?;
     check_limit(limit)?;
     let (first, last) = DayWindow::ending_at(now, days).bounds();
@@ -421,7 +421,7 @@ pub async fn install_stats(
     days: i64,
     limit: i64,
     now: DateTime<Utc>,
-) -> AppResult<Vec<InstallStat>> {
+) -> DomainResult<Vec<InstallStat>> {
     check_days(days)?;
     check_limit(limit)?;
     let (first, last) = DayWindow::ending_at(now, days).bounds();
@@ -475,7 +475,7 @@ pub struct Overview {
     pub overage_this_month_cents: i64,
 }
 
-pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Overview> {
+pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResult<Overview> {
     let backend = db.get_database_backend();
     let mut overview = Overview::default();
 
@@ -520,7 +520,7 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<
 
 /// Sum over accounts of the overage their current period would bill now (each account's line
 /// rounded on its own, as its invoice would be).
-async fn current_overage_cents(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<i64> {
+async fn current_overage_cents(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResult<i64> {
     let now_ms = now.timestamp_millis();
     // Candidates: periods around `now` already past a priced quota. Usually few.
     let sql = "SELECT up.account_id, up.period_start, up.calls, p.monthly_quota, \

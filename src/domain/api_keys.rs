@@ -9,9 +9,9 @@ use sea_orm::{
 };
 
 use crate::domain::accounts::{new_id, Role};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::{self, digest_from_hex, KeyCache, KeyStatus};
 use crate::entity::api_key;
-use crate::error::{AppError, AppResult};
 
 pub const MAX_KEY_NAME_LEN: usize = 200;
 /// The longest grace period a rotation may give the old key.
@@ -37,16 +37,16 @@ pub struct KeySettings {
     pub require_signature: bool,
 }
 
-fn validate(settings: &KeySettings, now: DateTime<Utc>) -> AppResult<()> {
+fn validate(settings: &KeySettings, now: DateTime<Utc>) -> DomainResult<()> {
     let name_len = settings.name.trim().chars().count();
     if !(1..=MAX_KEY_NAME_LEN).contains(&name_len) {
-        return Err(AppError::bad_field(
+        return Err(DomainError::bad_field(
             "name",
             format!("must be 1 to {MAX_KEY_NAME_LEN} characters"),
         ));
     }
     if settings.expires_at.is_some_and(|at| at <= now) {
-        return Err(AppError::bad_field("expiresAt", "must be in the future"));
+        return Err(DomainError::bad_field("expiresAt", "must be in the future"));
     }
     Ok(())
 }
@@ -77,7 +77,7 @@ pub async fn create(
     actor: &Actor,
     settings: KeySettings,
     now: DateTime<Utc>,
-) -> AppResult<CreatedKey> {
+) -> DomainResult<CreatedKey> {
     validate(&settings, now)?;
     let (plaintext, row) = new_row(&actor.account_id, &settings, now);
     let key = row.insert(db).await?;
@@ -90,7 +90,7 @@ pub async fn list(
     actor: &Actor,
     include_revoked: bool,
     now: DateTime<Utc>,
-) -> AppResult<Vec<api_key::Model>> {
+) -> DomainResult<Vec<api_key::Model>> {
     let all = api_key::Entity::find()
         .filter(api_key::Column::AccountId.eq(actor.account_id.as_str()))
         .order_by_desc(api_key::Column::CreatedAt)
@@ -109,8 +109,8 @@ async fn find_accessible(
     db: &DatabaseConnection,
     actor: &Actor,
     id: &str,
-) -> AppResult<api_key::Model> {
-    let not_found = || AppError::not_found("API key not found");
+) -> DomainResult<api_key::Model> {
+    let not_found = || DomainError::not_found("API key not found");
     let key = api_key::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?
@@ -135,7 +135,7 @@ pub async fn revoke(
     actor: &Actor,
     id: &str,
     now: DateTime<Utc>,
-) -> AppResult<api_key::Model> {
+) -> DomainResult<api_key::Model> {
     let key = find_accessible(db, actor, id).await?;
     if key.revoked_at.is_some_and(|at| at <= now) {
         return Ok(key);
@@ -156,16 +156,16 @@ pub async fn rotate(
     id: &str,
     grace_period_seconds: i64,
     now: DateTime<Utc>,
-) -> AppResult<CreatedKey> {
+) -> DomainResult<CreatedKey> {
     if !(0..=MAX_GRACE_PERIOD_SECONDS).contains(&grace_period_seconds) {
-        return Err(AppError::bad_field(
+        return Err(DomainError::bad_field(
             "gracePeriodSeconds",
             format!("must be between 0 and {MAX_GRACE_PERIOD_SECONDS}"),
         ));
     }
     let old = find_accessible(db, actor, id).await?;
     if keys::status(old.expires_at, old.revoked_at, now) == KeyStatus::Revoked {
-        return Err(AppError::bad_input("A revoked key cannot be rotated"));
+        return Err(DomainError::bad_input("A revoked key cannot be rotated"));
     }
     let settings = KeySettings {
         name: old.name.clone(),

@@ -20,8 +20,8 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
+use crate::domain::error::{Context, DomainError, DomainResult};
 use crate::domain::ratelimit::ServiceClock;
-use crate::error::{AppError, AppResult, Context};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 128;
@@ -34,7 +34,7 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params)
 }
 
-pub async fn hash_password(password: String) -> AppResult<String> {
+pub async fn hash_password(password: String) -> DomainResult<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
@@ -44,12 +44,12 @@ pub async fn hash_password(password: String) -> AppResult<String> {
     })
     .await
     .context_internal("password hashing task")?
-    .map_err(AppError::Internal)
+    .map_err(DomainError::internal)
 }
 
 /// Checks `password` against a stored hash. With no hash (unknown e-mail) it still does the
 /// work of one check, so that timing does not tell which e-mails exist.
-pub async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+pub async fn verify_password(password: String, stored: Option<String>) -> DomainResult<bool> {
     tokio::task::spawn_blocking(move || {
         let known_user = stored.is_some();
         let hash = stored.unwrap_or_else(|| decoy_hash().to_owned());
@@ -62,7 +62,7 @@ pub async fn verify_password(password: String, stored: Option<String>) -> AppRes
     })
     .await
     .context_internal("password verification task")?
-    .map_err(AppError::Internal)
+    .map_err(DomainError::internal)
 }
 
 fn decoy_hash() -> &'static str {
@@ -76,16 +76,16 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-pub fn validate_password(password: &str) -> AppResult<()> {
+pub fn validate_password(password: &str) -> DomainResult<()> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_LEN {
-        return Err(AppError::bad_field(
+        return Err(DomainError::bad_field(
             "password",
             format!("must be at least {MIN_PASSWORD_LEN} characters"),
         ));
     }
     if chars > MAX_PASSWORD_LEN {
-        return Err(AppError::bad_field(
+        return Err(DomainError::bad_field(
             "password",
             format!("must be at most {MAX_PASSWORD_LEN} characters"),
         ));
@@ -144,7 +144,7 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: &str, now: DateTime<Utc>) -> AppResult<String> {
+    pub fn issue(&self, user_id: &str, now: DateTime<Utc>) -> DomainResult<String> {
         let claims = Claims {
             sub: user_id.to_owned(),
             iss: self.issuer.clone(),
@@ -158,8 +158,8 @@ impl JwtKeys {
     }
 
     /// The user id in a token that is valid at `now`. Every failure reads the same to the client.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> AppResult<String> {
-        let rejected = || AppError::unauthenticated("Invalid or expired token");
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> DomainResult<String> {
+        let rejected = || DomainError::unauthenticated("Invalid or expired token");
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| {
                 tracing::debug!(error = %err, "rejected JWT");
@@ -202,18 +202,18 @@ impl AuthLimiter {
         }
     }
 
-    pub fn check_address(&self, address: &str) -> AppResult<()> {
+    pub fn check_address(&self, address: &str) -> DomainResult<()> {
         self.check(&self.per_address, address.to_owned())
     }
 
-    pub fn check_email(&self, email: &str) -> AppResult<()> {
+    pub fn check_email(&self, email: &str) -> DomainResult<()> {
         self.check(&self.per_email, email.to_owned())
     }
 
-    fn check(&self, limiter: &KeyedLimiter, key: String) -> AppResult<()> {
+    fn check(&self, limiter: &KeyedLimiter, key: String) -> DomainResult<()> {
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            AppError::RateLimited {
+            DomainError::RateLimited {
                 message: "Too many attempts, try again later".to_owned(),
                 retry_after_secs: wait.as_secs() + 1,
             }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::domain::billing;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
@@ -22,7 +23,6 @@ use crate::domain::ratelimit::{MinuteWindow, RateDecision, RateLimits};
 use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder};
 use crate::domain::replay::{self, VerifyCall};
 use crate::domain::signature;
-use crate::error::{AppError, AppResult};
 
 /// What ingestion needs of the service, and nothing else: the database, the key cache, the
 /// quota gate, the per-key and per-address limits, the recorder, the clock and two settings.
@@ -69,9 +69,9 @@ pub async fn authenticate(
     service: &Ingestion,
     bearer: Option<&str>,
     route: Route,
-) -> AppResult<Caller> {
-    let token = bearer.ok_or_else(|| AppError::unauthenticated("Missing authorization"))?;
-    let invalid = || AppError::unauthenticated("Invalid key");
+) -> DomainResult<Caller> {
+    let token = bearer.ok_or_else(|| DomainError::unauthenticated("Missing authorization"))?;
+    let invalid = || DomainError::unauthenticated("Invalid key");
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
     let key = service
@@ -92,7 +92,7 @@ pub async fn authenticate(
 }
 
 /// Spends one request of the key's per-minute allowance (the plan's, as cached with the key).
-pub fn spend_rate_limit(service: &Ingestion, caller: &Caller) -> (MinuteWindow, AppResult<()>) {
+pub fn spend_rate_limit(service: &Ingestion, caller: &Caller) -> (MinuteWindow, DomainResult<()>) {
     let per_minute = u32::try_from(caller.key.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
     match service.key_limits.check(&caller.key.key.id, per_minute) {
         RateDecision::Allowed(window) => (window, Ok(())),
@@ -101,7 +101,7 @@ pub fn spend_rate_limit(service: &Ingestion, caller: &Caller) -> (MinuteWindow, 
             retry_after_secs,
         } => (
             window,
-            Err(AppError::RateLimited {
+            Err(DomainError::RateLimited {
                 message: "Rate limited".to_owned(),
                 retry_after_secs,
             }),
@@ -168,7 +168,7 @@ async fn refuse_undatable(
     service: &Ingestion,
     caller: &Caller,
     at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let account = &caller.key.account;
     let created = account.created_at.trunc_subsecs(0);
     let current = BillingPeriod::for_account(account, service.clock.now());
@@ -185,11 +185,11 @@ async fn refuse_undatable(
     if refused.is_empty() {
         Ok(())
     } else {
-        Err(AppError::invalid_payload(refused))
+        Err(DomainError::invalid_payload(refused))
     }
 }
 
-fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> AppResult<()> {
+fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> DomainResult<()> {
     if signature::accepts(
         &caller.plaintext,
         body,
@@ -198,7 +198,7 @@ fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> AppRe
     ) {
         Ok(())
     } else {
-        Err(AppError::forbidden("Invalid signature"))
+        Err(DomainError::forbidden("Invalid signature"))
     }
 }
 
@@ -209,7 +209,7 @@ async fn reserve(
     service: &Ingestion,
     caller: &Caller,
     events: &[NewEvent],
-) -> AppResult<Vec<Reservation>> {
+) -> DomainResult<Vec<Reservation>> {
     let needs = calls_per_period(events, &HashSet::new());
     match try_reserve(service, caller, &needs).await? {
         Ok(reservations) => Ok(reservations),
@@ -242,14 +242,14 @@ struct Refusal {
 /// The 429 of a full period. A retry can succeed once the refusing period is over; a period that
 /// is already over (an event dated in an earlier, full period) never frees up, and the wait named
 /// is then the current period's, as the `"monthly"` rate-limit header reports it.
-fn quota_exceeded(service: &Ingestion, caller: &Caller, refusal: Refusal) -> AppError {
+fn quota_exceeded(service: &Ingestion, caller: &Caller, refusal: Refusal) -> DomainError {
     let now = service.clock.now();
     let waited_for = if refusal.period.end > now {
         refusal.period
     } else {
         BillingPeriod::for_account(&caller.key.account, now)
     };
-    AppError::QuotaExceeded {
+    DomainError::QuotaExceeded {
         limit: refusal.limit,
         used: refusal.used,
         reset: refusal.period.end,
@@ -281,7 +281,7 @@ async fn try_reserve(
     service: &Ingestion,
     caller: &Caller,
     needs: &BTreeMap<i64, (BillingPeriod, i64)>,
-) -> AppResult<Result<Vec<Reservation>, Refusal>> {
+) -> DomainResult<Result<Vec<Reservation>, Refusal>> {
     let mut reservations = Vec::with_capacity(needs.len());
     for (period, calls) in needs.values() {
         let decision = service
@@ -313,7 +313,7 @@ async fn known_event_ids(
     db: &DatabaseConnection,
     account_id: &str,
     ids: &[&str],
-) -> AppResult<HashSet<String>> {
+) -> DomainResult<HashSet<String>> {
     use sea_orm::sea_query::ExprTrait;
     let select = Query::select()
         .column("event_id")
@@ -344,7 +344,7 @@ pub async fn track(
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let now = service.clock.now();
     let value = payload::parse_json(body, false)?;
     let tool = payload::tool_use(&value, now)?;
@@ -402,7 +402,7 @@ pub async fn verify(
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
-) -> AppResult<VerifyAnswer> {
+) -> DomainResult<VerifyAnswer> {
     let now = service.clock.now();
     let value = payload::parse_json(body, true)?;
     let request = payload::verify_request(&value)?;
@@ -437,7 +437,7 @@ pub async fn verify(
             };
             Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
         }
-        (outcome, _) => Err(AppError::internal(anyhow::anyhow!(
+        (outcome, _) => Err(DomainError::internal(anyhow::anyhow!(
             "the recorder answered {outcome:?} for a verify"
         ))),
     }
@@ -452,10 +452,10 @@ async fn replay(
     event_id: &str,
     call: &VerifyCall,
     now: DateTime<Utc>,
-) -> AppResult<VerifyAnswer> {
+) -> DomainResult<VerifyAnswer> {
     let Some(original) = replay::original(&service.db, &caller.key.account.id, event_id).await?
     else {
-        return Err(AppError::internal(anyhow::anyhow!(
+        return Err(DomainError::internal(anyhow::anyhow!(
             "event id {event_id} was a duplicate but is not stored"
         )));
     };
@@ -471,7 +471,7 @@ async fn current_used(
     service: &Ingestion,
     caller: &Caller,
     period: BillingPeriod,
-) -> AppResult<i64> {
+) -> DomainResult<i64> {
     service
         .quota
         .used(&service.db, &caller.key.account.id, period)
@@ -520,7 +520,7 @@ pub async fn events(
     caller: &Caller,
     body: &[u8],
     signature: Option<&[u8]>,
-) -> AppResult<BatchOutcome> {
+) -> DomainResult<BatchOutcome> {
     let now = service.clock.now();
     let value = payload::parse_json(body, false)?;
     let calls = payload::finished_calls(&value, now)?;
@@ -556,13 +556,13 @@ pub async fn install(
     bearer: Option<&str>,
     client_address: &str,
     body: &[u8],
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let per_minute = service.settings.install_rate_limit_per_minute;
     if let RateDecision::Limited {
         retry_after_secs, ..
     } = service.install_limits.check(client_address, per_minute)
     {
-        return Err(AppError::RateLimited {
+        return Err(DomainError::RateLimited {
             message: "Rate limited".to_owned(),
             retry_after_secs,
         });
@@ -573,7 +573,7 @@ pub async fn install(
     let caller = match bearer {
         Some(token) => match authenticate(service, Some(token), Route::Verify).await {
             Ok(caller) => Some(caller),
-            Err(AppError::Unauthenticated(_)) => None,
+            Err(DomainError::Unauthenticated(_)) => None,
             Err(other) => return Err(other),
         },
         None => None,

@@ -13,8 +13,8 @@ use rand::Rng;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
+use crate::domain::error::{DomainError, DomainResult};
 use crate::entity::{account, api_key, plan};
-use crate::error::{AppError, AppResult};
 
 pub const KEY_PREFIX: &str = "tly_";
 const RANDOM_LEN: usize = 30;
@@ -143,7 +143,7 @@ impl KeyCache {
         &self,
         db: &DatabaseConnection,
         digest: KeyDigest,
-    ) -> AppResult<Option<Arc<ResolvedKey>>> {
+    ) -> DomainResult<Option<Arc<ResolvedKey>>> {
         if let Some(hit) = self.entries.get(&digest) {
             return Ok(hit);
         }
@@ -151,7 +151,7 @@ impl KeyCache {
         let resolved = tokio::time::timeout(LOOKUP_TIMEOUT, load(db, digest))
             .await
             .map_err(|_| {
-                AppError::Unavailable(anyhow::anyhow!(
+                DomainError::unavailable(anyhow::anyhow!(
                     "looking up an API key: no answer from the database within {LOOKUP_TIMEOUT:?}"
                 ))
             })??
@@ -171,7 +171,7 @@ impl KeyCache {
     }
 }
 
-async fn load(db: &DatabaseConnection, digest: KeyDigest) -> AppResult<Option<ResolvedKey>> {
+async fn load(db: &DatabaseConnection, digest: KeyDigest) -> DomainResult<Option<ResolvedKey>> {
     let Some(key) = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(digest.to_hex()))
         .one(db)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 
 /// How far in the future a client's `ts` may lie (clock skew).
 pub const MAX_FUTURE: Duration = Duration::minutes(5);
@@ -24,15 +24,15 @@ pub const MAX_COST: i64 = 1_000;
 type Problems = BTreeMap<String, Vec<String>>;
 
 /// Parses bytes as JSON; an empty body reads as `{}` when `empty_is_object`.
-pub fn parse_json(body: &[u8], empty_is_object: bool) -> Result<Value, AppError> {
+pub fn parse_json(body: &[u8], empty_is_object: bool) -> Result<Value, DomainError> {
     if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(body).map_err(|_| AppError::bad_input("Invalid JSON"))
+    serde_json::from_slice(body).map_err(|_| DomainError::bad_input("Invalid JSON"))
 }
 
-fn invalid(problems: Problems) -> AppError {
-    AppError::BadInput {
+fn invalid(problems: Problems) -> DomainError {
+    DomainError::BadInput {
         message: "Invalid payload".to_owned(),
         fields: problems,
     }
@@ -150,7 +150,7 @@ fn as_object<'a>(
 fn read_object<T>(
     value: &Value,
     read: impl FnOnce(&mut Fields<'_>) -> Option<T>,
-) -> Result<T, AppError> {
+) -> Result<T, DomainError> {
     let mut problems = Problems::new();
     let Some(object) = as_object(value, &mut problems, "body") else {
         return Err(invalid(problems));
@@ -178,7 +178,7 @@ pub struct ToolUse {
     pub event_id: Option<String>,
 }
 
-pub fn tool_use(value: &Value, now: DateTime<Utc>) -> Result<ToolUse, AppError> {
+pub fn tool_use(value: &Value, now: DateTime<Utc>) -> Result<ToolUse, DomainError> {
     read_object(value, |f| {
         let skill_id = f.string("skill_id", true, 200);
         let tool_name = f.string("tool_name", true, 200);
@@ -208,7 +208,7 @@ pub struct VerifyRequest {
     pub cost: i64,
 }
 
-pub fn verify_request(value: &Value) -> Result<VerifyRequest, AppError> {
+pub fn verify_request(value: &Value) -> Result<VerifyRequest, DomainError> {
     read_object(value, |f| {
         let endpoint = f.string("endpoint", false, 500);
         let method = f.string("method", false, 16);
@@ -236,7 +236,7 @@ pub struct FinishedCall {
 
 /// The whole batch is checked before anything is stored; problems are keyed
 /// `events[<index>].<field>`.
-pub fn finished_calls(value: &Value, now: DateTime<Utc>) -> Result<Vec<FinishedCall>, AppError> {
+pub fn finished_calls(value: &Value, now: DateTime<Utc>) -> Result<Vec<FinishedCall>, DomainError> {
     let mut problems = Problems::new();
     let Some(object) = as_object(value, &mut problems, "body") else {
         return Err(invalid(problems));
@@ -304,7 +304,7 @@ pub struct Install {
     pub version: Option<String>,
 }
 
-pub fn install(value: &Value) -> Result<Install, AppError> {
+pub fn install(value: &Value) -> Result<Install, DomainError> {
     read_object(value, |f| {
         let skill_id = f.string("skill_id", false, 200);
         let platform = f.string("platform", false, 50);
@@ -328,9 +328,9 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn details(err: AppError) -> Problems {
+    fn details(err: DomainError) -> Problems {
         match err {
-            AppError::BadInput { fields, .. } => fields,
+            DomainError::BadInput { fields, .. } => fields,
             other => panic!("{other:?}"),
         }
     }

@@ -6,9 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
 
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::KeyCache;
 use crate::entity::plan;
-use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PlanCode {
@@ -41,7 +41,7 @@ impl fmt::Display for PlanCode {
     }
 }
 
-pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<plan::Model>> {
+pub async fn list(db: &DatabaseConnection) -> DomainResult<Vec<plan::Model>> {
     let mut plans = plan::Entity::find()
         .order_by_asc(plan::Column::PriceCents)
         .all(db)
@@ -50,11 +50,13 @@ pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<plan::Model>> {
     Ok(plans)
 }
 
-pub async fn get(db: &DatabaseConnection, code: PlanCode) -> AppResult<plan::Model> {
+pub async fn get(db: &DatabaseConnection, code: PlanCode) -> DomainResult<plan::Model> {
     plan::Entity::find_by_id(code.as_str().to_owned())
         .one(db)
         .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("plan {code} missing from the database")))
+        .ok_or_else(|| {
+            DomainError::internal(anyhow::anyhow!("plan {code} missing from the database"))
+        })
 }
 
 /// An admin's edit of a plan; `None` leaves a value as it is.
@@ -76,7 +78,7 @@ pub const MAX_RATE_LIMIT_PER_MINUTE: i32 = 1_000_000;
 pub const MAX_PLAN_AMOUNT: i64 = i32::MAX as i64;
 
 impl PlanUpdate {
-    fn validate(&self) -> AppResult<()> {
+    fn validate(&self) -> DomainResult<()> {
         let mut problems = Vec::new();
         if let Some(name) = &self.name {
             let len = name.trim().chars().count();
@@ -113,7 +115,7 @@ impl PlanUpdate {
         }
         match problems.first() {
             None => Ok(()),
-            Some((field, problem)) => Err(AppError::bad_fields(
+            Some((field, problem)) => Err(DomainError::bad_fields(
                 format!("{field}: {problem}"),
                 problems.iter().map(|(f, p)| (*f, p.clone())),
             )),
@@ -129,14 +131,14 @@ pub async fn update(
     code: PlanCode,
     change: PlanUpdate,
     now: DateTime<Utc>,
-) -> AppResult<plan::Model> {
+) -> DomainResult<plan::Model> {
     change.validate()?;
     let current = get(db, code).await?;
     if change.unlimited == Some(false)
         && change.monthly_quota.is_none()
         && current.monthly_quota.is_none()
     {
-        return Err(AppError::bad_field(
+        return Err(DomainError::bad_field(
             "monthlyQuota",
             "is required to make an unlimited plan limited",
         ));

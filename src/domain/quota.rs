@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
+use crate::domain::error::DomainResult;
 use crate::domain::periods::BillingPeriod;
-use crate::error::AppResult;
 
 /// Counters unused this long are dropped and read again from the database when next needed.
 const IDLE_EVICTION: Duration = Duration::from_secs(15 * 60);
@@ -124,7 +124,7 @@ impl QuotaGate {
         db: &DatabaseConnection,
         account_id: &str,
         period: BillingPeriod,
-    ) -> AppResult<Arc<PeriodCounter>> {
+    ) -> DomainResult<Arc<PeriodCounter>> {
         let counter = self
             .counters
             .get_with((account_id.to_owned(), period.start_ms()), Default::default);
@@ -143,13 +143,13 @@ impl QuotaGate {
         period: BillingPeriod,
         calls: i64,
         allowance: Allowance,
-    ) -> AppResult<Decision> {
+    ) -> DomainResult<Decision> {
         let counter = self.counter(db, account_id, period).await?;
         let used_after = {
             let Some(cell) = counter.cell() else {
-                return Err(crate::error::AppError::internal(anyhow::anyhow!(
-                    "quota counter not loaded"
-                )));
+                return Err(crate::domain::error::DomainError::internal(
+                    anyhow::anyhow!("quota counter not loaded"),
+                ));
             };
             let mut used = cell.lock().unwrap_or_else(|p| p.into_inner());
             if let (Some(limit), true) = (allowance.limit, allowance.blocks) {
@@ -174,7 +174,7 @@ impl QuotaGate {
         db: &DatabaseConnection,
         account_id: &str,
         period: BillingPeriod,
-    ) -> AppResult<i64> {
+    ) -> DomainResult<i64> {
         let counter = self.counter(db, account_id, period).await?;
         Ok(counter
             .cell()
@@ -198,7 +198,7 @@ async fn load_calls(
     db: &DatabaseConnection,
     account_id: &str,
     period: BillingPeriod,
-) -> AppResult<i64> {
+) -> DomainResult<i64> {
     let backend = db.get_database_backend();
     let sql = match backend {
         sea_orm::DbBackend::Postgres => {

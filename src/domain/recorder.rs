@@ -30,10 +30,10 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::error::{is_connection_error, DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::Reservation;
-use crate::error::{is_connection_error, AppError, AppResult};
 use crate::metrics::Metrics;
 
 /// Most events written in one transaction.
@@ -209,7 +209,7 @@ impl Recorder {
         &self,
         events: Vec<NewEvent>,
         reservations: Vec<Reservation>,
-    ) -> AppResult<Vec<Outcome>> {
+    ) -> DomainResult<Vec<Outcome>> {
         let deadline = tokio::time::Instant::now() + self.claim_wait;
         let (reply, mut answer) = oneshot::channel();
         let ticket = Ticket::new(Job {
@@ -235,7 +235,7 @@ impl Recorder {
         match answered {
             Ok(Ok(outcomes)) => Ok(outcomes),
             Ok(Err(Failure::Unavailable)) => Err(unavailable("writing usage events failed")),
-            Ok(Err(Failure::Rejected)) => Err(AppError::internal(anyhow::anyhow!(
+            Ok(Err(Failure::Rejected)) => Err(DomainError::internal(anyhow::anyhow!(
                 "the database refused this request's usage events (see the recorder's log)"
             ))),
             Err(_) => Err(unavailable("the recorder dropped a request")),
@@ -251,8 +251,8 @@ impl Recorder {
     }
 }
 
-fn unavailable(why: &'static str) -> AppError {
-    AppError::Unavailable(anyhow::anyhow!(why))
+fn unavailable(why: &'static str) -> DomainError {
+    DomainError::unavailable(anyhow::anyhow!(why))
 }
 
 struct Writer {

@@ -7,9 +7,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
+use crate::domain::error::DomainResult;
 use crate::domain::recorder::EventKind;
 use crate::entity::usage_event;
-use crate::error::AppResult;
 
 /// How long after a verify a repeat of its event id still counts as a retry of it.
 pub const WINDOW: Duration = Duration::minutes(10);
@@ -58,7 +58,7 @@ pub async fn original(
     db: &DatabaseConnection,
     account_id: &str,
     event_id: &str,
-) -> AppResult<Option<Original>> {
+) -> DomainResult<Option<Original>> {
     let found = usage_event::Entity::find()
         .filter(usage_event::Column::AccountId.eq(account_id))
         .filter(usage_event::Column::EventId.eq(event_id))

@@ -10,8 +10,8 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
 
+use crate::domain::error::DomainResult;
 use crate::domain::sql::statement;
-use crate::error::AppResult;
 
 /// Rows deleted per statement.
 const DELETE_CHUNK: i64 = 5_000;
@@ -22,7 +22,7 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 }
 
 /// Deletes raw events that occurred before `before`; returns how many went.
-pub async fn prune_events(db: &DatabaseConnection, before: DateTime<Utc>) -> AppResult<u64> {
+pub async fn prune_events(db: &DatabaseConnection, before: DateTime<Utc>) -> DomainResult<u64> {
     let backend = db.get_database_backend();
     let before_ms = before.timestamp_millis();
     let accounts = db

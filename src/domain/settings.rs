@@ -7,14 +7,14 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait, Set};
 
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
+use crate::domain::error::DomainResult;
 use crate::entity::{setting, user};
-use crate::error::AppResult;
 
 const JWT_SECRET: &str = "jwt_secret";
 
 /// The JWT secret stored in the database, generated on first use. Concurrent first starts agree
 /// on one secret: the insert does nothing when another instance won the race.
-pub async fn jwt_secret(db: &DatabaseConnection) -> AppResult<String> {
+pub async fn jwt_secret(db: &DatabaseConnection) -> DomainResult<String> {
     let candidate = Alphanumeric.sample_string(&mut rand::rng(), 64);
     setting::Entity::insert(setting::ActiveModel {
         name: Set(JWT_SECRET.to_owned()),
@@ -52,7 +52,7 @@ pub async fn ensure_admin(
     email: &str,
     password: Option<String>,
     now: DateTime<Utc>,
-) -> AppResult<AdminBootstrap> {
+) -> DomainResult<AdminBootstrap> {
     if user::Entity::find().count(db).await? > 0 {
         return Ok(AdminBootstrap::NotNeeded);
     }

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 
 use crate::domain::analytics::{current_usage, UsageSummary};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::QuotaGate;
 use crate::domain::sql::statement;
 use crate::entity::account;
-use crate::error::{AppError, AppResult};
 
 /// Sets the calls of `account_id`'s current billing period back to zero and returns the period's
 /// usage. The quota gate drops its in-memory counters of the account, so the next request starts
@@ -19,11 +19,11 @@ pub async fn reset_usage(
     quota: &QuotaGate,
     account_id: &str,
     now: DateTime<Utc>,
-) -> AppResult<UsageSummary> {
+) -> DomainResult<UsageSummary> {
     let account = account::Entity::find_by_id(account_id.to_owned())
         .one(db)
         .await?
-        .ok_or_else(|| AppError::not_found("Account not found"))?;
+        .ok_or_else(|| DomainError::not_found("Account not found"))?;
     let period = BillingPeriod::for_account(&account, now);
     db.execute_raw(statement(
         db.get_database_backend(),

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::accounts::{self, Role};
 use crate::domain::api_keys::Actor;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::entity::user;
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// Per-request data put into every GraphQL request by the HTTP handler.
@@ -31,19 +31,19 @@ pub fn request_info<'a>(ctx: &Context<'a>) -> &'a RequestInfo {
 }
 
 /// The signed-in user, read fresh from the database (so a role change or deletion counts at once).
-pub async fn current_user(ctx: &Context<'_>) -> AppResult<user::Model> {
+pub async fn current_user(ctx: &Context<'_>) -> DomainResult<user::Model> {
     let state = state(ctx);
     let token = request_info(ctx)
         .bearer
         .as_deref()
-        .ok_or_else(|| AppError::unauthenticated("Authentication required"))?;
+        .ok_or_else(|| DomainError::unauthenticated("Authentication required"))?;
     let user_id = state.jwt.verify(token, state.clock.now())?;
     accounts::find_user(&state.db, &user_id)
         .await?
-        .ok_or_else(|| AppError::unauthenticated("Invalid or expired token"))
+        .ok_or_else(|| DomainError::unauthenticated("Invalid or expired token"))
 }
 
-pub async fn current_actor(ctx: &Context<'_>) -> AppResult<Actor> {
+pub async fn current_actor(ctx: &Context<'_>) -> DomainResult<Actor> {
     let user = current_user(ctx).await?;
     Ok(Actor {
         role: Role::of(&user),
@@ -53,11 +53,11 @@ pub async fn current_actor(ctx: &Context<'_>) -> AppResult<Actor> {
 }
 
 /// The signed-in user when it is an admin; `FORBIDDEN` for members.
-pub async fn current_admin(ctx: &Context<'_>) -> AppResult<user::Model> {
+pub async fn current_admin(ctx: &Context<'_>) -> DomainResult<user::Model> {
     let user = current_user(ctx).await?;
     if Role::of(&user) == Role::Admin {
         Ok(user)
     } else {
-        Err(AppError::forbidden("Admin role required"))
+        Err(DomainError::forbidden("Admin role required"))
     }
 }

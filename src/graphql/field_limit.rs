@@ -8,9 +8,9 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{
     ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
 };
-use async_graphql::{ErrorExtensions, Name, Positioned, ServerResult, Variables};
+use async_graphql::{Name, Positioned, ServerResult, Variables};
 
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 
 /// Refuses an operation selecting more than `max` fields, after parsing and before validation
 /// (so before any resolver runs).
@@ -50,9 +50,8 @@ impl Extension for FieldLimit {
                      aliases and __typename included)",
                     self.max
                 );
-                return Err(AppError::bad_input(message)
-                    .extend()
-                    .into_server_error(operation.pos));
+                let refusal = async_graphql::Error::from(DomainError::bad_input(message));
+                return Err(refusal.into_server_error(operation.pos));
             }
         }
         Ok(document)

@@ -1,6 +1,6 @@
 //! Guards checked before a resolver runs.
 
-use async_graphql::{Context, ErrorExtensions, Guard, Result};
+use async_graphql::{Context, Guard, Result};
 
 use crate::graphql::context::current_admin;
 
@@ -9,10 +9,8 @@ pub struct AdminGuard;
 
 impl Guard for AdminGuard {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        current_admin(ctx)
-            .await
-            .map(|_| ())
-            .map_err(|err| err.extend())
+        current_admin(ctx).await?;
+        Ok(())
     }
 }
 
@@ -21,6 +19,6 @@ pub struct PageLimit(pub i64);
 
 impl Guard for PageLimit {
     async fn check(&self, _ctx: &Context<'_>) -> Result<()> {
-        crate::domain::paging::check_limit(self.0).map_err(|err| err.extend())
+        Ok(crate::domain::paging::check_limit(self.0)?)
     }
 }

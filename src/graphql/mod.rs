@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod endpoint;
+pub mod error;
 pub mod field_limit;
 pub mod guard;
 pub mod loader;

@@ -10,11 +10,10 @@ use async_graphql::parser::types::{
     Directive, ExecutableDocument, Selection, SelectionSet, VariableDefinition,
 };
 use async_graphql::{
-    ErrorExtensions, Name, Pos, Positioned, ServerError, ServerResult, Value as ConstValue,
-    Variables,
+    Name, Pos, Positioned, ServerError, ServerResult, Value as ConstValue, Variables,
 };
 
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 
 /// Registered on the schema; see the module documentation.
 pub struct RefuseNulInText;
@@ -43,9 +42,8 @@ impl Extension for RefuseNulInText {
 }
 
 fn refusal(argument: &str, pos: Pos) -> ServerError {
-    AppError::bad_field(argument, "must not contain a NUL character (U+0000)")
-        .extend()
-        .into_server_error(pos)
+    let problem = DomainError::bad_field(argument, "must not contain a NUL character (U+0000)");
+    async_graphql::Error::from(problem).into_server_error(pos)
 }
 
 /// The first argument (as `name`, `input.name` or `names[2]`) whose text holds a NUL.

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::domain::billing::webhook::{self, Outcome};
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
 
@@ -36,7 +36,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let body = match read_within(&headers, body, BILLING_WEBHOOK_BODY_LIMIT).await {
         Ok(body) => body,
         Err(BodyRefusal::TooLarge) => return payload_too_large(),
-        Err(BodyRefusal::Unreadable) => return AppError::bad_input("Invalid JSON").into_response(),
+        Err(BodyRefusal::Unreadable) => {
+            return DomainError::bad_input("Invalid JSON").into_response()
+        }
     };
     let signature = headers
         .get(SIGNATURE_HEADER)

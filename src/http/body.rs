@@ -17,7 +17,7 @@ use hyper::body::{Frame, SizeHint};
 use serde_json::json;
 use tokio::time::{Instant, Sleep};
 
-use crate::http::json_errors::json_error;
+use crate::http::error::json_error;
 use crate::state::AppState;
 
 /// Why a body could not be had.

@@ -11,9 +11,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::error::DomainError;
 use crate::domain::ingest::{self, Route};
 use crate::domain::ratelimit::MinuteWindow;
-use crate::error::AppError;
 use crate::http::bearer::bearer;
 use crate::http::ingest::{LimitHeaders, Refused};
 use crate::state::AppState;
@@ -23,7 +23,7 @@ pub trait IngestRoute: Send + Sync + 'static {
     const ROUTE: Route;
 
     /// The response for an error of this route (verify adds `"valid": false`).
-    fn refusal(err: AppError) -> Response {
+    fn refusal(err: DomainError) -> Response {
         err.into_response()
     }
 }
@@ -43,7 +43,7 @@ impl<R: IngestRoute> Caller<R> {
     }
 
     /// This route's response for `err`, with the rate-limit headers.
-    pub async fn refuse(&self, state: &AppState, err: AppError) -> Response {
+    pub async fn refuse(&self, state: &AppState, err: DomainError) -> Response {
         let headers = self.limit_headers(state, Refused::by(&err)).await;
         (headers, R::refusal(err)).into_response()
     }

@@ -20,9 +20,9 @@ use axum::Json;
 use chrono::SecondsFormat;
 use serde_json::json;
 
+use crate::domain::error::DomainError;
 use crate::domain::ingest::{self, Caller};
 use crate::domain::ratelimit::MinuteWindow;
-use crate::error::AppError;
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
 
@@ -68,12 +68,12 @@ pub enum Refused {
 
 impl Refused {
     /// `None` unless `err` is a rate-limit or quota refusal.
-    pub fn by(err: &AppError) -> Option<Self> {
+    pub fn by(err: &DomainError) -> Option<Self> {
         match err {
-            AppError::RateLimited {
+            DomainError::RateLimited {
                 retry_after_secs, ..
             } => Some(Self::Minute(*retry_after_secs)),
-            AppError::QuotaExceeded {
+            DomainError::QuotaExceeded {
                 retry_after_secs, ..
             } => Some(Self::Monthly(*retry_after_secs)),
             _ => None,

@@ -3,15 +3,16 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::SecondsFormat;
 use serde_json::json;
 
+use crate::domain::error::DomainError;
 use crate::domain::ingest::{self, Route, Verified, VerifyAnswer};
-use crate::error::AppError;
 use crate::http::caller::{Caller, IngestRoute};
+use crate::http::error::{rest_parts, with_retry_after};
 use crate::http::ingest::signature;
 use crate::state::AppState;
 
@@ -20,7 +21,7 @@ pub struct Verify;
 impl IngestRoute for Verify {
     const ROUTE: Route = Route::Verify;
 
-    fn refusal(err: AppError) -> Response {
+    fn refusal(err: DomainError) -> Response {
         refuse(err)
     }
 }
@@ -63,16 +64,10 @@ fn allowed_response(verified: &Verified) -> Response {
 }
 
 /// The error's usual response with `"valid": false` added.
-fn refuse(err: AppError) -> Response {
-    let (status, mut body, retry_after) = err.rest_parts();
+fn refuse(err: DomainError) -> Response {
+    let (status, mut body, retry_after) = rest_parts(&err);
     if let Some(object) = body.as_object_mut() {
         object.insert("valid".to_owned(), false.into());
     }
-    let mut response = (status, Json(body)).into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, secs.into());
-    }
-    response
+    with_retry_after((status, Json(body)).into_response(), retry_after)
 }

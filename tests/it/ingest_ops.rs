@@ -9,8 +9,8 @@ use common::TestApp;
 use serde_json::json;
 use tally::clock::Clock;
 use tally::config::Config;
+use tally::domain::error::DomainError;
 use tally::domain::recorder::{EventKind, NewEvent, Outcome};
-use tally::error::AppError;
 
 #[tokio::test]
 async fn an_anonymous_install_is_recorded_without_an_account() {
@@ -122,8 +122,8 @@ async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
     writes.insert(4, recorder.record(vec![bad], Vec::new()));
     let mut results = futures::future::join_all(writes).await;
     let refused = results.remove(4).unwrap_err();
-    assert!(matches!(refused, AppError::Internal(_)), "{refused:?}");
-    let (status, body, retry_after) = refused.rest_parts();
+    assert!(matches!(refused, DomainError::Internal(_)), "{refused:?}");
+    let (status, body, retry_after) = tally::http::error::rest_parts(&refused);
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, json!({ "error": "Internal error" }));
     assert_eq!(retry_after, None, "a retry would fail the same way");

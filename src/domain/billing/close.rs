@@ -23,9 +23,9 @@ use sea_orm::{
 
 use crate::domain::accounts::new_id;
 use crate::domain::billing::invoice;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::BillingPeriod;
 use crate::entity::{account, account_plan_change, invoice as invoice_row, plan, usage_period};
-use crate::error::{AppError, AppResult};
 
 /// What a billing run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub async fn close_ended_periods(
     db: &DatabaseConnection,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> AppResult<RunSummary> {
+) -> DomainResult<RunSummary> {
     let plans: HashMap<String, plan::Model> = plan::Entity::find()
         .all(db)
         .await?
@@ -78,7 +78,7 @@ async fn close_account(
     account: &account::Model,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> AppResult<RunSummary> {
+) -> DomainResult<RunSummary> {
     let as_of_ms = as_of.timestamp_millis();
     let counted: Vec<usage_period::Model> = usage_period::Entity::find()
         .filter(usage_period::Column::AccountId.eq(account.id.as_str()))
@@ -118,7 +118,7 @@ async fn close_account(
         }
         let code = plan_at(&changes, period.end).unwrap_or(account.initial_plan_code.as_str());
         let plan = plans.get(code).ok_or_else(|| {
-            AppError::internal(anyhow::anyhow!(
+            DomainError::internal(anyhow::anyhow!(
                 "plan {code} of account {} is missing",
                 account.id
             ))
@@ -220,7 +220,7 @@ pub async fn is_invoiced(
     db: &DatabaseConnection,
     account_id: &str,
     at: DateTime<Utc>,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let at_ms = at.timestamp_millis();
     let found = invoice_row::Entity::find()
         .filter(invoice_row::Column::AccountId.eq(account_id))

@@ -4,8 +4,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 
 use crate::domain::accounts::{self, Role};
 use crate::domain::api_keys::Actor;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::entity::invoice;
-use crate::error::{AppError, AppResult};
 
 /// Invoices of `account_id` (the actor's own account when `None`), newest period first. Another
 /// account's invoices read as not found for a member.
@@ -13,13 +13,13 @@ pub async fn list(
     db: &DatabaseConnection,
     actor: &Actor,
     account_id: Option<&str>,
-) -> AppResult<Vec<invoice::Model>> {
+) -> DomainResult<Vec<invoice::Model>> {
     let account_id = account_id.unwrap_or(&actor.account_id);
     if account_id != actor.account_id {
         let visible =
             actor.role == Role::Admin && accounts::find_account(db, account_id).await?.is_some();
         if !visible {
-            return Err(AppError::not_found("Account not found"));
+            return Err(DomainError::not_found("Account not found"));
         }
     }
     Ok(invoice::Entity::find()

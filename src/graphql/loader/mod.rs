@@ -10,10 +10,10 @@ mod plan;
 mod usage;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::{Context, ErrorExtensions, Request};
+use async_graphql::{Context, Request};
 use sea_orm::DatabaseConnection;
 
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 
 pub use plan::PlanLoader;
 pub use usage::{UsageKey, UsageLoader};
@@ -39,10 +39,10 @@ pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
 /// A loader of the current request.
 pub fn get<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a T> {
     ctx.data::<T>().map_err(|_| {
-        AppError::internal(anyhow::anyhow!(
+        DomainError::internal(anyhow::anyhow!(
             "DataLoader {} not attached to the request",
             std::any::type_name::<T>()
         ))
-        .extend()
+        .into()
     })
 }

@@ -1,14 +1,13 @@
 //! `Account.currentUsage` for a whole page of accounts in one query.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use sea_orm::DatabaseConnection;
 
 use crate::domain::analytics::{self, UsageSummary};
+use crate::domain::error::DomainError;
 use crate::domain::periods::BillingPeriod;
-use crate::error::AppError;
 
 /// An account and the billing period asked about (the resolver knows the account's period).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -29,7 +28,7 @@ impl UsageLoader {
 
 impl Loader<UsageKey> for UsageLoader {
     type Value = UsageSummary;
-    type Error = Arc<AppError>;
+    type Error = DomainError;
 
     async fn load(
         &self,
@@ -39,9 +38,7 @@ impl Loader<UsageKey> for UsageLoader {
             .iter()
             .map(|k| (k.account_id.clone(), k.period))
             .collect();
-        let found = analytics::usage_of(&self.db, &pairs)
-            .await
-            .map_err(Arc::new)?;
+        let found = analytics::usage_of(&self.db, &pairs).await?;
         Ok(found
             .into_iter()
             .map(|((account_id, period), usage)| (UsageKey { account_id, period }, usage))

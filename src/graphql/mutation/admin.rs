@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, Object, Result, ID};
 
 use crate::domain::{accounts, plans};
 use crate::graphql::context::{now, state};
@@ -21,8 +21,7 @@ impl AdminMutation {
         let state = state(ctx);
         let account =
             accounts::change_plan(&state.db, &state.keys, &account_id, plan.into(), now(ctx))
-                .await
-                .map_err(|err| err.extend())?;
+                .await?;
         Ok(Account(account))
     }
 
@@ -35,9 +34,8 @@ impl AdminMutation {
         input: PlanInput,
     ) -> Result<Plan> {
         let state = state(ctx);
-        let plan = plans::update(&state.db, &state.keys, code.into(), input.into(), now(ctx))
-            .await
-            .map_err(|err| err.extend())?;
+        let plan =
+            plans::update(&state.db, &state.keys, code.into(), input.into(), now(ctx)).await?;
         Ok(plan.into())
     }
 }

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, Object, Result, ID};
 use chrono::{DateTime, Utc};
 
 use crate::domain::api_keys::{self, KeySettings};
@@ -18,35 +18,24 @@ impl ApiKeyMutation {
         expires_at: Option<DateTime<Utc>>,
         #[graphql(default = false)] require_signature: bool,
     ) -> Result<CreatedApiKey> {
-        let run = async {
-            let actor = current_actor(ctx).await?;
-            let now = now(ctx);
-            let settings = KeySettings {
-                name,
-                expires_at,
-                require_signature,
-            };
-            let created = api_keys::create(&state(ctx).db, &actor, settings, now).await?;
-            Ok(CreatedApiKey {
-                key: created.plaintext,
-                api_key: ApiKey::new(created.key, now),
-            })
+        let actor = current_actor(ctx).await?;
+        let now = now(ctx);
+        let settings = KeySettings {
+            name,
+            expires_at,
+            require_signature,
         };
-        run.await
-            .map_err(|err: crate::error::AppError| err.extend())
+        let created = api_keys::create(&state(ctx).db, &actor, settings, now).await?;
+        Ok(CreatedApiKey::new(created, now))
     }
 
     /// Revokes a key at once: the caller's own account's keys, or any key for an admin.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
-        let run = async {
-            let actor = current_actor(ctx).await?;
-            let state = state(ctx);
-            let now = now(ctx);
-            let key = api_keys::revoke(&state.db, &state.keys, &actor, &id, now).await?;
-            Ok(ApiKey::new(key, now))
-        };
-        run.await
-            .map_err(|err: crate::error::AppError| err.extend())
+        let actor = current_actor(ctx).await?;
+        let state = state(ctx);
+        let now = now(ctx);
+        let key = api_keys::revoke(&state.db, &state.keys, &actor, &id, now).await?;
+        Ok(ApiKey::new(key, now))
     }
 
     /// Issues a new key with the same settings; the old one is revoked at once, or when the grace
@@ -57,25 +46,18 @@ impl ApiKeyMutation {
         id: ID,
         #[graphql(default = 0)] grace_period_seconds: i64,
     ) -> Result<CreatedApiKey> {
-        let run = async {
-            let actor = current_actor(ctx).await?;
-            let state = state(ctx);
-            let now = now(ctx);
-            let created = api_keys::rotate(
-                &state.db,
-                &state.keys,
-                &actor,
-                &id,
-                grace_period_seconds,
-                now,
-            )
-            .await?;
-            Ok(CreatedApiKey {
-                key: created.plaintext,
-                api_key: ApiKey::new(created.key, now),
-            })
-        };
-        run.await
-            .map_err(|err: crate::error::AppError| err.extend())
+        let actor = current_actor(ctx).await?;
+        let state = state(ctx);
+        let now = now(ctx);
+        let created = api_keys::rotate(
+            &state.db,
+            &state.keys,
+            &actor,
+            &id,
+            grace_period_seconds,
+            now,
+        )
+        .await?;
+        Ok(CreatedApiKey::new(created, now))
     }
 }

@@ -1,7 +1,7 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
-use crate::error::AppResult;
+use crate::domain::error::DomainResult;
 use crate::graphql::context::{now, request_info, state};
 use crate::graphql::object::{AuthPayload, User};
 
@@ -18,25 +18,22 @@ impl AuthMutation {
         password: String,
         account_name: String,
     ) -> Result<AuthPayload> {
-        let run = async {
-            let state = state(ctx);
-            state
-                .auth_limiter
-                .check_address(&request_info(ctx).client_address)?;
-            let user = accounts::create_user(
-                &state.db,
-                NewUser {
-                    email,
-                    password,
-                    role: Role::Member,
-                    account: AccountChoice::New(account_name),
-                },
-                now(ctx),
-            )
-            .await?;
-            payload(ctx, user)
-        };
-        run.await.map_err(|err| err.extend())
+        let state = state(ctx);
+        state
+            .auth_limiter
+            .check_address(&request_info(ctx).client_address)?;
+        let user = accounts::create_user(
+            &state.db,
+            NewUser {
+                email,
+                password,
+                role: Role::Member,
+                account: AccountChoice::New(account_name),
+            },
+            now(ctx),
+        )
+        .await?;
+        Ok(payload(ctx, user)?)
     }
 
     /// Signs in with e-mail and password.
@@ -46,22 +43,19 @@ impl AuthMutation {
         email: String,
         password: String,
     ) -> Result<AuthPayload> {
-        let run = async {
-            let state = state(ctx);
-            state
-                .auth_limiter
-                .check_address(&request_info(ctx).client_address)?;
-            state
-                .auth_limiter
-                .check_email(&email.trim().to_lowercase())?;
-            let user = accounts::authenticate(&state.db, &email, &password).await?;
-            payload(ctx, user)
-        };
-        run.await.map_err(|err| err.extend())
+        let state = state(ctx);
+        state
+            .auth_limiter
+            .check_address(&request_info(ctx).client_address)?;
+        state
+            .auth_limiter
+            .check_email(&email.trim().to_lowercase())?;
+        let user = accounts::authenticate(&state.db, &email, &password).await?;
+        Ok(payload(ctx, user)?)
     }
 }
 
-fn payload(ctx: &Context<'_>, user: crate::entity::user::Model) -> AppResult<AuthPayload> {
+fn payload(ctx: &Context<'_>, user: crate::entity::user::Model) -> DomainResult<AuthPayload> {
     let token = state(ctx).jwt.issue(&user.id, now(ctx))?;
     Ok(AuthPayload {
         token,

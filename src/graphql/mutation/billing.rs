@@ -1,8 +1,8 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 
 use crate::domain::billing::close;
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::AdminGuard;
 use crate::graphql::object::BillingRun;
@@ -23,11 +23,9 @@ impl BillingMutation {
         let now = now(ctx);
         let as_of = as_of.unwrap_or(now);
         if as_of > now {
-            return Err(AppError::bad_field("asOf", "must not lie in the future").extend());
+            return Err(DomainError::bad_field("asOf", "must not lie in the future").into());
         }
-        close::close_ended_periods(&state(ctx).db, as_of, now)
-            .await
-            .map(BillingRun::from)
-            .map_err(|err| err.extend())
+        let run = close::close_ended_periods(&state(ctx).db, as_of, now).await?;
+        Ok(run.into())
     }
 }

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, Object, Result, ID};
 
 use crate::domain::usage;
 use crate::graphql::context::{now, state};
@@ -15,9 +15,8 @@ impl UsageMutation {
     #[graphql(guard = "AdminGuard")]
     async fn admin_reset_usage(&self, ctx: &Context<'_>, account_id: ID) -> Result<UsagePeriod> {
         let state = state(ctx);
-        let usage = usage::reset_usage(&state.db, &state.ingestion.quota, &account_id, now(ctx))
-            .await
-            .map_err(|err| err.extend())?;
+        let usage =
+            usage::reset_usage(&state.db, &state.ingestion.quota, &account_id, now(ctx)).await?;
         Ok(usage.into())
     }
 }

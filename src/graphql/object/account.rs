@@ -1,9 +1,9 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, Object, Result, ID};
 use chrono::{DateTime, Utc};
 
+use crate::domain::error::DomainError;
 use crate::domain::periods::BillingPeriod;
 use crate::entity::account;
-use crate::error::AppError;
 use crate::graphql::context::now;
 use crate::graphql::loader::{self, Plans, Usage, UsageKey};
 use crate::graphql::object::{Plan, UsagePeriod};
@@ -34,15 +34,14 @@ impl Account {
     async fn plan(&self, ctx: &Context<'_>) -> Result<Plan> {
         loader::get::<Plans>(ctx)?
             .load_one(self.0.plan_code.clone())
-            .await
-            .map_err(|err| err.as_ref().extend())?
+            .await?
             .map(Plan::from)
             .ok_or_else(|| {
-                AppError::internal(anyhow::anyhow!(
+                DomainError::internal(anyhow::anyhow!(
                     "plan {} missing from the database",
                     self.0.plan_code
                 ))
-                .extend()
+                .into()
             })
     }
 
@@ -55,9 +54,8 @@ impl Account {
         let key = self.usage_key(now(ctx));
         loader::get::<Usage>(ctx)?
             .load_one(key)
-            .await
-            .map_err(|err| err.as_ref().extend())?
+            .await?
             .map(|usage| UsagePeriod::from(usage.since_creation(self.0.created_at)))
-            .ok_or_else(|| AppError::not_found("Account not found").extend())
+            .ok_or_else(|| DomainError::not_found("Account not found").into())
     }
 }

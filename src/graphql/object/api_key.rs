@@ -1,6 +1,7 @@
 use async_graphql::{Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use crate::domain::api_keys::CreatedKey;
 use crate::domain::keys::{self, KeyStatus};
 use crate::entity::api_key;
 
@@ -80,4 +81,13 @@ impl ApiKey {
 pub struct CreatedApiKey {
     pub key: String,
     pub api_key: ApiKey,
+}
+
+impl CreatedApiKey {
+    pub fn new(created: CreatedKey, now: DateTime<Utc>) -> Self {
+        Self {
+            key: created.plaintext,
+            api_key: ApiKey::new(created.key, now),
+        }
+    }
 }

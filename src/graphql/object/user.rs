@@ -1,8 +1,8 @@
-use async_graphql::{Context, Enum, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, Enum, Object, Result, ID};
 
 use crate::domain::accounts;
+use crate::domain::error::DomainError;
 use crate::entity::user;
-use crate::error::AppError;
 use crate::graphql::context::state;
 use crate::graphql::object::Account;
 
@@ -39,12 +39,9 @@ impl User {
     }
 
     async fn account(&self, ctx: &Context<'_>) -> Result<Account> {
-        accounts::find_account(&state(ctx).db, &self.0.account_id)
-            .await
-            .and_then(|found| {
-                found.ok_or_else(|| AppError::internal(anyhow::anyhow!("user without account")))
-            })
-            .map(Account)
-            .map_err(|err| err.extend())
+        let account = accounts::find_account(&state(ctx).db, &self.0.account_id)
+            .await?
+            .ok_or_else(|| DomainError::internal(anyhow::anyhow!("user without account")))?;
+        Ok(Account(account))
     }
 }

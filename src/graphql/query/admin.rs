@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 
 use crate::domain::{accounts, analytics};
 use crate::graphql::context::{now, state};
@@ -15,10 +15,7 @@ impl AdminQuery {
     /// Accounts by plan, calls of all accounts today and this month, and revenue.
     #[graphql(guard = "AdminGuard")]
     async fn admin_overview(&self, ctx: &Context<'_>) -> Result<AdminOverview> {
-        analytics::overview(&state(ctx).db, now(ctx))
-            .await
-            .map(AdminOverview::from)
-            .map_err(|err| err.extend())
+        Ok(analytics::overview(&state(ctx).db, now(ctx)).await?.into())
     }
 
     /// Installs of the last `days` days (1..=366, ending today, UTC) by skill, platform and
@@ -33,10 +30,8 @@ impl AdminQuery {
         #[graphql(default = 30)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<InstallStat>> {
-        analytics::install_stats(&state(ctx).db, days, limit, now(ctx))
-            .await
-            .map(|rows| rows.into_iter().map(InstallStat::from).collect())
-            .map_err(|err| err.extend())
+        let rows = analytics::install_stats(&state(ctx).db, days, limit, now(ctx)).await?;
+        Ok(rows.into_iter().map(InstallStat::from).collect())
     }
 
     /// Accounts, oldest first, optionally on one plan; `limit` 1..=100.
@@ -49,9 +44,7 @@ impl AdminQuery {
         plan: Option<PlanCode>,
     ) -> Result<AccountPage> {
         let (nodes, total_count) =
-            accounts::page(&state(ctx).db, plan.map(Into::into), limit, offset)
-                .await
-                .map_err(|err| err.extend())?;
+            accounts::page(&state(ctx).db, plan.map(Into::into), limit, offset).await?;
         let nodes: Vec<Account> = nodes.into_iter().map(Account).collect();
         // The whole page in one load; each node's fields then read the request's cache.
         let wanted = ctx.look_ahead().field("nodes");
@@ -59,14 +52,12 @@ impl AdminQuery {
             let now = now(ctx);
             loader::get::<Usage>(ctx)?
                 .load_many(nodes.iter().map(|node| node.usage_key(now)))
-                .await
-                .map_err(|err| err.as_ref().extend())?;
+                .await?;
         }
         if wanted.field("plan").exists() {
             loader::get::<Plans>(ctx)?
                 .load_many(nodes.iter().map(|node| node.0.plan_code.clone()))
-                .await
-                .map_err(|err| err.as_ref().extend())?;
+                .await?;
         }
         Ok(AccountPage {
             nodes,

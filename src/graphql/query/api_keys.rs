@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 
 use crate::domain::api_keys;
 use crate::graphql::context::{current_actor, now, state};
@@ -16,13 +16,9 @@ impl ApiKeyQuery {
         ctx: &Context<'_>,
         #[graphql(default = false)] include_revoked: bool,
     ) -> Result<Vec<ApiKey>> {
-        let run = async {
-            let actor = current_actor(ctx).await?;
-            let now = now(ctx);
-            let keys = api_keys::list(&state(ctx).db, &actor, include_revoked, now).await?;
-            Ok(keys.into_iter().map(|k| ApiKey::new(k, now)).collect())
-        };
-        run.await
-            .map_err(|err: crate::error::AppError| err.extend())
+        let actor = current_actor(ctx).await?;
+        let now = now(ctx);
+        let keys = api_keys::list(&state(ctx).db, &actor, include_revoked, now).await?;
+        Ok(keys.into_iter().map(|k| ApiKey::new(k, now)).collect())
     }
 }

@@ -1,7 +1,6 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, Object, Result, ID};
 
 use crate::domain::billing::history;
-use crate::error::AppError;
 use crate::graphql::context::{current_actor, state};
 use crate::graphql::object::Invoice;
 
@@ -12,16 +11,9 @@ pub struct InvoiceQuery;
 impl InvoiceQuery {
     /// Invoices of the caller's account, newest period first. Admins may name any account.
     async fn invoices(&self, ctx: &Context<'_>, account_id: Option<ID>) -> Result<Vec<Invoice>> {
-        let run = async {
-            let actor = current_actor(ctx).await?;
-            let rows = history::list(
-                &state(ctx).db,
-                &actor,
-                account_id.as_ref().map(|id| id.as_str()),
-            )
-            .await?;
-            Ok(rows.into_iter().map(Invoice).collect())
-        };
-        run.await.map_err(|err: AppError| err.extend())
+        let actor = current_actor(ctx).await?;
+        let account_id = account_id.as_ref().map(|id| id.as_str());
+        let rows = history::list(&state(ctx).db, &actor, account_id).await?;
+        Ok(rows.into_iter().map(Invoice).collect())
     }
 }

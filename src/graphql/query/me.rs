@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 
 use crate::graphql::context::current_user;
 use crate::graphql::object::User;
@@ -10,9 +10,6 @@ pub struct MeQuery;
 impl MeQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        current_user(ctx)
-            .await
-            .map(User)
-            .map_err(|err| err.extend())
+        Ok(User(current_user(ctx).await?))
     }
 }

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 
 use crate::domain::plans;
 use crate::graphql::context::state;
@@ -11,9 +11,7 @@ pub struct PlanQuery;
 impl PlanQuery {
     /// Every plan, cheapest first. Public: a pricing page needs no sign-in.
     async fn plans(&self, ctx: &Context<'_>) -> Result<Vec<Plan>> {
-        plans::list(&state(ctx).db)
-            .await
-            .map(|all| all.into_iter().map(Plan::from).collect())
-            .map_err(|err| err.extend())
+        let all = plans::list(&state(ctx).db).await?;
+        Ok(all.into_iter().map(Plan::from).collect())
     }
 }

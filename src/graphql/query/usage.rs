@@ -1,7 +1,7 @@
-use async_graphql::{Context, ErrorExtensions, Object, Result};
+use async_graphql::{Context, Object, Result};
 
+use crate::domain::error::DomainError;
 use crate::domain::{accounts, analytics, paging};
-use crate::error::{AppError, AppResult};
 use crate::graphql::context::{current_user, now, state};
 use crate::graphql::guard::PageLimit;
 use crate::graphql::object::{DailyUsage, EndpointStat, ToolStat, UsagePeriod};
@@ -14,17 +14,14 @@ pub struct UsageQuery;
 impl UsageQuery {
     /// Usage of the caller's account in its current billing period.
     async fn current_usage(&self, ctx: &Context<'_>) -> Result<UsagePeriod> {
-        let run = async {
-            let user = current_user(ctx).await?;
-            let db = &state(ctx).db;
-            let account = accounts::find_account(db, &user.account_id)
-                .await?
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("user without account")))?;
-            analytics::current_usage(db, &account, now(ctx)).await
-        };
-        run.await
-            .map(UsagePeriod::from)
-            .map_err(|err: AppError| err.extend())
+        let user = current_user(ctx).await?;
+        let db = &state(ctx).db;
+        let account = accounts::find_account(db, &user.account_id)
+            .await?
+            .ok_or_else(|| DomainError::internal(anyhow::anyhow!("user without account")))?;
+        Ok(analytics::current_usage(db, &account, now(ctx))
+            .await?
+            .into())
     }
 
     /// One entry per UTC day of the last `days` days (1..=366) ending today, oldest first, days
@@ -34,12 +31,11 @@ impl UsageQuery {
         ctx: &Context<'_>,
         #[graphql(default = 30)] days: i64,
     ) -> Result<Vec<DailyUsage>> {
-        let run = async {
-            paging::check_days(days)?;
-            let user = current_user(ctx).await?;
-            analytics::usage_history(&state(ctx).db, &user.account_id, days, now(ctx)).await
-        };
-        collect(run.await)
+        paging::check_days(days)?;
+        let user = current_user(ctx).await?;
+        let rows =
+            analytics::usage_history(&state(ctx).db, &user.account_id, days, now(ctx)).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// API calls of the last `days` days by (method, endpoint), most (billable) calls first. Calls
@@ -51,12 +47,12 @@ impl UsageQuery {
         #[graphql(default = 7)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<EndpointStat>> {
-        let run = async {
-            paging::check_days(days)?;
-            let user = current_user(ctx).await?;
-            analytics::endpoint_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await
-        };
-        collect(run.await)
+        paging::check_days(days)?;
+        let user = current_user(ctx).await?;
+        let rows =
+            analytics::endpoint_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx))
+                .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Hook tool uses and installs of the last `days` days by (skill, tool), most first.
@@ -67,17 +63,10 @@ impl UsageQuery {
         #[graphql(default = 7)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<ToolStat>> {
-        let run = async {
-            paging::check_days(days)?;
-            let user = current_user(ctx).await?;
-            analytics::tool_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await
-        };
-        collect(run.await)
+        paging::check_days(days)?;
+        let user = current_user(ctx).await?;
+        let rows =
+            analytics::tool_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
-}
-
-fn collect<T, U: From<T>>(found: AppResult<Vec<T>>) -> Result<Vec<U>> {
-    found
-        .map(|items| items.into_iter().map(U::from).collect())
-        .map_err(|err| err.extend())
 }

@@ -10,9 +10,9 @@ use sea_orm::{
 
 use super::event::{change_of, Event, Target};
 use crate::domain::accounts;
+use crate::domain::error::DomainResult;
 use crate::domain::keys::KeyCache;
 use crate::entity::{account, billing_webhook_event};
-use crate::error::AppResult;
 
 /// How long applied event ids are kept. The provider retries a failed delivery for a few days,
 /// so a redelivery always finds its id.
@@ -45,7 +45,7 @@ pub async fn apply_event(
     keys: &KeyCache,
     event: &Event,
     now: DateTime<Utc>,
-) -> AppResult<Outcome> {
+) -> DomainResult<Outcome> {
     let Some(change) = change_of(event) else {
         tracing::info!(event_id = %event.id, event_type = %event.kind, "billing event ignored");
         return Ok(Outcome::Ignored);
@@ -152,7 +152,10 @@ pub async fn apply_event(
 }
 
 /// Deletes applied event ids older than [`PROCESSED_EVENT_RETENTION_DAYS`]; returns how many.
-pub async fn prune_processed_events(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<u64> {
+pub async fn prune_processed_events(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> DomainResult<u64> {
     let cutoff = now - Duration::days(PROCESSED_EVENT_RETENTION_DAYS);
     let deleted = billing_webhook_event::Entity::delete_many()
         .filter(billing_webhook_event::Column::ReceivedAt.lt(cutoff))

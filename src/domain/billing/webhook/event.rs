@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::plans::PlanCode;
-use crate::error::{AppError, AppResult};
 
 const MAX_ID_LEN: usize = 255;
 
@@ -34,9 +34,9 @@ fn is_handled(kind: &str) -> bool {
 /// Parses a (signature-checked) body. Bytes that are not JSON are "Invalid JSON"; JSON without
 /// a usable `id`, `type` or `created` (or, for an event we act on, `data.object`) is
 /// "Invalid payload" with the fields named.
-pub fn parse_event(body: &[u8]) -> AppResult<Event> {
+pub fn parse_event(body: &[u8]) -> DomainResult<Event> {
     let value: Value =
-        serde_json::from_slice(body).map_err(|_| AppError::bad_input("Invalid JSON"))?;
+        serde_json::from_slice(body).map_err(|_| DomainError::bad_input("Invalid JSON"))?;
     let mut problems: Vec<(&str, &str)> = Vec::new();
     let id = match value.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id.to_owned()),
@@ -82,7 +82,7 @@ pub fn parse_event(body: &[u8]) -> AppResult<Event> {
             created,
             object,
         }),
-        _ => Err(AppError::invalid_payload(problems)),
+        _ => Err(DomainError::invalid_payload(problems)),
     }
 }
 

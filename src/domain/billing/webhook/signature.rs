@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::error::{DomainError, DomainResult};
 
 /// How far the signed timestamp may be from our clock, either way.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -50,8 +50,8 @@ pub fn parse_signature_header(header: &str) -> Option<SignatureHeader> {
     })
 }
 
-fn invalid_signature() -> AppError {
-    AppError::bad_input("Invalid signature")
+fn invalid_signature() -> DomainError {
+    DomainError::bad_input("Invalid signature")
 }
 
 /// Checks that `body` was signed with `secret` less than [`SIGNATURE_TOLERANCE_SECS`] from `now`.
@@ -62,7 +62,7 @@ pub fn verify_signature(
     header: Option<&str>,
     body: &[u8],
     now: DateTime<Utc>,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let parsed = header
         .and_then(parse_signature_header)
         .ok_or_else(invalid_signature)?;
@@ -70,7 +70,7 @@ pub fn verify_signature(
     if age.abs() > SIGNATURE_TOLERANCE_SECS {
         return Err(invalid_signature());
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(AppError::internal)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(DomainError::internal)?;
     mac.update(parsed.timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);

@@ -1,0 +1,203 @@
+//! The error policy.
+//!
+//! Every failure the service reports is a [`DomainError`]. The variant decides what the client
+//! sees; `http::error` turns it into a REST status with a JSON body `{"error": ...}` and
+//! `graphql::error` into a GraphQL error with `extensions.code`, each in one place. Client mistakes
+//! carry a message meant for the client, which is also the error's `Display`. Everything else is
+//! `Internal` (or `Unavailable`): its `Display` is the generic message, the cause is logged with its
+//! context where the error is turned into a response, and the client never gets database text,
+//! paths or stack traces.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+/// Clone (causes are shared) so DataLoaders, which hand one result to many fields, can carry it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad input; `fields` maps a field name to what is wrong with it.
+    #[error("{message}")]
+    BadInput {
+        message: String,
+        fields: BTreeMap<String, Vec<String>>,
+    },
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A blocking plan has no calls left in the period; `reset` is the period's end.
+    #[error("Quota exceeded")]
+    QuotaExceeded {
+        limit: i64,
+        used: i64,
+        reset: DateTime<Utc>,
+        upgrade_url: String,
+        retry_after_secs: u64,
+    },
+    /// The database (or another dependency) cannot be reached right now; worth retrying.
+    #[error("Service unavailable")]
+    Unavailable(Arc<anyhow::Error>),
+    #[error("Internal error")]
+    Internal(Arc<anyhow::Error>),
+}
+
+/// Shorthand used by domain code, handlers and resolvers.
+pub type DomainResult<T> = Result<T, DomainError>;
+
+impl DomainError {
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::Unauthenticated(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadInput {
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// A bad value of one named field.
+    pub fn bad_field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::BadInput {
+            message: format!("{field}: {problem}"),
+            fields: BTreeMap::from([(field.to_owned(), vec![problem])]),
+        }
+    }
+
+    /// Several bad fields at once; problems of the same field are kept together, in order.
+    pub fn bad_fields<F, P>(
+        message: impl Into<String>,
+        problems: impl IntoIterator<Item = (F, P)>,
+    ) -> Self
+    where
+        F: Into<String>,
+        P: Into<String>,
+    {
+        let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (field, problem) in problems {
+            fields.entry(field.into()).or_default().push(problem.into());
+        }
+        Self::BadInput {
+            message: message.into(),
+            fields,
+        }
+    }
+
+    /// The REST contract's "Invalid payload" with per-field details.
+    pub fn invalid_payload<F, P>(problems: impl IntoIterator<Item = (F, P)>) -> Self
+    where
+        F: Into<String>,
+        P: Into<String>,
+    {
+        Self::bad_fields("Invalid payload", problems)
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(Arc::new(cause.into()))
+    }
+
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(Arc::new(cause.into()))
+    }
+
+    /// Logs the hidden cause of an internal or unavailable error; called where an error becomes a
+    /// response, so each failure is logged once.
+    pub fn log_cause(&self) {
+        match self {
+            Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "dependency unavailable"),
+            _ => {}
+        }
+    }
+
+    /// The error as an operator at the command line reads it: the message for a mistake in what
+    /// was asked, the whole cause for an internal failure (there is nobody to hide it from).
+    pub fn into_operator_error(self) -> anyhow::Error {
+        match self {
+            Self::Internal(cause) | Self::Unavailable(cause) => {
+                Arc::try_unwrap(cause).unwrap_or_else(|shared| anyhow::anyhow!("{shared:#}"))
+            }
+            other => anyhow::anyhow!("{other}"),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for DomainError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if is_connection_error(&err) {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
+    }
+}
+
+impl From<sea_orm::TransactionError<DomainError>> for DomainError {
+    fn from(err: sea_orm::TransactionError<DomainError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(domain) => domain,
+        }
+    }
+}
+
+/// True when the error says the database could not be reached, as opposed to a bad statement.
+pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err,
+        sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
+    )
+}
+
+/// Lets `?` turn any failure into an internal error with its context kept for the log.
+pub trait Context<T> {
+    fn context_internal(self, what: impl fmt::Display + Send + Sync + 'static) -> DomainResult<T>;
+}
+
+impl<T, E> Context<T> for Result<T, E>
+where
+    E: Into<anyhow::Error>,
+{
+    fn context_internal(self, what: impl fmt::Display + Send + Sync + 'static) -> DomainResult<T> {
+        self.map_err(|err| DomainError::Internal(Arc::new(err.into().context(what))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_display_the_generic_message_only() {
+        let err =
+            DomainError::internal(anyhow::anyhow!("relation \"secret_table\" does not exist"));
+        assert_eq!(err.to_string(), "Internal error");
+        assert!(format!("{err:?}").contains("secret_table"));
+    }
+
+    #[test]
+    fn an_operator_reads_the_whole_cause() {
+        let err = DomainError::internal(anyhow::anyhow!("disk full")).into_operator_error();
+        assert_eq!(err.to_string(), "disk full");
+        let mistake = DomainError::bad_field("email", "is not an email").into_operator_error();
+        assert_eq!(mistake.to_string(), "email: is not an email");
+    }
+}
