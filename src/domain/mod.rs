@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
+pub mod dialect;
 pub mod histogram;
 pub mod ingest;
 pub mod keys;
