@@ -20,5 +20,4 @@ pub mod replay;
 pub mod retention;
 pub mod settings;
 pub mod signature;
-pub mod sql;
 pub mod usage;
