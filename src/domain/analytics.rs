@@ -14,16 +14,23 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Value};
+use sea_orm::sea_query::{Asterisk, Expr, Func, IntoCondition};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType,
+    Order, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
+};
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
+use crate::domain::dialect::total;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
-use crate::domain::sql::{placeholders, statement};
-use crate::entity::account;
+use crate::entity::{
+    account, plan, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
+    usage_period,
+};
 
 /// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
 /// without them), instead of a blank name.
@@ -133,8 +140,9 @@ impl DayWindow {
         Self { first, last }
     }
 
-    fn bounds(&self) -> (String, String) {
-        (day_key(self.first), day_key(self.last))
+    /// The rollup rows whose `day` falls in the window.
+    fn holds<C: ColumnTrait>(&self, day: C) -> Expr {
+        day.between(day_key(self.first), day_key(self.last))
     }
 
     fn days(&self) -> impl Iterator<Item = NaiveDate> {
@@ -146,6 +154,36 @@ impl DayWindow {
 /// The rollups' day key: `YYYY-MM-DD`.
 pub fn day_key(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
+}
+
+/// `SELECT <groups>, <amount>` grouped by `groups`: the `limit` largest amounts first, ties in
+/// the order of the groups, groups whose amount is 0 left out. Further columns follow these.
+fn largest_groups<E: EntityTrait, const N: usize>(
+    select: Select<E>,
+    groups: [E::Column; N],
+    amount: Expr,
+    limit: i64,
+) -> Select<E> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut select = select.select_only();
+    for column in groups {
+        select = select.column(column).group_by(column);
+    }
+    select = select
+        .expr(amount.clone())
+        .having(amount.clone().gt(0))
+        .order_by(amount, Order::Desc);
+    for column in groups {
+        select = select.order_by_asc(column);
+    }
+    select.limit(limit.unsigned_abs())
+}
+
+/// The rollups' unix milliseconds as an instant.
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 fn mean(sum: i64, count: i64) -> Option<i64> {
@@ -167,33 +205,48 @@ pub async fn usage_of(
     let mut starts: Vec<i64> = keys.iter().map(|(_, p)| p.start_ms()).collect();
     starts.sort_unstable();
     starts.dedup();
-    let sql = format!(
-        "SELECT a.id, p.monthly_quota, p.overage_price_micros, up.period_start, up.calls \
-         FROM accounts a JOIN plans p ON p.code = a.plan_code \
-         LEFT JOIN usage_periods up ON up.account_id = a.id AND up.period_start IN ({}) \
-         WHERE a.id IN ({})",
-        placeholders(starts.len()),
-        placeholders(ids.len())
-    );
-    let mut values: Vec<Value> = starts.iter().map(|s| (*s).into()).collect();
-    values.extend(ids.iter().map(|id| (*id).into()));
-    let rows = db
-        .query_all_raw(statement(db.get_database_backend(), &sql, values))
+    // Only the counters of the periods asked: an account without one still comes with its plan.
+    let counters = usage_period::Relation::Account
+        .def()
+        .rev()
+        .on_condition(move |_, _| {
+            usage_period::Column::PeriodStart
+                .is_in(starts.clone())
+                .into_condition()
+        });
+    /// An account with its plan's terms, and one of the periods asked when it has a counter.
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: String,
+        monthly_quota: Option<i64>,
+        overage_price_micros: i64,
+        period_start: Option<i64>,
+        calls: Option<i64>,
+    }
+    let rows = account::Entity::find()
+        .select_only()
+        .column(account::Column::Id)
+        .column(plan::Column::MonthlyQuota)
+        .column(plan::Column::OveragePriceMicros)
+        .column(usage_period::Column::PeriodStart)
+        .column(usage_period::Column::Calls)
+        .join(JoinType::InnerJoin, account::Relation::Plan.def())
+        .join(JoinType::LeftJoin, counters)
+        .filter(account::Column::Id.is_in(ids))
+        .into_model::<Row>()
+        .all(db)
         .await?;
     let mut terms: HashMap<String, PlanTerms> = HashMap::new();
     let mut calls: HashMap<(String, i64), i64> = HashMap::new();
     for row in rows {
-        let id: String = row.try_get_by_index(0)?;
-        let period_start: Option<i64> = row.try_get_by_index(3)?;
-        let period_calls: Option<i64> = row.try_get_by_index(4)?;
-        if let (Some(start), Some(n)) = (period_start, period_calls) {
-            calls.insert((id.clone(), start), n);
+        if let (Some(start), Some(n)) = (row.period_start, row.calls) {
+            calls.insert((row.id.clone(), start), n);
         }
         terms.insert(
-            id,
+            row.id,
             PlanTerms {
-                monthly_quota: row.try_get_by_index(1)?,
-                overage_price_micros: row.try_get_by_index(2)?,
+                monthly_quota: row.monthly_quota,
+                overage_price_micros: row.overage_price_micros,
             },
         );
     }
@@ -233,35 +286,32 @@ pub async fn usage_history(
 ) -> DomainResult<Vec<DailyUsage>> {
     check_days(days)?;
     let window = DayWindow::ending_at(now, days);
-    let (first, last) = window.bounds();
     // One row per day: the per-(account, day) totals carry the outcomes of the day's API calls.
-    let sql = "SELECT day, calls, successes, failures, latency_sum_ms, latency_count \
-               FROM usage_daily_totals WHERE account_id = ? AND day >= ? AND day <= ?";
-    let values: Vec<Value> = vec![account_id.into(), first.into(), last.into()];
-    let rows = db
-        .query_all_raw(statement(db.get_database_backend(), sql, values))
-        .await?;
-    // day → (calls, successes, failures, latency sum, latency count)
-    let mut by_day: HashMap<String, [i64; 5]> = HashMap::new();
-    for row in rows {
-        let mut sums = [0; 5];
-        for (i, value) in sums.iter_mut().enumerate() {
-            *value = row.try_get_by_index(i + 1)?;
-        }
-        by_day.insert(row.try_get_by_index(0)?, sums);
-    }
+    let by_day: HashMap<String, usage_daily_total::Model> = usage_daily_total::Entity::find()
+        .filter(usage_daily_total::Column::AccountId.eq(account_id))
+        .filter(window.holds(usage_daily_total::Column::Day))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.day.clone(), row))
+        .collect();
     Ok(window
         .days()
-        .map(|date| {
-            let [calls, successes, failures, latency_sum, latency_count] =
-                by_day.get(&day_key(date)).copied().unwrap_or_default();
-            DailyUsage {
+        .map(|date| match by_day.get(&day_key(date)) {
+            Some(day) => DailyUsage {
                 date,
-                total_calls: calls,
-                successful_calls: successes,
-                failed_calls: failures,
-                avg_response_time_ms: mean(latency_sum, latency_count),
-            }
+                total_calls: day.calls,
+                successful_calls: day.successes,
+                failed_calls: day.failures,
+                avg_response_time_ms: mean(day.latency_sum_ms, day.latency_count),
+            },
+            None => DailyUsage {
+                date,
+                total_calls: 0,
+                successful_calls: 0,
+                failed_calls: 0,
+                avg_response_time_ms: None,
+            },
         })
         .collect())
 }
@@ -274,43 +324,38 @@ pub async fn endpoint_stats(
     limit: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<EndpointStat>> {
+    use usage_daily_endpoint::Column;
     check_days(days)?;
     check_limit(limit)?;
-    let (first, last) = DayWindow::ending_at(now, days).bounds();
-    let backend = db.get_database_backend();
-    let sql = "SELECT method, endpoint, CAST(SUM(calls) AS BIGINT) AS total, \
-               CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_sum_ms) AS BIGINT), \
-               CAST(SUM(latency_count) AS BIGINT), CAST(SUM(requests) AS BIGINT) \
-               FROM usage_daily_endpoints WHERE account_id = ? AND day >= ? AND day <= ? \
-               GROUP BY method, endpoint HAVING SUM(calls) > 0 \
-               ORDER BY total DESC, method, endpoint LIMIT ?";
-    let rows = db
-        .query_all_raw(statement(
-            backend,
-            sql,
-            vec![
-                account_id.into(),
-                first.clone().into(),
-                last.clone().into(),
-                limit.into(),
-            ],
-        ))
-        .await?;
+    let window = DayWindow::ending_at(now, days);
+    let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = largest_groups(
+        usage_daily_endpoint::Entity::find(),
+        [Column::Method, Column::Endpoint],
+        total(Column::Calls),
+        limit,
+    )
+    .expr(total(Column::Requests))
+    .expr(total(Column::Failures))
+    .expr(total(Column::LatencySumMs))
+    .expr(total(Column::LatencyCount))
+    .filter(Column::AccountId.eq(account_id))
+    .filter(window.holds(Column::Day))
+    .into_tuple()
+    .all(db)
+    .await?;
     let mut stats = Vec::with_capacity(rows.len());
     let mut latency_sums = Vec::with_capacity(rows.len());
-    for row in rows {
+    for (method, endpoint, calls, requests, failures, latency_sum, latency_count) in rows {
         stats.push(EndpointStat {
-            method: row.try_get_by_index(0)?,
-            endpoint: row.try_get_by_index(1)?,
-            total_calls: row.try_get_by_index(2)?,
-            requests: row.try_get_by_index(6)?,
-            failed_calls: row.try_get_by_index(3)?,
+            method,
+            endpoint,
+            total_calls: calls,
+            requests,
+            failed_calls: failures,
             avg_response_time_ms: None,
             p95_response_time_ms: None,
         });
-        let sum: i64 = row.try_get_by_index(4)?;
-        let count: i64 = row.try_get_by_index(5)?;
-        latency_sums.push((sum, count));
+        latency_sums.push((latency_sum, latency_count));
     }
     if stats.is_empty() {
         return Ok(stats);
@@ -321,19 +366,20 @@ pub async fn endpoint_stats(
     let mut endpoints: Vec<&str> = stats.iter().map(|s| s.endpoint.as_str()).collect();
     endpoints.sort_unstable();
     endpoints.dedup();
-    let sql = format!(
-        "SELECT method, endpoint, latency_histogram FROM usage_daily_endpoints \
-         WHERE account_id = ? AND day >= ? AND day <= ? AND latency_count > 0 \
-         AND endpoint IN ({})",
-        placeholders(endpoints.len())
-    );
-    let mut values: Vec<Value> = vec![account_id.into(), first.into(), last.into()];
-    values.extend(endpoints.iter().map(|e| (*e).into()));
+    let rows: Vec<(String, String, String)> = usage_daily_endpoint::Entity::find()
+        .select_only()
+        .column(Column::Method)
+        .column(Column::Endpoint)
+        .column(Column::LatencyHistogram)
+        .filter(Column::AccountId.eq(account_id))
+        .filter(window.holds(Column::Day))
+        .filter(Column::LatencyCount.gt(0))
+        .filter(Column::Endpoint.is_in(endpoints))
+        .into_tuple()
+        .all(db)
+        .await?;
     let mut histograms: HashMap<(String, String), histogram::Counts> = HashMap::new();
-    for row in db.query_all_raw(statement(backend, &sql, values)).await? {
-        let method: String = row.try_get_by_index(0)?;
-        let endpoint: String = row.try_get_by_index(1)?;
-        let stored: String = row.try_get_by_index(2)?;
+    for (method, endpoint, stored) in rows {
         let counts = histograms.entry((method, endpoint)).or_default();
         histogram::add_json(counts, &stored).map_err(|err| {
             DomainError::internal(anyhow::anyhow!(
@@ -366,35 +412,31 @@ pub async fn tool_stats(
     limit: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<ToolStat>> {
+    use usage_daily_tool::Column;
     check_days(days)?;
     check_limit(limit)?;
-    let (first, last) = DayWindow::ending_at(now, days).bounds();
-    let sql = "SELECT skill_id, tool_name, CAST(SUM(calls) AS BIGINT) AS total, \
-               CAST(MAX(last_used_at) AS BIGINT) \
-               FROM usage_daily_tools WHERE account_id = ? AND day >= ? AND day <= ? \
-               GROUP BY skill_id, tool_name HAVING SUM(calls) > 0 \
-               ORDER BY total DESC, skill_id, tool_name LIMIT ?";
-    let rows = db
-        .query_all_raw(statement(
-            db.get_database_backend(),
-            sql,
-            vec![account_id.into(), first.into(), last.into(), limit.into()],
-        ))
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let last_used_ms: i64 = row.try_get_by_index(3)?;
-            Ok(ToolStat {
-                skill_id: row.try_get_by_index(0)?,
-                tool_name: row.try_get_by_index(1)?,
-                calls: row.try_get_by_index(2)?,
-                last_used_at: Utc
-                    .timestamp_millis_opt(last_used_ms)
-                    .single()
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-            })
+    let window = DayWindow::ending_at(now, days);
+    let rows: Vec<(String, String, i64, i64)> = largest_groups(
+        usage_daily_tool::Entity::find(),
+        [Column::SkillId, Column::ToolName],
+        total(Column::Calls),
+        limit,
+    )
+    .expr(Func::max(Column::LastUsedAt.into_expr()))
+    .filter(Column::AccountId.eq(account_id))
+    .filter(window.holds(Column::Day))
+    .into_tuple()
+    .all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(skill_id, tool_name, calls, last_used_ms)| ToolStat {
+            skill_id,
+            tool_name,
+            calls,
+            last_used_at: from_millis(last_used_ms),
         })
-        .collect()
+        .collect())
 }
 
 /// Installs of one (skill, platform, version) over a window of days.
@@ -422,40 +464,38 @@ pub async fn install_stats(
     limit: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<InstallStat>> {
+    use usage_daily_install::Column;
     check_days(days)?;
     check_limit(limit)?;
-    let (first, last) = DayWindow::ending_at(now, days).bounds();
-    let sql = "SELECT skill_id, platform, version, CAST(SUM(installs) AS BIGINT) AS total, \
-               CAST(SUM(anonymous) AS BIGINT), CAST(SUM(attributed) AS BIGINT), \
-               CAST(MAX(last_installed_at) AS BIGINT) \
-               FROM usage_daily_installs WHERE day >= ? AND day <= ? \
-               GROUP BY skill_id, platform, version HAVING SUM(installs) > 0 \
-               ORDER BY total DESC, skill_id, platform, version LIMIT ?";
-    let rows = db
-        .query_all_raw(statement(
-            db.get_database_backend(),
-            sql,
-            vec![first.into(), last.into(), limit.into()],
-        ))
-        .await?;
+    let window = DayWindow::ending_at(now, days);
+    let rows: Vec<(String, String, String, i64, i64, i64, i64)> = largest_groups(
+        usage_daily_install::Entity::find(),
+        [Column::SkillId, Column::Platform, Column::Version],
+        total(Column::Installs),
+        limit,
+    )
+    .expr(total(Column::Anonymous))
+    .expr(total(Column::Attributed))
+    .expr(Func::max(Column::LastInstalledAt.into_expr()))
+    .filter(window.holds(Column::Day))
+    .into_tuple()
+    .all(db)
+    .await?;
     let known = |value: String| (!value.is_empty()).then_some(value);
-    rows.into_iter()
-        .map(|row| {
-            let last_ms: i64 = row.try_get_by_index(6)?;
-            Ok(InstallStat {
-                skill_id: known(row.try_get_by_index(0)?),
-                platform: known(row.try_get_by_index(1)?),
-                version: known(row.try_get_by_index(2)?),
-                installs: row.try_get_by_index(3)?,
-                anonymous: row.try_get_by_index(4)?,
-                attributed: row.try_get_by_index(5)?,
-                last_installed_at: Utc
-                    .timestamp_millis_opt(last_ms)
-                    .single()
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-            })
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(
+            |(skill_id, platform, version, installs, anonymous, attributed, last_ms)| InstallStat {
+                skill_id: known(skill_id),
+                platform: known(platform),
+                version: known(version),
+                installs,
+                anonymous,
+                attributed,
+                last_installed_at: from_millis(last_ms),
+            },
+        )
+        .collect())
 }
 
 /// The installation at a glance.
@@ -476,21 +516,19 @@ pub struct Overview {
 }
 
 pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResult<Overview> {
-    let backend = db.get_database_backend();
     let mut overview = Overview::default();
 
-    let plans = db
-        .query_all_raw(statement(
-            backend,
-            "SELECT a.plan_code, COUNT(*), CAST(COALESCE(SUM(p.price_cents), 0) AS BIGINT) \
-             FROM accounts a LEFT JOIN plans p ON p.code = a.plan_code GROUP BY a.plan_code",
-            vec![],
-        ))
+    let plans: Vec<(String, i64, i64)> = account::Entity::find()
+        .select_only()
+        .column(account::Column::PlanCode)
+        .expr(Func::count(Expr::col(Asterisk)))
+        .expr(total(plan::Column::PriceCents))
+        .join(JoinType::LeftJoin, account::Relation::Plan.def())
+        .group_by(account::Column::PlanCode)
+        .into_tuple()
+        .all(db)
         .await?;
-    for row in plans {
-        let code: String = row.try_get_by_index(0)?;
-        let count: i64 = row.try_get_by_index(1)?;
-        let prices: i64 = row.try_get_by_index(2)?;
+    for (code, count, prices) in plans {
         match PlanCode::parse(&code) {
             Some(PlanCode::Free) => overview.accounts_free += count,
             Some(PlanCode::Pro) => overview.accounts_pro += count,
@@ -505,13 +543,24 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResu
     let month_start = today.with_day(1).unwrap_or(today);
     let (today, month_start) = (day_key(today), day_key(month_start));
     // One row per account and day: API calls and tool uses together.
-    let sql = "SELECT CAST(COALESCE(SUM(CASE WHEN day = ? THEN calls ELSE 0 END), 0) AS BIGINT), \
-               CAST(COALESCE(SUM(calls), 0) AS BIGINT) \
-               FROM usage_daily_totals WHERE day >= ? AND day <= ?";
-    let values: Vec<Value> = vec![today.clone().into(), month_start.into(), today.into()];
-    for row in db.query_all_raw(statement(backend, sql, values)).await? {
-        overview.calls_today += row.try_get_by_index::<i64>(0)?;
-        overview.calls_this_month += row.try_get_by_index::<i64>(1)?;
+    let calls_today: Expr = Expr::case(
+        usage_daily_total::Column::Day.eq(today.as_str()),
+        usage_daily_total::Column::Calls.into_expr(),
+    )
+    .finally(0i64)
+    .into();
+    let calls: Option<(i64, i64)> = usage_daily_total::Entity::find()
+        .select_only()
+        .expr(total(calls_today))
+        .expr(total(usage_daily_total::Column::Calls))
+        .filter(usage_daily_total::Column::Day.gte(month_start))
+        .filter(usage_daily_total::Column::Day.lte(today))
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some((today, month)) = calls {
+        overview.calls_today = today;
+        overview.calls_this_month = month;
     }
 
     overview.overage_this_month_cents = current_overage_cents(db, now).await?;
@@ -521,30 +570,33 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResu
 /// Sum over accounts of the overage their current period would bill now (each account's line
 /// rounded on its own, as its invoice would be).
 async fn current_overage_cents(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResult<i64> {
+    use sea_orm::sea_query::ExprTrait;
     let now_ms = now.timestamp_millis();
     // Candidates: periods around `now` already past a priced quota. Usually few.
-    let sql = "SELECT up.account_id, up.period_start, up.calls, p.monthly_quota, \
-               p.overage_price_micros \
-               FROM usage_periods up JOIN accounts a ON a.id = up.account_id \
-               JOIN plans p ON p.code = a.plan_code \
-               WHERE up.period_start <= ? AND up.period_end > ? \
-               AND p.monthly_quota IS NOT NULL AND up.calls > p.monthly_quota \
-               AND p.overage_price_micros > 0";
-    let rows = db
-        .query_all_raw(statement(
-            db.get_database_backend(),
-            sql,
-            vec![now_ms.into(), now_ms.into()],
-        ))
+    let rows: Vec<(String, i64, i64, i64, i64)> = usage_period::Entity::find()
+        .select_only()
+        .column(usage_period::Column::AccountId)
+        .column(usage_period::Column::PeriodStart)
+        .column(usage_period::Column::Calls)
+        .column(plan::Column::MonthlyQuota)
+        .column(plan::Column::OveragePriceMicros)
+        .join(JoinType::InnerJoin, usage_period::Relation::Account.def())
+        .join(JoinType::InnerJoin, account::Relation::Plan.def())
+        .filter(usage_period::Column::PeriodStart.lte(now_ms))
+        .filter(usage_period::Column::PeriodEnd.gt(now_ms))
+        .filter(plan::Column::MonthlyQuota.is_not_null())
+        .filter(
+            usage_period::Column::Calls
+                .into_expr()
+                .gt(plan::Column::MonthlyQuota.into_expr()),
+        )
+        .filter(plan::Column::OveragePriceMicros.gt(0))
+        .into_tuple()
+        .all(db)
         .await?;
     // account → [(period start, overage cents)]
     let mut candidates: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    for row in rows {
-        let account_id: String = row.try_get_by_index(0)?;
-        let start: i64 = row.try_get_by_index(1)?;
-        let calls: i64 = row.try_get_by_index(2)?;
-        let quota: i64 = row.try_get_by_index(3)?;
-        let price: i64 = row.try_get_by_index(4)?;
+    for (account_id, start, calls, quota, price) in rows {
         candidates
             .entry(account_id)
             .or_default()

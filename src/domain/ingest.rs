@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 
 use crate::clock::Clock;
@@ -23,6 +22,7 @@ use crate::domain::ratelimit::{MinuteWindow, RateDecision, RateLimits};
 use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder};
 use crate::domain::replay::{self, VerifyCall};
 use crate::domain::signature;
+use crate::entity::usage_event;
 
 /// What ingestion needs of the service, and nothing else: the database, the key cache, the
 /// quota gate, the per-key and per-address limits, the recorder, the clock and two settings.
@@ -314,20 +314,15 @@ async fn known_event_ids(
     account_id: &str,
     ids: &[&str],
 ) -> DomainResult<HashSet<String>> {
-    use sea_orm::sea_query::ExprTrait;
-    let select = Query::select()
-        .column("event_id")
-        .from("usage_events")
-        .and_where(Expr::col("account_id").eq(account_id))
-        .and_where(Expr::col("event_id").is_in(ids.iter().copied()))
-        .to_owned();
-    let mut known = HashSet::new();
-    for row in db.query_all(&select).await? {
-        if let Some(id) = row.try_get_by_index::<Option<String>>(0)? {
-            known.insert(id);
-        }
-    }
-    Ok(known)
+    let known: Vec<Option<String>> = usage_event::Entity::find()
+        .select_only()
+        .column(usage_event::Column::EventId)
+        .filter(usage_event::Column::AccountId.eq(account_id))
+        .filter(usage_event::Column::EventId.is_in(ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(known.into_iter().flatten().collect())
 }
 
 fn base_event(caller: &Caller, kind: EventKind, now: DateTime<Utc>) -> NewEvent {

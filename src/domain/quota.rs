@@ -12,10 +12,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{DatabaseConnection, EntityTrait, QuerySelect};
 
 use crate::domain::error::DomainResult;
 use crate::domain::periods::BillingPeriod;
+use crate::entity::usage_period;
 
 /// Counters unused this long are dropped and read again from the database when next needed.
 const IDLE_EVICTION: Duration = Duration::from_secs(15 * 60);
@@ -199,22 +200,12 @@ async fn load_calls(
     account_id: &str,
     period: BillingPeriod,
 ) -> DomainResult<i64> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT calls FROM usage_periods WHERE account_id = $1 AND period_start = $2"
-        }
-        _ => "SELECT calls FROM usage_periods WHERE account_id = ? AND period_start = ?",
-    };
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [account_id.into(), period.start_ms().into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get_by_index::<i64>(0)?,
-        None => 0,
-    })
+    let calls: Option<i64> =
+        usage_period::Entity::find_by_id((account_id.to_owned(), period.start_ms()))
+            .select_only()
+            .column(usage_period::Column::Calls)
+            .into_tuple()
+            .one(db)
+            .await?;
+    Ok(calls.unwrap_or(0))
 }

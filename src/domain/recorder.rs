@@ -25,15 +25,21 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
-    TransactionTrait, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, QueryTrait,
+    RuntimeErr, Set, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::error::{is_connection_error, DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::Reservation;
+use crate::entity::{
+    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
+    usage_event, usage_period,
+};
 use crate::metrics::Metrics;
 
 /// Most events written in one transaction.
@@ -438,28 +444,10 @@ fn is_transient(err: &DbErr, backend: DatabaseBackend) -> bool {
         | Error::PoolTimedOut
         | Error::PoolClosed
         | Error::WorkerCrashed => true,
-        Error::Database(db) => db.code().is_some_and(|code| transient_code(backend, &code)),
+        Error::Database(db) => db
+            .code()
+            .is_some_and(|code| dialect::transient_code(backend, &code)),
         _ => false,
-    }
-}
-
-/// Database error codes that say nothing about the data written.
-fn transient_code(backend: DatabaseBackend, code: &str) -> bool {
-    match backend {
-        // SQLSTATE classes: connection, transaction rollback (serialization, deadlock),
-        // insufficient resources, operator intervention (statement timeout, shutdown), system
-        // error; and lock not available (lock timeout).
-        DatabaseBackend::Postgres => {
-            code == "55P03"
-                || ["08", "40", "53", "57", "58"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
-        }
-        // Extended result codes, whose low byte is the primary code: BUSY, LOCKED, NOMEM,
-        // READONLY, INTERRUPT, IOERR, FULL, CANTOPEN, PROTOCOL.
-        _ => code
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5..=10 | 13..=15)),
     }
 }
 
@@ -488,27 +476,7 @@ impl CallSums {
             self.latency_count += 1;
         }
     }
-
-    /// The five sums as values, in the rollup tables' column order.
-    fn values(&self) -> [Expr; 5] {
-        [
-            Expr::val(self.calls),
-            Expr::val(self.successes),
-            Expr::val(self.failures),
-            Expr::val(self.latency_sum_ms),
-            Expr::val(self.latency_count),
-        ]
-    }
 }
-
-/// The rollup columns that [`CallSums`] adds to.
-const CALL_SUM_COLUMNS: [&str; 5] = [
-    "calls",
-    "successes",
-    "failures",
-    "latency_sum_ms",
-    "latency_count",
-];
 
 /// Sums to add to one daily endpoint rollup row.
 #[derive(Debug, Default, Clone)]
@@ -684,54 +652,29 @@ fn statement_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-fn build_error(err: sea_orm::sea_query::error::Error) -> DbErr {
-    DbErr::Custom(format!("building a statement: {err}"))
-}
-
-const EVENT_COLUMNS: [&str; 18] = [
-    "account_id",
-    "api_key_id",
-    "kind",
-    "event_id",
-    "endpoint",
-    "method",
-    "status_code",
-    "response_time_ms",
-    "skill_id",
-    "tool_name",
-    "hook_event",
-    "input_snippet",
-    "output_snippet",
-    "metadata",
-    "cost",
-    "expired_key",
-    "occurred_at",
-    "received_at",
-];
-
-fn event_row(event: &NewEvent) -> Vec<Expr> {
-    let event_id = event.account_id.as_ref().and(event.event_id.clone());
-    let values: [Value; 18] = [
-        event.account_id.clone().into(),
-        event.api_key_id.clone().into(),
-        event.kind.as_str().into(),
-        event_id.into(),
-        event.endpoint.clone().into(),
-        event.method.clone().into(),
-        event.status_code.into(),
-        event.response_time_ms.into(),
-        event.skill_id.clone().into(),
-        event.tool_name.clone().into(),
-        event.hook_event.clone().into(),
-        event.input_snippet.clone().into(),
-        event.output_snippet.clone().into(),
-        event.metadata.clone().into(),
-        event.cost.into(),
-        event.expired_key.into(),
-        event.occurred_at.timestamp_millis().into(),
-        event.received_at.timestamp_millis().into(),
-    ];
-    values.into_iter().map(Expr::val).collect()
+/// The row of an event; its id is the database's.
+fn event_row(event: &NewEvent) -> usage_event::ActiveModel {
+    usage_event::ActiveModel {
+        account_id: Set(event.account_id.clone()),
+        api_key_id: Set(event.api_key_id.clone()),
+        kind: Set(event.kind.as_str().to_owned()),
+        event_id: Set(event.account_id.as_ref().and(event.event_id.clone())),
+        endpoint: Set(event.endpoint.clone()),
+        method: Set(event.method.clone()),
+        status_code: Set(event.status_code),
+        response_time_ms: Set(event.response_time_ms),
+        skill_id: Set(event.skill_id.clone()),
+        tool_name: Set(event.tool_name.clone()),
+        hook_event: Set(event.hook_event.clone()),
+        input_snippet: Set(event.input_snippet.clone()),
+        output_snippet: Set(event.output_snippet.clone()),
+        metadata: Set(event.metadata.clone()),
+        cost: Set(event.cost),
+        expired_key: Set(event.expired_key),
+        occurred_at: Set(event.occurred_at.timestamp_millis()),
+        received_at: Set(event.received_at.timestamp_millis()),
+        ..Default::default()
+    }
 }
 
 /// Writes one batch in one transaction; the outcome of each event, in order. Public so that
@@ -741,7 +684,6 @@ pub async fn write_batch(
     events: &[&NewEvent],
     key_touches: &[(String, DateTime<Utc>)],
 ) -> Result<Vec<Outcome>, DbErr> {
-    use sea_orm::sea_query::ExprTrait;
     let txn = db.begin().await?;
     let mut outcomes = vec![Outcome::Duplicate; events.len()];
     let mut rollups = Rollups::default();
@@ -781,12 +723,11 @@ pub async fn write_batch(
 
     upsert_rollups(&txn, &rollups).await?;
     for (key_id, at) in key_touches {
-        let update = Query::update()
-            .table("api_keys")
-            .value("last_used_at", *at)
-            .and_where(Expr::col("id").eq(key_id.as_str()))
-            .to_owned();
-        txn.execute(&update).await?;
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::val(*at))
+            .filter(api_key::Column::Id.eq(key_id.as_str()))
+            .exec(&txn)
+            .await?;
     }
     txn.commit().await?;
     Ok(outcomes)
@@ -803,28 +744,31 @@ async fn insert_events<'e>(
     for size in statement_sizes(indexes.len()) {
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
-        let mut insert = Query::insert();
-        insert.into_table("usage_events").columns(EVENT_COLUMNS);
-        let mut with_ids = false;
-        for &i in chunk {
-            insert.values(event_row(events[i])).map_err(build_error)?;
-            with_ids |= events[i].account_id.is_some() && events[i].event_id.is_some();
-        }
-        insert.on_conflict(
-            OnConflict::columns(["account_id", "event_id"])
-                .do_nothing()
-                .to_owned(),
-        );
+        let with_ids = chunk
+            .iter()
+            .any(|&i| events[i].account_id.is_some() && events[i].event_id.is_some());
+        let mut insert =
+            usage_event::Entity::insert_many(chunk.iter().map(|&i| event_row(events[i])))
+                .on_conflict(
+                    OnConflict::columns([
+                        usage_event::Column::AccountId,
+                        usage_event::Column::EventId,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .into_query();
         if !with_ids {
             txn.execute(&insert).await?;
             continue;
         }
-        insert.returning(Query::returning().columns(["account_id", "event_id"]));
-        let rows = txn.query_all(&insert).await?;
+        insert.returning(
+            Query::returning()
+                .columns([usage_event::Column::AccountId, usage_event::Column::EventId]),
+        );
         let mut returned: HashMap<String, HashSet<String>> = HashMap::new();
-        for row in rows {
-            let account: Option<String> = row.try_get_by_index(0)?;
-            let id: Option<String> = row.try_get_by_index(1)?;
+        for row in txn.query_all(&insert).await? {
+            let (account, id): (Option<String>, Option<String>) = row.try_get_many_by_index()?;
             if let (Some(account), Some(id)) = (account, id) {
                 returned.entry(account).or_default().insert(id);
             }
@@ -853,7 +797,7 @@ async fn complete_or_skip(
     outcomes: &mut [Outcome],
     rollups: &mut Rollups,
 ) -> Result<(), DbErr> {
-    use sea_orm::sea_query::ExprTrait;
+    use usage_event::Column;
     if !indexes.iter().any(|&i| events[i].completes) {
         return Ok(());
     }
@@ -861,48 +805,38 @@ async fn complete_or_skip(
         .iter()
         .filter_map(|&i| events[i].event_id.as_deref())
         .collect();
-    let select = Query::select()
-        .columns([
-            "id",
-            "event_id",
-            "kind",
-            "status_code",
-            "method",
-            "endpoint",
-            "occurred_at",
-            "cost",
-        ])
-        .from("usage_events")
-        .and_where(Expr::col("account_id").eq(account))
-        .and_where(Expr::col("event_id").is_in(ids))
-        .to_owned();
+    /// What completing a call needs of the stored one: not its snippets or metadata.
+    #[derive(sea_orm::FromQueryResult)]
     struct Existing {
         id: i64,
+        event_id: Option<String>,
         kind: String,
-        status: Option<i32>,
+        status_code: Option<i32>,
         method: Option<String>,
         endpoint: Option<String>,
         occurred_at: i64,
         cost: i64,
     }
-    let mut existing: HashMap<String, Existing> = HashMap::new();
-    for row in txn.query_all(&select).await? {
-        let event_id: Option<String> = row.try_get_by_index(1)?;
-        if let Some(event_id) = event_id {
-            existing.insert(
-                event_id,
-                Existing {
-                    id: row.try_get_by_index(0)?,
-                    kind: row.try_get_by_index(2)?,
-                    status: row.try_get_by_index(3)?,
-                    method: row.try_get_by_index(4)?,
-                    endpoint: row.try_get_by_index(5)?,
-                    occurred_at: row.try_get_by_index(6)?,
-                    cost: row.try_get_by_index(7)?,
-                },
-            );
-        }
-    }
+    let existing: HashMap<String, Existing> = usage_event::Entity::find()
+        .select_only()
+        .columns([
+            Column::Id,
+            Column::EventId,
+            Column::Kind,
+            Column::StatusCode,
+            Column::Method,
+            Column::Endpoint,
+            Column::OccurredAt,
+            Column::Cost,
+        ])
+        .filter(Column::AccountId.eq(account))
+        .filter(Column::EventId.is_in(ids))
+        .into_model::<Existing>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .filter_map(|row| Some((row.event_id.clone()?, row)))
+        .collect();
     for &i in indexes {
         let event = events[i];
         let Some(found) = event.event_id.as_deref().and_then(|id| existing.get(id)) else {
@@ -911,20 +845,20 @@ async fn complete_or_skip(
         let completes = event.completes
             && event.status_code.is_some()
             && found.kind == EventKind::ApiCall.as_str()
-            && found.status.is_none();
+            && found.status_code.is_none();
         if !completes {
             continue;
         }
-        let update = Query::update()
-            .table("usage_events")
-            .value("status_code", event.status_code)
-            .value("response_time_ms", event.response_time_ms)
-            .value("method", event.method.clone())
-            .value("endpoint", event.endpoint.clone())
-            .and_where(Expr::col("id").eq(found.id))
-            .and_where(Expr::col("status_code").is_null())
-            .to_owned();
-        if txn.execute(&update).await?.rows_affected() == 0 {
+        let completed = usage_event::Entity::update_many()
+            .col_expr(Column::StatusCode, Expr::val(event.status_code))
+            .col_expr(Column::ResponseTimeMs, Expr::val(event.response_time_ms))
+            .col_expr(Column::Method, Expr::val(event.method.clone()))
+            .col_expr(Column::Endpoint, Expr::val(event.endpoint.clone()))
+            .filter(Column::Id.eq(found.id))
+            .filter(Column::StatusCode.is_null())
+            .exec(txn)
+            .await?;
+        if completed.rows_affected == 0 {
             continue;
         }
         outcomes[i] = Outcome::Completed;
@@ -962,237 +896,180 @@ async fn complete_or_skip(
     Ok(())
 }
 
-/// The stored latency histogram plus the one being upserted, bucket by bucket, in SQL: the sum
-/// happens under the row's lock, so concurrent writers (several instances on PostgreSQL) never
-/// lose each other's counts. Empty sides skip the JSON work.
-fn merge_histograms_sql(backend: DatabaseBackend) -> &'static str {
-    match backend {
-        DatabaseBackend::Postgres => {
-            "CASE WHEN excluded.latency_histogram = '{}' \
-               THEN usage_daily_endpoints.latency_histogram \
-             WHEN usage_daily_endpoints.latency_histogram = '{}' \
-               THEN excluded.latency_histogram \
-             ELSE (SELECT COALESCE(json_object_agg(key, total)::text, '{}') FROM ( \
-               SELECT key, SUM(value::bigint) AS total FROM ( \
-                 SELECT key, value FROM json_each_text(usage_daily_endpoints.latency_histogram::json) \
-                 UNION ALL \
-                 SELECT key, value FROM json_each_text(excluded.latency_histogram::json) \
-               ) AS parts GROUP BY key) AS merged) END"
-        }
-        _ => {
-            "CASE WHEN excluded.latency_histogram = '{}' \
-               THEN usage_daily_endpoints.latency_histogram \
-             WHEN usage_daily_endpoints.latency_histogram = '{}' \
-               THEN excluded.latency_histogram \
-             ELSE (SELECT COALESCE(json_group_object(key, total), '{}') FROM ( \
-               SELECT key, SUM(value) AS total FROM ( \
-                 SELECT key, value FROM json_each(usage_daily_endpoints.latency_histogram) \
-                 UNION ALL \
-                 SELECT key, value FROM json_each(excluded.latency_histogram) \
-               ) GROUP BY key)) END"
-        }
+async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<(), DbErr> {
+    let periods = rollups
+        .periods
+        .iter()
+        .map(|((account, start), (end, calls))| usage_period::Model {
+            account_id: account.clone(),
+            period_start: *start,
+            period_end: *end,
+            calls: *calls,
+        });
+    {
+        use usage_period::Column;
+        let keys = [Column::AccountId, Column::PeriodStart];
+        upsert(txn, periods, adding(keys, [Column::Calls])).await?;
+    }
+
+    let endpoints = rollups
+        .endpoints
+        .iter()
+        .map(
+            |((account, day, method, endpoint), d)| usage_daily_endpoint::Model {
+                account_id: account.clone(),
+                day: day.clone(),
+                method: method.clone(),
+                endpoint: endpoint.clone(),
+                calls: d.sums.calls,
+                requests: d.requests,
+                successes: d.sums.successes,
+                failures: d.sums.failures,
+                latency_sum_ms: d.sums.latency_sum_ms,
+                latency_count: d.sums.latency_count,
+                latency_histogram: histogram::to_json(&d.latency_buckets),
+            },
+        );
+    {
+        use usage_daily_endpoint::Column;
+        let keys = [
+            Column::AccountId,
+            Column::Day,
+            Column::Method,
+            Column::Endpoint,
+        ];
+        let added = [
+            Column::Calls,
+            Column::Requests,
+            Column::Successes,
+            Column::Failures,
+            Column::LatencySumMs,
+            Column::LatencyCount,
+        ];
+        let mut on_conflict = adding(keys, added);
+        on_conflict.value(
+            Column::LatencyHistogram,
+            dialect::merge_histograms(txn.get_database_backend(), Column::LatencyHistogram),
+        );
+        upsert(txn, endpoints, on_conflict).await?;
+    }
+
+    let daily = rollups
+        .daily
+        .iter()
+        .map(|((account, day), sums)| usage_daily_total::Model {
+            account_id: account.clone(),
+            day: day.clone(),
+            calls: sums.calls,
+            successes: sums.successes,
+            failures: sums.failures,
+            latency_sum_ms: sums.latency_sum_ms,
+            latency_count: sums.latency_count,
+        });
+    {
+        use usage_daily_total::Column;
+        let keys = [Column::AccountId, Column::Day];
+        let added = [
+            Column::Calls,
+            Column::Successes,
+            Column::Failures,
+            Column::LatencySumMs,
+            Column::LatencyCount,
+        ];
+        upsert(txn, daily, adding(keys, added)).await?;
+    }
+
+    let tools = rollups
+        .tools
+        .iter()
+        .map(
+            |((account, day, kind, skill, tool), (calls, last))| usage_daily_tool::Model {
+                account_id: account.clone(),
+                day: day.clone(),
+                kind: (*kind).to_owned(),
+                skill_id: skill.clone(),
+                tool_name: tool.clone(),
+                calls: *calls,
+                last_used_at: *last,
+            },
+        );
+    {
+        use usage_daily_tool::Column;
+        let keys = [
+            Column::AccountId,
+            Column::Day,
+            Column::Kind,
+            Column::SkillId,
+            Column::ToolName,
+        ];
+        let mut on_conflict = adding(keys, [Column::Calls]);
+        on_conflict.value(Column::LastUsedAt, later_of_excluded(Column::LastUsedAt));
+        upsert(txn, tools, on_conflict).await?;
+    }
+
+    let installs = rollups
+        .installs
+        .iter()
+        .map(
+            |((day, skill, platform, version), d)| usage_daily_install::Model {
+                day: day.clone(),
+                skill_id: skill.clone(),
+                platform: platform.clone(),
+                version: version.clone(),
+                installs: d.anonymous + d.attributed,
+                anonymous: d.anonymous,
+                attributed: d.attributed,
+                last_installed_at: d.last_at,
+            },
+        );
+    {
+        use usage_daily_install::Column;
+        let keys = [
+            Column::Day,
+            Column::SkillId,
+            Column::Platform,
+            Column::Version,
+        ];
+        let added = [Column::Installs, Column::Anonymous, Column::Attributed];
+        let mut on_conflict = adding(keys, added);
+        on_conflict.value(
+            Column::LastInstalledAt,
+            later_of_excluded(Column::LastInstalledAt),
+        );
+        upsert(txn, installs, on_conflict).await
     }
 }
 
-/// `<table>.<column> + excluded.<column>`, for upserts that add.
-fn add_excluded(table: &str, column: &str) -> Expr {
-    Expr::cust(format!("{table}.{column} + excluded.{column}"))
+/// `ON CONFLICT (keys) DO UPDATE` adding the proposed value of each `added` column to the stored
+/// one: the rollups are counters.
+fn adding<C: ColumnTrait, const K: usize, const A: usize>(
+    keys: [C; K],
+    added: [C; A],
+) -> OnConflict {
+    let mut on_conflict = OnConflict::columns(keys);
+    for column in added {
+        on_conflict.value(column, add_excluded(column));
+    }
+    on_conflict
 }
 
-async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<(), DbErr> {
-    let periods: Vec<Vec<Expr>> = rollups
-        .periods
-        .iter()
-        .map(|((account, start), (end, calls))| {
-            vec![
-                Expr::val(account.as_str()),
-                Expr::val(*start),
-                Expr::val(*end),
-                Expr::val(*calls),
-            ]
-        })
-        .collect();
-    upsert(
-        txn,
-        "usage_periods",
-        &["account_id", "period_start", "period_end", "calls"],
-        &["account_id", "period_start"],
-        &["calls"],
-        &[],
-        periods,
-    )
-    .await?;
-
-    let endpoints: Vec<Vec<Expr>> = rollups
-        .endpoints
-        .iter()
-        .map(|((account, day, method, endpoint), d)| {
-            let mut row = vec![
-                Expr::val(account.as_str()),
-                Expr::val(day.as_str()),
-                Expr::val(method.as_str()),
-                Expr::val(endpoint.as_str()),
-            ];
-            row.extend(d.sums.values());
-            row.push(Expr::val(d.requests));
-            row.push(Expr::val(histogram::to_json(&d.latency_buckets)));
-            row
-        })
-        .collect();
-    let keys = ["account_id", "day", "method", "endpoint"];
-    let added: Vec<&str> = CALL_SUM_COLUMNS
-        .iter()
-        .chain(&["requests"])
-        .copied()
-        .collect();
-    let columns: Vec<&str> = keys
-        .iter()
-        .chain(&added)
-        .chain(&["latency_histogram"])
-        .copied()
-        .collect();
-    upsert(
-        txn,
-        "usage_daily_endpoints",
-        &columns,
-        &keys,
-        &added,
-        &[(
-            "latency_histogram",
-            merge_histograms_sql(txn.get_database_backend()),
-        )],
-        endpoints,
-    )
-    .await?;
-
-    let daily: Vec<Vec<Expr>> = rollups
-        .daily
-        .iter()
-        .map(|((account, day), sums)| {
-            let mut row = vec![Expr::val(account.as_str()), Expr::val(day.as_str())];
-            row.extend(sums.values());
-            row
-        })
-        .collect();
-    let keys = ["account_id", "day"];
-    let columns: Vec<&str> = keys.iter().chain(&CALL_SUM_COLUMNS).copied().collect();
-    upsert(
-        txn,
-        "usage_daily_totals",
-        &columns,
-        &keys,
-        &CALL_SUM_COLUMNS,
-        &[],
-        daily,
-    )
-    .await?;
-
-    let tools: Vec<Vec<Expr>> = rollups
-        .tools
-        .iter()
-        .map(|((account, day, kind, skill, tool), (calls, last))| {
-            vec![
-                Expr::val(account.as_str()),
-                Expr::val(day.as_str()),
-                Expr::val(*kind),
-                Expr::val(skill.as_str()),
-                Expr::val(tool.as_str()),
-                Expr::val(*calls),
-                Expr::val(*last),
-            ]
-        })
-        .collect();
-    upsert(
-        txn,
-        "usage_daily_tools",
-        &[
-            "account_id",
-            "day",
-            "kind",
-            "skill_id",
-            "tool_name",
-            "calls",
-            "last_used_at",
-        ],
-        &["account_id", "day", "kind", "skill_id", "tool_name"],
-        &["calls"],
-        &[(
-            "last_used_at",
-            "CASE WHEN excluded.last_used_at > usage_daily_tools.last_used_at \
-             THEN excluded.last_used_at ELSE usage_daily_tools.last_used_at END",
-        )],
-        tools,
-    )
-    .await?;
-
-    let installs: Vec<Vec<Expr>> = rollups
-        .installs
-        .iter()
-        .map(|((day, skill, platform, version), d)| {
-            vec![
-                Expr::val(day.as_str()),
-                Expr::val(skill.as_str()),
-                Expr::val(platform.as_str()),
-                Expr::val(version.as_str()),
-                Expr::val(d.anonymous + d.attributed),
-                Expr::val(d.anonymous),
-                Expr::val(d.attributed),
-                Expr::val(d.last_at),
-            ]
-        })
-        .collect();
-    upsert(
-        txn,
-        "usage_daily_installs",
-        &[
-            "day",
-            "skill_id",
-            "platform",
-            "version",
-            "installs",
-            "anonymous",
-            "attributed",
-            "last_installed_at",
-        ],
-        &["day", "skill_id", "platform", "version"],
-        &["installs", "anonymous", "attributed"],
-        &[(
-            "last_installed_at",
-            "CASE WHEN excluded.last_installed_at > usage_daily_installs.last_installed_at \
-             THEN excluded.last_installed_at ELSE usage_daily_installs.last_installed_at END",
-        )],
-        installs,
-    )
-    .await
-}
-
-/// Multi-row `INSERT ... ON CONFLICT (keys) DO UPDATE`: `added` columns add the new value to the
-/// stored one, `custom` columns take an SQL expression.
-async fn upsert(
+/// Multi-row `INSERT ... ON CONFLICT DO UPDATE` of `rows`, in statements of
+/// [`statement_sizes`].
+async fn upsert<M, A>(
     txn: &DatabaseTransaction,
-    table: &'static str,
-    columns: &[&'static str],
-    keys: &[&'static str],
-    added: &[&'static str],
-    custom: &[(&'static str, &'static str)],
-    rows: Vec<Vec<Expr>>,
-) -> Result<(), DbErr> {
+    rows: impl ExactSizeIterator<Item = M>,
+    on_conflict: OnConflict,
+) -> Result<(), DbErr>
+where
+    M: IntoActiveModel<A>,
+    A: ActiveModelTrait,
+{
     let sizes = statement_sizes(rows.len());
     let mut rows = rows.into_iter();
     for size in sizes {
-        let mut insert = Query::insert();
-        insert.into_table(table).columns(columns.iter().copied());
-        for row in rows.by_ref().take(size) {
-            insert.values(row).map_err(build_error)?;
-        }
-        let mut on_conflict = OnConflict::columns(keys.iter().copied());
-        for column in added {
-            on_conflict.value(*column, add_excluded(table, column));
-        }
-        for (column, sql) in custom {
-            on_conflict.value(*column, Expr::cust(*sql));
-        }
-        insert.on_conflict(on_conflict);
+        let insert = A::Entity::insert_many(rows.by_ref().take(size).map(M::into_active_model))
+            .on_conflict(on_conflict.clone())
+            .into_query();
         txn.execute(&insert).await?;
     }
     Ok(())
@@ -1201,28 +1078,6 @@ async fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_errors_that_say_nothing_about_the_data_are_transient() {
-        let postgres = DatabaseBackend::Postgres;
-        let sqlite = DatabaseBackend::Sqlite;
-        // Lock timeout, statement timeout, serialization failure, connection lost.
-        for code in ["55P03", "57014", "40001", "08006"] {
-            assert!(transient_code(postgres, code), "{code}");
-        }
-        // NUL in text, unique and foreign-key violations.
-        for code in ["22021", "23505", "23503"] {
-            assert!(!transient_code(postgres, code), "{code}");
-        }
-        // BUSY, BUSY_TIMEOUT (extended), LOCKED, IOERR_FSYNC (extended).
-        for code in ["5", "773", "6", "1034"] {
-            assert!(transient_code(sqlite, code), "{code}");
-        }
-        // CONSTRAINT_FOREIGNKEY, CONSTRAINT_UNIQUE, TOOBIG.
-        for code in ["787", "2067", "18"] {
-            assert!(!transient_code(sqlite, code), "{code}");
-        }
-    }
 
     #[test]
     fn statement_sizes_are_powers_of_two_adding_up() {

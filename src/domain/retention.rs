@@ -8,13 +8,13 @@
 //! shorter than the oldest `ts` ingestion accepts (35 days) would weaken both, so keep it longer.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
 use crate::domain::error::DomainResult;
-use crate::domain::sql::statement;
+use crate::entity::{account, usage_event};
 
 /// Rows deleted per statement.
-const DELETE_CHUNK: i64 = 5_000;
+const DELETE_CHUNK: u64 = 5_000;
 
 /// The instant before which events are pruned when they are kept `days` days.
 pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
@@ -23,37 +23,37 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 
 /// Deletes raw events that occurred before `before`; returns how many went.
 pub async fn prune_events(db: &DatabaseConnection, before: DateTime<Utc>) -> DomainResult<u64> {
-    let backend = db.get_database_backend();
     let before_ms = before.timestamp_millis();
-    let accounts = db
-        .query_all_raw(statement(backend, "SELECT id FROM accounts", vec![]))
+    let accounts: Vec<String> = account::Entity::find()
+        .select_only()
+        .column(account::Column::Id)
+        .into_tuple()
+        .all(db)
         .await?;
-    let mut owners: Vec<Option<String>> = Vec::with_capacity(accounts.len() + 1);
-    for row in accounts {
-        owners.push(Some(row.try_get_by_index::<String>(0)?));
-    }
-    // Anonymous installs.
-    owners.push(None);
+    // `None`: anonymous installs.
+    let owners = accounts.into_iter().map(Some).chain([None]);
 
     let mut deleted = 0;
     for owner in owners {
-        let (filter, mut values): (&str, Vec<Value>) = match owner {
-            Some(id) => ("account_id = ?", vec![id.into()]),
-            None => ("account_id IS NULL", vec![]),
+        let owned = match owner {
+            Some(id) => usage_event::Column::AccountId.eq(id),
+            None => usage_event::Column::AccountId.is_null(),
         };
-        values.push(before_ms.into());
-        values.push(DELETE_CHUNK.into());
-        let sql = format!(
-            "DELETE FROM usage_events WHERE id IN \
-             (SELECT id FROM usage_events WHERE {filter} AND occurred_at < ? LIMIT ?)"
-        );
+        let chunk = usage_event::Entity::find()
+            .select_only()
+            .column(usage_event::Column::Id)
+            .filter(owned)
+            .filter(usage_event::Column::OccurredAt.lt(before_ms))
+            .limit(DELETE_CHUNK)
+            .into_query();
         loop {
-            let done = db
-                .execute_raw(statement(backend, &sql, values.clone()))
+            let done = usage_event::Entity::delete_many()
+                .filter(usage_event::Column::Id.in_subquery(chunk.clone()))
+                .exec(db)
                 .await?
-                .rows_affected();
+                .rows_affected;
             deleted += done;
-            if done < DELETE_CHUNK as u64 {
+            if done < DELETE_CHUNK {
                 break;
             }
         }

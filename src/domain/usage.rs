@@ -2,14 +2,14 @@
 //! [`analytics`](crate::domain::analytics); counting them is the recorder's.)
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::domain::analytics::{current_usage, UsageSummary};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::QuotaGate;
-use crate::domain::sql::statement;
-use crate::entity::account;
+use crate::entity::{account, usage_period};
 
 /// Sets the calls of `account_id`'s current billing period back to zero and returns the period's
 /// usage. The quota gate drops its in-memory counters of the account, so the next request starts
@@ -25,12 +25,12 @@ pub async fn reset_usage(
         .await?
         .ok_or_else(|| DomainError::not_found("Account not found"))?;
     let period = BillingPeriod::for_account(&account, now);
-    db.execute_raw(statement(
-        db.get_database_backend(),
-        "UPDATE usage_periods SET calls = 0 WHERE account_id = ? AND period_start = ?",
-        vec![account.id.clone().into(), period.start_ms().into()],
-    ))
-    .await?;
+    usage_period::Entity::update_many()
+        .col_expr(usage_period::Column::Calls, Expr::val(0i64))
+        .filter(usage_period::Column::AccountId.eq(account.id.as_str()))
+        .filter(usage_period::Column::PeriodStart.eq(period.start_ms()))
+        .exec(db)
+        .await?;
     quota.forget_account(&account.id);
     current_usage(db, &account, now).await
 }

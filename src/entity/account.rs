@@ -20,6 +20,13 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::plan::Entity",
+        from = "Column::PlanCode",
+        to = "super::plan::Column::Code"
+    )]
+    Plan,
+}
 
 impl ActiveModelBehavior for ActiveModel {}
