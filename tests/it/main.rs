@@ -22,4 +22,5 @@ mod ingest_ops;
 mod ingest_track;
 mod migrations;
 mod plans_admin;
+mod proxies;
 mod schema_sdl;
