@@ -275,16 +275,19 @@ async fn a_page_of_accounts_loads_usage_in_one_query() {
     assert_eq!(per_page[0], per_page[1], "{per_page:?}");
 }
 
+/// Tracks tool uses on a FREE plan with a quota of 3: three are accepted, the fourth refused.
+async fn use_up_quota_of_three(app: &TestApp, key: &str) {
+    for _ in 0..3 {
+        assert_eq!(app.track_now(key).await.status, 200);
+    }
+    assert_eq!(app.track_now(key).await.status, 429);
+}
+
 #[tokio::test]
 async fn reset_usage_zeroes_the_current_period_and_the_quota_gate_sees_it() {
     let app = app().await;
     let admin = app.admin_token().await;
-    app.graphql_ok(
-        Some(&admin),
-        "mutation { adminUpdatePlan(code: FREE, input: { monthlyQuota: 3 }) { code } }",
-        json!({}),
-    )
-    .await;
+    app.update_plan("FREE", json!({ "monthlyQuota": 3 })).await;
     let (token, account) = app.member().await;
     let (key, _) = app.create_key(&token, false).await;
     app.record(vec![api_call(
@@ -296,11 +299,7 @@ async fn reset_usage_zeroes_the_current_period_and_the_quota_gate_sees_it() {
         1,
     )])
     .await;
-    let track = |ts: String| json!({ "skill_id": "s", "tool_name": "t", "ts": ts });
-    for _ in 0..3 {
-        assert_eq!(app.track(&key, &track(app.now_rfc3339())).await.status, 200);
-    }
-    assert_eq!(app.track(&key, &track(app.now_rfc3339())).await.status, 429);
+    use_up_quota_of_three(&app, &key).await;
 
     let data = app
         .graphql_ok(
@@ -337,10 +336,7 @@ async fn reset_usage_zeroes_the_current_period_and_the_quota_gate_sees_it() {
     );
 
     // The gate counts from zero again.
-    for _ in 0..3 {
-        assert_eq!(app.track(&key, &track(app.now_rfc3339())).await.status, 200);
-    }
-    assert_eq!(app.track(&key, &track(app.now_rfc3339())).await.status, 429);
+    use_up_quota_of_three(&app, &key).await;
 
     let body = app
         .graphql(

@@ -5,8 +5,8 @@ use crate::common;
 
 use chrono::Duration;
 use common::analytics::{
-    api_call, app, at, compare_endpoint_stats, install, naive_endpoint_stats, naive_history,
-    naive_period_calls, naive_tool_stats, tool_use,
+    api_call, app, at, compare_endpoint_stats, compare_with_raw_events, install,
+    naive_endpoint_stats, tool_use,
 };
 use common::tables;
 use common::{error_code, TestApp};
@@ -213,20 +213,7 @@ async fn known_events_give_exact_numbers() {
     let raw = app.raw_events(&account).await;
     let now = app.clock.now();
     let snapshot = app.snapshot(&token, 7).await;
-    assert_eq!(snapshot["usageHistory"], naive_history(&raw, now, 7));
-    compare_endpoint_stats(
-        &snapshot["endpointStats"],
-        &naive_endpoint_stats(&raw, now, 7, 100),
-    )
-    .unwrap();
-    assert_eq!(
-        snapshot["toolStats"],
-        Value::Array(naive_tool_stats(&raw, now, 7, 100))
-    );
-    assert_eq!(
-        snapshot["currentUsage"]["calls"],
-        naive_period_calls(&raw, now)
-    );
+    compare_with_raw_events(&snapshot, &raw, now, 7, 100).unwrap();
 }
 
 #[tokio::test]
@@ -278,6 +265,16 @@ async fn history_is_zero_filled_across_a_month_boundary() {
     assert_eq!(days[29]["date"], "2026-12-02");
 }
 
+/// The calls of every day of a `usageHistory` answer, added up.
+fn total_calls(history: &Value) -> i64 {
+    history
+        .as_array()
+        .expect("a usage history")
+        .iter()
+        .map(|day| day["totalCalls"].as_i64().unwrap())
+        .sum()
+}
+
 #[tokio::test]
 async fn a_member_never_sees_another_accounts_numbers() {
     let app = app().await;
@@ -302,13 +299,7 @@ async fn a_member_never_sees_another_accounts_numbers() {
                  "avgResponseTimeMs": 3, "p95ResponseTimeMs": 3 }])
     );
     assert_eq!(bob_sees["toolStats"], json!([]));
-    let bob_total: i64 = bob_sees["usageHistory"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["totalCalls"].as_i64().unwrap())
-        .sum();
-    assert_eq!(bob_total, 1);
+    assert_eq!(total_calls(&bob_sees["usageHistory"]), 1);
 
     let alice_sees = app.snapshot(&alice, 7).await;
     assert_eq!(alice_sees["currentUsage"]["calls"], 15);
@@ -320,20 +311,9 @@ async fn a_member_never_sees_another_accounts_numbers() {
 #[tokio::test]
 async fn overage_and_unlimited_plans() {
     let app = app().await;
-    let admin = app.admin_token().await;
     let (token, account) = app.member().await;
-    app.graphql_ok(
-        Some(&admin),
-        "mutation { adminUpdatePlan(code: PRO, input: { monthlyQuota: 10 }) { code } }",
-        json!({}),
-    )
-    .await;
-    app.graphql_ok(
-        Some(&admin),
-        "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: PRO) { id } }",
-        json!({ "a": account }),
-    )
-    .await;
+    app.update_plan("PRO", json!({ "monthlyQuota": 10 })).await;
+    app.set_plan(&account, "PRO").await;
     let now = app.clock.now();
     app.record(
         (0..15)
@@ -350,12 +330,7 @@ async fn overage_and_unlimited_plans() {
                 "overageCostCents": 1, "usagePercentage": 150.0 })
     );
 
-    app.graphql_ok(
-        Some(&admin),
-        "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: ENTERPRISE) { id } }",
-        json!({ "a": account }),
-    )
-    .await;
+    app.set_plan(&account, "ENTERPRISE").await;
     assert_eq!(
         app.graphql_ok(Some(&token), query, json!({})).await["currentUsage"],
         json!({ "calls": 15, "limit": null, "remaining": null, "overageCalls": 0,
@@ -585,14 +560,8 @@ async fn a_verify_with_cost_ten_is_ten_calls_in_every_total() {
             json!({}),
         )
         .await;
-    let month: i64 = data["usageHistory"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|day| day["totalCalls"].as_i64().unwrap())
-        .sum();
     assert_eq!(data["currentUsage"]["calls"], 11);
-    assert_eq!(month, 11);
+    assert_eq!(total_calls(&data["usageHistory"]), 11);
     assert_eq!(
         data["usageHistory"][9],
         json!({ "totalCalls": 11, "successfulCalls": 10, "failedCalls": 0, "avgResponseTimeMs": 35 })

@@ -4,6 +4,7 @@ use crate::common;
 
 use common::{error_code, TestApp};
 use serde_json::{json, Value};
+use tally::clock::Clock;
 use tally::domain::keys;
 
 /// The checksum as the contract defines it, written independently of the server's code: CRC-32
@@ -152,18 +153,8 @@ async fn revoked_keys_are_listed_only_when_asked() {
     assert_eq!(list_keys(&app, &token, true).await.len(), 2);
 
     // The lookup used by ingestion no longer accepts it.
-    let digest = keys::parse(&plaintext).unwrap();
-    let found = app
-        .state
-        .keys
-        .lookup(&app.state.db, digest)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        found.status(tally::clock::Clock::now(&app.clock)),
-        keys::KeyStatus::Revoked
-    );
+    let found = app.resolve_key(&plaintext).await;
+    assert_eq!(found.status(app.clock.now()), keys::KeyStatus::Revoked);
 }
 
 #[tokio::test]
@@ -171,16 +162,9 @@ async fn revocation_takes_effect_at_once_even_for_a_cached_key() {
     let app = TestApp::new().await;
     let (token, _, _) = app.sign_up("cache@example.com").await;
     let (plaintext, id) = app.create_key(&token, false).await;
-    let digest = keys::parse(&plaintext).unwrap();
-    let now = tally::clock::Clock::now(&app.clock);
+    let now = app.clock.now();
     // Warm the cache.
-    let cached = app
-        .state
-        .keys
-        .lookup(&app.state.db, digest)
-        .await
-        .unwrap()
-        .unwrap();
+    let cached = app.resolve_key(&plaintext).await;
     assert_eq!(cached.status(now), keys::KeyStatus::Active);
     app.graphql_ok(
         Some(&token),
@@ -188,13 +172,7 @@ async fn revocation_takes_effect_at_once_even_for_a_cached_key() {
         json!({ "id": id }),
     )
     .await;
-    let after = app
-        .state
-        .keys
-        .lookup(&app.state.db, digest)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = app.resolve_key(&plaintext).await;
     assert_eq!(after.status(now), keys::KeyStatus::Revoked);
 }
 
@@ -238,10 +216,8 @@ async fn an_admin_may_revoke_any_key() {
     let app = TestApp::new().await;
     let (owner, _, _) = app.sign_up("member@example.com").await;
     let (_, key_id) = app.create_key(&owner, false).await;
-    let admin = app.admin_token().await;
     let data = app
-        .graphql_ok(
-            Some(&admin),
+        .graphql_as_admin(
             "mutation($id: ID!) { revokeApiKey(id: $id) { status } }",
             json!({ "id": key_id }),
         )
@@ -314,18 +290,8 @@ async fn rotation_with_grace_keeps_the_old_key_working_until_the_grace_ends() {
         status_of_old(list_keys(&app, &token, false).await),
         Some(json!("ACTIVE"))
     );
-    let digest = keys::parse(&old_key).unwrap();
-    let resolved = app
-        .state
-        .keys
-        .lookup(&app.state.db, digest)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        resolved.status(tally::clock::Clock::now(&app.clock)),
-        keys::KeyStatus::Active
-    );
+    let resolved = app.resolve_key(&old_key).await;
+    assert_eq!(resolved.status(app.clock.now()), keys::KeyStatus::Active);
 
     app.clock.advance(chrono::Duration::seconds(3600));
     let token = app.login("grace@example.com").await; // the old token expired too
@@ -334,10 +300,7 @@ async fn rotation_with_grace_keeps_the_old_key_working_until_the_grace_ends() {
         status_of_old(list_keys(&app, &token, true).await),
         Some(json!("REVOKED"))
     );
-    assert_eq!(
-        resolved.status(tally::clock::Clock::now(&app.clock)),
-        keys::KeyStatus::Revoked
-    );
+    assert_eq!(resolved.status(app.clock.now()), keys::KeyStatus::Revoked);
 }
 
 #[tokio::test]

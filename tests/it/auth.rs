@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{error_code, TestApp, PASSWORD};
+use common::{error_code, TestApp, LOGIN, PASSWORD, SIGN_UP};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -44,18 +44,17 @@ async fn login_returns_a_working_token_and_ignores_email_case() {
 async fn wrong_password_and_unknown_email_get_the_same_answer() {
     let app = TestApp::new().await;
     app.sign_up("linus@example.com").await;
-    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
     let wrong_password = app
         .graphql(
             None,
-            login,
+            LOGIN,
             json!({ "e": "linus@example.com", "p": "not the password" }),
         )
         .await;
     let unknown_email = app
         .graphql(
             None,
-            login,
+            LOGIN,
             json!({ "e": "nobody@example.com", "p": PASSWORD }),
         )
         .await;
@@ -71,7 +70,6 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
 #[tokio::test]
 async fn sign_up_refuses_bad_input_and_changes_nothing() {
     let app = TestApp::new().await;
-    let sign_up = "mutation($e: String!, $p: String!, $n: String!) { signUp(email: $e, password: $p, accountName: $n) { token } }";
     for (email, password, name, field) in [
         ("not-an-email", PASSWORD, "Acme", "email"),
         ("short@example.com", "short", "Acme", "password"),
@@ -80,7 +78,7 @@ async fn sign_up_refuses_bad_input_and_changes_nothing() {
         let body = app
             .graphql(
                 None,
-                sign_up,
+                SIGN_UP,
                 json!({ "e": email, "p": password, "n": name }),
             )
             .await;
@@ -94,7 +92,7 @@ async fn sign_up_refuses_bad_input_and_changes_nothing() {
     let again = app
         .graphql(
             None,
-            sign_up,
+            SIGN_UP,
             json!({ "e": "Taken@Example.com", "p": PASSWORD, "n": "Other" }),
         )
         .await;
@@ -238,12 +236,11 @@ async fn a_token_stops_working_once_the_clock_passes_its_expiry() {
 async fn login_is_limited_per_email() {
     let app = TestApp::new().await;
     app.sign_up("target@example.com").await;
-    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
     for _ in 0..10 {
         let body = app
             .graphql(
                 None,
-                login,
+                LOGIN,
                 json!({ "e": "target@example.com", "p": "guess-guess" }),
             )
             .await;
@@ -252,7 +249,7 @@ async fn login_is_limited_per_email() {
     let limited = app
         .graphql(
             None,
-            login,
+            LOGIN,
             json!({ "e": "target@example.com", "p": PASSWORD }),
         )
         .await;

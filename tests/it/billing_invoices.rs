@@ -41,26 +41,25 @@ async fn month_calls(
     .unwrap();
 }
 
-async fn set_plan(app: &TestApp, account_id: &str, plan: &str) {
-    let admin = app.admin_token().await;
-    app.graphql_ok(
-        Some(&admin),
-        "mutation($a: ID!, $p: PlanCode!) { adminSetPlan(accountId: $a, plan: $p) { id } }",
-        json!({ "a": account_id, "p": plan }),
-    )
-    .await;
-}
-
 async fn close(app: &TestApp, as_of: Option<DateTime<Utc>>) -> Value {
-    let admin = app.admin_token().await;
     let data = app
-        .graphql_ok(
-            Some(&admin),
+        .graphql_as_admin(
             "mutation($at: DateTime) { adminCloseBillingPeriods(asOf: $at) { invoicesCreated totalCents } }",
             json!({ "at": as_of.map(|t| t.to_rfc3339()) }),
         )
         .await;
     data["adminCloseBillingPeriods"].clone()
+}
+
+/// The invoice stored for an account; panics when there is none.
+async fn stored_invoice(app: &TestApp, account_id: &str) -> invoice::Model {
+    invoice::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.account_id == account_id)
+        .expect("an invoice")
 }
 
 async fn invoices_of(app: &TestApp, email: &str) -> Vec<Value> {
@@ -79,7 +78,7 @@ async fn invoices_of(app: &TestApp, email: &str) -> Vec<Value> {
 async fn pro_over_its_quota_bills_the_overage_to_the_cent() {
     let app = TestApp::new().await;
     let (_, _, account) = app.sign_up("pro@example.com").await;
-    set_plan(&app, &account, "PRO").await;
+    app.set_plan(&account, "PRO").await;
     november_calls(&app, &account, 100_500).await;
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
     close(&app, None).await;
@@ -99,7 +98,7 @@ async fn pro_over_its_quota_bills_the_overage_to_the_cent() {
 async fn half_a_cent_of_overage_rounds_up_once_per_invoice() {
     let app = TestApp::new().await;
     let (_, _, account) = app.sign_up("half@example.com").await;
-    set_plan(&app, &account, "PRO").await;
+    app.set_plan(&account, "PRO").await;
     // 5 overage calls × 1,000 micros = 5,000 micros = 0.5 cent → 1 cent.
     november_calls(&app, &account, 100_005).await;
     app.clock.set(utc(2026, 12, 2));
@@ -120,7 +119,7 @@ async fn free_accounts_get_zero_invoices_and_enterprise_has_no_overage() {
     let app = TestApp::new().await;
     app.sign_up("free@example.com").await;
     let (_, _, enterprise) = app.sign_up("big@example.com").await;
-    set_plan(&app, &enterprise, "ENTERPRISE").await;
+    app.set_plan(&enterprise, "ENTERPRISE").await;
     november_calls(&app, &enterprise, 5_000_000).await;
     app.clock.set(utc(2026, 12, 2));
     close(&app, None).await;
@@ -152,10 +151,10 @@ async fn the_plan_in_force_at_the_periods_end_is_billed_however_late_the_run() {
     november_calls(&app, &account, 1_200).await;
     // Upgraded mid-November: November is billed on PRO.
     app.clock.set(utc(2026, 11, 20));
-    set_plan(&app, &account, "PRO").await;
+    app.set_plan(&account, "PRO").await;
     // Moved to ENTERPRISE after November ended but before the (late) billing run.
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(2));
-    set_plan(&app, &account, "ENTERPRISE").await;
+    app.set_plan(&account, "ENTERPRISE").await;
     app.clock.set(utc(2026, 12, 3));
     close(&app, Some(utc(2026, 12, 2))).await;
     let invoice = &invoices_of(&app, "switch@example.com").await[0];
@@ -269,7 +268,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
 
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    set_plan(&app, &m.account_id, "PRO").await;
+    app.set_plan(&m.account_id, "PRO").await;
     for i in 0..3 {
         let response = app
             .track(
@@ -281,11 +280,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     }
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
     close(&app, None).await;
-    let invoices = invoice::Entity::find().all(&app.state.db).await.unwrap();
-    let november = invoices
-        .iter()
-        .find(|i| i.account_id == m.account_id)
-        .unwrap();
+    let november = stored_invoice(&app, &m.account_id).await;
     assert_eq!((november.calls, november.total_cents), (3, 2_900));
 
     // A late report dated in November is refused, never moved into December.
@@ -330,7 +325,7 @@ async fn an_account_created_today_is_not_billed_for_last_month_on_its_new_plan()
     // were once accepted and opened an October period.
     let (_, _, account) = app.sign_up("today@example.com").await;
     month_calls(&app, &account, utc(2026, 10, 1), utc(2026, 11, 1), 40).await;
-    set_plan(&app, &account, "ENTERPRISE").await;
+    app.set_plan(&account, "ENTERPRISE").await;
 
     let run = close(&app, None).await;
     assert_eq!(run, json!({ "invoicesCreated": 0, "totalCents": 0 }));
@@ -368,7 +363,7 @@ async fn a_period_that_ended_on_free_is_billed_as_free_after_an_upgrade() {
     month_calls(&app, &account, utc(2026, 9, 1), utc(2026, 10, 1), 7).await;
     month_calls(&app, &account, utc(2026, 10, 1), utc(2026, 11, 1), 3).await;
     app.clock.set(utc(2026, 11, 10));
-    set_plan(&app, &account, "ENTERPRISE").await;
+    app.set_plan(&account, "ENTERPRISE").await;
 
     close(&app, None).await;
     assert_eq!(
@@ -388,13 +383,9 @@ async fn before_its_first_plan_change_an_account_is_billed_on_the_plan_it_was_cr
     let account = app.bare_account("direct", "PRO").await;
     november_calls(&app, &account, 10).await;
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
-    set_plan(&app, &account, "ENTERPRISE").await;
+    app.set_plan(&account, "ENTERPRISE").await;
     close(&app, Some(utc(2026, 12, 1))).await;
-    let invoices = invoice::Entity::find().all(&app.state.db).await.unwrap();
-    let november = invoices
-        .iter()
-        .find(|i| i.account_id == account)
-        .expect("November invoiced");
+    let november = stored_invoice(&app, &account).await;
     assert_eq!(
         (november.plan_code.as_str(), november.total_cents),
         ("PRO", 2_900)

@@ -46,10 +46,15 @@ async fn post_signed(app: &TestApp, header: &str, body: &[u8]) -> TestResponse {
     .await
 }
 
+/// A `stripe-signature` header with one signature of `body` at `t`.
+fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", sign(secret, t, body))
+}
+
 /// Sends `body` signed now with the configured secret.
 async fn send_raw(app: &TestApp, body: &[u8]) -> TestResponse {
-    let t = app.clock.now().timestamp();
-    post_signed(app, &format!("t={t},v1={}", sign(SECRET, t, body)), body).await
+    let t = now_secs(app);
+    post_signed(app, &signature_header(SECRET, t, body), body).await
 }
 
 async fn send(app: &TestApp, event: &Value) -> TestResponse {
@@ -68,6 +73,11 @@ fn checkout(id: &str, created: i64, account_id: &str, plan: &str, customer: &str
         json!({ "object": "checkout.session", "customer": customer,
                 "metadata": { "account_id": account_id, "plan": plan } }),
     )
+}
+
+/// The bytes of a checkout to PRO created now, as the provider would send them.
+fn pro_checkout_body(app: &TestApp, id: &str, account_id: &str, customer: &str) -> Vec<u8> {
+    serde_json::to_vec(&checkout(id, now_secs(app), account_id, "pro", customer)).unwrap()
 }
 
 fn deleted(id: &str, created: i64, metadata: Value, customer: &str) -> Value {
@@ -95,20 +105,6 @@ async fn plan_changes(app: &TestApp, id: &str) -> u64 {
         .unwrap()
 }
 
-async fn graphql_plan(app: &TestApp, token: &str) -> String {
-    let data = app
-        .graphql_ok(
-            Some(token),
-            "{ me { account { plan { code } } } }",
-            json!({}),
-        )
-        .await;
-    data["me"]["account"]["plan"]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn now_secs(app: &TestApp) -> i64 {
     app.clock.now().timestamp()
 }
@@ -121,7 +117,7 @@ fn received() -> Value {
 async fn checkout_moves_the_account_to_pro_and_remembers_the_customer() {
     let app = app().await;
     let (token, _, account_id) = app.sign_up("buyer@example.com").await;
-    assert_eq!(graphql_plan(&app, &token).await, "FREE");
+    assert_eq!(app.plan_code(&token).await, "FREE");
 
     let response = send(
         &app,
@@ -131,7 +127,7 @@ async fn checkout_moves_the_account_to_pro_and_remembers_the_customer() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.json(), received());
 
-    assert_eq!(graphql_plan(&app, &token).await, "PRO");
+    assert_eq!(app.plan_code(&token).await, "PRO");
     let row = account_row(&app, &account_id).await;
     assert_eq!(row.plan_code, "PRO");
     assert_eq!(row.billing_customer_id.as_deref(), Some("cus_1"));
@@ -145,9 +141,7 @@ async fn the_next_key_lookup_sees_the_new_plan() {
     let app = app().await;
     let (token, _, account_id) = app.sign_up("cache@example.com").await;
     let (key, _) = app.create_key(&token, false).await;
-    let digest = tally::domain::keys::parse(&key).unwrap();
-    let before = app.state.keys.lookup(&app.state.db, digest).await.unwrap();
-    assert_eq!(before.unwrap().plan.code, "FREE");
+    assert_eq!(app.resolve_key(&key).await.plan.code, "FREE");
 
     let response = send(
         &app,
@@ -156,8 +150,7 @@ async fn the_next_key_lookup_sees_the_new_plan() {
     .await;
     assert_eq!(response.status, StatusCode::OK);
 
-    let after = app.state.keys.lookup(&app.state.db, digest).await.unwrap();
-    assert_eq!(after.unwrap().plan.code, "ENTERPRISE");
+    assert_eq!(app.resolve_key(&key).await.plan.code, "ENTERPRISE");
 }
 
 #[tokio::test]
@@ -182,7 +175,7 @@ async fn a_repeated_event_id_answers_duplicate_and_changes_nothing() {
     let again = send(&app, &first).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json(), json!({ "received": true, "duplicate": true }));
-    assert_eq!(graphql_plan(&app, &token).await, "FREE");
+    assert_eq!(app.plan_code(&token).await, "FREE");
     assert_eq!(plan_changes(&app, &account_id).await, changes);
 }
 
@@ -190,14 +183,7 @@ async fn a_repeated_event_id_answers_duplicate_and_changes_nothing() {
 async fn concurrent_deliveries_of_one_event_apply_it_once() {
     let app = app().await;
     let (_, _, account_id) = app.sign_up("race@example.com").await;
-    let body = serde_json::to_vec(&checkout(
-        "evt_race",
-        now_secs(&app),
-        &account_id,
-        "pro",
-        "cus_race",
-    ))
-    .unwrap();
+    let body = pro_checkout_body(&app, "evt_race", &account_id, "cus_race");
     let responses = futures::future::join_all((0..8).map(|_| send_raw(&app, &body))).await;
     let mut applied = 0;
     for response in &responses {
@@ -214,22 +200,15 @@ async fn concurrent_deliveries_of_one_event_apply_it_once() {
 async fn a_bad_or_missing_signature_is_refused_and_changes_nothing() {
     let app = app().await;
     let (_, _, account_id) = app.sign_up("sig@example.com").await;
-    let body = serde_json::to_vec(&checkout(
-        "evt_sig",
-        now_secs(&app),
-        &account_id,
-        "pro",
-        "cus",
-    ))
-    .unwrap();
+    let body = pro_checkout_body(&app, "evt_sig", &account_id, "cus");
     let t = now_secs(&app);
 
-    let wrong_secret = format!("t={t},v1={}", sign("whsec_other", t, &body));
+    let wrong_secret = signature_header("whsec_other", t, &body);
     let response = post_signed(&app, &wrong_secret, &body).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(response.json(), json!({ "error": "Invalid signature" }));
 
-    let other_body = format!("t={t},v1={}", sign(SECRET, t, b"{}"));
+    let other_body = signature_header(SECRET, t, b"{}");
     assert_eq!(
         post_signed(&app, &other_body, &body).await.status,
         StatusCode::BAD_REQUEST
@@ -256,16 +235,8 @@ async fn a_bad_or_missing_signature_is_refused_and_changes_nothing() {
 async fn a_signature_older_than_five_minutes_is_refused() {
     let app = app().await;
     let (_, _, account_id) = app.sign_up("stale@example.com").await;
-    let body = serde_json::to_vec(&checkout(
-        "evt_old",
-        now_secs(&app),
-        &account_id,
-        "pro",
-        "cus",
-    ))
-    .unwrap();
-    let t = now_secs(&app);
-    let header = format!("t={t},v1={}", sign(SECRET, t, &body));
+    let body = pro_checkout_body(&app, "evt_old", &account_id, "cus");
+    let header = signature_header(SECRET, now_secs(&app), &body);
 
     app.clock.advance(Duration::seconds(301));
     let response = post_signed(&app, &header, &body).await;
@@ -286,14 +257,7 @@ async fn a_signature_older_than_five_minutes_is_refused() {
 async fn any_matching_v1_signature_is_enough() {
     let app = app().await;
     let (_, _, account_id) = app.sign_up("roll@example.com").await;
-    let body = serde_json::to_vec(&checkout(
-        "evt_roll",
-        now_secs(&app),
-        &account_id,
-        "pro",
-        "cus",
-    ))
-    .unwrap();
+    let body = pro_checkout_body(&app, "evt_roll", &account_id, "cus");
     let t = now_secs(&app);
     let header = format!(
         "t={t},v1={},v1={}",
@@ -342,7 +306,7 @@ async fn an_older_event_delivered_late_does_not_undo_a_newer_one() {
     let response = send(&app, &late).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.json(), received());
-    assert_eq!(graphql_plan(&app, &token).await, "FREE");
+    assert_eq!(app.plan_code(&token).await, "FREE");
     let row = account_row(&app, &account_id).await;
     assert_eq!(row.billing_event_created_at, Some(t0 + 100));
     // Answered once, it stays answered.
@@ -358,7 +322,7 @@ async fn events_in_order_are_all_applied() {
     let (token, _, account_id) = app.sign_up("inorder@example.com").await;
     let t0 = now_secs(&app);
     send(&app, &checkout("evt_a", t0, &account_id, "pro", "cus_i")).await;
-    assert_eq!(graphql_plan(&app, &token).await, "PRO");
+    assert_eq!(app.plan_code(&token).await, "PRO");
     let cancel = deleted(
         "evt_b",
         t0 + 100,
@@ -366,7 +330,7 @@ async fn events_in_order_are_all_applied() {
         "cus_i",
     );
     assert_eq!(send(&app, &cancel).await.json(), received());
-    assert_eq!(graphql_plan(&app, &token).await, "FREE");
+    assert_eq!(app.plan_code(&token).await, "FREE");
 
     // And a newer checkout after an older cancellation wins, while the reverse does not.
     let newer = checkout("evt_c", t0 + 200, &account_id, "enterprise", "cus_i");
@@ -378,7 +342,7 @@ async fn events_in_order_are_all_applied() {
         "cus_i",
     );
     assert_eq!(send(&app, &older_cancel).await.status, StatusCode::OK);
-    assert_eq!(graphql_plan(&app, &token).await, "ENTERPRISE");
+    assert_eq!(app.plan_code(&token).await, "ENTERPRISE");
 }
 
 #[tokio::test]
@@ -399,7 +363,7 @@ async fn subscription_updates_set_the_billing_period_and_plan() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.json(), received());
 
-    assert_eq!(graphql_plan(&app, &token).await, "ENTERPRISE");
+    assert_eq!(app.plan_code(&token).await, "ENTERPRISE");
     let row = account_row(&app, &account_id).await;
     assert_eq!(row.billing_period_start, Some(start));
     assert_eq!(row.billing_period_end, Some(end));
@@ -431,11 +395,11 @@ async fn events_without_account_id_find_the_account_by_customer() {
         &checkout("evt_1", t0, &account_id, "pro", "cus_known"),
     )
     .await;
-    assert_eq!(graphql_plan(&app, &token).await, "PRO");
+    assert_eq!(app.plan_code(&token).await, "PRO");
 
     let cancel = deleted("evt_2", t0 + 10, json!({}), "cus_known");
     assert_eq!(send(&app, &cancel).await.json(), received());
-    assert_eq!(graphql_plan(&app, &token).await, "FREE");
+    assert_eq!(app.plan_code(&token).await, "FREE");
     let row = account_row(&app, &account_id).await;
     assert_eq!(row.billing_period_start, None);
 }
@@ -507,21 +471,8 @@ async fn bodies_over_64_kib_are_refused_with_413() {
 
 #[tokio::test]
 async fn a_declared_length_over_64_kib_is_refused_without_waiting_for_the_body() {
-    use futures::StreamExt;
     let app = app().await;
-    let first = futures::stream::once(async {
-        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"id\": \"evt_"))
-    });
-    let request = axum::http::Request::post(PATH)
-        .header("content-type", "application/json")
-        .header("content-length", (65 * 1024).to_string())
-        .body(axum::body::Body::from_stream(
-            first.chain(futures::stream::pending()),
-        ))
-        .unwrap();
-    let response = tokio::time::timeout(std::time::Duration::from_secs(2), app.request(request))
-        .await
-        .expect("413 at once, not after waiting for the body");
+    let response = app.post_stalled(PATH, 65 * 1024, "{\"id\": \"evt_").await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.json(), json!({ "error": "Payload too large" }));
 }

@@ -2,7 +2,13 @@
 
 use crate::common;
 
-use common::process::{get, tally, Server, OPS_ADMIN, OPS_EMAIL, OPS_PASSWORD};
+use std::path::Path;
+use std::process::Output;
+
+use common::process::{
+    assert_success, default_database_url, get, tally, terminate, Server, OPS_ADMIN, OPS_EMAIL,
+    OPS_PASSWORD,
+};
 use serde_json::json;
 
 const LOGIN: &str =
@@ -63,65 +69,36 @@ fn admin_credentials_can_come_from_the_environment() {
 }
 
 /// Sets up the database in `dir`, as the commands that work on an installation need.
-fn migrate_up(dir: &std::path::Path) {
-    let out = tally(dir).args(["migrate", "up"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn migrate_up(dir: &Path) {
+    assert_success(&tally(dir).args(["migrate", "up"]).output().unwrap());
+}
+
+/// Runs `tally user create` in `dir` for `email` and `password`, with further `flags`.
+fn create_user(dir: &Path, email: &str, password: &str, flags: &[&str]) -> Output {
+    tally(dir)
+        .args(["user", "create", "--email", email, "--password", password])
+        .args(flags)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn user_create_makes_users_that_can_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     migrate_up(dir.path());
-    let status = tally(dir.path())
-        .args([
-            "user",
-            "create",
-            "--email",
-            "cli@example.com",
-            "--password",
-            "from the command line",
-            "--admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let member = tally(dir.path())
-        .args([
-            "user",
-            "create",
-            "--email",
-            "colleague@example.com",
-            "--password",
-            "another password",
-            "--account",
-            "cli@example.com",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        member.status.success(),
-        "{}",
-        String::from_utf8_lossy(&member.stderr)
-    );
-    let duplicate = tally(dir.path())
-        .args([
-            "user",
-            "create",
-            "--email",
-            "cli@example.com",
-            "--password",
-            "from the command line",
-        ])
-        .output()
-        .unwrap();
+    assert_success(&create_user(
+        dir.path(),
+        "cli@example.com",
+        "from the command line",
+        &["--admin"],
+    ));
+    assert_success(&create_user(
+        dir.path(),
+        "colleague@example.com",
+        "another password",
+        &["--account", "cli@example.com"],
+    ));
+    let duplicate = create_user(dir.path(), "cli@example.com", "from the command line", &[]);
     assert!(!duplicate.status.success());
     assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already registered"));
 
@@ -198,33 +175,21 @@ fn schema_prints_the_sdl_and_check_spots_drift() {
 fn billing_close_invoices_ended_periods_once() {
     let dir = tempfile::tempdir().unwrap();
     migrate_up(dir.path());
-    let created = tally(dir.path())
-        .args([
-            "user",
-            "create",
-            "--email",
-            "payer@example.com",
-            "--password",
-            "a payer's password",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    assert_success(&create_user(
+        dir.path(),
+        "payer@example.com",
+        "a payer's password",
+        &[],
+    ));
     // The account has existed since October 2026: October has ended and is billed.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use sea_orm::sea_query::Expr;
         use sea_orm::EntityTrait;
         use tally::entity::{account, account_plan_change};
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("tally.db").display()
-        );
-        let db = tally::db::connect(&url).await.unwrap();
+        let db = tally::db::connect(&default_database_url(dir.path()))
+            .await
+            .unwrap();
         let october = chrono::DateTime::parse_from_rfc3339("2026-10-05T09:00:00+00:00")
             .unwrap()
             .to_utc();
@@ -249,11 +214,7 @@ fn billing_close_invoices_ended_periods_once() {
             .unwrap()
     };
     let first = close("2026-11-01T00:00:00Z");
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains("Created 1 invoice(s), 0 cents in total")
     );
@@ -282,9 +243,7 @@ fn the_server_survives_a_closed_log_stream_and_still_stops_cleanly() {
         assert!(log.read_line(&mut line).unwrap() > 0, "server exited early");
     }
     drop(log); // whoever read the logs is gone
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
 }
@@ -292,7 +251,7 @@ fn the_server_survives_a_closed_log_stream_and_still_stops_cleanly() {
 /// Runs `tally` (serve) in `dir` until it listens or exits: (exit status if it exited, stdout,
 /// the log lines written before "tally listening"). A server that listens is stopped.
 fn start_and_stop(
-    dir: &std::path::Path,
+    dir: &Path,
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (
@@ -323,9 +282,7 @@ fn start_and_stop(
         }
     }
     if listening {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        terminate(&child);
     }
     let status = child.wait().unwrap();
     let mut stdout = String::new();

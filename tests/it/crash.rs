@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use serde_json::{json, Value};
 
 use crate::common;
@@ -30,6 +34,18 @@ fn start(dir: &Path, database_url: &str, settings: &[(&str, &str)]) -> Server {
     Server::start(dir, &all)
 }
 
+/// The body of a tool use of `skill` with an event id, dated now by the wall clock (the binary
+/// runs on real time).
+fn tool_use(skill: &str, event_id: &str) -> String {
+    json!({
+        "skill_id": skill,
+        "tool_name": "Write",
+        "ts": chrono::Utc::now().to_rfc3339(),
+        "event_id": event_id,
+    })
+    .to_string()
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Stop {
     Kill9,
@@ -48,10 +64,7 @@ async fn a_graceful_shutdown_drains_every_acknowledged_event() {
 
 async fn acknowledged_events_survive(how: Stop) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("tally.db").display()
-    );
+    let database_url = process::default_database_url(dir.path());
     let server = start(dir.path(), &database_url, &[]);
 
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD);
@@ -85,13 +98,7 @@ async fn acknowledged_events_survive(how: Stop) {
             scope.spawn(move || {
                 while !stopping.load(Ordering::SeqCst) {
                     let id = format!("evt-{}", next_id.fetch_add(1, Ordering::SeqCst));
-                    let body = json!({
-                        "skill_id": "crash",
-                        "tool_name": "Write",
-                        "ts": chrono::Utc::now().to_rfc3339(),
-                        "event_id": id,
-                    })
-                    .to_string();
+                    let body = tool_use("crash", &id);
                     match process::request(address, "POST", "/api/track", Some(key), &body) {
                         Ok(answer) if answer.status == 200 => {
                             acknowledged.lock().unwrap().insert(id);
@@ -148,48 +155,40 @@ async fn acknowledged_events_survive(how: Stop) {
     );
 }
 
-/// Another connection holding the lock that writing usage events needs, as a long transaction of
-/// another writer would.
-enum WriteLock {
-    Sqlite(sea_orm::sqlx::SqliteConnection),
-    Postgres(sea_orm::sqlx::PgConnection),
+/// Another connection's open transaction holding the lock that writing usage events needs, as a
+/// long transaction of another writer would.
+struct WriteLock {
+    db: DatabaseConnection,
+    transaction: DatabaseTransaction,
 }
 
 impl WriteLock {
     async fn take(database_url: &str) -> Self {
-        use sea_orm::sqlx::{Connection, Executor};
-        if database_url.starts_with("sqlite:") {
-            let mut connection = sea_orm::sqlx::SqliteConnection::connect(database_url)
-                .await
-                .expect("second connection");
-            connection.execute("BEGIN IMMEDIATE").await.expect("lock");
-            Self::Sqlite(connection)
-        } else {
-            let mut connection = sea_orm::sqlx::PgConnection::connect(database_url)
-                .await
-                .expect("second connection");
-            // Readers pass; inserts wait.
-            connection.execute("BEGIN").await.expect("begin");
-            connection
-                .execute("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
+        let db = tally::db::connect(database_url)
+            .await
+            .expect("second connection");
+        // The backends lock differently: SQLite has one writer at a time, so a transaction begun
+        // IMMEDIATE (the mode PostgreSQL ignores) holds every write back; PostgreSQL locks rows
+        // and tables, and this table lock lets readers pass while inserts wait.
+        let transaction = db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .expect("lock");
+        if db.get_database_backend() == DatabaseBackend::Postgres {
+            transaction
+                .execute_unprepared("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
                 .await
                 .expect("lock");
-            Self::Postgres(connection)
         }
+        Self { db, transaction }
     }
 
     async fn release(self) {
-        use sea_orm::sqlx::{Connection, Executor};
-        match self {
-            Self::Sqlite(mut c) => {
-                c.execute("ROLLBACK").await.expect("unlock");
-                c.close().await.ok();
-            }
-            Self::Postgres(mut c) => {
-                c.execute("ROLLBACK").await.expect("unlock");
-                c.close().await.ok();
-            }
-        }
+        self.transaction.rollback().await.expect("unlock");
+        self.db.close().await.ok();
     }
 }
 
@@ -205,15 +204,7 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
         &[("TALLY_REQUEST_TIMEOUT_SECONDS", "3")],
     );
     let member = server.member_with_key("locked@example.com");
-    let track = |id: &str| {
-        json!({
-            "skill_id": "lock",
-            "tool_name": "Write",
-            "ts": chrono::Utc::now().to_rfc3339(),
-            "event_id": id,
-        })
-        .to_string()
-    };
+    let track = |id: &str| tool_use("lock", id);
     // Warm the key cache and the quota counter.
     let warm = server
         .request("POST", "/api/track", Some(&member.key), &track("warm"))

@@ -4,11 +4,9 @@ use crate::common;
 
 use std::collections::HashSet;
 
-use common::analytics::{
-    app, compare_endpoint_stats, naive_history, naive_period_calls, naive_tool_stats,
-};
+use common::analytics::{app, compare_with_raw_events};
 use common::tables;
-use serde_json::{json, Value};
+use serde_json::json;
 use tally::cli::demo::{self, DemoOptions};
 use tally::clock::Clock;
 
@@ -73,20 +71,7 @@ async fn demo_data_covers_every_plan_and_its_rollups_agree_with_its_events() {
         let account_id = me["me"]["account"]["id"].as_str().unwrap().to_owned();
         let raw = app.raw_events(&account_id).await;
         let snapshot = app.snapshot(&token, 30).await;
-        assert_eq!(snapshot["usageHistory"], naive_history(&raw, now, 30));
-        compare_endpoint_stats(
-            &snapshot["endpointStats"],
-            &common::analytics::naive_endpoint_stats(&raw, now, 30, 100),
-        )
-        .unwrap();
-        assert_eq!(
-            snapshot["toolStats"],
-            Value::Array(naive_tool_stats(&raw, now, 30, 100))
-        );
-        assert_eq!(
-            snapshot["currentUsage"]["calls"],
-            naive_period_calls(&raw, now)
-        );
+        compare_with_raw_events(&snapshot, &raw, now, 30, 100).unwrap();
     }
 
     // A second run into the same database is refused rather than mixed in.
@@ -97,7 +82,7 @@ async fn demo_data_covers_every_plan_and_its_rollups_agree_with_its_events() {
 
 #[test]
 fn seed_demo_prints_the_password_and_e_mails_that_sign_in() {
-    use common::process::{tally, Server};
+    use common::process::{assert_success, tally, Server};
     let dir = tempfile::tempdir().unwrap();
     let out = tally(dir.path())
         .args([
@@ -112,11 +97,7 @@ fn seed_demo_prints_the_password_and_e_mails_that_sign_in() {
         .env("TALLY_DEMO_PASSWORD", "a demo password to print")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"a demo password to print\""), "{stdout}");
     assert!(stdout.contains(demo::ADMIN_EMAIL), "{stdout}");
@@ -131,7 +112,7 @@ fn seed_demo_prints_the_password_and_e_mails_that_sign_in() {
     for email in [demo::ADMIN_EMAIL, &first, &last] {
         let login = server.graphql(
             None,
-            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            common::LOGIN,
             json!({ "e": email, "p": "a demo password to print" }),
         );
         assert!(

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use std::io::Write as _;
 
 use common::process::{self, Server};
-use common::TestApp;
+use common::{stalled_body, TestApp};
 use serde_json::json;
 
 #[tokio::test]
@@ -48,15 +48,6 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
 }
 
 // ---- Every error body is JSON -------------------------------------------------------------
-
-/// A body that sends `first` and then nothing, never ending.
-fn stalled_body(first: &'static str) -> axum::body::Body {
-    use futures::StreamExt;
-    let chunk = futures::stream::once(async move {
-        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(first.as_bytes()))
-    });
-    axum::body::Body::from_stream(chunk.chain(futures::stream::pending()))
-}
 
 #[tokio::test]
 async fn unknown_paths_and_wrong_methods_answer_json_errors() {
@@ -131,15 +122,10 @@ async fn a_body_that_stalls_answers_408_json_and_stores_nothing() {
 
 // ---- Connections, through the real binary ---------------------------------------------------
 
-#[test]
-fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[("TALLY_HEADER_READ_TIMEOUT_SECONDS", "1")]);
-    let mut slow = server.connect();
-    let opened = std::time::Instant::now();
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: tally\r\nX-Slow: ")
-        .unwrap();
-    let took = process::closed_after(&mut slow, opened);
+/// Asserts that the server closes `stream` about a second after `since`: the timeouts these
+/// tests set are one second.
+fn assert_closed_a_second_after(stream: &mut std::net::TcpStream, since: std::time::Instant) {
+    let took = process::closed_after(stream, since);
     assert!(
         took >= std::time::Duration::from_millis(900),
         "closed too early: {took:?}"
@@ -148,6 +134,17 @@ fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
         took < std::time::Duration::from_secs(4),
         "closed too late: {took:?}"
     );
+}
+
+#[test]
+fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_HEADER_READ_TIMEOUT_SECONDS", "1")]);
+    let mut slow = server.connect();
+    let opened = std::time::Instant::now();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: tally\r\nX-Slow: ")
+        .unwrap();
+    assert_closed_a_second_after(&mut slow, opened);
     // A client that sends its request promptly is served as before.
     assert_eq!(process::get(&mut server.connect(), "/health").status, 200);
     let metrics = process::get(&mut server.connect(), "/metrics").body;
@@ -167,15 +164,7 @@ fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     assert_eq!(process::get(&mut client, "/health").status, 200);
     assert_eq!(process::get(&mut client, "/health").status, 200);
     let answered = std::time::Instant::now();
-    let took = process::closed_after(&mut client, answered);
-    assert!(
-        took >= std::time::Duration::from_millis(900),
-        "closed too early: {took:?}"
-    );
-    assert!(
-        took < std::time::Duration::from_secs(4),
-        "closed too late: {took:?}"
-    );
+    assert_closed_a_second_after(&mut client, answered);
     server.stop();
 }
 

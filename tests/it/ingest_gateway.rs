@@ -26,6 +26,10 @@ fn call(app: &TestApp, id: Option<&str>, status: u16, ms: u64) -> Value {
     event
 }
 
+async fn verify(app: &TestApp, key: &str, body: Value) -> common::TestResponse {
+    app.post_json("/api/v1/verify", Some(key), &body).await
+}
+
 async fn events(app: &TestApp, key: &str, events: Vec<Value>) -> common::TestResponse {
     app.post_json("/api/v1/events", Some(key), &json!({ "events": events }))
         .await
@@ -54,13 +58,12 @@ async fn an_allowed_verify_answers_the_quota_state_and_counts_the_call() {
         })
     );
     assert_eq!(response.header("x-ratelimit-remaining"), Some("999"));
-    let costly = app
-        .post_json(
-            "/api/v1/verify",
-            Some(&m.key),
-            &json!({ "endpoint": "/v1/search", "method": "POST", "cost": 5 }),
-        )
-        .await;
+    let costly = verify(
+        &app,
+        &m.key,
+        json!({ "endpoint": "/v1/search", "method": "POST", "cost": 5 }),
+    )
+    .await;
     assert_eq!(costly.json()["used"], 6);
     assert_eq!(app.counted_calls(&m.account_id).await, 6);
     assert_eq!(app.stored_events(&m.account_id).await, 2);
@@ -85,9 +88,7 @@ async fn verify_refusals_say_valid_false() {
         json!({ "valid": false, "error": "Invalid key" })
     );
     for cost in [json!(0), json!(1001), json!("3"), json!(1.5)] {
-        let bad = app
-            .post_json("/api/v1/verify", Some(&m.key), &json!({ "cost": cost }))
-            .await;
+        let bad = verify(&app, &m.key, json!({ "cost": cost })).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{cost}");
         assert!(bad.json()["details"]["cost"].is_array());
     }
@@ -96,9 +97,7 @@ async fn verify_refusals_say_valid_false() {
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
 
     app.update_plan("FREE", json!({ "monthlyQuota": 3 })).await;
-    let too_costly = app
-        .post_json("/api/v1/verify", Some(&m.key), &json!({ "cost": 4 }))
-        .await;
+    let too_costly = verify(&app, &m.key, json!({ "cost": 4 })).await;
     assert_eq!(too_costly.status, StatusCode::TOO_MANY_REQUESTS);
     let body = too_costly.json();
     assert_eq!(body["valid"], false);
@@ -116,14 +115,10 @@ async fn verify_is_rate_limited_per_key() {
     app.update_plan("FREE", json!({ "rateLimitPerMinute": 5 }))
         .await;
     for _ in 0..5 {
-        let ok = app
-            .post_json("/api/v1/verify", Some(&m.key), &json!({}))
-            .await;
+        let ok = verify(&app, &m.key, json!({})).await;
         assert_eq!(ok.status, StatusCode::OK);
     }
-    let limited = app
-        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
-        .await;
+    let limited = verify(&app, &m.key, json!({})).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         limited.json(),
@@ -148,16 +143,11 @@ async fn a_hundred_concurrent_verifies_with_one_call_left_allow_exactly_one() {
     )
     .await;
     for _ in 0..4 {
-        let ok = app
-            .post_json("/api/v1/verify", Some(&m.key), &json!({}))
-            .await;
+        let ok = verify(&app, &m.key, json!({})).await;
         assert_eq!(ok.status, StatusCode::OK);
     }
-    let empty = json!({});
-    let responses = futures::future::join_all(
-        (0..100).map(|_| app.post_json("/api/v1/verify", Some(&m.key), &empty)),
-    )
-    .await;
+    let responses =
+        futures::future::join_all((0..100).map(|_| verify(&app, &m.key, json!({})))).await;
     let allowed = responses
         .iter()
         .filter(|r| r.status == StatusCode::OK)
@@ -178,9 +168,7 @@ async fn unlimited_and_overage_plans_answer_accordingly() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
     app.set_plan(&m.account_id, "ENTERPRISE").await;
-    let unlimited = app
-        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
-        .await;
+    let unlimited = verify(&app, &m.key, json!({})).await;
     let body = unlimited.json();
     assert_eq!(body["plan"], "ENTERPRISE");
     assert_eq!(body["limit"], Value::Null);
@@ -190,9 +178,7 @@ async fn unlimited_and_overage_plans_answer_accordingly() {
 
     app.set_plan(&m.account_id, "PRO").await;
     app.update_plan("PRO", json!({ "monthlyQuota": 1 })).await;
-    let past = app
-        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
-        .await;
+    let past = verify(&app, &m.key, json!({})).await;
     assert_eq!(past.status, StatusCode::OK);
     let body = past.json();
     assert_eq!(body["used"], 2);
@@ -326,13 +312,12 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
     app.update_plan("FREE", json!({ "monthlyQuota": 1 })).await;
-    let verified = app
-        .post_json(
-            "/api/v1/verify",
-            Some(&m.key),
-            &json!({ "event_id": "call-1", "endpoint": "/v1/things", "method": "GET" }),
-        )
-        .await;
+    let verified = verify(
+        &app,
+        &m.key,
+        json!({ "event_id": "call-1", "endpoint": "/v1/things", "method": "GET" }),
+    )
+    .await;
     assert_eq!(verified.status, StatusCode::OK);
     // The quota is used up, yet the report of the verified call goes through.
     let reported = events(&app, &m.key, vec![call(&app, Some("call-1"), 404, 42)]).await;
@@ -363,13 +348,12 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     );
     // A retry of the verify (same call, within 10 minutes) is allowed without counting, even
     // after its call was completed.
-    let repeat = app
-        .post_json(
-            "/api/v1/verify",
-            Some(&m.key),
-            &json!({ "event_id": "call-1", "endpoint": "/v1/things", "method": "GET" }),
-        )
-        .await;
+    let repeat = verify(
+        &app,
+        &m.key,
+        json!({ "event_id": "call-1", "endpoint": "/v1/things", "method": "GET" }),
+    )
+    .await;
     assert_eq!(repeat.status, StatusCode::OK);
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
 }
@@ -378,8 +362,7 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
 async fn a_reported_call_moves_to_its_real_endpoint() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    app.post_json("/api/v1/verify", Some(&m.key), &json!({ "event_id": "x" }))
-        .await;
+    verify(&app, &m.key, json!({ "event_id": "x" })).await;
     events(&app, &m.key, vec![call(&app, Some("x"), 200, 7)]).await;
     let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
     let calls_to = |endpoint: &str| {
@@ -397,26 +380,15 @@ async fn a_reported_call_moves_to_its_real_endpoint() {
 async fn while_the_database_is_gone_verify_and_events_answer_503() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    assert_eq!(
-        app.post_json("/api/v1/verify", Some(&m.key), &json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(verify(&app, &m.key, json!({})).await.status, StatusCode::OK);
     app.state.db.close_by_ref().await.unwrap();
-    let verify = app
-        .post_json("/api/v1/verify", Some(&m.key), &json!({}))
-        .await;
-    assert_eq!(verify.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(verify.json()["valid"], false);
-    assert!(verify.header("retry-after").is_some());
+    let refused = verify(&app, &m.key, json!({})).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.json()["valid"], false);
+    assert!(refused.header("retry-after").is_some());
     let batch = events(&app, &m.key, vec![call(&app, None, 200, 1)]).await;
     assert_eq!(batch.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(batch.header("retry-after").is_some());
-}
-
-async fn verify(app: &TestApp, key: &str, body: Value) -> common::TestResponse {
-    app.post_json("/api/v1/verify", Some(key), &body).await
 }
 
 #[tokio::test]

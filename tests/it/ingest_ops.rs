@@ -3,7 +3,6 @@
 use crate::common;
 
 use axum::http::StatusCode;
-use common::ingest::track_body;
 use common::tables;
 use common::TestApp;
 use serde_json::json;
@@ -158,9 +157,7 @@ async fn installs_are_rate_limited_per_client_address() {
 async fn metrics_count_requests_events_batches_and_database_errors() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let ok = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let ok = app.track_now(&m.key).await;
     assert_eq!(ok.status, StatusCode::OK);
     app.track("tly_nope", &json!({})).await;
     let response = app.get("/metrics").await;
@@ -176,8 +173,7 @@ async fn metrics_count_requests_events_batches_and_database_errors() {
     assert!(text.contains("tally_recorder_write_seconds_bucket"));
 
     app.state.db.close_by_ref().await.unwrap();
-    app.track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    app.track_now(&m.key).await;
     let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
     assert!(text.contains("tally_database_errors_total"), "{text}");
 }

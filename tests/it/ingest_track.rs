@@ -290,9 +290,7 @@ async fn a_quota_refusal_for_an_ended_period_names_one_wait_in_both_headers() {
     let m = app.member_with_key(false).await;
     app.update_plan("FREE", json!({ "monthlyQuota": 2 })).await;
     for _ in 0..2 {
-        let ok = app
-            .track(&m.key, &track_body(&app.now_rfc3339(), None))
-            .await;
+        let ok = app.track_now(&m.key).await;
         assert_eq!(ok.status, StatusCode::OK);
     }
     // In November, a late report dated in the full October is refused.
@@ -431,7 +429,7 @@ async fn expired_keys_are_accepted_by_track_and_marked() {
         .await;
     let key = data["createApiKey"]["key"].as_str().unwrap().to_owned();
     app.clock.advance(Duration::hours(2));
-    let response = app.track(&key, &track_body(&app.now_rfc3339(), None)).await;
+    let response = app.track_now(&key).await;
     assert_eq!(response.status, StatusCode::OK);
     let marked = tables::events_with_expired_key(&app.state.db, &m.account_id).await;
     assert_eq!(marked, 1);
@@ -523,14 +521,10 @@ async fn a_free_plan_over_its_quota_is_refused_with_the_details() {
     let m = app.member_with_key(false).await;
     app.update_plan("FREE", json!({ "monthlyQuota": 3 })).await;
     for _ in 0..3 {
-        let ok = app
-            .track(&m.key, &track_body(&app.now_rfc3339(), None))
-            .await;
+        let ok = app.track_now(&m.key).await;
         assert_eq!(ok.status, StatusCode::OK);
     }
-    let refused = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let refused = app.track_now(&m.key).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     let body = refused.json();
     assert_eq!(body["error"], "Quota exceeded");
@@ -546,9 +540,7 @@ async fn a_free_plan_over_its_quota_is_refused_with_the_details() {
     // A PRO plan goes into overage instead.
     app.set_plan(&m.account_id, "PRO").await;
     app.update_plan("PRO", json!({ "monthlyQuota": 3 })).await;
-    let overage = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let overage = app.track_now(&m.key).await;
     assert_eq!(overage.status, StatusCode::OK);
     assert_eq!(app.counted_calls(&m.account_id).await, 4);
 }
@@ -583,9 +575,7 @@ async fn events_count_in_the_period_of_their_own_time() {
 async fn rate_limit_headers_report_the_minute_and_the_month() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
-    let response = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let response = app.track_now(&m.key).await;
     assert_eq!(response.header("x-ratelimit-limit"), Some("1000"));
     assert_eq!(response.header("x-ratelimit-remaining"), Some("999"));
     assert_eq!(
@@ -610,9 +600,7 @@ async fn rate_limit_headers_report_the_minute_and_the_month() {
         .starts_with("\"minute\";r=98;"));
     // Unlimited plans have no monthly part.
     app.set_plan(&m.account_id, "ENTERPRISE").await;
-    let unlimited = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let unlimited = app.track_now(&m.key).await;
     assert_eq!(unlimited.status, StatusCode::OK);
     assert!(unlimited.header("x-ratelimit-limit").is_none());
     assert!(unlimited.header("x-ratelimit-remaining").is_none());
@@ -627,16 +615,9 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
     // Warm the key cache and the quota counter, so the recorder is what meets the outage.
-    assert_eq!(
-        app.track(&m.key, &track_body(&app.now_rfc3339(), None))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.track_now(&m.key).await.status, StatusCode::OK);
     app.state.db.close_by_ref().await.unwrap();
-    let response = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let response = app.track_now(&m.key).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.json(), json!({ "error": "Service unavailable" }));
     assert!(response.header("retry-after").is_some());
@@ -652,9 +633,7 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     assert_eq!(used, 1);
     // A key never seen before meets the outage at its lookup.
     let other = tally::domain::keys::generate().plaintext;
-    let response = app
-        .track(&other, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let response = app.track_now(&other).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         app.get("/ready").await.status,
@@ -682,9 +661,7 @@ async fn a_provider_billing_period_replaces_the_calendar_month_inside_it() {
     row.update(&app.state.db).await.unwrap();
     app.state.keys.forget_all();
 
-    let inside = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), None))
-        .await;
+    let inside = app.track_now(&m.key).await;
     assert_eq!(inside.status, StatusCode::OK);
     assert_eq!(
         inside.header("x-ratelimit-reset"),

@@ -5,7 +5,7 @@ use crate::common;
 use common::TestApp;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 use tally::domain::histogram::Counts;
 
 /// Reverts the migrations from `name` on, leaving the database as it was just before `name`.
@@ -20,12 +20,47 @@ async fn revert_to_before(db: &DatabaseConnection, name: &str) {
         .expect("migrate down");
 }
 
-async fn execute(db: &DatabaseConnection, sql: &str) {
-    db.execute_unprepared(sql).await.expect(sql);
+/// Inserts one row of (column, value) pairs into `table`, the values bound. The tables are named
+/// as text: these tests write and read schemas older than the entities.
+async fn insert(db: &DatabaseConnection, table: &str, row: &[(&str, Value)]) {
+    let mut query = Query::insert();
+    query
+        .into_table(Alias::new(table))
+        .columns(row.iter().map(|(column, _)| Alias::new(*column)))
+        .values_panic(row.iter().map(|(_, value)| Expr::val(value.clone())));
+    db.execute(&query)
+        .await
+        .unwrap_or_else(|err| panic!("insert into {table}: {err}"));
 }
 
-/// `columns` of the rows of `table` whose columns equal the given values, bound. The tables are
-/// named as text: these tests read schemas older than the entities.
+/// A `usage_daily_endpoints` row for GET `endpoint` in the columns the schemas before the
+/// cost-weighted calls share: calls, successes, failures, latency sum and latency count.
+async fn insert_endpoint_row(
+    db: &DatabaseConnection,
+    account: &str,
+    day: &str,
+    endpoint: &str,
+    [calls, successes, failures, latency_sum_ms, latency_count]: [i64; 5],
+) {
+    insert(
+        db,
+        "usage_daily_endpoints",
+        &[
+            ("account_id", account.into()),
+            ("day", day.into()),
+            ("method", "GET".into()),
+            ("endpoint", endpoint.into()),
+            ("calls", calls.into()),
+            ("successes", successes.into()),
+            ("failures", failures.into()),
+            ("latency_sum_ms", latency_sum_ms.into()),
+            ("latency_count", latency_count.into()),
+        ],
+    )
+    .await;
+}
+
+/// `columns` of the rows of `table` whose columns equal the given values, bound.
 fn select(table: &str, columns: &[&str], equal: &[(&str, &str)]) -> SelectStatement {
     let mut query = Query::select();
     query
@@ -76,25 +111,22 @@ async fn latency_buckets_move_into_the_rollup_row_and_back() {
     // Two endpoints with latencies, one verified call whose latency is still unknown.
     let endpoint_rows = [("/a", 3, 3), ("/b", 1, 1), ("/unknown", 1, 0)];
     for (endpoint, calls, latency_count) in endpoint_rows {
-        execute(
-            db,
-            &format!(
-                "INSERT INTO usage_daily_endpoints (account_id, day, method, endpoint, calls, \
-                 successes, failures, latency_sum_ms, latency_count) \
-                 VALUES ('{account}', '2026-11-10', 'GET', '{endpoint}', {calls}, {calls}, 0, \
-                 100, {latency_count})"
-            ),
-        )
-        .await;
+        let outcomes = [calls, calls, 0, 100, latency_count];
+        insert_endpoint_row(db, &account, "2026-11-10", endpoint, outcomes).await;
     }
-    let buckets = [("/a", 12, 2), ("/a", 140, 1), ("/b", 7, 1)];
+    let buckets: [(&str, i32, i64); 3] = [("/a", 12, 2), ("/a", 140, 1), ("/b", 7, 1)];
     for (endpoint, bucket, count) in buckets {
-        execute(
+        insert(
             db,
-            &format!(
-                "INSERT INTO usage_daily_latency (account_id, day, method, endpoint, bucket, count) \
-                 VALUES ('{account}', '2026-11-10', 'GET', '{endpoint}', {bucket}, {count})"
-            ),
+            "usage_daily_latency",
+            &[
+                ("account_id", account.as_str().into()),
+                ("day", "2026-11-10".into()),
+                ("method", "GET".into()),
+                ("endpoint", endpoint.into()),
+                ("bucket", bucket.into()),
+                ("count", count.into()),
+            ],
         )
         .await;
     }
@@ -133,25 +165,19 @@ async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
         ("2026-11-10", "/a", 1, 0, 1, 0, 0),
     ];
     for (day, endpoint, calls, successes, failures, sum, count) in endpoint_rows {
-        execute(
-            db,
-            &format!(
-                "INSERT INTO usage_daily_endpoints (account_id, day, method, endpoint, calls, \
-                 successes, failures, latency_sum_ms, latency_count) \
-                 VALUES ('{account}', '{day}', 'GET', '{endpoint}', {calls}, {successes}, \
-                 {failures}, {sum}, {count})"
-            ),
-        )
-        .await;
+        let outcomes = [calls, successes, failures, sum, count];
+        insert_endpoint_row(db, &account, day, endpoint, outcomes).await;
     }
     // Totals count tool uses too: 6 API calls and 3 tool uses on the 9th.
-    for (day, calls) in [("2026-11-09", 9), ("2026-11-10", 1)] {
-        execute(
+    for (day, calls) in [("2026-11-09", 9i64), ("2026-11-10", 1)] {
+        insert(
             db,
-            &format!(
-                "INSERT INTO usage_daily_totals (account_id, day, calls) \
-                 VALUES ('{account}', '{day}', {calls})"
-            ),
+            "usage_daily_totals",
+            &[
+                ("account_id", account.as_str().into()),
+                ("day", day.into()),
+                ("calls", calls.into()),
+            ],
         )
         .await;
     }
@@ -222,20 +248,28 @@ async fn accounts_learn_the_plan_they_were_created_with() {
     revert_to_before(db, "m20261129_000001_account_initial_plan").await;
     // Created on ENTERPRISE and never changed; and one whose creation was not recorded, moved
     // to PRO later (so it started on FREE, where every account starts).
+    let time = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
     for (id, plan) in [("direct", "ENTERPRISE"), ("legacy", "PRO")] {
-        execute(
+        insert(
             db,
-            &format!(
-                "INSERT INTO accounts (id, name, plan_code, created_at) \
-                 VALUES ('{id}', '{id}', '{plan}', '2026-10-01T00:00:00+00:00')"
-            ),
+            "accounts",
+            &[
+                ("id", id.into()),
+                ("name", id.into()),
+                ("plan_code", plan.into()),
+                ("created_at", time("2026-10-01T00:00:00+00:00").into()),
+            ],
         )
         .await;
     }
-    execute(
+    insert(
         db,
-        "INSERT INTO account_plan_changes (account_id, plan_code, effective_at) \
-         VALUES ('legacy', 'PRO', '2026-10-15T00:00:00+00:00')",
+        "account_plan_changes",
+        &[
+            ("account_id", "legacy".into()),
+            ("plan_code", "PRO".into()),
+            ("effective_at", time("2026-10-15T00:00:00+00:00").into()),
+        ],
     )
     .await;
 
@@ -267,97 +301,56 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
         .timestamp_millis();
     // Three API calls (cost 10 answered 200, cost 3 answered 503, cost 1 answered 200), a tool
     // use, and three installs (two anonymous).
-    let install = r#"'{"source":"install-script","platform":"linux","version":"1.0"}'"#;
+    let install = r#"{"source":"install-script","platform":"linux","version":"1.0"}"#;
+    let owner = Some(account.as_str());
+    // (account, kind, status, cost, metadata); API calls are GETs of /a, the rest of `deploy`.
     let events = [
-        (
-            format!("'{account}'"),
-            "API_CALL",
-            "'/a'",
-            "200",
-            10,
-            "NULL".to_owned(),
-        ),
-        (
-            format!("'{account}'"),
-            "API_CALL",
-            "'/a'",
-            "503",
-            3,
-            "NULL".to_owned(),
-        ),
-        (
-            format!("'{account}'"),
-            "API_CALL",
-            "'/a'",
-            "200",
-            1,
-            "NULL".to_owned(),
-        ),
-        (
-            format!("'{account}'"),
-            "TOOL_CALL",
-            "NULL",
-            "NULL",
-            1,
-            "NULL".to_owned(),
-        ),
-        (
-            "NULL".to_owned(),
-            "INSTALL",
-            "NULL",
-            "NULL",
-            0,
-            install.to_owned(),
-        ),
-        (
-            "NULL".to_owned(),
-            "INSTALL",
-            "NULL",
-            "NULL",
-            0,
-            install.to_owned(),
-        ),
-        (
-            format!("'{account}'"),
-            "INSTALL",
-            "NULL",
-            "NULL",
-            0,
-            install.to_owned(),
-        ),
+        (owner, "API_CALL", Some(200), 10i64, None),
+        (owner, "API_CALL", Some(503), 3, None),
+        (owner, "API_CALL", Some(200), 1, None),
+        (owner, "TOOL_CALL", None, 1, None),
+        (None, "INSTALL", None, 0, Some(install)),
+        (None, "INSTALL", None, 0, Some(install)),
+        (owner, "INSTALL", None, 0, Some(install)),
     ];
-    for (owner, kind, endpoint, status, cost, metadata) in events {
-        let (method, skill) = match kind {
-            "API_CALL" => ("'GET'", "NULL"),
-            _ => ("NULL", "'deploy'"),
+    for (owner, kind, status, cost, metadata) in events {
+        let (endpoint, method, skill) = match kind {
+            "API_CALL" => (Some("/a"), Some("GET"), None),
+            _ => (None, None, Some("deploy")),
         };
-        execute(
+        insert(
             db,
-            &format!(
-                "INSERT INTO usage_events (account_id, kind, endpoint, method, status_code, \
-                 skill_id, metadata, cost, expired_key, occurred_at, received_at) \
-                 VALUES ({owner}, '{kind}', {endpoint}, {method}, {status}, {skill}, \
-                 {metadata}, {cost}, false, {at}, {at})"
-            ),
+            "usage_events",
+            &[
+                ("account_id", owner.into()),
+                ("kind", kind.into()),
+                ("endpoint", endpoint.into()),
+                ("method", method.into()),
+                ("status_code", status.into()),
+                ("skill_id", skill.into()),
+                ("metadata", metadata.into()),
+                ("cost", cost.into()),
+                ("expired_key", false.into()),
+                ("occurred_at", at.into()),
+                ("received_at", at.into()),
+            ],
         )
         .await;
     }
     // The rollups as they were written then: one call per event.
-    execute(
+    insert_endpoint_row(db, &account, "2026-11-09", "/a", [3, 2, 1, 0, 0]).await;
+    insert(
         db,
-        &format!(
-            "INSERT INTO usage_daily_endpoints (account_id, day, method, endpoint, calls, \
-             successes, failures, latency_sum_ms, latency_count) \
-             VALUES ('{account}', '2026-11-09', 'GET', '/a', 3, 2, 1, 0, 0)"
-        ),
-    )
-    .await;
-    execute(
-        db,
-        &format!(
-            "INSERT INTO usage_daily_totals (account_id, day, calls, successes, failures, \
-             latency_sum_ms, latency_count) VALUES ('{account}', '2026-11-09', 4, 2, 1, 0, 0)"
-        ),
+        "usage_daily_totals",
+        &[
+            ("account_id", account.as_str().into()),
+            ("day", "2026-11-09".into()),
+            ("calls", 4i64.into()),
+            ("successes", 2i64.into()),
+            ("failures", 1i64.into()),
+            ("latency_sum_ms", 0i64.into()),
+            ("latency_count", 0i64.into()),
+        ],
     )
     .await;
     let outcomes = ["calls", "successes", "failures"];

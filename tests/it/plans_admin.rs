@@ -104,14 +104,7 @@ async fn admin_set_plan_moves_an_account_and_records_when() {
         data["adminSetPlan"]["plan"],
         json!({ "code": "ENTERPRISE", "monthlyQuota": null })
     );
-    let me = app
-        .graphql_ok(
-            Some(&member),
-            "{ me { account { plan { code } } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(me["me"]["account"]["plan"]["code"], "ENTERPRISE");
+    assert_eq!(app.plan_code(&member).await, "ENTERPRISE");
 
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     use tally::entity::account_plan_change as change;
@@ -141,14 +134,7 @@ async fn admin_update_plan_changes_only_the_given_fields_and_is_seen_by_the_key_
     let app = TestApp::new().await;
     let (member, _, _) = app.sign_up("limits@example.com").await;
     let (key, _) = app.create_key(&member, false).await;
-    let digest = tally::domain::keys::parse(&key).unwrap();
-    let before = app
-        .state
-        .keys
-        .lookup(&app.state.db, digest)
-        .await
-        .unwrap()
-        .unwrap();
+    let before = app.resolve_key(&key).await;
     assert_eq!(before.plan.rate_limit_per_minute, 100);
 
     let admin = app.admin_token().await;
@@ -165,13 +151,7 @@ async fn admin_update_plan_changes_only_the_given_fields_and_is_seen_by_the_key_
                 "rateLimitPerMinute": 7, "blocksOverQuota": true })
     );
     // The next lookup sees the new limits at once, cached entry or not.
-    let after = app
-        .state
-        .keys
-        .lookup(&app.state.db, digest)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = app.resolve_key(&key).await;
     assert_eq!(
         (after.plan.rate_limit_per_minute, after.plan.monthly_quota),
         (7, Some(50))

@@ -208,7 +208,7 @@ pub fn p95_close(read: i64, exact: i64) -> bool {
 }
 
 /// `usageHistory(days)` from raw events.
-pub fn naive_history(events: &[RawEvent], now: DateTime<Utc>, days: i64) -> Value {
+fn naive_history(events: &[RawEvent], now: DateTime<Utc>, days: i64) -> Value {
     let mut by_day: BTreeMap<NaiveDate, [i64; 5]> = BTreeMap::new();
     for e in events.iter().filter(|e| in_window(e, now, days)) {
         let slot = by_day.entry(e.day()).or_default();
@@ -307,7 +307,7 @@ pub fn naive_endpoint_stats(
 }
 
 /// `toolStats(days, limit)` from raw events.
-pub fn naive_tool_stats(
+fn naive_tool_stats(
     events: &[RawEvent],
     now: DateTime<Utc>,
     days: i64,
@@ -342,7 +342,7 @@ pub fn naive_tool_stats(
 }
 
 /// Quota calls of the calendar month containing `now`, from raw events.
-pub fn naive_period_calls(events: &[RawEvent], now: DateTime<Utc>) -> i64 {
+fn naive_period_calls(events: &[RawEvent], now: DateTime<Utc>) -> i64 {
     let period = BillingPeriod::calendar_month(now);
     events
         .iter()
@@ -354,6 +354,41 @@ pub fn naive_period_calls(events: &[RawEvent], now: DateTime<Utc>) -> i64 {
 /// How async-graphql writes a `DateTime<Utc>` (whole seconds without a fraction, `+00:00`).
 fn graphql_datetime(at: DateTime<Utc>) -> String {
     at.to_rfc3339()
+}
+
+/// Holds the analytics answers read over `days` days with `limit` rows a page (`currentUsage.calls`,
+/// `usageHistory`, `endpointStats`, `toolStats`, as [`SNAPSHOT`] asks them) against the same
+/// answers computed from the raw events. Returns a description of the first difference.
+pub fn compare_with_raw_events(
+    read: &Value,
+    events: &[RawEvent],
+    now: DateTime<Utc>,
+    days: i64,
+    limit: usize,
+) -> Result<(), String> {
+    let history = naive_history(events, now, days);
+    if read["usageHistory"] != history {
+        return Err(format!(
+            "history over {days} days: {} vs {history}",
+            read["usageHistory"]
+        ));
+    }
+    compare_endpoint_stats(
+        &read["endpointStats"],
+        &naive_endpoint_stats(events, now, days, limit),
+    )?;
+    let tools = Value::Array(naive_tool_stats(events, now, days, limit));
+    if read["toolStats"] != tools {
+        return Err(format!(
+            "tools over {days} days: {} vs {tools}",
+            read["toolStats"]
+        ));
+    }
+    let calls = naive_period_calls(events, now);
+    if read["currentUsage"]["calls"] != calls {
+        return Err(format!("period calls: {} vs {calls}", read["currentUsage"]));
+    }
+    Ok(())
 }
 
 /// Compares endpoint stats: everything exact except p95, which must be within the tolerance of

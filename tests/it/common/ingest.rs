@@ -27,29 +27,14 @@ impl TestApp {
         }
     }
 
-    /// Edits a plan through the admin API, e.g. `json!({"monthlyQuota": 5})`.
-    pub async fn update_plan(&self, code: &str, input: Value) {
-        let admin = self.admin_token().await;
-        self.graphql_ok(
-            Some(&admin),
-            "mutation($c: PlanCode!, $i: PlanInput!) { adminUpdatePlan(code: $c, input: $i) { code } }",
-            json!({ "c": code, "i": input }),
-        )
-        .await;
-    }
-
-    pub async fn set_plan(&self, account_id: &str, code: &str) {
-        let admin = self.admin_token().await;
-        self.graphql_ok(
-            Some(&admin),
-            "mutation($a: ID!, $p: PlanCode!) { adminSetPlan(accountId: $a, plan: $p) { id } }",
-            json!({ "a": account_id, "p": code }),
-        )
-        .await;
-    }
-
     pub async fn track(&self, key: &str, body: &Value) -> TestResponse {
         self.post_json("/api/track", Some(key), body).await
+    }
+
+    /// Tracks one tool use dated now, without an event id.
+    pub async fn track_now(&self, key: &str) -> TestResponse {
+        self.track(key, &track_body(&self.now_rfc3339(), None))
+            .await
     }
 
     /// The latency histogram of one daily endpoint rollup row, read back as bucket → count.

@@ -9,18 +9,27 @@ pub mod tables;
 
 use std::sync::Arc;
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{json, Value};
 use tally::clock::{Clock, ManualClock};
 use tally::config::Config;
+use tally::domain::keys::{self, ResolvedKey};
 use tally::AppState;
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery";
+
+/// Signs up a member with an account named `$n`, as the dashboard does.
+pub const SIGN_UP: &str = "mutation($e: String!, $p: String!, $n: String!) { signUp(email: $e, password: $p, accountName: $n) { token user { id account { id } } } }";
+
+/// Signs in with an e-mail and a password.
+pub const LOGIN: &str =
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
 
 pub struct TestApp {
     pub router: Router,
@@ -245,8 +254,8 @@ impl TestApp {
         let data = self
             .graphql_ok(
                 None,
-                "mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, accountName: \"Acme\") { token user { id account { id } } } }",
-                json!({ "e": email, "p": PASSWORD }),
+                SIGN_UP,
+                json!({ "e": email, "p": PASSWORD, "n": "Acme" }),
             )
             .await;
         (
@@ -279,11 +288,7 @@ impl TestApp {
 
     pub async fn login(&self, email: &str) -> String {
         let data = self
-            .graphql_ok(
-                None,
-                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-                json!({ "e": email, "p": PASSWORD }),
-            )
+            .graphql_ok(None, LOGIN, json!({ "e": email, "p": PASSWORD }))
             .await;
         data["login"]["token"].as_str().unwrap().to_owned()
     }
@@ -305,6 +310,84 @@ impl TestApp {
                 .to_owned(),
         )
     }
+
+    /// The code of the plan the token's account is on, as its members see it.
+    pub async fn plan_code(&self, token: &str) -> String {
+        let data = self
+            .graphql_ok(
+                Some(token),
+                "{ me { account { plan { code } } } }",
+                json!({}),
+            )
+            .await;
+        data["me"]["account"]["plan"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Runs an operation that must succeed as a new admin and returns its `data`.
+    pub async fn graphql_as_admin(&self, query: &str, variables: Value) -> Value {
+        let admin = self.admin_token().await;
+        self.graphql_ok(Some(&admin), query, variables).await
+    }
+
+    /// Edits a plan through the admin API, e.g. `json!({"monthlyQuota": 5})`.
+    pub async fn update_plan(&self, code: &str, input: Value) {
+        self.graphql_as_admin(
+            "mutation($c: PlanCode!, $i: PlanInput!) { adminUpdatePlan(code: $c, input: $i) { code } }",
+            json!({ "c": code, "i": input }),
+        )
+        .await;
+    }
+
+    /// Moves an account to another plan through the admin API.
+    pub async fn set_plan(&self, account_id: &str, code: &str) {
+        self.graphql_as_admin(
+            "mutation($a: ID!, $p: PlanCode!) { adminSetPlan(accountId: $a, plan: $p) { id } }",
+            json!({ "a": account_id, "p": code }),
+        )
+        .await;
+    }
+
+    /// What the ingestion routes resolve a key to, through the same key cache; panics unless the
+    /// key exists.
+    pub async fn resolve_key(&self, plaintext: &str) -> Arc<ResolvedKey> {
+        let digest = keys::parse(plaintext).expect("a well-formed key");
+        self.state
+            .keys
+            .lookup(&self.state.db, digest)
+            .await
+            .expect("key lookup")
+            .expect("a known key")
+    }
+
+    /// POSTs JSON to `path` declaring a body of `declared_length` bytes of which only `first`
+    /// ever arrives. The answer must come within two seconds: a route that waited for the body
+    /// would never answer.
+    pub async fn post_stalled(
+        &self,
+        path: &str,
+        declared_length: usize,
+        first: &'static str,
+    ) -> TestResponse {
+        let request = Request::post(path)
+            .header("content-type", "application/json")
+            .header("content-length", declared_length.to_string())
+            .body(stalled_body(first))
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(2), self.request(request))
+            .await
+            .expect("an answer at once, not after waiting for the body")
+    }
+}
+
+/// A body that sends `first` and then nothing, never ending.
+pub fn stalled_body(first: &'static str) -> Body {
+    let chunk = futures::stream::once(async move {
+        Ok::<_, std::io::Error>(Bytes::from_static(first.as_bytes()))
+    });
+    Body::from_stream(chunk.chain(futures::stream::pending()))
 }
 
 /// The `extensions.code` of the first error of a GraphQL response.
@@ -312,4 +395,11 @@ pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// The message of the first error of a GraphQL response.
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
 }

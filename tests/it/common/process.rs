@@ -4,7 +4,7 @@
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -35,6 +35,28 @@ pub fn tally(dir: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TALLY_LOG_FORMAT", "json");
     command
+}
+
+/// The SQLite database `tally` uses when started in `dir` without a database URL.
+pub fn default_database_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("tally.db").display())
+}
+
+/// Asserts that a finished command exited 0, showing what it wrote on stderr otherwise.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asks a process to stop with SIGTERM, as a service manager would; it drains and exits.
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
 }
 
 pub struct Server {
@@ -105,11 +127,7 @@ impl Server {
     }
 
     pub fn login(&self, email: &str, password: &str) -> String {
-        let data = self.graphql_ok(
-            None,
-            "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-            json!({ "e": email, "p": password }),
-        );
+        let data = self.graphql_ok(None, super::LOGIN, json!({ "e": email, "p": password }));
         data["login"]["token"].as_str().unwrap().to_owned()
     }
 
@@ -127,8 +145,8 @@ impl Server {
     pub fn member_with_key(&self, email: &str) -> Member {
         let signed_up = self.graphql_ok(
             None,
-            "mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, accountName: \"Hooks\") { token user { account { id } } } }",
-            json!({ "e": email, "p": super::PASSWORD }),
+            super::SIGN_UP,
+            json!({ "e": email, "p": super::PASSWORD, "n": "Hooks" }),
         );
         let token = signed_up["signUp"]["token"].as_str().unwrap().to_owned();
         let created = self.graphql_ok(
@@ -153,9 +171,7 @@ impl Server {
     /// Stops the server with SIGTERM (in-flight requests finish, the recorder's queue is
     /// written) and returns what it printed on stdout.
     pub fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        terminate(&self.child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
