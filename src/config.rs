@@ -219,6 +219,10 @@ pub struct ServeArgs {
     /// by default: every client is its connection's peer.
     #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<IpNet>,
+    /// Redis (`redis://host:6379`) through which every instance shares the per-key minute
+    /// limits. Unset: each instance limits on its own.
+    #[arg(long, env = "TALLY_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -251,6 +255,8 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// See `ServeArgs::trusted_proxies`.
     pub trusted_proxies: Vec<IpNet>,
+    /// See `ServeArgs::redis_url`. May hold a password: not logged.
+    pub redis_url: Option<String>,
 }
 
 /// A quarter of the request timeout: a request may wait that long for the recorder and as long
@@ -279,6 +285,7 @@ impl Config {
             max_connections: args.max_connections,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
             trusted_proxies: args.trusted_proxies.clone(),
+            redis_url: args.redis_url.clone().filter(|url| !url.is_empty()),
             ..Self::default()
         }
     }
@@ -317,6 +324,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }
@@ -341,6 +349,7 @@ impl Default for Config {
             max_connections: 1024,
             body_read_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
+            redis_url: None,
         }
     }
 }
@@ -366,6 +375,11 @@ impl ServeArgs {
     /// about settings that work but are probably not what the operator wants.
     pub fn check(&self) -> anyhow::Result<()> {
         self.configured_jwt_secret()?;
+        if let Some(url) = self.redis_url.as_deref().filter(|url| !url.is_empty()) {
+            redis::Client::open(url).map_err(|err| {
+                anyhow::anyhow!("the Redis URL (--redis-url / TALLY_REDIS_URL) is unusable: {err}")
+            })?;
+        }
         if !is_absolute_http_url(&self.upgrade_url) {
             tracing::warn!(
                 upgrade_url = %self.upgrade_url,

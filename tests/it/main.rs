@@ -24,3 +24,4 @@ mod migrations;
 mod plans_admin;
 mod proxies;
 mod schema_sdl;
+mod shared_limits;
