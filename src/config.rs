@@ -1,11 +1,12 @@
 //! The command line and the one typed `Config` the service runs with. Every flag has a `TALLY_*`
 //! environment fallback and a default that works on a fresh machine.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 use crate::domain::auth::MIN_JWT_SECRET_BYTES;
 
@@ -213,6 +214,15 @@ pub struct ServeArgs {
     /// A request body that has not fully arrived this many seconds after its head is answered 408.
     #[arg(long, env = "TALLY_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_read_timeout_seconds: u64,
+    /// Proxies (networks such as 10.0.0.0/8, or single addresses; comma-separated) whose
+    /// `Forwarded` / `X-Forwarded-For` headers name the client for the per-address limits. None
+    /// by default: every client is its connection's peer.
+    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Redis (`redis://host:6379`) through which every instance shares the per-key minute
+    /// limits. Unset: each instance limits on its own.
+    #[arg(long, env = "TALLY_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -243,6 +253,10 @@ pub struct Config {
     pub keep_alive_timeout: Duration,
     pub max_connections: u32,
     pub body_read_timeout: Duration,
+    /// See `ServeArgs::trusted_proxies`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// See `ServeArgs::redis_url`. May hold a password: not logged.
+    pub redis_url: Option<String>,
 }
 
 /// A quarter of the request timeout: a request may wait that long for the recorder and as long
@@ -270,6 +284,8 @@ impl Config {
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout_seconds),
             max_connections: args.max_connections,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
+            trusted_proxies: args.trusted_proxies.clone(),
+            redis_url: args.redis_url.clone().filter(|url| !url.is_empty()),
             ..Self::default()
         }
     }
@@ -307,6 +323,8 @@ impl std::fmt::Debug for Config {
             .field("keep_alive_timeout", &self.keep_alive_timeout)
             .field("max_connections", &self.max_connections)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }
@@ -330,6 +348,8 @@ impl Default for Config {
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,
             body_read_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
+            redis_url: None,
         }
     }
 }
@@ -355,6 +375,11 @@ impl ServeArgs {
     /// about settings that work but are probably not what the operator wants.
     pub fn check(&self) -> anyhow::Result<()> {
         self.configured_jwt_secret()?;
+        if let Some(url) = self.redis_url.as_deref().filter(|url| !url.is_empty()) {
+            redis::Client::open(url).map_err(|err| {
+                anyhow::anyhow!("the Redis URL (--redis-url / TALLY_REDIS_URL) is unusable: {err}")
+            })?;
+        }
         if !is_absolute_http_url(&self.upgrade_url) {
             tracing::warn!(
                 upgrade_url = %self.upgrade_url,
@@ -374,4 +399,13 @@ fn is_absolute_http_url(url: &str) -> bool {
             .strip_prefix(scheme)
             .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
     })
+}
+
+/// Reads `TALLY_TRUSTED_PROXIES` entries: a network (`10.0.0.0/8`) or one address.
+pub fn parse_trusted_proxy(entry: &str) -> Result<IpNet, String> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{entry}` is neither a network (10.0.0.0/8) nor an address"))
 }

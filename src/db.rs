@@ -2,10 +2,12 @@
 //! survives a crash) and a busy timeout; PostgreSQL keeps its default `synchronous_commit=on` and
 //! gets a `lock_timeout` of the same length.
 
+use std::fs::{File, TryLockError};
+use std::str::FromStr;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// How long a statement waits for a lock held by another connection, for the command-line tools
@@ -60,4 +62,38 @@ pub async fn connect_with_lock_timeout(
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// Held by `serve` for as long as it runs on a SQLite file: SQLite serves one instance, and a
+/// second `serve` on the same file would keep its own quota counters and caches, silently
+/// splitting them. The lock is an advisory `flock` on the database file itself, which SQLite's
+/// own (`fcntl`) locks do not see, so the command-line tools still work beside a running server;
+/// the kernel drops it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct SingleInstanceLock {
+    _file: Option<File>,
+}
+
+/// Takes the lock of a SQLite database URL (after the database was opened, so the file exists);
+/// PostgreSQL and in-memory SQLite need none.
+pub fn lock_single_instance(url: &str) -> anyhow::Result<SingleInstanceLock> {
+    if !url.starts_with("sqlite:") {
+        return Ok(SingleInstanceLock { _file: None });
+    }
+    let options = SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    if path.as_os_str() == ":memory:" || url.contains("mode=memory") {
+        return Ok(SingleInstanceLock { _file: None });
+    }
+    let file = File::open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(SingleInstanceLock { _file: Some(file) }),
+        Err(TryLockError::WouldBlock) => anyhow::bail!(
+            "another `tally serve` is already running on the SQLite database {}: SQLite serves \
+             one instance (a second one would split the quota counters); stop the other one, or \
+             run several instances on PostgreSQL",
+            path.display()
+        ),
+        Err(TryLockError::Error(err)) => Err(err.into()),
+    }
 }

@@ -21,6 +21,8 @@ const WRITE_SECONDS: &str = "tally_recorder_write_seconds";
 const DB_ERRORS: &str = "tally_database_errors_total";
 const CONNECTIONS_REFUSED: &str = "tally_connections_refused_total";
 const CONNECTIONS_TIMED_OUT: &str = "tally_connections_timed_out_total";
+const REDIS_FALLBACKS: &str = "tally_ratelimit_redis_fallbacks_total";
+const REDIS_UP: &str = "tally_ratelimit_redis_up";
 
 const BATCH_BUCKETS: [f64; 12] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
@@ -98,6 +100,16 @@ impl Metrics {
     /// A connection was closed for being too slow (`reason`: which timeout).
     pub fn connection_timed_out(&self, reason: &'static str) {
         self.record(|| metrics::counter!(CONNECTIONS_TIMED_OUT, "reason" => reason).increment(1));
+    }
+
+    /// A per-key rate limit was decided by this instance alone because Redis was unreachable.
+    pub fn redis_fallback(&self) {
+        self.record(|| metrics::counter!(REDIS_FALLBACKS).increment(1));
+    }
+
+    /// Whether per-key limits are shared through Redis right now (1) or per instance (0).
+    pub fn redis_up(&self, up: bool) {
+        self.record(|| metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 }));
     }
 }
 

@@ -24,6 +24,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let db = db::connect_with_lock_timeout(database_url, config.write_timeout)
         .await
         .with_context(|| format!("opening the database at {}", redact(database_url)))?;
+    let _single_instance = db::lock_single_instance(database_url)?;
     if args.no_migrate {
         tracing::info!("not migrating: --no-migrate");
     } else {

@@ -11,7 +11,8 @@ use crate::domain::auth::{AuthLimiter, JwtKeys, TokenSettings};
 use crate::domain::ingest::{IngestSettings, Ingestion};
 use crate::domain::keys::KeyCache;
 use crate::domain::quota::QuotaGate;
-use crate::domain::ratelimit::RateLimits;
+use crate::domain::ratelimit::shared::SharedLimits;
+use crate::domain::ratelimit::{KeyLimits, RateLimits};
 use crate::domain::recorder::Recorder;
 use crate::metrics::Metrics;
 
@@ -60,7 +61,7 @@ impl AppState {
             db: db.clone(),
             keys: keys.clone(),
             quota: QuotaGate::new(),
-            key_limits: RateLimits::new(clock.clone()),
+            key_limits: KeyLimits::new(clock.clone(), shared_limits(&config, &metrics)),
             install_limits: RateLimits::new(clock.clone()),
             recorder: Recorder::start(db.clone(), metrics.clone(), config.write_timeout),
             clock: clock.clone(),
@@ -78,6 +79,22 @@ impl AppState {
             keys,
             auth_limiter,
             ingestion,
+        }
+    }
+}
+
+/// Redis for the per-key limits, when configured. `serve` checked the URL before starting; a
+/// URL that cannot be read here leaves the limits per instance, loudly.
+fn shared_limits(config: &Config, metrics: &Metrics) -> Option<SharedLimits> {
+    let url = config.redis_url.as_deref()?;
+    match SharedLimits::new(url, metrics.clone()) {
+        Ok(shared) => {
+            metrics.redis_up(true);
+            Some(shared)
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "Redis URL unusable: per-key rate limits are per instance");
+            None
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Allowance, Decision, QuotaGate, Reservation};
-use crate::domain::ratelimit::{MinuteWindow, RateDecision, RateLimits};
+use crate::domain::ratelimit::{KeyLimits, MinuteWindow, RateDecision, RateLimits};
 use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder};
 use crate::domain::replay::{self, VerifyCall};
 use crate::domain::signature;
@@ -32,7 +32,7 @@ pub struct Ingestion {
     pub keys: KeyCache,
     pub quota: QuotaGate,
     /// Per-minute limits of API keys (keyed by key id).
-    pub key_limits: RateLimits,
+    pub key_limits: KeyLimits,
     /// Per-minute limits of install callbacks (keyed by client address).
     pub install_limits: RateLimits,
     pub recorder: Recorder,
@@ -92,9 +92,16 @@ pub async fn authenticate(
 }
 
 /// Spends one request of the key's per-minute allowance (the plan's, as cached with the key).
-pub fn spend_rate_limit(service: &Ingestion, caller: &Caller) -> (MinuteWindow, DomainResult<()>) {
+pub async fn spend_rate_limit(
+    service: &Ingestion,
+    caller: &Caller,
+) -> (MinuteWindow, DomainResult<()>) {
     let per_minute = u32::try_from(caller.key.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
-    match service.key_limits.check(&caller.key.key.id, per_minute) {
+    match service
+        .key_limits
+        .check(&caller.key.key.id, per_minute)
+        .await
+    {
         RateDecision::Allowed(window) => (window, Ok(())),
         RateDecision::Limited {
             window,

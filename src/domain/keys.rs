@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 use crate::domain::error::{DomainError, DomainResult};
 use crate::entity::{account, api_key, plan};
@@ -125,7 +126,10 @@ impl ResolvedKey {
 /// this instance sees a change made by another one; changes made here invalidate at once.
 #[derive(Clone)]
 pub struct KeyCache {
-    entries: moka::sync::Cache<KeyDigest, Option<Arc<ResolvedKey>>>,
+    /// One cell per digest, filled once by whichever request asks first: the requests that ask
+    /// meanwhile wait for that one load instead of each querying the database (a hot key whose
+    /// entry expired, or a cold start under load, would otherwise send one lookup per request).
+    entries: moka::sync::Cache<KeyDigest, Arc<OnceCell<Option<Arc<ResolvedKey>>>>>,
 }
 
 impl KeyCache {
@@ -144,20 +148,21 @@ impl KeyCache {
         db: &DatabaseConnection,
         digest: KeyDigest,
     ) -> DomainResult<Option<Arc<ResolvedKey>>> {
-        if let Some(hit) = self.entries.get(&digest) {
-            return Ok(hit);
+        let cell = self.entries.get_with(digest, Default::default);
+        if let Some(hit) = cell.get() {
+            return Ok(hit.clone());
         }
         // Bounded: a database whose connections hang must not hold the request (503 instead).
-        let resolved = tokio::time::timeout(LOOKUP_TIMEOUT, load(db, digest))
+        // A failed load leaves the cell empty, so a later request tries again.
+        let load = cell.get_or_try_init(|| async { Ok(load(db, digest).await?.map(Arc::new)) });
+        tokio::time::timeout(LOOKUP_TIMEOUT, load)
             .await
             .map_err(|_| {
                 DomainError::unavailable(anyhow::anyhow!(
                     "looking up an API key: no answer from the database within {LOOKUP_TIMEOUT:?}"
                 ))
-            })??
-            .map(Arc::new);
-        self.entries.insert(digest, resolved.clone());
-        Ok(resolved)
+            })?
+            .cloned()
     }
 
     pub fn forget(&self, digest: KeyDigest) {

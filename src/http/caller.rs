@@ -59,7 +59,7 @@ impl<R: IngestRoute> FromRequestParts<AppState> for Caller<R> {
         let key = ingest::authenticate(&state.ingestion, bearer(&parts.headers), R::ROUTE)
             .await
             .map_err(R::refusal)?;
-        let (minute, allowed) = ingest::spend_rate_limit(&state.ingestion, &key);
+        let (minute, allowed) = ingest::spend_rate_limit(&state.ingestion, &key).await;
         let caller = Self {
             key,
             minute,

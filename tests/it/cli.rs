@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::process::{
-    assert_success, default_database_url, tally, terminate, Server, OPS_ADMIN, OPS_EMAIL,
+    assert_success, default_database_url, get, tally, terminate, Server, OPS_ADMIN, OPS_EMAIL,
     OPS_PASSWORD,
 };
 use serde_json::json;
@@ -443,4 +443,30 @@ fn serve_warns_when_the_upgrade_url_is_relative() {
     );
     assert_eq!(exited, None);
     assert!(!warned(&log), "{}", log_text(&log));
+}
+
+#[test]
+fn a_second_serve_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path(), &[]);
+    let (exited, _, log) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    let status = exited.expect("the second serve refused to start");
+    assert!(!status.success());
+    let text = log_text(&log);
+    assert!(
+        text.contains("another `tally serve` is already running on the SQLite database"),
+        "{text}"
+    );
+    // The first one still answers, and the command-line tools still work beside it.
+    let mut stream = first.connect();
+    assert_eq!(get(&mut stream, "/health").status, 200);
+    let listed = tally(dir.path())
+        .args(["migrate", "status"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    first.stop();
+    // Once it has stopped, a new one starts.
+    let (exited, _, _) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    assert_eq!(exited, None, "started");
 }

@@ -22,4 +22,6 @@ mod ingest_ops;
 mod ingest_track;
 mod migrations;
 mod plans_admin;
+mod proxies;
 mod schema_sdl;
+mod shared_limits;

@@ -149,6 +149,37 @@ impl Drop for PostgresDb {
     }
 }
 
+/// A second instance on a test app's database; see [`TestApp::another_instance`].
+pub struct Instance {
+    pub router: Router,
+    pub state: AppState,
+}
+
+impl Instance {
+    pub async fn request(&self, request: Request<Body>) -> TestResponse {
+        send(&self.router, request).await
+    }
+}
+
+async fn send(router: &Router, request: Request<Body>) -> TestResponse {
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
 pub fn default_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap()
 }
@@ -171,24 +202,22 @@ impl TestApp {
         }
     }
 
-    pub async fn request(&self, request: Request<Body>) -> TestResponse {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
+    /// Another instance of the service on this app's database, as a second `tally serve` behind
+    /// the same load balancer would be: its own caches, counters, limiters and recorder, and the
+    /// same clock. The database stays this app's (it is dropped with it).
+    pub async fn another_instance(&self, config: Config) -> Instance {
+        let db = tally::db::connect(&self.database_url)
             .await
-            .expect("router answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body")
-            .to_vec();
-        TestResponse {
-            status,
-            headers,
-            body,
+            .expect("second connection to the test database");
+        let state = AppState::with_clock(db, config, b"test secret", Arc::new(self.clock.clone()));
+        Instance {
+            router: tally::app(state.clone()),
+            state,
         }
+    }
+
+    pub async fn request(&self, request: Request<Body>) -> TestResponse {
+        send(&self.router, request).await
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {

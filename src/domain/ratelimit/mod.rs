@@ -3,6 +3,11 @@
 //! refill. A limiter is made anew when its allowance changes (an admin edited the plan).
 //!
 //! The limiters read the service's `Clock`, so tests can move time instead of sleeping.
+//!
+//! Per-key limits are [`KeyLimits`]: shared by all instances through Redis when
+//! `TALLY_REDIS_URL` is set ([`shared`]), else, and while Redis is unreachable, per instance.
+
+pub mod shared;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
+use shared::SharedLimits;
 
 /// Limiters unused this long are dropped (a dropped one would be full again anyway).
 const IDLE_EVICTION: Duration = Duration::from_secs(120);
@@ -124,6 +130,39 @@ impl RateLimits {
                 }
             }
         }
+    }
+}
+
+/// The per-minute limits of API keys.
+#[derive(Clone)]
+pub struct KeyLimits {
+    local: RateLimits,
+    shared: Option<SharedLimits>,
+}
+
+impl KeyLimits {
+    pub fn new(clock: Arc<dyn Clock>, shared: Option<SharedLimits>) -> Self {
+        Self {
+            local: RateLimits::new(clock),
+            shared,
+        }
+    }
+
+    /// Redis, when limits are shared through it.
+    pub fn shared(&self) -> Option<&SharedLimits> {
+        self.shared.as_ref()
+    }
+
+    /// Spends one request of key `id`'s allowance of `per_minute` requests a minute.
+    pub async fn check(&self, id: &str, per_minute: u32) -> RateDecision {
+        let per_minute = per_minute.max(1);
+        if let Some(shared) = &self.shared {
+            let now = self.local.clock.0.now().timestamp_micros();
+            if let Some(decision) = shared.check(id, per_minute, now).await {
+                return decision;
+            }
+        }
+        self.local.check(id, per_minute)
     }
 }
 
