@@ -8,6 +8,7 @@ pub mod billing;
 pub mod error;
 pub mod histogram;
 pub mod ingest;
+pub mod invalidation;
 pub mod keys;
 pub mod paging;
 pub mod payload;

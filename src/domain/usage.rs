@@ -6,8 +6,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 
 use crate::domain::analytics::{current_usage, UsageSummary};
 use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::periods::BillingPeriod;
-use crate::domain::quota::QuotaGate;
 use crate::domain::sql::statement;
 use crate::entity::account;
 
@@ -16,7 +16,7 @@ use crate::entity::account;
 /// from the reset count.
 pub async fn reset_usage(
     db: &DatabaseConnection,
-    quota: &QuotaGate,
+    invalidation: &Invalidation,
     account_id: &str,
     now: DateTime<Utc>,
 ) -> DomainResult<UsageSummary> {
@@ -31,6 +31,8 @@ pub async fn reset_usage(
         vec![account.id.clone().into(), period.start_ms().into()],
     ))
     .await?;
-    quota.forget_account(&account.id);
+    invalidation
+        .announce(db, Change::Usage(account.id.clone()))
+        .await;
     current_usage(db, &account, now).await
 }
