@@ -160,7 +160,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TALLY_AUTH_RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
     pub auth_rate_limit_per_minute: u32,
     /// How long an API key, its account and plan may be served from memory before they are read
-    /// again: the bound on how late another instance sees a revocation or plan change.
+    /// again: the bound on how late another instance sees a revocation or plan change whose
+    /// announcement was lost (announced ones reach it within 1 s).
     #[arg(long, env = "TALLY_KEY_CACHE_TTL_SECONDS", default_value_t = 5)]
     pub key_cache_ttl_seconds: u64,
     /// How often `serve` closes ended billing periods by itself, in seconds.

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod entity;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod router;
 pub mod server;

@@ -11,6 +11,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::domain::billing;
 use crate::domain::retention;
 use crate::domain::settings::{self, AdminBootstrap};
+use crate::jobs::{self, Job};
 use crate::state::AppState;
 use crate::{app, db};
 
@@ -134,9 +135,12 @@ fn spawn_housekeeping(state: &AppState) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match billing::webhook::prune_processed_events(&db, clock.now()).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "pruned old billing webhook event ids"),
+            let prune = billing::webhook::prune_processed_events(&db, clock.now());
+            match jobs::run_alone(&db, Job::WebhookIdPruning, prune).await {
+                Ok(None | Some(0)) => {}
+                Ok(Some(deleted)) => {
+                    tracing::info!(deleted, "pruned old billing webhook event ids")
+                }
                 Err(err) => {
                     tracing::warn!(error = ?err, "pruning billing webhook event ids failed")
                 }
@@ -145,7 +149,8 @@ fn spawn_housekeeping(state: &AppState) {
     });
 }
 
-/// Closes ended billing periods now and then; runs on several instances are harmless.
+/// Closes ended billing periods now and then, on one instance at a time; runs on several
+/// instances would still be harmless.
 fn spawn_billing_runs(state: &AppState, interval_seconds: u64) {
     let (db, clock) = (state.db.clone(), state.clock.clone());
     let every = std::time::Duration::from_secs(interval_seconds.max(1));
@@ -154,7 +159,8 @@ fn spawn_billing_runs(state: &AppState, interval_seconds: u64) {
         loop {
             tick.tick().await;
             let now = clock.now();
-            if let Err(err) = billing::close::close_ended_periods(&db, now, now).await {
+            let close = billing::close::close_ended_periods(&db, now, now);
+            if let Err(err) = jobs::run_alone(&db, Job::BillingClose, close).await {
                 tracing::error!(error = ?err, "background billing run failed; retrying next time");
             }
         }
@@ -182,9 +188,10 @@ fn spawn_event_retention(state: &AppState) {
         loop {
             tick.tick().await;
             let before = retention::cutoff(clock.now(), days);
-            match retention::prune_events(&db, before).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, %before, "pruned raw usage events"),
+            let prune = retention::prune_events(&db, before);
+            match jobs::run_alone(&db, Job::EventRetention, prune).await {
+                Ok(None | Some(0)) => {}
+                Ok(Some(deleted)) => tracing::info!(deleted, %before, "pruned raw usage events"),
                 Err(err) => tracing::warn!(error = ?err, "pruning raw usage events failed"),
             }
         }

@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::auth::{AuthLimiter, JwtKeys, TokenSettings};
 use crate::domain::ingest::{IngestSettings, Ingestion};
+use crate::domain::invalidation::{Invalidation, Listening};
 use crate::domain::keys::KeyCache;
 use crate::domain::quota::QuotaGate;
 use crate::domain::ratelimit::shared::SharedLimits;
@@ -28,6 +29,10 @@ pub struct AppState {
     /// What ingestion needs: the key cache (shared with the rest), the quota gate, the limits
     /// of keys and install callbacks, the recorder.
     pub ingestion: Arc<Ingestion>,
+    /// Clears the caches above after a change, here and (on PostgreSQL) on every instance.
+    pub invalidation: Invalidation,
+    /// Applies the changes other instances announce, for as long as any clone of the state lives.
+    _listening: Option<Arc<Listening>>,
 }
 
 impl AppState {
@@ -35,7 +40,8 @@ impl AppState {
         Self::with_clock(db, config, jwt_secret, Arc::new(SystemClock))
     }
 
-    /// Also starts the recorder's writer task: call it inside a Tokio runtime.
+    /// Also starts the recorder's writer task and, on PostgreSQL, the task listening for changes
+    /// made on other instances: call it inside a Tokio runtime.
     pub fn with_clock(
         db: DatabaseConnection,
         config: Config,
@@ -57,10 +63,13 @@ impl AppState {
             clock.clone(),
         ));
         let metrics = Metrics::new();
+        let quota = QuotaGate::new();
+        let invalidation = Invalidation::new(keys.clone(), quota.clone());
+        let listening = invalidation.listen(&db).map(Arc::new);
         let ingestion = Arc::new(Ingestion {
             db: db.clone(),
             keys: keys.clone(),
-            quota: QuotaGate::new(),
+            quota,
             key_limits: KeyLimits::new(clock.clone(), shared_limits(&config, &metrics)),
             install_limits: RateLimits::new(clock.clone()),
             recorder: Recorder::start(db.clone(), metrics.clone(), config.write_timeout),
@@ -79,6 +88,8 @@ impl AppState {
             keys,
             auth_limiter,
             ingestion,
+            invalidation,
+            _listening: listening,
         }
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use crate::domain::auth;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::keys::KeyCache;
+use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::paging::{check_limit, check_offset};
 use crate::domain::plans::PlanCode;
 use crate::entity::{account, account_plan_change, user};
@@ -196,22 +196,23 @@ pub async fn authenticate(
     }
 }
 
-/// An admin moves an account to another plan from `now` on. Ingestion on this instance sees the
-/// new plan at once: the key cache, which holds each key's account and plan, is emptied.
+/// An admin moves an account to another plan from `now` on. Ingestion sees the new plan at once
+/// here and within 1 s on other instances: the key caches, which hold each key's account and
+/// plan, are emptied.
 pub async fn change_plan(
     db: &DatabaseConnection,
-    keys: &KeyCache,
+    invalidation: &Invalidation,
     account_id: &str,
     code: PlanCode,
     now: DateTime<Utc>,
 ) -> DomainResult<account::Model> {
     let account = set_plan(db, account_id, code, now).await?;
-    keys.forget_all();
+    invalidation.announce(db, Change::AllKeys).await;
     Ok(account)
 }
 
 /// Moves an account to another plan from `now` on. Given a transaction, the change commits or
-/// rolls back with it (it runs in a savepoint); the caller empties the key cache once it has
+/// rolls back with it (it runs in a savepoint); the caller announces the change once it has
 /// committed, as [`change_plan`] does.
 pub async fn set_plan<C: TransactionTrait>(
     db: &C,

@@ -10,7 +10,8 @@ use sea_orm::{
 
 use crate::domain::accounts::{new_id, Role};
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::keys::{self, digest_from_hex, KeyCache, KeyStatus};
+use crate::domain::invalidation::{Change, Invalidation};
+use crate::domain::keys::{self, digest_from_hex, KeyStatus};
 use crate::entity::api_key;
 
 pub const MAX_KEY_NAME_LEN: usize = 200;
@@ -122,16 +123,16 @@ async fn find_accessible(
     }
 }
 
-fn forget_cached(cache: &KeyCache, key: &api_key::Model) {
+async fn announce_key(invalidation: &Invalidation, db: &DatabaseConnection, key: &api_key::Model) {
     if let Some(digest) = digest_from_hex(&key.key_hash) {
-        cache.forget(digest);
+        invalidation.announce(db, Change::Key(digest)).await;
     }
 }
 
 /// Revokes a key now. Revoking a revoked key changes nothing.
 pub async fn revoke(
     db: &DatabaseConnection,
-    cache: &KeyCache,
+    invalidation: &Invalidation,
     actor: &Actor,
     id: &str,
     now: DateTime<Utc>,
@@ -143,7 +144,7 @@ pub async fn revoke(
     let mut row: api_key::ActiveModel = key.into();
     row.revoked_at = Set(Some(now));
     let revoked = row.update(db).await?;
-    forget_cached(cache, &revoked);
+    announce_key(invalidation, db, &revoked).await;
     Ok(revoked)
 }
 
@@ -151,7 +152,7 @@ pub async fn revoke(
 /// period ends (an earlier scheduled revocation is kept).
 pub async fn rotate(
     db: &DatabaseConnection,
-    cache: &KeyCache,
+    invalidation: &Invalidation,
     actor: &Actor,
     id: &str,
     grace_period_seconds: i64,
@@ -182,6 +183,6 @@ pub async fn rotate(
     old_row.revoked_at = Set(Some(revoke_at));
     let old = old_row.update(&txn).await?;
     txn.commit().await?;
-    forget_cached(cache, &old);
+    announce_key(invalidation, db, &old).await;
     Ok(CreatedKey { plaintext, key })
 }

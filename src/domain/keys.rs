@@ -122,8 +122,9 @@ impl ResolvedKey {
     }
 }
 
-/// Digest → key lookups served from memory. Entries live at most `ttl`, which bounds how late
-/// this instance sees a change made by another one; changes made here invalidate at once.
+/// Digest → key lookups served from memory. Changes are applied to it through
+/// [`Invalidation`](crate::domain::invalidation::Invalidation), on every instance; entries live
+/// at most `ttl`, which bounds how late this instance sees a change whose announcement was lost.
 #[derive(Clone)]
 pub struct KeyCache {
     /// One cell per digest, filled once by whichever request asks first: the requests that ask

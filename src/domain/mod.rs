@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod error;
 pub mod histogram;
 pub mod ingest;
+pub mod invalidation;
 pub mod keys;
 pub mod paging;
 pub mod payload;

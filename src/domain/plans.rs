@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
 
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::keys::KeyCache;
+use crate::domain::invalidation::{Change, Invalidation};
 use crate::entity::plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,11 +123,11 @@ impl PlanUpdate {
     }
 }
 
-/// An admin's edit of plan `code`. Ingestion on this instance sees it at once: the key cache,
-/// which holds each key's plan, is emptied.
+/// An admin's edit of plan `code`. Ingestion sees it at once here and within 1 s on other
+/// instances: the key caches, which hold each key's plan, are emptied.
 pub async fn update(
     db: &DatabaseConnection,
-    keys: &KeyCache,
+    invalidation: &Invalidation,
     code: PlanCode,
     change: PlanUpdate,
     now: DateTime<Utc>,
@@ -167,6 +167,6 @@ pub async fn update(
     }
     row.updated_at = Set(now);
     let updated = row.update(db).await?;
-    keys.forget_all();
+    invalidation.announce(db, Change::AllKeys).await;
     Ok(updated)
 }

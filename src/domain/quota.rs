@@ -193,6 +193,11 @@ impl QuotaGate {
             .invalidate_entries_if(move |(account, _), _| *account == account_id);
         self.counters.run_pending_tasks();
     }
+
+    /// Forgets every account's counters: for when changes to them may have been missed.
+    pub fn forget_all(&self) {
+        self.counters.invalidate_all();
+    }
 }
 
 async fn load_calls(

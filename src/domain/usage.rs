@@ -7,8 +7,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::domain::analytics::{current_usage, UsageSummary};
 use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::periods::BillingPeriod;
-use crate::domain::quota::QuotaGate;
 use crate::entity::{account, usage_period};
 
 /// Sets the calls of `account_id`'s current billing period back to zero and returns the period's
@@ -16,7 +16,7 @@ use crate::entity::{account, usage_period};
 /// from the reset count.
 pub async fn reset_usage(
     db: &DatabaseConnection,
-    quota: &QuotaGate,
+    invalidation: &Invalidation,
     account_id: &str,
     now: DateTime<Utc>,
 ) -> DomainResult<UsageSummary> {
@@ -31,6 +31,8 @@ pub async fn reset_usage(
         .filter(usage_period::Column::PeriodStart.eq(period.start_ms()))
         .exec(db)
         .await?;
-    quota.forget_account(&account.id);
+    invalidation
+        .announce(db, Change::Usage(account.id.clone()))
+        .await;
     current_usage(db, &account, now).await
 }

@@ -47,7 +47,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let result = async {
         webhook::verify_signature(secret.as_bytes(), signature, &body, now)?;
         let event = webhook::parse_event(&body)?;
-        webhook::apply_event(&state.db, &state.keys, &event, now).await
+        webhook::apply_event(&state.db, &state.invalidation, &event, now).await
     }
     .await;
     match result {

@@ -20,6 +20,7 @@ mod hook_script;
 mod ingest_gateway;
 mod ingest_ops;
 mod ingest_track;
+mod instances;
 mod migrations;
 mod plans_admin;
 mod proxies;

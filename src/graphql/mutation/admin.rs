@@ -19,9 +19,14 @@ impl AdminMutation {
         plan: PlanCode,
     ) -> Result<Account> {
         let state = state(ctx);
-        let account =
-            accounts::change_plan(&state.db, &state.keys, &account_id, plan.into(), now(ctx))
-                .await?;
+        let account = accounts::change_plan(
+            &state.db,
+            &state.invalidation,
+            &account_id,
+            plan.into(),
+            now(ctx),
+        )
+        .await?;
         Ok(Account(account))
     }
 
@@ -34,8 +39,14 @@ impl AdminMutation {
         input: PlanInput,
     ) -> Result<Plan> {
         let state = state(ctx);
-        let plan =
-            plans::update(&state.db, &state.keys, code.into(), input.into(), now(ctx)).await?;
+        let plan = plans::update(
+            &state.db,
+            &state.invalidation,
+            code.into(),
+            input.into(),
+            now(ctx),
+        )
+        .await?;
         Ok(plan.into())
     }
 }

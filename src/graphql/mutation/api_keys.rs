@@ -34,7 +34,7 @@ impl ApiKeyMutation {
         let actor = current_actor(ctx).await?;
         let state = state(ctx);
         let now = now(ctx);
-        let key = api_keys::revoke(&state.db, &state.keys, &actor, &id, now).await?;
+        let key = api_keys::revoke(&state.db, &state.invalidation, &actor, &id, now).await?;
         Ok(ApiKey::new(key, now))
     }
 
@@ -51,7 +51,7 @@ impl ApiKeyMutation {
         let now = now(ctx);
         let created = api_keys::rotate(
             &state.db,
-            &state.keys,
+            &state.invalidation,
             &actor,
             &id,
             grace_period_seconds,

@@ -16,7 +16,7 @@ impl UsageMutation {
     async fn admin_reset_usage(&self, ctx: &Context<'_>, account_id: ID) -> Result<UsagePeriod> {
         let state = state(ctx);
         let usage =
-            usage::reset_usage(&state.db, &state.ingestion.quota, &account_id, now(ctx)).await?;
+            usage::reset_usage(&state.db, &state.invalidation, &account_id, now(ctx)).await?;
         Ok(usage.into())
     }
 }

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::event::{change_of, Event, Target};
 use crate::domain::accounts;
 use crate::domain::error::DomainResult;
-use crate::domain::keys::KeyCache;
+use crate::domain::invalidation::{Change, Invalidation};
 use crate::entity::{account, billing_webhook_event};
 
 /// How long applied event ids are kept. The provider retries a failed delivery for a few days,
@@ -42,7 +42,7 @@ pub enum Outcome {
 /// compared with the event's, so an older event delivered late changes nothing.
 pub async fn apply_event(
     db: &DatabaseConnection,
-    keys: &KeyCache,
+    invalidation: &Invalidation,
     event: &Event,
     now: DateTime<Utc>,
 ) -> DomainResult<Outcome> {
@@ -140,7 +140,7 @@ pub async fn apply_event(
     txn.commit().await?;
 
     // The cached account and plan behind every key are stale now; read them again.
-    keys.forget_all();
+    invalidation.announce(db, Change::AllKeys).await;
     tracing::info!(
         event_id = %event.id,
         event_type = %event.kind,

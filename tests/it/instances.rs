@@ -1,0 +1,310 @@
+//! Several instances on one PostgreSQL database: a change made through one instance reaches the
+//! others within 1 s (announced with NOTIFY; the key cache lives 300 s here, so its expiry cannot
+//! explain it), and a background job runs on one instance at a time. SQLite serves one instance,
+//! so these tests run on PostgreSQL only.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde_json::json;
+use tally::clock::Clock;
+use tally::config::Config;
+use tally::domain::error::DomainError;
+use tally::jobs::{self, Job};
+
+use crate::common::ingest::Member;
+use crate::common::{Instance, TestApp, TestResponse};
+
+/// How long another instance may take to see a change.
+const BOUND: Duration = Duration::from_secs(1);
+
+fn long_lived_cache() -> Config {
+    Config {
+        key_cache_ttl: Duration::from_secs(300),
+        ..Config::default()
+    }
+}
+
+/// Two instances on one PostgreSQL database; `None` on SQLite, which serves one instance.
+async fn two_instances() -> Option<(TestApp, Instance)> {
+    let a = TestApp::with_config(long_lived_cache()).await;
+    if a.state.db.get_database_backend() != DbBackend::Postgres {
+        return None;
+    }
+    // Polling verifies many times a second: the per-key limit must not answer for the change.
+    a.update_plan("FREE", json!({ "rateLimitPerMinute": 100_000 }))
+        .await;
+    let b = a.another_instance(long_lived_cache()).await;
+    // Each instance empties its caches when it starts listening: after this, only announcements
+    // (or the 300 s cache lifetime) can.
+    wait_for_listeners(&a.state.db, 2).await;
+    Some((a, b))
+}
+
+async fn verify(instance: &Instance, key: &str) -> TestResponse {
+    instance
+        .request(
+            Request::post("/api/v1/verify")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+}
+
+/// Verifies `key` on `instance` until `seen` holds for the answer; panics when it does not within
+/// `bound`.
+async fn seen_within(
+    bound: Duration,
+    instance: &Instance,
+    key: &str,
+    seen: impl Fn(&TestResponse) -> bool,
+) -> TestResponse {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let answer = verify(instance, key).await;
+        if seen(&answer) {
+            return answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not seen within {bound:?}; last answer {} {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn refused(answer: &TestResponse) -> bool {
+    answer.status == StatusCode::UNAUTHORIZED
+}
+
+/// Connections whose last statement was a LISTEN: one per instance listening for changes.
+async fn listening_connections(db: &DatabaseConnection) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a count");
+    row.try_get_by_index::<i64>(0).expect("count")
+}
+
+async fn wait_for_listeners(db: &DatabaseConnection, expected: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let listening = listening_connections(db).await;
+        if listening == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{listening} listening connections, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two instances, and a member whose key B has just accepted (so B holds it in its cache);
+/// `None` on SQLite.
+async fn a_key_cached_on_b() -> Option<(TestApp, Instance, Member)> {
+    let (a, b) = two_instances().await?;
+    let m = a.member_with_key(false).await;
+    assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+    Some((a, b, m))
+}
+
+async fn revoke(app: &TestApp, token: &str, key_id: &str) {
+    app.graphql_ok(
+        Some(token),
+        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+        json!({ "id": key_id }),
+    )
+    .await;
+}
+
+/// Rotates a key; returns the new one.
+async fn rotate(app: &TestApp, token: &str, key_id: &str, grace_seconds: i64) -> String {
+    let data = app
+        .graphql_ok(
+            Some(token),
+            "mutation($id: ID!, $g: Int!) { rotateApiKey(id: $id, gracePeriodSeconds: $g) { key } }",
+            json!({ "id": key_id, "g": grace_seconds }),
+        )
+        .await;
+    data["rotateApiKey"]["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_revocation_through_one_instance_reaches_another_within_a_second() {
+    let Some((a, b, m)) = a_key_cached_on_b().await else {
+        return; // SQLite: one instance only.
+    };
+    revoke(&a, &m.token, &m.key_id).await;
+    let answer = seen_within(BOUND, &b, &m.key, refused).await;
+    assert_eq!(answer.json()["error"], "Invalid key");
+}
+
+#[tokio::test]
+async fn a_rotation_without_grace_through_one_instance_reaches_another_within_a_second() {
+    let Some((a, b, m)) = a_key_cached_on_b().await else {
+        return; // SQLite: one instance only.
+    };
+    let new_key = rotate(&a, &m.token, &m.key_id, 0).await;
+    seen_within(BOUND, &b, &m.key, refused).await;
+    assert_eq!(verify(&b, &new_key).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_rotation_with_grace_ends_on_another_instance_when_the_grace_does() {
+    let Some((a, b, m)) = a_key_cached_on_b().await else {
+        return; // SQLite: one instance only.
+    };
+    rotate(&a, &m.token, &m.key_id, 60).await;
+    assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+    // B's entry from before the rotation had no end; the one it reads after the announcement ends
+    // with the grace.
+    a.clock.advance(chrono::Duration::seconds(61));
+    seen_within(BOUND, &b, &m.key, refused).await;
+}
+
+#[tokio::test]
+async fn a_plan_change_through_one_instance_reaches_another_within_a_second() {
+    let Some((a, b, m)) = a_key_cached_on_b().await else {
+        return; // SQLite: one instance only.
+    };
+    assert_eq!(verify(&b, &m.key).await.json()["plan"], "FREE");
+    a.set_plan(&m.account_id, "PRO").await;
+    seen_within(BOUND, &b, &m.key, |answer| answer.json()["plan"] == "PRO").await;
+}
+
+#[tokio::test]
+async fn a_plan_edit_through_one_instance_reaches_another_within_a_second() {
+    let Some((a, b, m)) = a_key_cached_on_b().await else {
+        return; // SQLite: one instance only.
+    };
+    let before = verify(&b, &m.key).await.json()["limit"].as_i64().unwrap();
+    a.update_plan("FREE", json!({ "monthlyQuota": before + 7 }))
+        .await;
+    seen_within(BOUND, &b, &m.key, |answer| {
+        answer.json()["limit"].as_i64() == Some(before + 7)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_usage_reset_through_one_instance_reaches_another_within_a_second() {
+    let Some((a, b, m)) = a_key_cached_on_b().await else {
+        return; // SQLite: one instance only.
+    };
+    for _ in 0..2 {
+        assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+    }
+    a.graphql_as_admin(
+        "mutation($a: ID!) { adminResetUsage(accountId: $a) { calls } }",
+        json!({ "a": m.account_id }),
+    )
+    .await;
+    // Each verify counts one call: B's counter starts again from the reset, not from its 4th.
+    seen_within(BOUND, &b, &m.key, |answer| answer.json()["used"] == 1).await;
+}
+
+#[tokio::test]
+async fn after_its_listening_connection_is_lost_an_instance_empties_its_caches_and_listens_again() {
+    let Some((a, b)) = two_instances().await else {
+        return; // SQLite: one instance only.
+    };
+    let m = a.member_with_key(false).await;
+    assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+
+    // Revoked behind every instance's back: nothing is announced, so B's cache still accepts it.
+    a.state
+        .db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2",
+            [a.clock.now().into(), m.key_id.clone().into()],
+        ))
+        .await
+        .expect("revoke directly");
+    assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+
+    a.state
+        .db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        )
+        .await
+        .expect("end the listening connections");
+    // Announcements made while it was gone are lost: B empties its caches once it listens again.
+    seen_within(Duration::from_secs(5), &b, &m.key, refused).await;
+    wait_for_listeners(&a.state.db, 2).await;
+
+    // And announcements reach it again.
+    let (key, key_id) = a.create_key(&m.token, false).await;
+    assert_eq!(verify(&b, &key).await.status, StatusCode::OK);
+    revoke(&a, &m.token, &key_id).await;
+    seen_within(BOUND, &b, &key, refused).await;
+}
+
+#[tokio::test]
+async fn an_instance_stops_listening_when_it_is_dropped() {
+    let Some((a, b)) = two_instances().await else {
+        return; // SQLite: one instance only.
+    };
+    drop(b);
+    wait_for_listeners(&a.state.db, 1).await;
+}
+
+#[tokio::test]
+async fn a_job_round_is_skipped_while_another_instance_runs_that_job() {
+    let Some((a, b)) = two_instances().await else {
+        return; // SQLite: one instance only.
+    };
+    let (started, has_started) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let a_db = a.state.db.clone();
+    let running = tokio::spawn(async move {
+        jobs::run_alone(&a_db, Job::BillingClose, async {
+            started.send(()).ok();
+            released.await.ok();
+            Ok("a's round")
+        })
+        .await
+    });
+    has_started.await.expect("a's round started");
+
+    let skipped = jobs::run_alone(&b.state.db, Job::BillingClose, async { Ok("b's round") }).await;
+    assert_eq!(skipped.unwrap(), None);
+    let other_job = jobs::run_alone(&b.state.db, Job::EventRetention, async {
+        Ok("b's pruning")
+    })
+    .await;
+    assert_eq!(other_job.unwrap(), Some("b's pruning"));
+
+    release.send(()).ok();
+    assert_eq!(running.await.unwrap().unwrap(), Some("a's round"));
+    let next = jobs::run_alone(&b.state.db, Job::BillingClose, async { Ok("b's round") }).await;
+    assert_eq!(next.unwrap(), Some("b's round"));
+}
+
+#[tokio::test]
+async fn a_failed_job_round_releases_the_job() {
+    let Some((a, b)) = two_instances().await else {
+        return; // SQLite: one instance only.
+    };
+    let failed = jobs::run_alone(&a.state.db, Job::WebhookIdPruning, async {
+        Err::<(), _>(DomainError::internal(anyhow::anyhow!("round failed")))
+    })
+    .await;
+    assert!(failed.is_err());
+    let next = jobs::run_alone(&b.state.db, Job::WebhookIdPruning, async { Ok(1) }).await;
+    assert_eq!(next.unwrap(), Some(1));
+}
