@@ -17,9 +17,9 @@ use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
-use crate::domain::quota::{Allowance, Decision, QuotaGate, Reservation};
+use crate::domain::quota::{Allowance, Decision, QuotaGate, Refusal, Reservation};
 use crate::domain::ratelimit::{KeyLimits, MinuteWindow, RateDecision, RateLimits};
-use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder};
+use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder, Unrecorded};
 use crate::domain::replay::{self, VerifyCall};
 use crate::domain::signature;
 use crate::entity::usage_event;
@@ -240,12 +240,6 @@ async fn reserve(
     }
 }
 
-struct Refusal {
-    limit: i64,
-    used: i64,
-    period: BillingPeriod,
-}
-
 /// The 429 of a full period. A retry can succeed once the refusing period is over; a period that
 /// is already over (an event dated in an earlier, full period) never frees up, and the wait named
 /// is then the current period's, as the `"monthly"` rate-limit header reports it.
@@ -304,13 +298,7 @@ async fn try_reserve(
         match decision {
             Decision::Granted(reservation) => reservations.push(reservation),
             // Dropping the reservations made so far gives their calls back.
-            Decision::Exceeded { limit, used } => {
-                return Ok(Err(Refusal {
-                    limit,
-                    used,
-                    period: *period,
-                }))
-            }
+            Decision::Exceeded(refusal) => return Ok(Err(refusal)),
         }
     }
     Ok(Ok(reservations))
@@ -365,8 +353,24 @@ pub async fn track(
     };
     let events = vec![event];
     let reservations = reserve(service, caller, &events).await?;
-    service.recorder.record(events, reservations).await?;
+    record(service, caller, events, reservations).await?;
     Ok(())
+}
+
+/// Records events with their quota reservations. The recorder judges blocking quotas again where
+/// the calls are committed (another instance may have spent them): its refusal is answered as the
+/// gate's would be.
+async fn record(
+    service: &Ingestion,
+    caller: &Caller,
+    events: Vec<NewEvent>,
+    reservations: Vec<Reservation>,
+) -> DomainResult<Vec<Outcome>> {
+    match service.recorder.record(events, reservations).await {
+        Ok(outcomes) => Ok(outcomes),
+        Err(Unrecorded::OverQuota(refusal)) => Err(quota_exceeded(service, caller, refusal)),
+        Err(Unrecorded::Failed(err)) => Err(err),
+    }
 }
 
 /// What `POST /api/v1/verify` answers when the call is allowed.
@@ -427,7 +431,7 @@ pub async fn verify(
     let events = vec![event];
     let reservations = reserve(service, caller, &events).await?;
     let reserved_used = reservations.first().map(|r| r.used_after);
-    let outcomes = service.recorder.record(events, reservations).await?;
+    let outcomes = record(service, caller, events, reservations).await?;
     match (outcomes.first(), request.event_id.as_deref()) {
         (Some(Outcome::Duplicate), Some(event_id)) => {
             replay(service, caller, event_id, &call, now).await
@@ -548,7 +552,7 @@ pub async fn events(
         })
         .collect();
     let reservations = reserve(service, caller, &events).await?;
-    let outcomes = service.recorder.record(events, reservations).await?;
+    let outcomes = record(service, caller, events, reservations).await?;
     Ok(BatchOutcome::of(&outcomes))
 }
 
@@ -596,6 +600,12 @@ pub async fn install(
             now,
         )
     };
-    service.recorder.record(vec![event], Vec::new()).await?;
-    Ok(())
+    // Without a reservation no quota can refuse it.
+    match service.recorder.record(vec![event], Vec::new()).await {
+        Ok(_) => Ok(()),
+        Err(Unrecorded::Failed(err)) => Err(err),
+        Err(Unrecorded::OverQuota(refusal)) => Err(DomainError::internal(anyhow::anyhow!(
+            "an install was refused for a quota: {refusal:?}"
+        ))),
+    }
 }

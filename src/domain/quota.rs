@@ -5,9 +5,10 @@
 //! out to be a duplicate). The database counter, written in the same transaction as the events,
 //! is the truth after a restart.
 //!
-//! The counters are per process: several instances sharing a database each gate on their own
-//! count (they converge through the database after [`QuotaGate::forget_account`] or idle
-//! eviction).
+//! The counters are per process, so with several instances on one database the gate is a fast
+//! pre-filter: for blocking plans the recorder decides again under the period counter's row lock,
+//! where the count is committed (see `recorder::admission`), and brings this gate's count up to the
+//! database's after every write.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,21 +27,30 @@ pub struct QuotaGate {
     counters: moka::sync::Cache<(String, i64), Arc<PeriodCounter>>,
 }
 
-/// Calls of one account in one period: committed plus reserved.
+/// Calls of one account in one period, loaded once from the database.
 #[derive(Default)]
 pub struct PeriodCounter {
-    used: tokio::sync::OnceCell<Mutex<i64>>,
+    count: tokio::sync::OnceCell<Mutex<Count>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Count {
+    /// Calls the database holds, as last known here.
+    committed: i64,
+    /// Calls held by requests whose events are not written yet.
+    reserved: i64,
+}
+
+impl Count {
+    fn used(self) -> i64 {
+        self.committed + self.reserved
+    }
 }
 
 impl PeriodCounter {
-    fn cell(&self) -> Option<&Mutex<i64>> {
-        self.used.get()
-    }
-
-    fn adjust(&self, delta: i64) {
-        if let Some(cell) = self.cell() {
-            let mut used = cell.lock().unwrap_or_else(|p| p.into_inner());
-            *used += delta;
+    fn update(&self, change: impl FnOnce(&mut Count)) {
+        if let Some(cell) = self.count.get() {
+            change(&mut cell.lock().unwrap_or_else(|p| p.into_inner()));
         }
     }
 }
@@ -54,20 +64,36 @@ pub struct Allowance {
     pub blocks: bool,
 }
 
+impl Allowance {
+    /// The limit calls are refused past, for a blocking plan.
+    fn blocking_limit(self) -> Option<i64> {
+        self.limit.filter(|_| self.blocks)
+    }
+}
+
 #[derive(Debug)]
 pub enum Decision {
     Granted(Reservation),
-    /// Nothing was reserved; `used` is the count the refusal was judged on.
-    Exceeded {
-        limit: i64,
-        used: i64,
-    },
+    /// Nothing was reserved.
+    Exceeded(Refusal),
+}
+
+/// Why calls were refused: the period's limit, and the count the refusal was judged on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub limit: i64,
+    pub used: i64,
+    pub period: BillingPeriod,
 }
 
 /// Calls held for a request until its events are written. Dropping it gives the calls back.
 pub struct Reservation {
     counter: Arc<PeriodCounter>,
     calls: i64,
+    account_id: String,
+    /// Set for a blocking plan: the recorder checks the calls against it again where they are
+    /// committed.
+    blocking_limit: Option<i64>,
     /// The period's count right after this reservation.
     pub used_after: i64,
     pub period: BillingPeriod,
@@ -87,18 +113,43 @@ impl Reservation {
         self.period.start_ms()
     }
 
-    /// The write is done and counted `counted` calls in this period: the counter keeps those
-    /// and gives back (or, when more were counted than reserved, adds) the difference.
-    pub fn settle(mut self, counted: i64) {
-        self.counter.adjust(counted - self.calls);
-        self.calls = 0;
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Calls reserved.
+    pub fn calls(&self) -> i64 {
+        self.calls
+    }
+
+    /// The limit past which the period refuses calls, when its plan blocks.
+    pub fn blocking_limit(&self) -> Option<i64> {
+        self.blocking_limit
+    }
+
+    /// The write is done and counted `counted` calls in this period; `committed` is the
+    /// period's count in the database right after it, when the write read it back. The held
+    /// calls are given back, and the counter keeps what was counted (or takes the database's
+    /// count, which includes what other instances committed).
+    pub fn settle(mut self, counted: i64, committed: Option<i64>) {
+        let calls = std::mem::take(&mut self.calls);
+        self.counter.update(|count| {
+            count.reserved -= calls;
+            count.committed = committed.unwrap_or(count.committed + counted);
+        });
+    }
+
+    /// The write was refused or failed; `committed` as for [`Reservation::settle`].
+    pub fn give_back(self, committed: Option<i64>) {
+        self.settle(0, committed);
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.calls != 0 {
-            self.counter.adjust(-self.calls);
+        let calls = self.calls;
+        if calls != 0 {
+            self.counter.update(|count| count.reserved -= calls);
         }
     }
 }
@@ -130,8 +181,14 @@ impl QuotaGate {
             .counters
             .get_with((account_id.to_owned(), period.start_ms()), Default::default);
         counter
-            .used
-            .get_or_try_init(|| async { load_calls(db, account_id, period).await.map(Mutex::new) })
+            .count
+            .get_or_try_init(|| async {
+                let committed = load_calls(db, account_id, period).await?;
+                DomainResult::Ok(Mutex::new(Count {
+                    committed,
+                    reserved: 0,
+                }))
+            })
             .await?;
         Ok(counter)
     }
@@ -147,23 +204,29 @@ impl QuotaGate {
     ) -> DomainResult<Decision> {
         let counter = self.counter(db, account_id, period).await?;
         let used_after = {
-            let Some(cell) = counter.cell() else {
+            let Some(cell) = counter.count.get() else {
                 return Err(crate::domain::error::DomainError::internal(
                     anyhow::anyhow!("quota counter not loaded"),
                 ));
             };
-            let mut used = cell.lock().unwrap_or_else(|p| p.into_inner());
-            if let (Some(limit), true) = (allowance.limit, allowance.blocks) {
-                if *used + calls > limit {
-                    return Ok(Decision::Exceeded { limit, used: *used });
+            let mut count = cell.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(limit) = allowance.blocking_limit() {
+                if count.used() + calls > limit {
+                    return Ok(Decision::Exceeded(Refusal {
+                        limit,
+                        used: count.used(),
+                        period,
+                    }));
                 }
             }
-            *used += calls;
-            *used
+            count.reserved += calls;
+            count.used()
         };
         Ok(Decision::Granted(Reservation {
             counter,
             calls,
+            account_id: account_id.to_owned(),
+            blocking_limit: allowance.blocking_limit(),
             used_after,
             period,
         }))
@@ -178,8 +241,9 @@ impl QuotaGate {
     ) -> DomainResult<i64> {
         let counter = self.counter(db, account_id, period).await?;
         Ok(counter
-            .cell()
-            .map(|cell| *cell.lock().unwrap_or_else(|p| p.into_inner()))
+            .count
+            .get()
+            .map(|cell| cell.lock().unwrap_or_else(|p| p.into_inner()).used())
             .unwrap_or(0))
     }
 

@@ -7,6 +7,7 @@ use chrono::Duration;
 use common::ingest::rfc3339;
 use common::tables;
 use common::TestApp;
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use tally::clock::Clock;
 use tally::domain::histogram::{bucket_of, Counts};
@@ -161,6 +162,37 @@ async fn a_hundred_concurrent_verifies_with_one_call_left_allow_exactly_one() {
     assert_eq!((allowed, exceeded), (1, 99));
     assert_eq!(app.counted_calls(&m.account_id).await, 5);
     assert_eq!(app.stored_events(&m.account_id).await, 5);
+}
+
+/// What another instance on the same database would do: calls committed behind this instance's
+/// in-memory gate. The database's count decides, and the gate takes it up.
+#[tokio::test]
+async fn calls_committed_behind_the_gate_count_against_the_quota() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    app.update_plan("FREE", json!({ "monthlyQuota": 5 })).await;
+    assert_eq!(verify(&app, &m.key, json!({})).await.status, StatusCode::OK);
+    app.state
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE usage_periods SET calls = 5 WHERE account_id = '{}'",
+            m.account_id
+        ))
+        .await
+        .unwrap();
+
+    // The gate still counts 1 and lets it through; the recorder refuses it under the row lock.
+    let refused = verify(&app, &m.key, json!({})).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json()["error"], "Quota exceeded");
+    assert_eq!(app.counted_calls(&m.account_id).await, 5);
+    assert_eq!(app.stored_events(&m.account_id).await, 1);
+
+    // Now the gate refuses it too, and tells the database's count.
+    let again = verify(&app, &m.key, json!({})).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(again.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(app.stored_events(&m.account_id).await, 1);
 }
 
 #[tokio::test]

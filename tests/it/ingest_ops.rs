@@ -9,7 +9,7 @@ use serde_json::json;
 use tally::clock::Clock;
 use tally::config::Config;
 use tally::domain::error::DomainError;
-use tally::domain::recorder::{EventKind, NewEvent, Outcome};
+use tally::domain::recorder::{EventKind, NewEvent, Outcome, Unrecorded};
 
 #[tokio::test]
 async fn an_anonymous_install_is_recorded_without_an_account() {
@@ -120,7 +120,9 @@ async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
         .collect();
     writes.insert(4, recorder.record(vec![bad], Vec::new()));
     let mut results = futures::future::join_all(writes).await;
-    let refused = results.remove(4).unwrap_err();
+    let Unrecorded::Failed(refused) = results.remove(4).unwrap_err() else {
+        panic!("not a failure");
+    };
     assert!(matches!(refused, DomainError::Internal(_)), "{refused:?}");
     let (status, body, retry_after) = tally::http::error::rest_parts(&refused);
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

@@ -116,7 +116,13 @@ async fn wait_for_listeners(db: &DatabaseConnection, expected: i64) {
 async fn a_key_cached_on_b() -> Option<(TestApp, Instance, Member)> {
     let (a, b) = two_instances().await?;
     let m = a.member_with_key(false).await;
-    assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+    let answer = verify(&b, &m.key).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     Some((a, b, m))
 }
 
@@ -313,4 +319,85 @@ async fn a_failed_job_round_releases_the_job() {
     assert!(failed.is_err());
     let next = jobs::run_alone(&b.state.db, Job::WebhookIdPruning, async { Ok(1) }).await;
     assert_eq!(next.unwrap(), Some(1));
+}
+
+/// `instances` instances on one database; a FREE member verifies `calls` times at once, the
+/// requests spread round robin over the instances. Returns how many were allowed, how many were
+/// refused for the quota, and `currentUsage.calls` as each instance answers it.
+async fn concurrent_verifies_over(
+    instances: usize,
+    calls: usize,
+) -> Option<(usize, usize, Vec<i64>)> {
+    let (a, b) = two_instances().await?;
+    let mut all = vec![
+        Instance {
+            router: a.router.clone(),
+            state: a.state.clone(),
+        },
+        b,
+    ];
+    while all.len() < instances {
+        all.push(a.another_instance(long_lived_cache()).await);
+    }
+    let all: Vec<std::sync::Arc<Instance>> = all.into_iter().map(std::sync::Arc::new).collect();
+    let m = a.member_with_key(false).await;
+
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..calls {
+        let instance = all[i % all.len()].clone();
+        let key = m.key.clone();
+        requests.spawn(async move { verify(&instance, &key).await });
+    }
+    let (mut allowed, mut over_quota) = (0, 0);
+    while let Some(answer) = requests.join_next().await {
+        let answer = answer.expect("request task");
+        match answer.status {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS if answer.json()["error"] == "Quota exceeded" => {
+                over_quota += 1
+            }
+            other => panic!(
+                "unexpected answer {other}: {}",
+                String::from_utf8_lossy(&answer.body)
+            ),
+        }
+    }
+    let mut usage = Vec::new();
+    for instance in &all {
+        let answer = instance
+            .request(
+                Request::post("/graphql")
+                    .header("authorization", format!("Bearer {}", m.token))
+                    .header("content-type", "application/json")
+                    .body(Body::from(
+                        json!({ "query": "{ currentUsage { calls } }" }).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        usage.push(
+            answer.json()["data"]["currentUsage"]["calls"]
+                .as_i64()
+                .expect("calls"),
+        );
+    }
+    Some((allowed, over_quota, usage))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_quota_is_spent_exactly_once_over_two_instances() {
+    let Some((allowed, over_quota, usage)) = concurrent_verifies_over(2, 1_200).await else {
+        return; // SQLite: one instance only.
+    };
+    assert_eq!((allowed, over_quota), (1_000, 200));
+    assert_eq!(usage, [1_000, 1_000]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_quota_is_spent_exactly_once_over_four_instances() {
+    let Some((allowed, over_quota, usage)) = concurrent_verifies_over(4, 1_200).await else {
+        return; // SQLite: one instance only.
+    };
+    assert_eq!((allowed, over_quota), (1_000, 200));
+    assert_eq!(usage, [1_000; 4]);
 }

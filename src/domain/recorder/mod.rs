@@ -9,7 +9,11 @@
 //! An event reported by `/api/v1/events` whose id was recorded earlier by `/api/v1/verify`
 //! completes that call (status, response time, rollups) instead of counting it again.
 //!
-//! A failed transaction gives its waiters' quota reservations back. When the database cannot
+//! Blocking quotas are decided again inside the transaction, under the period counters' row locks
+//! ([`admission`]): a request whose calls no longer fit is answered `Quota exceeded` and writes
+//! nothing, however many instances share the database. After the commit each request's quota
+//! reservation is settled with the calls counted, and the in-memory gate takes the database's
+//! count. A failed transaction gives its waiters' quota reservations back. When the database cannot
 //! take writes (lost, busy, locked) every waiter gets 503. Any other failure may be one request's
 //! data: the batch is written in halves until the requests that fail alone are found, which get
 //! 500 (a retry would fail again); the others are written as usual.
@@ -32,15 +36,19 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::dialect::{self, add_excluded, later_of_excluded};
-use crate::domain::error::{is_connection_error, DomainError, DomainResult};
+use crate::domain::error::{is_connection_error, DomainError};
 use crate::domain::histogram;
 use crate::domain::periods::BillingPeriod;
-use crate::domain::quota::Reservation;
+use crate::domain::quota::{Refusal, Reservation};
 use crate::entity::{
     api_key, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
     usage_event, usage_period,
 };
 use crate::metrics::Metrics;
+
+mod admission;
+
+use admission::{PeriodCounts, PeriodKey};
 
 /// Most events written in one transaction.
 pub const BATCH_CAP: usize = 4_096;
@@ -141,6 +149,8 @@ pub enum Outcome {
 /// Why a request's events were not written, as its handler answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
+    /// A blocking quota has no room for its calls, judged where they would be committed.
+    OverQuota(Refusal),
     /// The database cannot take writes right now (gone, busy, locked): 503, worth retrying.
     Unavailable,
     /// This request's own events cannot be written: 500, a retry would fail the same way.
@@ -215,7 +225,7 @@ impl Recorder {
         &self,
         events: Vec<NewEvent>,
         reservations: Vec<Reservation>,
-    ) -> DomainResult<Vec<Outcome>> {
+    ) -> Result<Vec<Outcome>, Unrecorded> {
         let deadline = tokio::time::Instant::now() + self.claim_wait;
         let (reply, mut answer) = oneshot::channel();
         let ticket = Ticket::new(Job {
@@ -226,26 +236,28 @@ impl Recorder {
         let withdraw = Withdraw(ticket.clone());
         match tokio::time::timeout_at(deadline, self.queue.send(Message::Record(ticket))).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(unavailable("the recorder has stopped")),
-            Err(_) => return Err(unavailable("the recorder's queue stayed full")),
+            Ok(Err(_)) => return Err(unavailable("the recorder has stopped").into()),
+            Err(_) => return Err(unavailable("the recorder's queue stayed full").into()),
         }
         let answered = match tokio::time::timeout_at(deadline, &mut answer).await {
             Ok(answered) => answered,
             Err(_) if withdraw.now() => {
-                return Err(unavailable("the recorder did not take the events in time"))
+                return Err(unavailable("the recorder did not take the events in time").into())
             }
             // Claimed while the wait ran out: the write is bounded by the database's lock
             // timeout, so its answer comes before the request times out.
             Err(_) => answer.await,
         };
-        match answered {
-            Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(Failure::Unavailable)) => Err(unavailable("writing usage events failed")),
-            Ok(Err(Failure::Rejected)) => Err(DomainError::internal(anyhow::anyhow!(
+        let failure = match answered {
+            Ok(Ok(outcomes)) => return Ok(outcomes),
+            Ok(Err(Failure::OverQuota(refusal))) => return Err(Unrecorded::OverQuota(refusal)),
+            Ok(Err(Failure::Unavailable)) => unavailable("writing usage events failed"),
+            Ok(Err(Failure::Rejected)) => DomainError::internal(anyhow::anyhow!(
                 "the database refused this request's usage events (see the recorder's log)"
-            ))),
-            Err(_) => Err(unavailable("the recorder dropped a request")),
-        }
+            )),
+            Err(_) => unavailable("the recorder dropped a request"),
+        };
+        Err(failure.into())
     }
 
     /// Waits until everything queued before this call is written (or has failed).
@@ -254,6 +266,20 @@ impl Recorder {
         if self.queue.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+}
+
+/// Why [`Recorder::record`] wrote nothing.
+#[derive(Debug)]
+pub enum Unrecorded {
+    /// A blocking quota had no room for the calls when they were to be committed.
+    OverQuota(Refusal),
+    Failed(DomainError),
+}
+
+impl From<DomainError> for Unrecorded {
+    fn from(err: DomainError) -> Self {
+        Unrecorded::Failed(err)
     }
 }
 
@@ -313,21 +339,41 @@ impl Writer {
     /// take writes at all.
     async fn write(&mut self, jobs: Vec<Job>) -> bool {
         let started = Instant::now();
-        let events: Vec<&NewEvent> = jobs.iter().flat_map(|job| job.events.iter()).collect();
-        let touches = self.due_key_touches(&events);
-        let result = write_batch(&self.db, &events, &touches).await;
-        drop(events);
-        match result {
-            Ok(outcomes) => {
-                self.metrics.batch(outcomes.len(), started.elapsed());
-                for (key, at) in touches {
-                    self.key_touched.insert(key, at.timestamp_millis());
+        match self.write_admitted(&jobs).await {
+            Ok(batch) => {
+                self.metrics.batch(batch.outcomes.len(), started.elapsed());
+                for (key, at) in &batch.touches {
+                    self.key_touched.insert(key.clone(), at.timestamp_millis());
                 }
-                self.answer(jobs, outcomes);
+                self.answer(jobs, batch);
                 true
             }
             Err(err) => self.failed(jobs, err).await,
         }
+    }
+
+    /// One transaction: the jobs the blocking quotas admit, written.
+    async fn write_admitted(&mut self, jobs: &[Job]) -> Result<AdmittedBatch, DbErr> {
+        let txn = self.db.begin().await?;
+        let locked = admission::lock_counters(&txn, jobs).await?;
+        let refusals = admission::admit(jobs, &locked);
+        let events: Vec<&NewEvent> = jobs
+            .iter()
+            .zip(&refusals)
+            .filter(|(_, refusal)| refusal.is_none())
+            .flat_map(|(job, _)| job.events.iter())
+            .collect();
+        let touches = self.due_key_touches(&events);
+        let written = write_events(&txn, &events, &touches).await?;
+        txn.commit().await?;
+        let mut counts = locked;
+        counts.extend(written.period_counts);
+        Ok(AdmittedBatch {
+            refusals,
+            outcomes: written.outcomes,
+            counts,
+            touches,
+        })
     }
 
     /// A failed write. When the database cannot take writes, every request fails alike: 503,
@@ -363,10 +409,20 @@ impl Writer {
         }
     }
 
-    fn answer(&self, jobs: Vec<Job>, outcomes: Vec<Outcome>) {
-        let mut outcomes = outcomes.into_iter();
+    fn answer(&self, jobs: Vec<Job>, batch: AdmittedBatch) {
+        let mut outcomes = batch.outcomes.into_iter();
         let (mut stored, mut duplicates) = (0u64, 0u64);
-        for job in jobs {
+        let committed =
+            |reservation: &Reservation| batch.counts.get(&admission::key_of(reservation)).copied();
+        for (job, refusal) in jobs.into_iter().zip(batch.refusals) {
+            if let Some(refusal) = refusal {
+                for reservation in job.reservations {
+                    let now = committed(&reservation);
+                    reservation.give_back(now);
+                }
+                let _ = job.reply.send(Err(Failure::OverQuota(refusal)));
+                continue;
+            }
             let mine: Vec<Outcome> = outcomes.by_ref().take(job.events.len()).collect();
             let mut counted: HashMap<i64, i64> = HashMap::new();
             for (event, outcome) in job.events.iter().zip(&mine) {
@@ -386,7 +442,8 @@ impl Writer {
                     .get(&reservation.period_start_ms())
                     .copied()
                     .unwrap_or(0);
-                reservation.settle(calls);
+                let now = committed(&reservation);
+                reservation.settle(calls, now);
             }
             let _ = job.reply.send(Ok(mine));
         }
@@ -415,6 +472,17 @@ impl Writer {
         }
         due.into_iter().map(|(k, at)| (k.to_owned(), at)).collect()
     }
+}
+
+/// One committed transaction of the writer.
+struct AdmittedBatch {
+    /// Per job, in order: the refusal of a job the quotas did not admit.
+    refusals: Vec<Option<Refusal>>,
+    /// The outcomes of the admitted jobs' events, in order.
+    outcomes: Vec<Outcome>,
+    /// The count each period counter read or written holds after the commit.
+    counts: PeriodCounts,
+    touches: Vec<(String, DateTime<Utc>)>,
 }
 
 /// Answers jobs that were not written. Dropping a job's reservations gives its calls back.
@@ -516,7 +584,8 @@ struct InstallDelta {
 
 #[derive(Default)]
 struct Rollups {
-    periods: BTreeMap<(String, i64), (i64, i64)>,
+    /// (account, period start) → (period end, calls)
+    periods: BTreeMap<PeriodKey, (i64, i64)>,
     endpoints: BTreeMap<EndpointKey, EndpointDelta>,
     tools: BTreeMap<ToolKey, (i64, i64)>,
     /// (account, day) → billable calls (API calls by cost, tool uses), and the API calls'
@@ -678,13 +747,31 @@ fn event_row(event: &NewEvent) -> usage_event::ActiveModel {
 }
 
 /// Writes one batch in one transaction; the outcome of each event, in order. Public so that
-/// `tally seed-demo` writes events and rollups exactly as the recorder does.
+/// `tally seed-demo` writes events and rollups exactly as the recorder does (it checks no quota).
 pub async fn write_batch(
     db: &DatabaseConnection,
     events: &[&NewEvent],
     key_touches: &[(String, DateTime<Utc>)],
 ) -> Result<Vec<Outcome>, DbErr> {
     let txn = db.begin().await?;
+    let written = write_events(&txn, events, key_touches).await?;
+    txn.commit().await?;
+    Ok(written.outcomes)
+}
+
+/// What [`write_events`] did.
+struct Written {
+    outcomes: Vec<Outcome>,
+    /// The count of each period counter the events added to, right after.
+    period_counts: PeriodCounts,
+}
+
+/// Writes events, their rollups and key touches in `txn`.
+async fn write_events(
+    txn: &DatabaseTransaction,
+    events: &[&NewEvent],
+    key_touches: &[(String, DateTime<Utc>)],
+) -> Result<Written, DbErr> {
     let mut outcomes = vec![Outcome::Duplicate; events.len()];
     let mut rollups = Rollups::default();
 
@@ -703,7 +790,7 @@ pub async fn write_batch(
         }
     }
 
-    let inserted = insert_events(&txn, events, &to_insert).await?;
+    let inserted = insert_events(txn, events, &to_insert).await?;
     let mut conflicts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for &i in &to_insert {
         let event = events[i];
@@ -718,19 +805,72 @@ pub async fn write_batch(
         }
     }
     for (account, indexes) in conflicts {
-        complete_or_skip(&txn, account, events, &indexes, &mut outcomes, &mut rollups).await?;
+        complete_or_skip(txn, account, events, &indexes, &mut outcomes, &mut rollups).await?;
     }
 
-    upsert_rollups(&txn, &rollups).await?;
+    let period_counts = add_period_calls(txn, &rollups.periods).await?;
+    upsert_rollups(txn, &rollups).await?;
     for (key_id, at) in key_touches {
         api_key::Entity::update_many()
             .col_expr(api_key::Column::LastUsedAt, Expr::val(*at))
             .filter(api_key::Column::Id.eq(key_id.as_str()))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    txn.commit().await?;
-    Ok(outcomes)
+    Ok(Written {
+        outcomes,
+        period_counts,
+    })
+}
+
+/// Adds the calls counted to the period counters; each counter's count right after.
+async fn add_period_calls(
+    txn: &DatabaseTransaction,
+    periods: &BTreeMap<PeriodKey, (i64, i64)>,
+) -> Result<PeriodCounts, DbErr> {
+    use usage_period::Column;
+    let rows = periods
+        .iter()
+        .map(|((account, start), (end, calls))| usage_period::Model {
+            account_id: account.clone(),
+            period_start: *start,
+            period_end: *end,
+            calls: *calls,
+        });
+    let on_conflict = adding([Column::AccountId, Column::PeriodStart], [Column::Calls]);
+    upsert_period_counters(txn, rows, on_conflict).await
+}
+
+/// Multi-row upsert of period counters, reading back each one's count as the statement left it
+/// (under its row lock until the transaction ends).
+async fn upsert_period_counters(
+    txn: &DatabaseTransaction,
+    rows: impl ExactSizeIterator<Item = usage_period::Model>,
+    on_conflict: OnConflict,
+) -> Result<PeriodCounts, DbErr> {
+    use usage_period::Column;
+    let mut counts = PeriodCounts::with_capacity(rows.len());
+    let sizes = statement_sizes(rows.len());
+    let mut rows = rows.into_iter();
+    for size in sizes {
+        let chunk = rows
+            .by_ref()
+            .take(size)
+            .map(IntoActiveModel::into_active_model);
+        let mut statement = usage_period::Entity::insert_many(chunk)
+            .on_conflict(on_conflict.clone())
+            .into_query();
+        statement.returning(Query::returning().columns([
+            Column::AccountId,
+            Column::PeriodStart,
+            Column::Calls,
+        ]));
+        for row in txn.query_all(&statement).await? {
+            let (account, start, calls): (String, i64, i64) = row.try_get_many_by_index()?;
+            counts.insert((account, start), calls);
+        }
+    }
+    Ok(counts)
 }
 
 /// Inserts the events at `indexes`; the (account, event id) pairs actually inserted.
@@ -897,21 +1037,6 @@ async fn complete_or_skip(
 }
 
 async fn upsert_rollups(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<(), DbErr> {
-    let periods = rollups
-        .periods
-        .iter()
-        .map(|((account, start), (end, calls))| usage_period::Model {
-            account_id: account.clone(),
-            period_start: *start,
-            period_end: *end,
-            calls: *calls,
-        });
-    {
-        use usage_period::Column;
-        let keys = [Column::AccountId, Column::PeriodStart];
-        upsert(txn, periods, adding(keys, [Column::Calls])).await?;
-    }
-
     let endpoints = rollups
         .endpoints
         .iter()
