@@ -97,3 +97,37 @@ pub fn lock_single_instance(url: &str) -> anyhow::Result<SingleInstanceLock> {
         Err(TryLockError::Error(err)) => Err(err.into()),
     }
 }
+
+/// The advisory lock key of setting a database up: "tally" in ASCII, then 0 (the background
+/// jobs' keys follow it, see `jobs.rs`).
+const SETUP_LOCK_KEY: i64 = 0x7461_6c6c_7900_0000;
+
+/// Held by `serve` while it migrates the database and creates the first admin: several instances
+/// started at once on one PostgreSQL database take turns, so that one applies the migrations and
+/// creates the admin and the others find them done. A session advisory lock on a connection of
+/// its own, released when [`SetupLock::release`] closes it (or the process ends).
+pub struct SetupLock(Option<sea_orm::sqlx::PgConnection>);
+
+/// Waits for the setup lock of a PostgreSQL database; SQLite needs none (one instance).
+pub async fn lock_setup(url: &str) -> anyhow::Result<SetupLock> {
+    use sea_orm::sqlx::{Connection, PgConnection};
+    if !url.starts_with("postgres") {
+        return Ok(SetupLock(None));
+    }
+    let mut connection = PgConnection::connect(url).await?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SETUP_LOCK_KEY)
+        .execute(&mut connection)
+        .await?;
+    Ok(SetupLock(Some(connection)))
+}
+
+impl SetupLock {
+    pub async fn release(self) {
+        use sea_orm::sqlx::Connection;
+        if let Some(connection) = self.0 {
+            // Closing the session releases its advisory locks; a failed close drops it anyway.
+            let _ = connection.close().await;
+        }
+    }
+}

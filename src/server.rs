@@ -26,12 +26,16 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the database at {}", redact(database_url)))?;
     let _single_instance = db::lock_single_instance(database_url)?;
+    let setup = db::lock_setup(database_url)
+        .await
+        .context("waiting for other instances to finish setting the database up")?;
     if args.no_migrate {
         tracing::info!("not migrating: --no-migrate");
     } else {
         db::migrate(&db).await.context("applying migrations")?;
     }
     bootstrap_admin(&db, &args).await?;
+    setup.release().await;
     let jwt_secret = match args.configured_jwt_secret()? {
         Some(secret) => secret.to_owned(),
         None => settings::jwt_secret(&db)

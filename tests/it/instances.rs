@@ -15,6 +15,7 @@ use tally::domain::error::DomainError;
 use tally::jobs::{self, Job};
 
 use crate::common::ingest::Member;
+use crate::common::process::{Server, OPS_EMAIL, OPS_PASSWORD};
 use crate::common::{Instance, TestApp, TestResponse};
 
 /// How long another instance may take to see a change.
@@ -400,4 +401,45 @@ async fn a_free_quota_is_spent_exactly_once_over_four_instances() {
     };
     assert_eq!((allowed, over_quota), (1_000, 200));
     assert_eq!(usage, [1_000; 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_started_at_once_on_a_new_database_take_turns_setting_it_up() {
+    let test_db = crate::common::TestDb::create().await;
+    if !test_db.url.starts_with("postgres") {
+        return; // SQLite: one instance only.
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = [
+        ("TALLY_DATABASE_URL", test_db.url.as_str()),
+        ("TALLY_ADMIN_EMAIL", OPS_EMAIL),
+        ("TALLY_ADMIN_PASSWORD", OPS_PASSWORD),
+    ];
+    // Each migrates and creates the first admin unless another did: without turns, one of them
+    // fails on a table or a user the other has just created.
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| Server::start(dir.path(), &settings)))
+            .collect();
+        starting.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    for server in &servers {
+        let token = server.login(OPS_EMAIL, OPS_PASSWORD);
+        let me = server.graphql_ok(Some(&token), "{ me { role } }", json!({}));
+        assert_eq!(me["me"]["role"], "ADMIN");
+    }
+    let db = tally::db::connect(&test_db.url).await.expect("connect");
+    let users = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM users",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(users.try_get_by_index::<i64>(0).unwrap(), 1);
+    db.close().await.ok();
+    for server in servers {
+        server.stop();
+    }
 }
