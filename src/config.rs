@@ -153,7 +153,7 @@ pub struct ServeArgs {
     /// E-mail of the admin created on an empty database.
     #[arg(long, env = "TALLY_ADMIN_EMAIL", default_value = "admin@localhost")]
     pub admin_email: String,
-    /// Password of that admin; when unset a random one is generated and printed once.
+    /// Password of that admin; when unset or empty a random one is generated and printed once.
     #[arg(long, env = "TALLY_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
     /// `login` and `signUp` attempts allowed per client address and minute.

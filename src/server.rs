@@ -100,7 +100,10 @@ async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::R
     let outcome = settings::ensure_admin(
         db,
         &args.admin_email,
-        args.admin_password.clone(),
+        // Empty, as a compose file passes an unset variable: generated, like unset.
+        args.admin_password
+            .clone()
+            .filter(|password| !password.is_empty()),
         SystemClock.now(),
     )
     .await

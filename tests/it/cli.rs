@@ -56,6 +56,14 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
 }
 
 #[test]
+fn an_empty_admin_password_setting_counts_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_ADMIN_PASSWORD", "")]);
+    let stdout = server.stop();
+    assert!(stdout.contains("with password: "), "generated: {stdout}");
+}
+
+#[test]
 fn admin_credentials_can_come_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &OPS_ADMIN);
