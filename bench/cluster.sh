@@ -5,12 +5,14 @@
 #   1. POST /api/track and POST /api/v1/verify: requests/s and p99, and the CPU seconds the
 #      instances, PostgreSQL and wrk each used (where the time goes on a shared machine);
 #   2. quota accuracy: a FREE account (1,000 calls a month) verified flat out from every instance:
-#      how many were allowed, and what the database counted;
+#      how many were allowed, and what the database counted; then a FREE account whose quota
+#      cannot run out, verified like the unlimited one (what deciding quotas in the database costs);
 #   3. limit accuracy: a key of a 100-a-minute plan verified from every instance for LIMIT_SECONDS:
 #      allowed, against the bound of 100 plus what refills meanwhile (shared through Redis when
 #      one answers, otherwise each instance allows the whole limit).
 #
-# Usage: bench/cluster.sh   (DURATION=10s THREADS=4 INSTANCES="1 2 4" LIMIT_SECONDS=6;
+# Usage: bench/cluster.sh   (DURATION=10s THREADS=4 INSTANCES="1 2 4" CONNECTIONS="64 256"
+#                            LIMIT_SECONDS=6;
 #                            TALLY_BIN=path/to/tally to measure another build;
 #                            BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432,
 #                            BENCH_REDIS=redis://127.0.0.1:6379, BENCH_REDIS=none for no Redis)
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-4}"
 INSTANCES="${INSTANCES:-1 2 4}"
+CONNECTIONS="${CONNECTIONS:-64 256}"
 LIMIT_SECONDS="${LIMIT_SECONDS:-6}"
 BENCH_POSTGRES="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 BENCH_REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
@@ -105,9 +108,16 @@ cpu_seconds() {
   awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz}'
 }
 
-# Runs wrk spread over the instances; prints rps, p99, statuses and CPU seconds per party.
+# Idle and total CPU time of the whole machine so far, in ticks.
+machine_ticks() {
+  awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}
+
+# Runs wrk spread over the instances; prints rps, p99, statuses, the CPU seconds the instances,
+# PostgreSQL and wrk used, and how much of the machine's CPU stayed idle.
 spread() { # mode key connections duration
-  local before_tally before_pg out
+  local before_tally before_pg before_machine out
+  before_machine=$(machine_ticks)
   before_tally=$(cpu_seconds "${PIDS[@]}")
   before_pg=$(cpu_seconds $(pgrep -x postgres || true))
   local TIMEFORMAT="wrk_cpu=%U %S"
@@ -119,13 +129,14 @@ spread() { # mode key connections duration
     /^ +99%/ {printf "p99=%s ", $2}
     /^status_/ {printf "%s ", $1}
     /^wrk_cpu=/ {split($0, a, "="); split(a[2], b, " "); printf "cpu_wrk=%.1f ", b[1] + b[2]}'
-  printf "cpu_tally=%.1f cpu_postgres=%.1f\n" \
+  printf "cpu_tally=%.1f cpu_postgres=%.1f idle=%s\n" \
     "$(awk -v a="$(cpu_seconds "${PIDS[@]}")" -v b="$before_tally" 'BEGIN {print a - b}')" \
-    "$(awk -v a="$(cpu_seconds $(pgrep -x postgres || true))" -v b="$before_pg" 'BEGIN {print a - b}')"
+    "$(awk -v a="$(cpu_seconds $(pgrep -x postgres || true))" -v b="$before_pg" 'BEGIN {print a - b}')" \
+    "$(echo "$before_machine $(machine_ticks)" | awk '{printf "%d%%", 100 * ($3 - $1) / ($4 - $2)}')"
 }
 
 echo "== machine: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== redis: $BENCH_REDIS; wrk: $THREADS threads, 64 connections, $DURATION per run"
+echo "== redis: $BENCH_REDIS; wrk: $THREADS threads, $DURATION per run; postgres: $(psql -tA "$BENCH_POSTGRES/postgres" -c 'SHOW server_version')"
 for n in $INSTANCES; do
   DATABASE="tally_cluster_bench_$$_$n"
   psql -q "$BENCH_POSTGRES/postgres" -c "CREATE DATABASE $DATABASE" >/dev/null
@@ -147,14 +158,22 @@ for n in $INSTANCES; do
   sleep 1 # the plan edits reach every instance
 
   echo "-- instances=$n"
-  echo "track  $(spread track "$BUSY_KEY" 64 "$DURATION")"
-  echo "verify $(spread verify "$BUSY_KEY" 64 "$DURATION")"
+  for conns in $CONNECTIONS; do
+    echo "track  c=$conns $(spread track "$BUSY_KEY" "$conns" "$DURATION")"
+    echo "verify c=$conns $(spread verify "$BUSY_KEY" "$conns" "$DURATION")"
+  done
   quota=$(spread verify "$FREE_KEY" 64 3s)
   counted=$(psql -tA "$BENCH_POSTGRES/$DATABASE" -c \
     "SELECT COALESCE(SUM(calls), 0) FROM usage_periods WHERE account_id = '$FREE_ACCOUNT'")
   stored=$(psql -tA "$BENCH_POSTGRES/$DATABASE" -c \
     "SELECT COUNT(*) FROM usage_events WHERE account_id = '$FREE_ACCOUNT'")
   echo "quota  FREE (1000): $(grep -o 'status_200=[0-9]*' <<<"$quota" || echo status_200=0) counted=$counted stored=$stored (${quota})"
+  # A blocking plan's calls are decided again under the period counter's lock: its verifies,
+  # with a quota too large to run out, against the unlimited plan's above.
+  gql "$ADMIN" 'mutation{adminUpdatePlan(code:FREE,input:{monthlyQuota:1000000000}){code}}' '{}' >/dev/null
+  read -r BLOCKING_KEY _ <<<"$(member_key blocking@example.com FREE)"
+  sleep 1
+  echo "verify c=64 blocking plan: $(spread verify "$BLOCKING_KEY" 64 "$DURATION")"
   limit=$(spread verify "$LIMITED_KEY" 16 "${LIMIT_SECONDS}s")
   bound=$(awk -v s="$LIMIT_SECONDS" 'BEGIN {printf "%d", 100 + 100 * s / 60 + 1}')
   echo "limit  100/min over ${LIMIT_SECONDS}s: $(grep -o 'status_200=[0-9]*' <<<"$limit" || echo status_200=0) bound=$bound (${limit})"

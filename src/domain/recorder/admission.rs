@@ -17,15 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr};
 
-use super::{upsert_period_counters, Job};
+use super::counters::{upsert_period_counters, PeriodCounts, PeriodKey};
+use super::Job;
 use crate::domain::quota::{Refusal, Reservation};
 use crate::entity::usage_period;
-
-/// (account, period start in unix ms)
-pub(super) type PeriodKey = (String, i64);
-
-/// Calls each period counter holds, as read or written in a transaction.
-pub(super) type PeriodCounts = HashMap<PeriodKey, i64>;
 
 /// Reads, under their row locks, the counters of the periods the jobs' blocking reservations draw
 /// on. The rows are locked in key order, the same on every instance, so two batches cannot wait

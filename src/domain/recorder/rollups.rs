@@ -1,0 +1,409 @@
+//! The daily rollups analytics read (per endpoint with a latency histogram, per tool, per account
+//! and day, per install), summed per batch in memory and added to the stored rows with upserts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    IntoActiveModel, QueryTrait,
+};
+
+use super::counters::PeriodKey;
+use super::{statement_sizes, EventKind, NewEvent};
+use crate::domain::dialect::{self, add_excluded, later_of_excluded};
+use crate::domain::histogram;
+use crate::entity::{
+    usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
+};
+
+/// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
+/// successes and failures are billable calls (an API call weighs its `cost`), so that what is
+/// charted is what is billed; the latency sums are per request.
+#[derive(Debug, Default, Clone, Copy)]
+struct CallSums {
+    calls: i64,
+    successes: i64,
+    failures: i64,
+    latency_sum_ms: i64,
+    latency_count: i64,
+}
+
+impl CallSums {
+    /// One finished API call worth `cost` calls.
+    fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
+        match status {
+            Some(code) if (200..400).contains(&code) => self.successes += cost,
+            Some(code) if code >= 400 => self.failures += cost,
+            _ => {}
+        }
+        if let Some(ms) = latency {
+            self.latency_sum_ms += ms;
+            self.latency_count += 1;
+        }
+    }
+}
+
+/// Sums to add to one daily endpoint rollup row.
+#[derive(Debug, Default, Clone)]
+struct EndpointDelta {
+    sums: CallSums,
+    /// API calls (events), whatever their cost.
+    requests: i64,
+    latency_buckets: histogram::Counts,
+}
+
+impl EndpointDelta {
+    fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
+        self.sums.finish(status, latency, cost);
+        if let Some(ms) = latency {
+            *self
+                .latency_buckets
+                .entry(histogram::bucket_of(ms))
+                .or_default() += 1;
+        }
+    }
+}
+
+/// (account, day, method, endpoint)
+type EndpointKey = (String, String, String, String);
+/// (account, day, kind, skill, tool)
+type ToolKey = (String, String, &'static str, String, String);
+/// (day, skill, platform, version); unknown values are empty.
+type InstallKey = (String, String, String, String);
+
+/// Installs to add to one daily install rollup row.
+#[derive(Debug, Default, Clone, Copy)]
+struct InstallDelta {
+    anonymous: i64,
+    attributed: i64,
+    last_at: i64,
+}
+
+#[derive(Default)]
+pub(super) struct Rollups {
+    /// (account, period start) → (period end, calls)
+    pub(super) periods: BTreeMap<PeriodKey, (i64, i64)>,
+    endpoints: BTreeMap<EndpointKey, EndpointDelta>,
+    tools: BTreeMap<ToolKey, (i64, i64)>,
+    /// (account, day) → billable calls (API calls by cost, tool uses), and the API calls'
+    /// outcomes.
+    daily: BTreeMap<(String, String), CallSums>,
+    installs: BTreeMap<InstallKey, InstallDelta>,
+}
+
+impl Rollups {
+    fn finish_call(
+        &mut self,
+        key: &EndpointKey,
+        status: Option<i32>,
+        latency: Option<i64>,
+        cost: i64,
+    ) {
+        self.endpoints
+            .entry(key.clone())
+            .or_default()
+            .finish(status, latency, cost);
+        self.daily
+            .entry((key.0.clone(), key.1.clone()))
+            .or_default()
+            .finish(status, latency, cost);
+    }
+
+    /// Installs are counted with or without an account (anonymous ones have none).
+    fn add_install(&mut self, event: &NewEvent) {
+        let metadata: Option<serde_json::Value> = event
+            .metadata
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        let field = |name: &str| {
+            metadata
+                .as_ref()
+                .and_then(|m| m.get(name))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let key = (
+            day_of(event.occurred_at),
+            event.skill_id.clone().unwrap_or_default(),
+            field("platform"),
+            field("version"),
+        );
+        let at = event.occurred_at.timestamp_millis();
+        let slot = self.installs.entry(key).or_insert(InstallDelta {
+            last_at: at,
+            ..InstallDelta::default()
+        });
+        if event.account_id.is_some() {
+            slot.attributed += 1;
+        } else {
+            slot.anonymous += 1;
+        }
+        slot.last_at = slot.last_at.max(at);
+    }
+
+    /// A verified call (counted at `occurred_ms` under `counted_as`, its method and endpoint)
+    /// completed by `report`, the finished call. The call moves to the method and endpoint the
+    /// report gives, and gets its outcome, weighted like the call was: no call is counted again.
+    pub(super) fn complete_call(
+        &mut self,
+        account: &str,
+        occurred_ms: i64,
+        counted_as: (Option<&str>, Option<&str>),
+        report: &NewEvent,
+        cost: i64,
+    ) {
+        let day = day_of_millis(occurred_ms);
+        let before = (
+            account.to_owned(),
+            day.clone(),
+            counted_as.0.unwrap_or_default().to_owned(),
+            counted_as.1.unwrap_or_default().to_owned(),
+        );
+        let after = (
+            account.to_owned(),
+            day,
+            report.method.clone().unwrap_or_default(),
+            report.endpoint.clone().unwrap_or_default(),
+        );
+        if before != after {
+            let moved_from = self.endpoints.entry(before).or_default();
+            moved_from.sums.calls -= cost;
+            moved_from.requests -= 1;
+            let moved_to = self.endpoints.entry(after.clone()).or_default();
+            moved_to.sums.calls += cost;
+            moved_to.requests += 1;
+        }
+        self.finish_call(&after, report.status_code, report.response_time_ms, cost);
+    }
+
+    pub(super) fn add_accepted(&mut self, event: &NewEvent) {
+        if event.kind == EventKind::Install {
+            self.add_install(event);
+        }
+        let Some(account) = event.account_id.as_ref() else {
+            return;
+        };
+        if let (Some(period), true) = (event.period, event.cost > 0) {
+            let slot = self
+                .periods
+                .entry((account.clone(), period.start_ms()))
+                .or_insert((period.end_ms(), 0));
+            slot.1 += event.cost;
+        }
+        let day = day_of(event.occurred_at);
+        if event.kind != EventKind::Install {
+            self.daily
+                .entry((account.clone(), day.clone()))
+                .or_default()
+                .calls += event.cost;
+        }
+        match event.kind {
+            EventKind::ApiCall => {
+                let key = (
+                    account.clone(),
+                    day,
+                    event.method.clone().unwrap_or_default(),
+                    event.endpoint.clone().unwrap_or_default(),
+                );
+                let row = self.endpoints.entry(key.clone()).or_default();
+                row.sums.calls += event.cost;
+                row.requests += 1;
+                self.finish_call(&key, event.status_code, event.response_time_ms, event.cost);
+            }
+            EventKind::ToolCall | EventKind::Install => {
+                let key = (
+                    account.clone(),
+                    day,
+                    event.kind.as_str(),
+                    event.skill_id.clone().unwrap_or_default(),
+                    event.tool_name.clone().unwrap_or_default(),
+                );
+                let at = event.occurred_at.timestamp_millis();
+                let slot = self.tools.entry(key).or_insert((0, at));
+                slot.0 += 1;
+                slot.1 = slot.1.max(at);
+            }
+        }
+    }
+}
+
+fn day_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+fn day_of_millis(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(day_of)
+        .unwrap_or_default()
+}
+
+pub(super) async fn upsert_rollups(
+    txn: &DatabaseTransaction,
+    rollups: &Rollups,
+) -> Result<(), DbErr> {
+    let endpoints = rollups
+        .endpoints
+        .iter()
+        .map(
+            |((account, day, method, endpoint), d)| usage_daily_endpoint::Model {
+                account_id: account.clone(),
+                day: day.clone(),
+                method: method.clone(),
+                endpoint: endpoint.clone(),
+                calls: d.sums.calls,
+                requests: d.requests,
+                successes: d.sums.successes,
+                failures: d.sums.failures,
+                latency_sum_ms: d.sums.latency_sum_ms,
+                latency_count: d.sums.latency_count,
+                latency_histogram: histogram::to_json(&d.latency_buckets),
+            },
+        );
+    {
+        use usage_daily_endpoint::Column;
+        let keys = [
+            Column::AccountId,
+            Column::Day,
+            Column::Method,
+            Column::Endpoint,
+        ];
+        let added = [
+            Column::Calls,
+            Column::Requests,
+            Column::Successes,
+            Column::Failures,
+            Column::LatencySumMs,
+            Column::LatencyCount,
+        ];
+        let mut on_conflict = adding(keys, added);
+        on_conflict.value(
+            Column::LatencyHistogram,
+            dialect::merge_histograms(txn.get_database_backend(), Column::LatencyHistogram),
+        );
+        upsert(txn, endpoints, on_conflict).await?;
+    }
+
+    let daily = rollups
+        .daily
+        .iter()
+        .map(|((account, day), sums)| usage_daily_total::Model {
+            account_id: account.clone(),
+            day: day.clone(),
+            calls: sums.calls,
+            successes: sums.successes,
+            failures: sums.failures,
+            latency_sum_ms: sums.latency_sum_ms,
+            latency_count: sums.latency_count,
+        });
+    {
+        use usage_daily_total::Column;
+        let keys = [Column::AccountId, Column::Day];
+        let added = [
+            Column::Calls,
+            Column::Successes,
+            Column::Failures,
+            Column::LatencySumMs,
+            Column::LatencyCount,
+        ];
+        upsert(txn, daily, adding(keys, added)).await?;
+    }
+
+    let tools = rollups
+        .tools
+        .iter()
+        .map(
+            |((account, day, kind, skill, tool), (calls, last))| usage_daily_tool::Model {
+                account_id: account.clone(),
+                day: day.clone(),
+                kind: (*kind).to_owned(),
+                skill_id: skill.clone(),
+                tool_name: tool.clone(),
+                calls: *calls,
+                last_used_at: *last,
+            },
+        );
+    {
+        use usage_daily_tool::Column;
+        let keys = [
+            Column::AccountId,
+            Column::Day,
+            Column::Kind,
+            Column::SkillId,
+            Column::ToolName,
+        ];
+        let mut on_conflict = adding(keys, [Column::Calls]);
+        on_conflict.value(Column::LastUsedAt, later_of_excluded(Column::LastUsedAt));
+        upsert(txn, tools, on_conflict).await?;
+    }
+
+    let installs = rollups
+        .installs
+        .iter()
+        .map(
+            |((day, skill, platform, version), d)| usage_daily_install::Model {
+                day: day.clone(),
+                skill_id: skill.clone(),
+                platform: platform.clone(),
+                version: version.clone(),
+                installs: d.anonymous + d.attributed,
+                anonymous: d.anonymous,
+                attributed: d.attributed,
+                last_installed_at: d.last_at,
+            },
+        );
+    {
+        use usage_daily_install::Column;
+        let keys = [
+            Column::Day,
+            Column::SkillId,
+            Column::Platform,
+            Column::Version,
+        ];
+        let added = [Column::Installs, Column::Anonymous, Column::Attributed];
+        let mut on_conflict = adding(keys, added);
+        on_conflict.value(
+            Column::LastInstalledAt,
+            later_of_excluded(Column::LastInstalledAt),
+        );
+        upsert(txn, installs, on_conflict).await
+    }
+}
+
+/// `ON CONFLICT (keys) DO UPDATE` adding the proposed value of each `added` column to the stored
+/// one: the rollups are counters.
+pub(super) fn adding<C: ColumnTrait, const K: usize, const A: usize>(
+    keys: [C; K],
+    added: [C; A],
+) -> OnConflict {
+    let mut on_conflict = OnConflict::columns(keys);
+    for column in added {
+        on_conflict.value(column, add_excluded(column));
+    }
+    on_conflict
+}
+
+/// Multi-row `INSERT ... ON CONFLICT DO UPDATE` of `rows`, in statements of
+/// [`statement_sizes`].
+async fn upsert<M, A>(
+    txn: &DatabaseTransaction,
+    rows: impl ExactSizeIterator<Item = M>,
+    on_conflict: OnConflict,
+) -> Result<(), DbErr>
+where
+    M: IntoActiveModel<A>,
+    A: ActiveModelTrait,
+{
+    let sizes = statement_sizes(rows.len());
+    let mut rows = rows.into_iter();
+    for size in sizes {
+        let insert = A::Entity::insert_many(rows.by_ref().take(size).map(M::into_active_model))
+            .on_conflict(on_conflict.clone())
+            .into_query();
+        txn.execute(&insert).await?;
+    }
+    Ok(())
+}
