@@ -15,6 +15,7 @@ mod m20261129_000001_account_initial_plan;
 mod m20261129_000002_cost_weighted_calls;
 mod m20261129_000003_install_rollups;
 mod m20261129_200001_drop_usage_event_user_id;
+mod m20261130_000001_rollup_deltas;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_cost_weighted_calls::Migration),
             Box::new(m20261129_000003_install_rollups::Migration),
             Box::new(m20261129_200001_drop_usage_event_user_id::Migration),
+            Box::new(m20261130_000001_rollup_deltas::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod billing_webhook_event;
 pub mod invoice;
 pub mod plan;
+pub mod rollup_delta;
 pub mod setting;
 pub mod usage_daily_endpoint;
 pub mod usage_daily_install;

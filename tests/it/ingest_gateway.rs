@@ -235,7 +235,7 @@ async fn a_batch_is_stored_counted_and_rolled_up() {
     );
     assert!(response.header("ratelimit").is_some());
     assert_eq!(app.counted_calls(&m.account_id).await, 3);
-    let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
+    let rollups = app.endpoint_rollups(&m.account_id).await;
     let rollup = rollups
         .iter()
         .find(|row| row.method == "GET" && row.endpoint == "/v1/things")
@@ -362,7 +362,7 @@ async fn a_verified_call_reported_later_is_completed_not_counted_again() {
     assert_eq!(app.stored_events(&m.account_id).await, 1);
     let status = tables::stored_status_codes(&app.state.db, &m.account_id).await;
     assert_eq!(status, [Some(404)]);
-    let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
+    let rollups = app.endpoint_rollups(&m.account_id).await;
     let sum =
         |column: fn(&usage_daily_endpoint::Model) -> i64| rollups.iter().map(column).sum::<i64>();
     assert_eq!(sum(|row| row.calls), 1);
@@ -396,7 +396,7 @@ async fn a_reported_call_moves_to_its_real_endpoint() {
     let m = app.member_with_key(false).await;
     verify(&app, &m.key, json!({ "event_id": "x" })).await;
     events(&app, &m.key, vec![call(&app, Some("x"), 200, 7)]).await;
-    let rollups = tables::endpoint_rollups(&app.state.db, &m.account_id).await;
+    let rollups = app.endpoint_rollups(&m.account_id).await;
     let calls_to = |endpoint: &str| {
         rollups
             .iter()

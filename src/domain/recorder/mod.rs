@@ -27,10 +27,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, RuntimeErr, TransactionTrait,
+    DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,17 +36,17 @@ use crate::domain::dialect;
 use crate::domain::error::{is_connection_error, DomainError};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Refusal, Reservation};
-use crate::entity::api_key;
 use crate::metrics::Metrics;
 
 mod admission;
 mod counters;
 mod events;
+pub mod follower;
 mod rollups;
 
 use counters::{add_period_calls, PeriodCounts};
 use events::{complete_or_skip, insert_events};
-use rollups::{upsert_rollups, Rollups};
+use rollups::Rollups;
 
 /// Most events written in one transaction.
 pub const BATCH_CAP: usize = 4_096;
@@ -205,6 +203,7 @@ impl Drop for Withdraw {
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<Message>,
+    db: DatabaseConnection,
     /// How long a request waits for the writer to claim its events.
     claim_wait: Duration,
 }
@@ -215,8 +214,13 @@ impl Recorder {
     /// never written; once claimed, the write takes at most the database's lock timeout.
     pub fn start(db: DatabaseConnection, metrics: Metrics, claim_wait: Duration) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(Writer::new(db, metrics).run(inbox));
-        Self { queue, claim_wait }
+        let follower = follower::start(db.clone());
+        tokio::spawn(Writer::new(db.clone(), metrics, follower).run(inbox));
+        Self {
+            queue,
+            db,
+            claim_wait,
+        }
     }
 
     /// Writes `events` (durably) and says what became of each. `reservations` are the quota
@@ -260,11 +264,15 @@ impl Recorder {
         Err(failure.into())
     }
 
-    /// Waits until everything queued before this call is written (or has failed).
+    /// Waits until everything queued before this call is written (or has failed) and its
+    /// rollups are applied.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.queue.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+        if let Err(err) = follower::apply_pending(&self.db).await {
+            tracing::warn!(error = %err, "applying rollup deltas failed; the follower retries");
         }
     }
 }
@@ -290,15 +298,18 @@ fn unavailable(why: &'static str) -> DomainError {
 struct Writer {
     db: DatabaseConnection,
     metrics: Metrics,
+    /// Wakes the rollup follower after each commit.
+    follower: Arc<tokio::sync::Notify>,
     /// When each key's `last_used_at` was last written (unix ms of the request).
     key_touched: HashMap<String, i64>,
 }
 
 impl Writer {
-    fn new(db: DatabaseConnection, metrics: Metrics) -> Self {
+    fn new(db: DatabaseConnection, metrics: Metrics, follower: Arc<tokio::sync::Notify>) -> Self {
         Self {
             db,
             metrics,
+            follower,
             key_touched: HashMap::new(),
         }
     }
@@ -345,6 +356,7 @@ impl Writer {
                 for (key, at) in &batch.touches {
                     self.key_touched.insert(key.clone(), at.timestamp_millis());
                 }
+                self.follower.notify_one();
                 self.answer(jobs, batch);
                 true
             }
@@ -533,8 +545,9 @@ fn statement_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Writes one batch in one transaction; the outcome of each event, in order. Public so that
-/// `tally seed-demo` writes events and rollups exactly as the recorder does (it checks no quota).
+/// Writes one batch in one transaction and applies its rollups; the outcome of each event, in
+/// order. Public so that `tally seed-demo` writes events and rollups exactly as the recorder does
+/// (it checks no quota).
 pub async fn write_batch(
     db: &DatabaseConnection,
     events: &[&NewEvent],
@@ -543,6 +556,7 @@ pub async fn write_batch(
     let txn = db.begin().await?;
     let written = write_events(&txn, events, key_touches).await?;
     txn.commit().await?;
+    follower::apply_pending(db).await?;
     Ok(written.outcomes)
 }
 
@@ -553,7 +567,8 @@ struct Written {
     period_counts: PeriodCounts,
 }
 
-/// Writes events, their rollups and key touches in `txn`.
+/// Writes events and their period counters in `txn`, and stores their rollups and key touches
+/// for the follower.
 async fn write_events(
     txn: &DatabaseTransaction,
     events: &[&NewEvent],
@@ -596,14 +611,10 @@ async fn write_events(
     }
 
     let period_counts = add_period_calls(txn, &rollups.periods).await?;
-    upsert_rollups(txn, &rollups).await?;
     for (key_id, at) in key_touches {
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, Expr::val(*at))
-            .filter(api_key::Column::Id.eq(key_id.as_str()))
-            .exec(txn)
-            .await?;
+        rollups.touch_key(key_id, *at);
     }
+    follower::append(txn, &rollups).await?;
     Ok(Written {
         outcomes,
         period_counts,

@@ -1,27 +1,31 @@
 //! The daily rollups analytics read (per endpoint with a latency histogram, per tool, per account
-//! and day, per install), summed per batch in memory and added to the stored rows with upserts.
+//! and day, per install) and the keys' last use: summed per batch in memory, stored with the
+//! batch as one JSON row of `rollup_deltas`, and added to the rollup rows with upserts by the
+//! follower ([`super::follower`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    IntoActiveModel, QueryTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryTrait,
 };
+use serde::{Deserialize, Serialize};
 
 use super::counters::PeriodKey;
 use super::{statement_sizes, EventKind, NewEvent};
 use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::histogram;
 use crate::entity::{
-    usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
+    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
 };
 
 /// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
 /// successes and failures are billable calls (an API call weighs its `cost`), so that what is
 /// charted is what is billed; the latency sums are per request.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct CallSums {
     calls: i64,
     successes: i64,
@@ -31,6 +35,14 @@ struct CallSums {
 }
 
 impl CallSums {
+    fn absorb(&mut self, other: CallSums) {
+        self.calls += other.calls;
+        self.successes += other.successes;
+        self.failures += other.failures;
+        self.latency_sum_ms += other.latency_sum_ms;
+        self.latency_count += other.latency_count;
+    }
+
     /// One finished API call worth `cost` calls.
     fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
         match status {
@@ -46,7 +58,7 @@ impl CallSums {
 }
 
 /// Sums to add to one daily endpoint rollup row.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct EndpointDelta {
     sums: CallSums,
     /// API calls (events), whatever their cost.
@@ -55,6 +67,14 @@ struct EndpointDelta {
 }
 
 impl EndpointDelta {
+    fn absorb(&mut self, other: EndpointDelta) {
+        self.sums.absorb(other.sums);
+        self.requests += other.requests;
+        for (bucket, count) in other.latency_buckets {
+            *self.latency_buckets.entry(bucket).or_default() += count;
+        }
+    }
+
     fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
         self.sums.finish(status, latency, cost);
         if let Some(ms) = latency {
@@ -69,31 +89,112 @@ impl EndpointDelta {
 /// (account, day, method, endpoint)
 type EndpointKey = (String, String, String, String);
 /// (account, day, kind, skill, tool)
-type ToolKey = (String, String, &'static str, String, String);
+type ToolKey = (String, String, String, String, String);
 /// (day, skill, platform, version); unknown values are empty.
 type InstallKey = (String, String, String, String);
 
 /// Installs to add to one daily install rollup row.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct InstallDelta {
     anonymous: i64,
     attributed: i64,
     last_at: i64,
 }
 
-#[derive(Default)]
+impl InstallDelta {
+    fn absorb(&mut self, other: InstallDelta) {
+        self.anonymous += other.anonymous;
+        self.attributed += other.attributed;
+        self.last_at = self.last_at.max(other.last_at);
+    }
+}
+
+/// What a batch adds to the period counters (written with it) and to the rollups (stored with it
+/// as JSON, applied by the follower). The maps are stored as lists of (key, value) pairs.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct Rollups {
-    /// (account, period start) → (period end, calls)
+    /// (account, period start) → (period end, calls); not part of the stored delta.
+    #[serde(skip)]
     pub(super) periods: BTreeMap<PeriodKey, (i64, i64)>,
+    #[serde(with = "as_pairs")]
     endpoints: BTreeMap<EndpointKey, EndpointDelta>,
+    #[serde(with = "as_pairs")]
     tools: BTreeMap<ToolKey, (i64, i64)>,
     /// (account, day) → billable calls (API calls by cost, tool uses), and the API calls'
     /// outcomes.
+    #[serde(with = "as_pairs")]
     daily: BTreeMap<(String, String), CallSums>,
+    #[serde(with = "as_pairs")]
     installs: BTreeMap<InstallKey, InstallDelta>,
+    /// key id → its latest use (unix ms), for `api_keys.last_used_at`.
+    #[serde(default)]
+    key_touches: BTreeMap<String, i64>,
+}
+
+/// Serde for maps whose keys are tuples (JSON object keys are strings): a list of pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S, K, V>(map: &BTreeMap<K, V>, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+        K: Serialize,
+        V: Serialize,
+    {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        Vec::<(K, V)>::deserialize(deserializer).map(|pairs| pairs.into_iter().collect())
+    }
 }
 
 impl Rollups {
+    /// True when nothing is to be added to the rollups (the period counters aside).
+    pub(super) fn has_no_delta(&self) -> bool {
+        self.endpoints.is_empty()
+            && self.tools.is_empty()
+            && self.daily.is_empty()
+            && self.installs.is_empty()
+            && self.key_touches.is_empty()
+    }
+
+    /// Records that `key` was used at `at` (the latest use wins).
+    pub(super) fn touch_key(&mut self, key: &str, at: DateTime<Utc>) {
+        let at = at.timestamp_millis();
+        let slot = self.key_touches.entry(key.to_owned()).or_insert(at);
+        *slot = (*slot).max(at);
+    }
+
+    /// Adds another batch's delta to this one.
+    pub(super) fn absorb(&mut self, other: Rollups) {
+        for (key, delta) in other.endpoints {
+            self.endpoints.entry(key).or_default().absorb(delta);
+        }
+        for (key, (calls, last)) in other.tools {
+            let slot = self.tools.entry(key).or_insert((0, last));
+            slot.0 += calls;
+            slot.1 = slot.1.max(last);
+        }
+        for (key, sums) in other.daily {
+            self.daily.entry(key).or_default().absorb(sums);
+        }
+        for (key, delta) in other.installs {
+            self.installs.entry(key).or_default().absorb(delta);
+        }
+        for (key, at) in other.key_touches {
+            let slot = self.key_touches.entry(key).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+    }
+
     fn finish_call(
         &mut self,
         key: &EndpointKey,
@@ -217,7 +318,7 @@ impl Rollups {
                 let key = (
                     account.clone(),
                     day,
-                    event.kind.as_str(),
+                    event.kind.as_str().to_owned(),
                     event.skill_id.clone().unwrap_or_default(),
                     event.tool_name.clone().unwrap_or_default(),
                 );
@@ -241,6 +342,7 @@ fn day_of_millis(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Adds `rollups` to the stored rollup rows and keys' last use.
 pub(super) async fn upsert_rollups(
     txn: &DatabaseTransaction,
     rollups: &Rollups,
@@ -319,7 +421,7 @@ pub(super) async fn upsert_rollups(
             |((account, day, kind, skill, tool), (calls, last))| usage_daily_tool::Model {
                 account_id: account.clone(),
                 day: day.clone(),
-                kind: (*kind).to_owned(),
+                kind: kind.clone(),
                 skill_id: skill.clone(),
                 tool_name: tool.clone(),
                 calls: *calls,
@@ -369,8 +471,27 @@ pub(super) async fn upsert_rollups(
             Column::LastInstalledAt,
             later_of_excluded(Column::LastInstalledAt),
         );
-        upsert(txn, installs, on_conflict).await
+        upsert(txn, installs, on_conflict).await?;
     }
+
+    for (key_id, at) in &rollups.key_touches {
+        let Some(at) = Utc.timestamp_millis_opt(*at).single() else {
+            continue;
+        };
+        // Deltas may be applied out of order (several followers): a key's last use never goes
+        // back.
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::val(at))
+            .filter(api_key::Column::Id.eq(key_id.as_str()))
+            .filter(
+                Condition::any()
+                    .add(api_key::Column::LastUsedAt.is_null())
+                    .add(api_key::Column::LastUsedAt.lt(at)),
+            )
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `ON CONFLICT (keys) DO UPDATE` adding the proposed value of each `added` column to the stored

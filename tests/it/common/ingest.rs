@@ -3,6 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use tally::domain::histogram;
+use tally::entity::{usage_daily_endpoint, usage_daily_tool};
 
 use super::{tables, TestApp, TestResponse};
 
@@ -37,9 +38,28 @@ impl TestApp {
             .await
     }
 
+    /// Waits until every acknowledged event is rolled up (analytics trail events by up to a
+    /// second).
+    pub async fn settle(&self) {
+        self.state.ingestion.recorder.flush().await;
+    }
+
     /// The latency histogram of one daily endpoint rollup row, read back as bucket → count.
     pub async fn stored_histogram(&self, account_id: &str, endpoint: &str) -> histogram::Counts {
+        self.settle().await;
         tables::stored_histogram(&self.state.db, account_id, endpoint).await
+    }
+
+    /// The daily endpoint rollup rows of an account, once settled.
+    pub async fn endpoint_rollups(&self, account_id: &str) -> Vec<usage_daily_endpoint::Model> {
+        self.settle().await;
+        tables::endpoint_rollups(&self.state.db, account_id).await
+    }
+
+    /// The daily tool rollup rows of an account, once settled.
+    pub async fn tool_rollups(&self, account_id: &str) -> Vec<usage_daily_tool::Model> {
+        self.settle().await;
+        tables::tool_rollups(&self.state.db, account_id).await
     }
 
     pub async fn stored_events(&self, account_id: &str) -> i64 {

@@ -253,8 +253,11 @@ impl TestApp {
         .await
     }
 
-    /// Runs one GraphQL operation and returns the whole response body.
+    /// Runs one GraphQL operation and returns the whole response body. Events acknowledged
+    /// before are rolled up first: analytics may trail them by up to a second (that lag has
+    /// tests of its own), and these tests read the settled numbers.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.settle().await;
         let response = self
             .post_json(
                 "/graphql",
