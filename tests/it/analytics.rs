@@ -1,5 +1,6 @@
 //! The caller's own analytics: current usage, daily history, endpoint and tool statistics, read
-//! from the rollups the recorder writes, and unchanged when old raw events are pruned.
+//! from the rollups the recorder's follower writes (at most a second behind the events), and
+//! unchanged when old raw events are pruned.
 
 use crate::common;
 
@@ -651,4 +652,35 @@ async fn an_accounts_first_period_is_shown_from_its_creation() {
     let second = json!({ "periodStart": "2026-12-01T00:00:00+00:00", "periodEnd": "2027-01-01T00:00:00+00:00" });
     assert_eq!(data["currentUsage"], second);
     assert_eq!(data["me"]["account"]["currentUsage"], second);
+}
+
+/// Without waiting for anything but the answers: the current usage counts a tool use at once, the
+/// daily statistics within a second.
+#[tokio::test]
+async fn analytics_show_an_acknowledged_event_within_a_second() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let read = || async {
+        let response = app
+            .post_json(
+                "/graphql",
+                Some(&m.token),
+                &json!({ "query": "{ currentUsage { calls } toolStats { calls } }" }),
+            )
+            .await;
+        response.json()["data"].clone()
+    };
+    assert_eq!(app.track_now(&m.key).await.status, 200);
+    let acknowledged = std::time::Instant::now();
+    assert_eq!(read().await["currentUsage"]["calls"], 1);
+    loop {
+        if read().await["toolStats"] == json!([{ "calls": 1 }]) {
+            break;
+        }
+        assert!(
+            acknowledged.elapsed() < std::time::Duration::from_secs(1),
+            "not in the tool statistics within a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

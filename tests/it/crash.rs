@@ -127,14 +127,22 @@ async fn acknowledged_events_survive(how: Stop) {
     let acknowledged = acknowledged.into_inner().unwrap();
     assert!(acknowledged.len() >= TARGET);
 
+    let db = tally::db::connect(&database_url).await.expect("open db");
+    let pending = tables::pending_rollup_deltas(&db).await;
+    match how {
+        // The follower lets batches gather for 100 ms before applying them: the last batches'
+        // rollups are still stored as deltas when the process dies, for the restart to apply.
+        Stop::Kill9 => assert!(pending > 0, "nothing left for the restart to apply"),
+        // A graceful stop applies them before it exits.
+        Stop::Term => assert_eq!(pending, 0),
+    }
+
     // Restart on the same file: it opens, recovers and serves.
     let restarted = start(dir.path(), &database_url, &[]);
     assert_eq!(
         restarted.request("GET", "/ready", None, "").unwrap().status,
         200
     );
-
-    let db = tally::db::connect(&database_url).await.expect("open db");
     let mut stored = HashMap::new();
     for id in tables::stored_event_ids(&db, &member.account_id).await {
         *stored.entry(id).or_insert(0i64) += 1;
@@ -152,6 +160,18 @@ async fn acknowledged_events_survive(how: Stop) {
     assert_eq!(
         counted, total,
         "the period counter agrees with the stored events"
+    );
+
+    // The restarted follower applies what the first process left, exactly once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tables::pending_rollup_deltas(&db).await > 0 {
+        assert!(Instant::now() < deadline, "rollup deltas left unapplied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        tables::rolled_up_tool_uses(&db, &member.account_id).await,
+        (total, total),
+        "the daily rollups agree with the stored events"
     );
 }
 

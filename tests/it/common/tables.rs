@@ -6,7 +6,10 @@ use sea_orm::{
     QuerySelect,
 };
 use tally::domain::histogram;
-use tally::entity::{account, usage_daily_endpoint, usage_daily_tool, usage_event, usage_period};
+use tally::entity::{
+    account, rollup_delta, usage_daily_endpoint, usage_daily_tool, usage_daily_total, usage_event,
+    usage_period,
+};
 
 /// How many usage events are stored for an account.
 pub async fn stored_events(db: &DatabaseConnection, account_id: &str) -> i64 {
@@ -186,4 +189,31 @@ pub async fn events_with_expired_key(db: &DatabaseConnection, account_id: &str) 
         .count(db)
         .await
         .expect("count events") as i64
+}
+
+/// Rollup deltas stored and not applied yet.
+pub async fn pending_rollup_deltas(db: &DatabaseConnection) -> i64 {
+    rollup_delta::Entity::find()
+        .count(db)
+        .await
+        .expect("count rollup deltas") as i64
+}
+
+/// Tool uses of an account as its daily rollups count them: (per tool, per account and day).
+pub async fn rolled_up_tool_uses(db: &DatabaseConnection, account_id: &str) -> (i64, i64) {
+    let per_tool: i64 = tool_rollups(db, account_id)
+        .await
+        .iter()
+        .filter(|row| row.kind == "TOOL_CALL")
+        .map(|row| row.calls)
+        .sum();
+    let per_day: i64 = usage_daily_total::Entity::find()
+        .filter(usage_daily_total::Column::AccountId.eq(account_id))
+        .all(db)
+        .await
+        .expect("daily totals")
+        .iter()
+        .map(|row| row.calls)
+        .sum();
+    (per_tool, per_day)
 }
