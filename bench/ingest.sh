@@ -11,7 +11,9 @@
 # to ENTERPRISE and that plan's rate limit raised through the admin GraphQL API.
 #
 # Usage: bench/ingest.sh            (DURATION=10s THREADS=2 to change the defaults;
-#                                    TALLY_BIN=path/to/tally to measure another build)
+#                                    TALLY_BIN=path/to/tally to measure another build;
+#                                    PROFILE=file.txt to write where the server's time goes
+#                                    while tracking at 64 connections, with perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,7 +75,20 @@ echo "== machine: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 echo "== track vs health, $DURATION each, $THREADS wrk threads"
 for conns in 64 256; do
   health=$(wrk -t"$THREADS" -c"$conns" -d"$DURATION" "$URL/health" | rps)
+  if [ -n "${PROFILE:-}" ] && [ "$conns" = 64 ]; then
+    # Where the server's time goes while it tracks: perf's software clock (no hardware counters
+    # needed), call graphs, folded into a text report.
+    command -v perf >/dev/null 2>&1 || apt-get install -y linux-perf >/dev/null
+    perf record -q -F 999 -e cpu-clock -g -p "$SERVER" -o "$WORK/perf.data" &
+    PERF=$!
+  fi
   track=$(wrk -t"$THREADS" -c"$conns" -d"$DURATION" -s bench/track.lua "$URL/api/track" | rps)
+  if [ -n "${PERF:-}" ]; then
+    kill -INT "$PERF"; wait "$PERF" || true; PERF=""
+    perf report -i "$WORK/perf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null |
+      grep -v '^$' | head -n 400 >"$PROFILE"
+    echo "profile of the track run at 64 connections: $PROFILE"
+  fi
   ratio=$(awk -v t="$track" -v h="$health" 'BEGIN {printf "%.2f", t / h}')
   echo "connections=$conns health_rps=$health track_rps=$track ratio=$ratio"
 done
