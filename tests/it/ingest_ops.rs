@@ -57,7 +57,8 @@ async fn a_keyed_install_is_attributed_and_never_counted() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(app.stored_events(&m.account_id).await, 1);
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
-    let installs = app.tool_rollups(&m.account_id)
+    let installs = app
+        .tool_rollups(&m.account_id)
         .await
         .iter()
         .find(|row| row.kind == "INSTALL")

@@ -24,7 +24,8 @@ async fn a_valid_tool_use_is_stored_and_counted_once() {
     assert!(response.body.is_empty());
     assert_eq!(app.stored_events(&m.account_id).await, 1);
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
-    let tools = app.tool_rollups(&m.account_id)
+    let tools = app
+        .tool_rollups(&m.account_id)
         .await
         .iter()
         .find(|row| row.skill_id == "code-review" && row.kind == "TOOL_CALL")
