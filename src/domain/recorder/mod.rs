@@ -2,9 +2,11 @@
 //!
 //! Handlers hand their events to one writer task and wait. The writer takes everything queued (up
 //! to a cap), writes it in ONE transaction — event rows (`ON CONFLICT (account_id, event_id) DO
-//! NOTHING`, so an event id is stored once per account), the period call counters, the daily
-//! rollups and, at most once a minute per key, `api_keys.last_used_at` — commits, and only then
-//! answers every waiter. A 200 is therefore durable, and one fsync serves a whole batch.
+//! NOTHING`, so an event id is stored once per account), the period call counters, and one row
+//! holding what the batch adds to the daily rollups and, at most once a minute per key,
+//! `api_keys.last_used_at` — commits, and only then answers every waiter. A 200 is therefore
+//! durable, and one fsync serves a whole batch. The [`follower`] applies the stored rollup rows
+//! shortly after, off the commit path.
 //!
 //! An event reported by `/api/v1/events` whose id was recorded earlier by `/api/v1/verify`
 //! completes that call (status, response time, rollups) instead of counting it again.
