@@ -17,8 +17,20 @@ use crate::domain::ratelimit::{KeyLimits, RateLimits};
 use crate::domain::recorder::Recorder;
 use crate::metrics::Metrics;
 
+/// Cloned for every request (axum's `State`), so one shared allocation: a clone is one reference
+/// count, not one per cache and pool.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
@@ -79,7 +91,7 @@ impl AppState {
                 install_rate_limit_per_minute: config.install_rate_limit_per_minute,
             },
         });
-        Self {
+        Self(Arc::new(Services {
             metrics,
             db,
             config: Arc::new(config),
@@ -90,7 +102,7 @@ impl AppState {
             ingestion,
             invalidation,
             _listening: listening,
-        }
+        }))
     }
 }
 
