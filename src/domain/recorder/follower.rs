@@ -48,11 +48,35 @@ pub(super) async fn append(txn: &DatabaseTransaction, rollups: &Rollups) -> Resu
     Ok(())
 }
 
+/// Whose turn it is to write. On SQLite the recorder's writer and the follower take turns: a
+/// transaction that finds the database locked by the other waits in SQLite's busy handler, which
+/// sleeps in steps of up to 100 ms, and every request of a waiting batch would wait that long. On
+/// PostgreSQL they lock different rows and write side by side.
+#[derive(Clone, Default)]
+pub struct WriteTurn(Option<Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteTurn {
+    pub fn for_backend(backend: DatabaseBackend) -> Self {
+        Self((backend == DatabaseBackend::Sqlite).then(Default::default))
+    }
+
+    /// Waits for the turn; it passes on when the guard is dropped.
+    pub async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
+    }
+}
+
 /// Applies every stored delta; how many were applied.
-pub async fn apply_pending(db: &DatabaseConnection) -> Result<usize, DbErr> {
+pub async fn apply_pending(db: &DatabaseConnection, turn: &WriteTurn) -> Result<usize, DbErr> {
     let mut applied = 0;
     loop {
-        let round = apply_round(db).await?;
+        let round = {
+            let _turn = turn.take().await;
+            apply_round(db).await?
+        };
         applied += round;
         if round < DELTAS_PER_ROUND as usize {
             return Ok(applied);
@@ -102,7 +126,7 @@ async fn apply_round(db: &DatabaseConnection) -> Result<usize, DbErr> {
 }
 
 /// Starts the follower task; the returned handle wakes it. It stops when every handle is gone.
-pub(super) fn start(db: DatabaseConnection) -> Arc<Notify> {
+pub(super) fn start(db: DatabaseConnection, turn: WriteTurn) -> Arc<Notify> {
     let wake = Arc::new(Notify::new());
     let handle = Arc::downgrade(&wake);
     tokio::spawn(async move {
@@ -114,7 +138,7 @@ pub(super) fn start(db: DatabaseConnection) -> Arc<Notify> {
                 tokio::time::sleep(GATHER).await;
             }
             drop(wake);
-            if let Err(err) = apply_pending(&db).await {
+            if let Err(err) = apply_pending(&db, &turn).await {
                 // The deltas stay stored: the next round applies them.
                 tracing::warn!(error = %err, "applying rollup deltas failed; retrying");
             }

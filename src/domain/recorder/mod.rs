@@ -206,6 +206,7 @@ impl Drop for Withdraw {
 pub struct Recorder {
     queue: mpsc::Sender<Message>,
     db: DatabaseConnection,
+    turn: follower::WriteTurn,
     /// How long a request waits for the writer to claim its events.
     claim_wait: Duration,
 }
@@ -216,10 +217,12 @@ impl Recorder {
     /// never written; once claimed, the write takes at most the database's lock timeout.
     pub fn start(db: DatabaseConnection, metrics: Metrics, claim_wait: Duration) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
-        let follower = follower::start(db.clone());
-        tokio::spawn(Writer::new(db.clone(), metrics, follower).run(inbox));
+        let turn = follower::WriteTurn::for_backend(db.get_database_backend());
+        let follower = follower::start(db.clone(), turn.clone());
+        tokio::spawn(Writer::new(db.clone(), metrics, follower, turn.clone()).run(inbox));
         Self {
             queue,
+            turn,
             db,
             claim_wait,
         }
@@ -273,7 +276,7 @@ impl Recorder {
         if self.queue.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
-        if let Err(err) = follower::apply_pending(&self.db).await {
+        if let Err(err) = follower::apply_pending(&self.db, &self.turn).await {
             tracing::warn!(error = %err, "applying rollup deltas failed; the follower retries");
         }
     }
@@ -302,16 +305,23 @@ struct Writer {
     metrics: Metrics,
     /// Wakes the rollup follower after each commit.
     follower: Arc<tokio::sync::Notify>,
+    turn: follower::WriteTurn,
     /// When each key's `last_used_at` was last written (unix ms of the request).
     key_touched: HashMap<String, i64>,
 }
 
 impl Writer {
-    fn new(db: DatabaseConnection, metrics: Metrics, follower: Arc<tokio::sync::Notify>) -> Self {
+    fn new(
+        db: DatabaseConnection,
+        metrics: Metrics,
+        follower: Arc<tokio::sync::Notify>,
+        turn: follower::WriteTurn,
+    ) -> Self {
         Self {
             db,
             metrics,
             follower,
+            turn,
             key_touched: HashMap::new(),
         }
     }
@@ -368,6 +378,8 @@ impl Writer {
 
     /// One transaction: the jobs the blocking quotas admit, written.
     async fn write_admitted(&mut self, jobs: &[Job]) -> Result<AdmittedBatch, DbErr> {
+        let turn = self.turn.clone();
+        let _turn = turn.take().await;
         let txn = self.db.begin().await?;
         let locked = admission::lock_counters(&txn, jobs).await?;
         let refusals = admission::admit(jobs, &locked);
@@ -558,7 +570,7 @@ pub async fn write_batch(
     let txn = db.begin().await?;
     let written = write_events(&txn, events, key_touches).await?;
     txn.commit().await?;
-    follower::apply_pending(db).await?;
+    follower::apply_pending(db, &follower::WriteTurn::default()).await?;
     Ok(written.outcomes)
 }
 
