@@ -22,7 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let database_url = cli.global.database_url;
     match cli.command {
         None => server::serve(&database_url, cli.serve).await,
-        Some(Command::Serve(args)) => server::serve(&database_url, args).await,
+        Some(Command::Serve(args)) => server::serve(&database_url, *args).await,
         Some(Command::Migrate { action }) => migrate(&database_url, action).await,
         Some(Command::User { action }) => user(&database_url, action).await,
         Some(Command::Billing { action }) => billing(&database_url, action).await,

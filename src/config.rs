@@ -47,7 +47,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -164,6 +164,11 @@ pub struct ServeArgs {
     /// announcement was lost (announced ones reach it within 1 s).
     #[arg(long, env = "TALLY_KEY_CACHE_TTL_SECONDS", default_value_t = 5)]
     pub key_cache_ttl_seconds: u64,
+    /// How long the rollup follower lets written batches gather before adding them to the daily
+    /// rollups, in milliseconds: about how far analytics trail an acknowledged event. Longer means
+    /// fewer, larger follower transactions; past 900 analytics may trail by more than a second.
+    #[arg(long, env = "TALLY_ROLLUP_GATHER_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub rollup_gather_ms: u64,
     /// How often `serve` closes ended billing periods by itself, in seconds.
     #[arg(
         long,
@@ -235,6 +240,8 @@ pub struct Config {
     pub auth_rate_limit_per_minute: u32,
     pub login_attempts_per_email_per_minute: u32,
     pub key_cache_ttl: Duration,
+    /// See `ServeArgs::rollup_gather_ms`.
+    pub rollup_gather: Duration,
     pub request_timeout: Duration,
     /// `None` (or empty) leaves the billing webhook switched off. Never logged: see the `Debug`
     /// below.
@@ -272,6 +279,7 @@ impl Config {
             jwt_ttl: Duration::from_secs(args.jwt_ttl_seconds),
             auth_rate_limit_per_minute: args.auth_rate_limit_per_minute,
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
+            rollup_gather: Duration::from_millis(args.rollup_gather_ms),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
             write_timeout: write_timeout_for(Duration::from_secs(args.request_timeout_seconds)),
             billing_webhook_secret: args
@@ -308,6 +316,7 @@ impl std::fmt::Debug for Config {
                 &self.login_attempts_per_email_per_minute,
             )
             .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("rollup_gather", &self.rollup_gather)
             .field("request_timeout", &self.request_timeout)
             .field("write_timeout", &self.write_timeout)
             .field(
@@ -339,6 +348,7 @@ impl Default for Config {
             auth_rate_limit_per_minute: 30,
             login_attempts_per_email_per_minute: 10,
             key_cache_ttl: Duration::from_secs(5),
+            rollup_gather: crate::domain::recorder::follower::GATHER,
             request_timeout: Duration::from_secs(30),
             billing_webhook_secret: None,
             event_retention_days: 90,

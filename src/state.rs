@@ -84,7 +84,12 @@ impl AppState {
             quota,
             key_limits: KeyLimits::new(clock.clone(), shared_limits(&config, &metrics)),
             install_limits: RateLimits::new(clock.clone()),
-            recorder: Recorder::start(db.clone(), metrics.clone(), config.write_timeout),
+            recorder: Recorder::start(
+                db.clone(),
+                metrics.clone(),
+                config.write_timeout,
+                config.rollup_gather,
+            ),
             clock: clock.clone(),
             settings: IngestSettings {
                 upgrade_url: config.upgrade_url.clone(),

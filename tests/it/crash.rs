@@ -65,7 +65,14 @@ async fn a_graceful_shutdown_drains_every_acknowledged_event() {
 async fn acknowledged_events_survive(how: Stop) {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = process::default_database_url(dir.path());
-    let server = start(dir.path(), &database_url, &[]);
+    // The follower waits a minute before applying what the first batches add to the rollups:
+    // they are still stored as deltas when the process stops, for the restart (on the default
+    // wait) to apply — or, on SIGTERM, for the drain to apply before exiting.
+    let server = start(
+        dir.path(),
+        &database_url,
+        &[("TALLY_ROLLUP_GATHER_MS", "60000")],
+    );
 
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD);
     let member = server.member_with_key("hooks@example.com");
@@ -130,8 +137,6 @@ async fn acknowledged_events_survive(how: Stop) {
     let db = tally::db::connect(&database_url).await.expect("open db");
     let pending = tables::pending_rollup_deltas(&db).await;
     match how {
-        // The follower lets batches gather for 100 ms before applying them: the last batches'
-        // rollups are still stored as deltas when the process dies, for the restart to apply.
         Stop::Kill9 => assert!(pending > 0, "nothing left for the restart to apply"),
         // A graceful stop applies them before it exits.
         Stop::Term => assert_eq!(pending, 0),

@@ -7,8 +7,9 @@
 //! after a crash the deltas are still there and the next follower applies them; with several
 //! instances on PostgreSQL each follower takes rows the others have not locked (`SKIP LOCKED`).
 //!
-//! Woken by every commit, it waits [`GATHER`] for more batches to come and then applies all that
-//! is stored, so analytics trail an acknowledged event by about that (at most 1 s, as promised).
+//! Woken by every commit, it waits [`GATHER`] (or as configured) for more batches to come and then
+//! applies all that is stored, so analytics trail an acknowledged event by about that (at most
+//! 1 s, as promised).
 //! Without a wake-up it looks every [`POLL`] (deltas left by an instance that stopped).
 
 use std::sync::Arc;
@@ -25,7 +26,8 @@ use tokio::sync::Notify;
 use super::rollups::{upsert_rollups, Rollups};
 use crate::entity::rollup_delta;
 
-/// How long the follower lets batches gather after a wake-up before applying them.
+/// How long the follower lets batches gather after a wake-up before applying them, unless
+/// configured (`TALLY_ROLLUP_GATHER_MS`).
 pub const GATHER: Duration = Duration::from_millis(100);
 /// How often the follower looks for deltas when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
@@ -48,21 +50,30 @@ pub(super) async fn append(txn: &DatabaseTransaction, rollups: &Rollups) -> Resu
     Ok(())
 }
 
-/// Whose turn it is to write. On SQLite the recorder's writer and the follower take turns: a
-/// transaction that finds the database locked by the other waits in SQLite's busy handler, which
-/// sleeps in steps of up to 100 ms, and every request of a waiting batch would wait that long. On
-/// PostgreSQL they lock different rows and write side by side.
+/// Whose turn it is, within one instance.
 #[derive(Clone, Default)]
-pub struct WriteTurn(Option<Arc<tokio::sync::Mutex<()>>>);
+pub struct Turns {
+    /// On SQLite the recorder's writer and the follower take turns to write: a transaction that
+    /// finds the database locked by the other waits in SQLite's busy handler, which sleeps in
+    /// steps of up to 100 ms, and every request of a waiting batch would wait that long. On
+    /// PostgreSQL they lock different rows and write side by side.
+    write: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// One drain of the stored deltas at a time: a flush that started while the follower was
+    /// applying (its rows locked, so skipped) waits for that round to commit.
+    apply: Arc<tokio::sync::Mutex<()>>,
+}
 
-impl WriteTurn {
+impl Turns {
     pub fn for_backend(backend: DatabaseBackend) -> Self {
-        Self((backend == DatabaseBackend::Sqlite).then(Default::default))
+        Self {
+            write: (backend == DatabaseBackend::Sqlite).then(Default::default),
+            apply: Default::default(),
+        }
     }
 
-    /// Waits for the turn; it passes on when the guard is dropped.
-    pub async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.0 {
+    /// Waits for the turn to write; it passes on when the guard is dropped.
+    pub async fn write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write {
             Some(turn) => Some(turn.lock().await),
             None => None,
         }
@@ -70,11 +81,12 @@ impl WriteTurn {
 }
 
 /// Applies every stored delta; how many were applied.
-pub async fn apply_pending(db: &DatabaseConnection, turn: &WriteTurn) -> Result<usize, DbErr> {
+pub async fn apply_pending(db: &DatabaseConnection, turns: &Turns) -> Result<usize, DbErr> {
+    let _draining = turns.apply.lock().await;
     let mut applied = 0;
     loop {
         let round = {
-            let _turn = turn.take().await;
+            let _turn = turns.write().await;
             apply_round(db).await?
         };
         applied += round;
@@ -126,7 +138,7 @@ async fn apply_round(db: &DatabaseConnection) -> Result<usize, DbErr> {
 }
 
 /// Starts the follower task; the returned handle wakes it. It stops when every handle is gone.
-pub(super) fn start(db: DatabaseConnection, turn: WriteTurn) -> Arc<Notify> {
+pub(super) fn start(db: DatabaseConnection, turns: Turns, gather: Duration) -> Arc<Notify> {
     let wake = Arc::new(Notify::new());
     let handle = Arc::downgrade(&wake);
     tokio::spawn(async move {
@@ -135,10 +147,10 @@ pub(super) fn start(db: DatabaseConnection, turn: WriteTurn) -> Arc<Notify> {
                 return;
             };
             if tokio::time::timeout(POLL, wake.notified()).await.is_ok() {
-                tokio::time::sleep(GATHER).await;
+                tokio::time::sleep(gather).await;
             }
             drop(wake);
-            if let Err(err) = apply_pending(&db, &turn).await {
+            if let Err(err) = apply_pending(&db, &turns).await {
                 // The deltas stay stored: the next round applies them.
                 tracing::warn!(error = %err, "applying rollup deltas failed; retrying");
             }

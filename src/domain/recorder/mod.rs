@@ -206,23 +206,29 @@ impl Drop for Withdraw {
 pub struct Recorder {
     queue: mpsc::Sender<Message>,
     db: DatabaseConnection,
-    turn: follower::WriteTurn,
+    turns: follower::Turns,
     /// How long a request waits for the writer to claim its events.
     claim_wait: Duration,
 }
 
 impl Recorder {
-    /// Starts the writer task. It stops when every `Recorder` handle is gone. A request whose
-    /// events the writer has not claimed within `claim_wait` is answered 503 and its events are
-    /// never written; once claimed, the write takes at most the database's lock timeout.
-    pub fn start(db: DatabaseConnection, metrics: Metrics, claim_wait: Duration) -> Self {
+    /// Starts the writer task and the rollup follower, which lets batches gather for
+    /// `rollup_gather` after a commit. They stop when every `Recorder` handle is gone. A request
+    /// whose events the writer has not claimed within `claim_wait` is answered 503 and its events
+    /// are never written; once claimed, the write takes at most the database's lock timeout.
+    pub fn start(
+        db: DatabaseConnection,
+        metrics: Metrics,
+        claim_wait: Duration,
+        rollup_gather: Duration,
+    ) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
-        let turn = follower::WriteTurn::for_backend(db.get_database_backend());
-        let follower = follower::start(db.clone(), turn.clone());
-        tokio::spawn(Writer::new(db.clone(), metrics, follower, turn.clone()).run(inbox));
+        let turns = follower::Turns::for_backend(db.get_database_backend());
+        let follower = follower::start(db.clone(), turns.clone(), rollup_gather);
+        tokio::spawn(Writer::new(db.clone(), metrics, follower, turns.clone()).run(inbox));
         Self {
             queue,
-            turn,
+            turns,
             db,
             claim_wait,
         }
@@ -276,7 +282,7 @@ impl Recorder {
         if self.queue.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
-        if let Err(err) = follower::apply_pending(&self.db, &self.turn).await {
+        if let Err(err) = follower::apply_pending(&self.db, &self.turns).await {
             tracing::warn!(error = %err, "applying rollup deltas failed; the follower retries");
         }
     }
@@ -305,7 +311,7 @@ struct Writer {
     metrics: Metrics,
     /// Wakes the rollup follower after each commit.
     follower: Arc<tokio::sync::Notify>,
-    turn: follower::WriteTurn,
+    turns: follower::Turns,
     /// When each key's `last_used_at` was last written (unix ms of the request).
     key_touched: HashMap<String, i64>,
 }
@@ -315,13 +321,13 @@ impl Writer {
         db: DatabaseConnection,
         metrics: Metrics,
         follower: Arc<tokio::sync::Notify>,
-        turn: follower::WriteTurn,
+        turns: follower::Turns,
     ) -> Self {
         Self {
             db,
             metrics,
             follower,
-            turn,
+            turns,
             key_touched: HashMap::new(),
         }
     }
@@ -378,8 +384,8 @@ impl Writer {
 
     /// One transaction: the jobs the blocking quotas admit, written.
     async fn write_admitted(&mut self, jobs: &[Job]) -> Result<AdmittedBatch, DbErr> {
-        let turn = self.turn.clone();
-        let _turn = turn.take().await;
+        let turns = self.turns.clone();
+        let _turn = turns.write().await;
         let txn = self.db.begin().await?;
         let locked = admission::lock_counters(&txn, jobs).await?;
         let refusals = admission::admit(jobs, &locked);
@@ -570,7 +576,7 @@ pub async fn write_batch(
     let txn = db.begin().await?;
     let written = write_events(&txn, events, key_touches).await?;
     txn.commit().await?;
-    follower::apply_pending(db, &follower::WriteTurn::default()).await?;
+    follower::apply_pending(db, &follower::Turns::default()).await?;
     Ok(written.outcomes)
 }
 
