@@ -29,7 +29,7 @@ use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
 use crate::entity::{
     account, plan, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
-    usage_period,
+    usage_period, usage_weekly_endpoint,
 };
 
 /// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
@@ -149,6 +149,12 @@ impl DayWindow {
         let last = self.last;
         self.first.iter_days().take_while(move |d| *d <= last)
     }
+}
+
+/// The Monday of a day's ISO week: the key of the weekly rollups.
+pub fn week_start(day: NaiveDate) -> NaiveDate {
+    let back = u64::from(day.weekday().num_days_from_monday());
+    day.checked_sub_days(Days::new(back)).unwrap_or(day)
 }
 
 /// The rollups' day key: `YYYY-MM-DD`.
@@ -316,6 +322,81 @@ pub async fn usage_history(
         .collect())
 }
 
+/// The window's days in whole ISO weeks (read from the weekly endpoint rollups) and the days
+/// around them (read from the daily ones): a 90-day window reads 12 or 13 weekly rows and at most
+/// 12 daily rows per endpoint, instead of 90.
+struct WeekSplit {
+    /// Mondays of the first and last whole week, when the window holds one.
+    weeks: Option<(NaiveDate, NaiveDate)>,
+    /// Day ranges (inclusive) outside the whole weeks.
+    days: Vec<(NaiveDate, NaiveDate)>,
+}
+
+impl DayWindow {
+    fn by_weeks(&self) -> WeekSplit {
+        // The first Monday on or after the first day, and the Monday of the last week that ends
+        // by the last day.
+        let first_monday = week_start(self.first + Days::new(6));
+        let last_whole = self.last.checked_sub_days(Days::new(6)).map(week_start);
+        match last_whole {
+            Some(last_whole) if first_monday <= last_whole => {
+                let mut days = Vec::new();
+                if self.first < first_monday {
+                    days.push((self.first, first_monday - Days::new(1)));
+                }
+                let after = last_whole + Days::new(7);
+                if after <= self.last {
+                    days.push((after, self.last));
+                }
+                WeekSplit {
+                    weeks: Some((first_monday, last_whole)),
+                    days,
+                }
+            }
+            _ => WeekSplit {
+                weeks: None,
+                days: vec![(self.first, self.last)],
+            },
+        }
+    }
+}
+
+/// Sums of one (method, endpoint) over a window.
+#[derive(Debug, Default, Clone, Copy)]
+struct EndpointSums {
+    calls: i64,
+    requests: i64,
+    failures: i64,
+    latency_sum: i64,
+    latency_count: i64,
+}
+
+type EndpointSumRow = (String, String, i64, i64, i64, i64, i64);
+
+/// Per (method, endpoint): `SUM`s of an endpoint rollup table's rows matching `rows`.
+async fn endpoint_sums<E: EntityTrait>(
+    db: &DatabaseConnection,
+    columns: [E::Column; 7],
+    rows: sea_orm::Condition,
+) -> DomainResult<Vec<EndpointSumRow>> {
+    let [method, endpoint, calls, requests, failures, latency_sum, latency_count] = columns;
+    Ok(E::find()
+        .select_only()
+        .column(method)
+        .column(endpoint)
+        .expr(total(calls))
+        .expr(total(requests))
+        .expr(total(failures))
+        .expr(total(latency_sum))
+        .expr(total(latency_count))
+        .filter(rows)
+        .group_by(method)
+        .group_by(endpoint)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// API calls by (method, endpoint) over the window, most calls first (ties by method, endpoint).
 pub async fn endpoint_stats(
     db: &DatabaseConnection,
@@ -324,62 +405,113 @@ pub async fn endpoint_stats(
     limit: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<EndpointStat>> {
-    use usage_daily_endpoint::Column;
+    use usage_daily_endpoint::Column as Daily;
+    use usage_weekly_endpoint::Column as Weekly;
     check_days(days)?;
     check_limit(limit)?;
-    let window = DayWindow::ending_at(now, days);
-    let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = largest_groups(
-        usage_daily_endpoint::Entity::find(),
-        [Column::Method, Column::Endpoint],
-        total(Column::Calls),
-        limit,
-    )
-    .expr(total(Column::Requests))
-    .expr(total(Column::Failures))
-    .expr(total(Column::LatencySumMs))
-    .expr(total(Column::LatencyCount))
-    .filter(Column::AccountId.eq(account_id))
-    .filter(window.holds(Column::Day))
-    .into_tuple()
-    .all(db)
-    .await?;
-    let mut stats = Vec::with_capacity(rows.len());
-    let mut latency_sums = Vec::with_capacity(rows.len());
-    for (method, endpoint, calls, requests, failures, latency_sum, latency_count) in rows {
-        stats.push(EndpointStat {
-            method,
-            endpoint,
-            total_calls: calls,
-            requests,
-            failed_calls: failures,
-            avg_response_time_ms: None,
-            p95_response_time_ms: None,
+    let split = DayWindow::ending_at(now, days).by_weeks();
+    let daily_rows = split
+        .days
+        .iter()
+        .fold(sea_orm::Condition::any(), |any, (first, last)| {
+            any.add(Daily::Day.between(day_key(*first), day_key(*last)))
         });
-        latency_sums.push((latency_sum, latency_count));
+    let daily_rows = sea_orm::Condition::all()
+        .add(Daily::AccountId.eq(account_id))
+        .add(daily_rows);
+    let weekly_rows = split.weeks.map(|(first, last)| {
+        sea_orm::Condition::all()
+            .add(Weekly::AccountId.eq(account_id))
+            .add(Weekly::Week.between(day_key(first), day_key(last)))
+    });
+
+    let mut sums: BTreeMap<(String, String), EndpointSums> = BTreeMap::new();
+    let mut rows = if split.days.is_empty() {
+        Vec::new()
+    } else {
+        endpoint_sums::<usage_daily_endpoint::Entity>(
+            db,
+            [
+                Daily::Method,
+                Daily::Endpoint,
+                Daily::Calls,
+                Daily::Requests,
+                Daily::Failures,
+                Daily::LatencySumMs,
+                Daily::LatencyCount,
+            ],
+            daily_rows.clone(),
+        )
+        .await?
+    };
+    if let Some(weekly_rows) = weekly_rows.clone() {
+        rows.extend(
+            endpoint_sums::<usage_weekly_endpoint::Entity>(
+                db,
+                [
+                    Weekly::Method,
+                    Weekly::Endpoint,
+                    Weekly::Calls,
+                    Weekly::Requests,
+                    Weekly::Failures,
+                    Weekly::LatencySumMs,
+                    Weekly::LatencyCount,
+                ],
+                weekly_rows,
+            )
+            .await?,
+        );
     }
-    if stats.is_empty() {
-        return Ok(stats);
+    for (method, endpoint, calls, requests, failures, latency_sum, latency_count) in rows {
+        let slot = sums.entry((method, endpoint)).or_default();
+        slot.calls += calls;
+        slot.requests += requests;
+        slot.failures += failures;
+        slot.latency_sum += latency_sum;
+        slot.latency_count += latency_count;
+    }
+    // Most calls first, ties by (method, endpoint); endpoints without calls left out.
+    let mut ranked: Vec<((String, String), EndpointSums)> =
+        sums.into_iter().filter(|(_, s)| s.calls > 0).collect();
+    ranked.sort_by(|(ka, a), (kb, b)| b.calls.cmp(&a.calls).then_with(|| ka.cmp(kb)));
+    ranked.truncate(usize::try_from(limit).unwrap_or(0));
+    if ranked.is_empty() {
+        return Ok(Vec::new());
     }
 
-    // The histograms of the endpoints on this page only: one stored histogram per day and
-    // endpoint, added up here.
-    let mut endpoints: Vec<&str> = stats.iter().map(|s| s.endpoint.as_str()).collect();
+    // The histograms of the endpoints on this page only, added up here.
+    let mut endpoints: Vec<&str> = ranked.iter().map(|((_, e), _)| e.as_str()).collect();
     endpoints.sort_unstable();
     endpoints.dedup();
-    let rows: Vec<(String, String, String)> = usage_daily_endpoint::Entity::find()
-        .select_only()
-        .column(Column::Method)
-        .column(Column::Endpoint)
-        .column(Column::LatencyHistogram)
-        .filter(Column::AccountId.eq(account_id))
-        .filter(window.holds(Column::Day))
-        .filter(Column::LatencyCount.gt(0))
-        .filter(Column::Endpoint.is_in(endpoints))
-        .into_tuple()
-        .all(db)
-        .await?;
+    let mut stored: Vec<(String, String, String)> = Vec::new();
+    if !split.days.is_empty() {
+        stored.extend(
+            usage_daily_endpoint::Entity::find()
+                .select_only()
+                .columns([Daily::Method, Daily::Endpoint, Daily::LatencyHistogram])
+                .filter(daily_rows)
+                .filter(Daily::LatencyCount.gt(0))
+                .filter(Daily::Endpoint.is_in(endpoints.iter().copied()))
+                .into_tuple::<(String, String, String)>()
+                .all(db)
+                .await?,
+        );
+    }
+    if let Some(weekly_rows) = weekly_rows {
+        stored.extend(
+            usage_weekly_endpoint::Entity::find()
+                .select_only()
+                .columns([Weekly::Method, Weekly::Endpoint, Weekly::LatencyHistogram])
+                .filter(weekly_rows)
+                .filter(Weekly::LatencyCount.gt(0))
+                .filter(Weekly::Endpoint.is_in(endpoints.iter().copied()))
+                .into_tuple::<(String, String, String)>()
+                .all(db)
+                .await?,
+        );
+    }
     let mut histograms: HashMap<(String, String), histogram::Counts> = HashMap::new();
-    for (method, endpoint, stored) in rows {
+    for (method, endpoint, stored) in stored {
         let counts = histograms.entry((method, endpoint)).or_default();
         histogram::add_json(counts, &stored).map_err(|err| {
             DomainError::internal(anyhow::anyhow!(
@@ -387,21 +519,31 @@ pub async fn endpoint_stats(
             ))
         })?;
     }
-    for (stat, (sum, count)) in stats.iter_mut().zip(latency_sums) {
-        stat.avg_response_time_ms = mean(sum, count);
-        stat.p95_response_time_ms = histograms
-            .get(&(stat.method.clone(), stat.endpoint.clone()))
-            .and_then(|counts| histogram::quantile(counts, 0.95))
-            .map(|ms| ms.round() as i64);
-    }
-    for stat in &mut stats {
-        for name in [&mut stat.method, &mut stat.endpoint] {
-            if name.is_empty() {
-                UNSPECIFIED.clone_into(name);
+    Ok(ranked
+        .into_iter()
+        .map(|((method, endpoint), sums)| {
+            let p95 = histograms
+                .get(&(method.clone(), endpoint.clone()))
+                .and_then(|counts| histogram::quantile(counts, 0.95))
+                .map(|ms| ms.round() as i64);
+            let named = |name: String| {
+                if name.is_empty() {
+                    UNSPECIFIED.to_owned()
+                } else {
+                    name
+                }
+            };
+            EndpointStat {
+                method: named(method),
+                endpoint: named(endpoint),
+                total_calls: sums.calls,
+                requests: sums.requests,
+                failed_calls: sums.failures,
+                avg_response_time_ms: mean(sums.latency_sum, sums.latency_count),
+                p95_response_time_ms: p95,
             }
-        }
-    }
-    Ok(stats)
+        })
+        .collect())
 }
 
 /// Tool uses and installs by (skill, tool) over the window, most first (ties by skill, tool).
@@ -660,6 +802,33 @@ mod tests {
         assert_eq!(usage.remaining, None);
         assert_eq!(usage.usage_percentage, None);
         assert_eq!(usage.overage_calls, 0);
+    }
+
+    #[test]
+    fn long_windows_read_whole_weeks_and_the_days_around_them() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // Ending on Sunday 2026-11-29, 90 days start on Tuesday 2026-09-01.
+        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
+        let split = DayWindow::ending_at(now, 90).by_weeks();
+        assert_eq!(split.weeks, Some((day("2026-09-07"), day("2026-11-23"))));
+        assert_eq!(split.days, [(day("2026-09-01"), day("2026-09-06"))]);
+
+        // A window ending on a Wednesday: the days after the last whole week.
+        let wednesday = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let split = DayWindow::ending_at(wednesday, 30).by_weeks();
+        assert_eq!(split.weeks, Some((day("2026-11-02"), day("2026-11-16"))));
+        assert_eq!(
+            split.days,
+            [
+                (day("2026-10-27"), day("2026-11-01")),
+                (day("2026-11-23"), day("2026-11-25"))
+            ]
+        );
+
+        // Shorter than a whole week: days only.
+        let split = DayWindow::ending_at(wednesday, 7).by_weeks();
+        assert_eq!(split.weeks, None);
+        assert_eq!(split.days, [(day("2026-11-19"), day("2026-11-25"))]);
     }
 
     #[test]

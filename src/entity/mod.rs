@@ -14,4 +14,5 @@ pub mod usage_daily_tool;
 pub mod usage_daily_total;
 pub mod usage_event;
 pub mod usage_period;
+pub mod usage_weekly_endpoint;
 pub mod user;

@@ -392,3 +392,84 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
     assert_eq!(numbers(db, &totals_sql).await, [4, 2, 1]);
     Migrator::up(db, None).await.expect("migrate up again");
 }
+
+#[tokio::test]
+async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("weeks@example.com").await;
+    let db = &app.state.db;
+    revert_to_before(db, "m20261130_000002_weekly_endpoint_rollups").await;
+
+    // Monday 2026-11-09 and Sunday 2026-11-15 are one week; Monday 2026-11-16 the next.
+    let days = [
+        ("2026-11-09", r#"{"12":2}"#, 2),
+        ("2026-11-15", r#"{"12":1,"40":3}"#, 4),
+        ("2026-11-16", r#"{"7":1}"#, 1),
+    ];
+    for (day, histogram, latency_count) in days {
+        insert(
+            db,
+            "usage_daily_endpoints",
+            &[
+                ("account_id", account.as_str().into()),
+                ("day", day.into()),
+                ("method", "GET".into()),
+                ("endpoint", "/a".into()),
+                ("calls", (latency_count * 10).into()),
+                ("requests", latency_count.into()),
+                ("successes", latency_count.into()),
+                ("failures", 0i64.into()),
+                ("latency_sum_ms", 100i64.into()),
+                ("latency_count", latency_count.into()),
+                ("latency_histogram", histogram.into()),
+            ],
+        )
+        .await;
+    }
+
+    Migrator::up(db, None).await.expect("migrate up");
+    let query = select(
+        "usage_weekly_endpoints",
+        &[
+            "week",
+            "calls",
+            "requests",
+            "latency_sum_ms",
+            "latency_histogram",
+        ],
+        &[("account_id", &account), ("endpoint", "/a")],
+    )
+    .order_by(Alias::new("week"), sea_orm::Order::Asc)
+    .to_owned();
+    let weeks: Vec<(String, i64, i64, i64, Counts)> = rows(db, &query)
+        .await
+        .iter()
+        .map(|row| {
+            let histogram: String = row.try_get_by_index(4).unwrap();
+            (
+                row.try_get_by_index(0).unwrap(),
+                row.try_get_by_index(1).unwrap(),
+                row.try_get_by_index(2).unwrap(),
+                row.try_get_by_index(3).unwrap(),
+                serde_json::from_str::<std::collections::BTreeMap<String, i64>>(&histogram)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(bucket, count)| (bucket.parse().unwrap(), count))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        weeks,
+        [
+            (
+                "2026-11-09".to_owned(),
+                60,
+                6,
+                200,
+                Counts::from([(12, 3), (40, 3)])
+            ),
+            ("2026-11-16".to_owned(), 10, 1, 100, Counts::from([(7, 1)])),
+        ]
+    );
+}

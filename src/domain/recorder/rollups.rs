@@ -20,6 +20,7 @@ use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::histogram;
 use crate::entity::{
     api_key, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
+    usage_weekly_endpoint,
 };
 
 /// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
@@ -367,26 +368,75 @@ pub(super) async fn upsert_rollups(
         );
     {
         use usage_daily_endpoint::Column;
-        let keys = [
-            Column::AccountId,
-            Column::Day,
-            Column::Method,
-            Column::Endpoint,
-        ];
-        let added = [
-            Column::Calls,
-            Column::Requests,
-            Column::Successes,
-            Column::Failures,
-            Column::LatencySumMs,
-            Column::LatencyCount,
-        ];
-        let mut on_conflict = adding(keys, added);
-        on_conflict.value(
+        let on_conflict = endpoint_upsert(
+            txn.get_database_backend(),
+            [
+                Column::AccountId,
+                Column::Day,
+                Column::Method,
+                Column::Endpoint,
+            ],
+            [
+                Column::Calls,
+                Column::Requests,
+                Column::Successes,
+                Column::Failures,
+                Column::LatencySumMs,
+                Column::LatencyCount,
+            ],
             Column::LatencyHistogram,
-            dialect::merge_histograms(txn.get_database_backend(), Column::LatencyHistogram),
         );
         upsert(txn, endpoints, on_conflict).await?;
+    }
+
+    // The same sums per ISO week, for windows of many days.
+    let mut weekly: BTreeMap<EndpointKey, EndpointDelta> = BTreeMap::new();
+    for ((account, day, method, endpoint), delta) in &rollups.endpoints {
+        let key = (
+            account.clone(),
+            week_of(day),
+            method.clone(),
+            endpoint.clone(),
+        );
+        weekly.entry(key).or_default().absorb(delta.clone());
+    }
+    let weeks =
+        weekly.iter().map(
+            |((account, week, method, endpoint), d)| usage_weekly_endpoint::Model {
+                account_id: account.clone(),
+                week: week.clone(),
+                method: method.clone(),
+                endpoint: endpoint.clone(),
+                calls: d.sums.calls,
+                requests: d.requests,
+                successes: d.sums.successes,
+                failures: d.sums.failures,
+                latency_sum_ms: d.sums.latency_sum_ms,
+                latency_count: d.sums.latency_count,
+                latency_histogram: histogram::to_json(&d.latency_buckets),
+            },
+        );
+    {
+        use usage_weekly_endpoint::Column;
+        let on_conflict = endpoint_upsert(
+            txn.get_database_backend(),
+            [
+                Column::AccountId,
+                Column::Week,
+                Column::Method,
+                Column::Endpoint,
+            ],
+            [
+                Column::Calls,
+                Column::Requests,
+                Column::Successes,
+                Column::Failures,
+                Column::LatencySumMs,
+                Column::LatencyCount,
+            ],
+            Column::LatencyHistogram,
+        );
+        upsert(txn, weeks, on_conflict).await?;
     }
 
     let daily = rollups
@@ -492,6 +542,26 @@ pub(super) async fn upsert_rollups(
             .await?;
     }
     Ok(())
+}
+
+/// The upsert of an endpoint rollup row (daily or weekly): its sums added, its latency histograms
+/// merged bucket by bucket.
+fn endpoint_upsert<C: ColumnTrait>(
+    backend: sea_orm::DatabaseBackend,
+    keys: [C; 4],
+    added: [C; 6],
+    histogram: C,
+) -> OnConflict {
+    let mut on_conflict = adding(keys, added);
+    on_conflict.value(histogram, dialect::merge_histograms(backend, histogram));
+    on_conflict
+}
+
+/// The ISO week (its Monday, `YYYY-MM-DD`) of a `YYYY-MM-DD` day.
+fn week_of(day: &str) -> String {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map(|day| crate::domain::analytics::day_key(crate::domain::analytics::week_start(day)))
+        .unwrap_or_else(|_| day.to_owned())
 }
 
 /// `ON CONFLICT (keys) DO UPDATE` adding the proposed value of each `added` column to the stored
