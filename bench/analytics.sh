@@ -8,6 +8,10 @@
 #
 #   EVENTS=10000000 ACCOUNTS=1000 RUNS=200 NAIVE_RUNS=5 bench/analytics.sh
 #
+# TALLY_BIN=path/to/tally measures another build. DB_FILE=path keeps the seeded database there
+# and reuses it on later runs (a copy is served, so every run starts from the same data; a build
+# newer than the seed migrates its copy first). NAIVE_RUNS=0 skips the naive SQL.
+#
 # Needs: cargo, curl, sqlite3 (apt-get install -y sqlite3), python3 (for JSON and percentiles).
 # Nothing leaves the machine: the server listens on 127.0.0.1 only.
 set -euo pipefail
@@ -22,7 +26,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d)
 DB="$WORK/bench.db"
 URL="sqlite://$DB?mode=rwc"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/tally"
+BIN="${TALLY_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tally}"
+DB_FILE=${DB_FILE:-}
 SERVER_PID=
 
 cleanup() {
@@ -35,22 +40,32 @@ for tool in curl sqlite3 python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 
-echo "== build (release)"
-(cd "$ROOT" && cargo build --release --quiet)
+if [ -z "${TALLY_BIN:-}" ]; then
+    echo "== build (release)"
+    (cd "$ROOT" && cargo build --release --quiet)
+fi
 
-echo "== seed: $EVENTS events, $ACCOUNTS accounts"
-seed_start=$(date +%s.%N)
-TALLY_DEMO_PASSWORD=$PASSWORD TALLY_LOG_FORMAT=json "$BIN" seed-demo --database-url "$URL" \
-    --events "$EVENTS" --accounts "$ACCOUNTS" 2>"$WORK/seed.log" | grep -v "API key" || true
-seed_end=$(date +%s.%N)
-seed_secs=$(python3 -c "print(round($seed_end - $seed_start, 1))")
-echo "seeded in ${seed_secs}s; database $(du -h "$DB" | cut -f1)"
+if [ -n "$DB_FILE" ] && [ -f "$DB_FILE" ]; then
+    echo "== seed: reusing $DB_FILE"
+    cp "$DB_FILE" "$DB"
+    seed_secs="(reused)"
+else
+    echo "== seed: $EVENTS events, $ACCOUNTS accounts"
+    seed_start=$(date +%s.%N)
+    TALLY_DEMO_PASSWORD=$PASSWORD TALLY_LOG_FORMAT=json "$BIN" seed-demo --database-url "$URL" \
+        --events "$EVENTS" --accounts "$ACCOUNTS" 2>"$WORK/seed.log" | grep -v "API key" || true
+    seed_end=$(date +%s.%N)
+    seed_secs=$(python3 -c "print(round($seed_end - $seed_start, 1))")
+    echo "seeded in ${seed_secs}s; database $(du -h "$DB" | cut -f1)"
+    if [ -n "$DB_FILE" ]; then cp "$DB" "$DB_FILE"; fi
+fi
 
 echo "== serve"
 TALLY_JWT_SECRET=bench-secret-bench-secret-bench-secret TALLY_LOG_FORMAT=json RUST_LOG=warn \
     "$BIN" serve --database-url "$URL" --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do
+# A newer build migrates the copy first (on 10M events, minutes).
+for _ in $(seq 1 6000); do
     curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
     sleep 0.1
 done
@@ -77,14 +92,15 @@ ACCOUNT_EVENTS=$(sqlite3 "$DB" "SELECT COUNT(*) FROM usage_events WHERE account_
 echo "busiest account $ACCOUNT ($ACCOUNT_EVENTS raw events)"
 
 # Times in the server's terms (UTC), for the naive SQL.
-read -r NOW_MS TODAY_MS MONTH_MS NEXT_MONTH_MS D7_MS D30_MS < <(python3 - <<'EOF'
+read -r NOW_MS TODAY_MS MONTH_MS NEXT_MONTH_MS D7_MS D30_MS D90_MS < <(python3 - <<'EOF'
 import datetime as dt
 now = dt.datetime.now(dt.timezone.utc)
 today = now.replace(hour=0, minute=0, second=0, microsecond=0)
 month = today.replace(day=1)
 nxt = (month + dt.timedelta(days=32)).replace(day=1)
 ms = lambda t: int(t.timestamp() * 1000)
-print(ms(now), ms(today), ms(month), ms(nxt), ms(today - dt.timedelta(days=6)), ms(today - dt.timedelta(days=29)))
+print(ms(now), ms(today), ms(month), ms(nxt), ms(today - dt.timedelta(days=6)),
+      ms(today - dt.timedelta(days=29)), ms(today - dt.timedelta(days=89)))
 EOF
 )
 
@@ -95,13 +111,21 @@ QUERY[usageHistory]='{ usageHistory(days: 30) { date totalCalls successfulCalls 
 NAIVE[usageHistory]="SELECT date(occurred_at / 1000, 'unixepoch') AS d, SUM(kind IN ('API_CALL', 'TOOL_CALL')),
     SUM(status_code BETWEEN 200 AND 399), SUM(status_code >= 400), ROUND(AVG(response_time_ms))
     FROM usage_events WHERE account_id = '$ACCOUNT' AND occurred_at >= $D30_MS GROUP BY d ORDER BY d;"
-QUERY[endpointStats]='{ endpointStats(days: 7, limit: 50) { endpoint method totalCalls failedCalls avgResponseTimeMs p95ResponseTimeMs } }'
-NAIVE[endpointStats]="WITH e AS (SELECT method, endpoint, status_code, response_time_ms AS ms FROM usage_events
-      WHERE account_id = '$ACCOUNT' AND kind = 'API_CALL' AND occurred_at >= $D7_MS),
+# endpointStats over 7, 30 and 90 days: the same naive SQL with the window's start.
+endpoint_stats_naive() { # window start in ms
+    echo "WITH e AS (SELECT method, endpoint, status_code, response_time_ms AS ms FROM usage_events
+      WHERE account_id = '$ACCOUNT' AND kind = 'API_CALL' AND occurred_at >= $1),
     r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY method, endpoint ORDER BY ms) AS rn,
       COUNT(*) OVER (PARTITION BY method, endpoint) AS n FROM e)
     SELECT method, endpoint, n, SUM(status_code >= 400), ROUND(AVG(ms)), MIN(CASE WHEN rn * 100 >= n * 95 THEN ms END)
     FROM r GROUP BY method, endpoint ORDER BY n DESC, method, endpoint LIMIT 50;"
+}
+for days in 7 30 90; do
+    QUERY[endpointStats$days]="{ endpointStats(days: $days, limit: 50) { endpoint method totalCalls failedCalls avgResponseTimeMs p95ResponseTimeMs } }"
+done
+NAIVE[endpointStats7]=$(endpoint_stats_naive "$D7_MS")
+NAIVE[endpointStats30]=$(endpoint_stats_naive "$D30_MS")
+NAIVE[endpointStats90]=$(endpoint_stats_naive "$D90_MS")
 QUERY[toolStats]='{ toolStats(days: 7, limit: 50) { skillId toolName calls lastUsedAt } }'
 NAIVE[toolStats]="SELECT skill_id, tool_name, COUNT(*) AS c, MAX(occurred_at) FROM usage_events
     WHERE account_id = '$ACCOUNT' AND kind IN ('TOOL_CALL', 'INSTALL') AND occurred_at >= $D7_MS
@@ -129,7 +153,7 @@ pick = lambda q: v[max(1, math.ceil(q * len(v))) - 1]
 print(f"{pick(0.50):.2f} {pick(0.95):.2f}")'
 }
 
-ORDER=(currentUsage usageHistory endpointStats toolStats adminOverview adminAccounts)
+ORDER=(currentUsage usageHistory endpointStats7 endpointStats30 endpointStats90 toolStats adminOverview adminAccounts)
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
 echo "== measure: $RUNS GraphQL requests and $NAIVE_RUNS naive SQL runs per query"
@@ -148,13 +172,17 @@ for name in "${ORDER[@]}"; do
         curl -s -o /dev/null -w '%{time_total}\n' -H 'content-type: application/json' \
             -H "authorization: Bearer $token" --data "$body" "http://127.0.0.1:$PORT/graphql"
     done | percentiles)
-    read -r n50 n95 < <(for _ in $(seq 1 "$NAIVE_RUNS"); do
-        # sqlite3's own timer: the statements' time, without the CLI's start-up.
-        printf '.timer on\n%s\n' "${NAIVE[$name]}" | sqlite3 "$DB" |
-            awk '/^Run Time: real/ { total += $4 } END { print total }'
-    done | percentiles)
-    ratio=$(python3 -c "print(f'{$n50 / $g50:.0f}x')")
-    printf '%-14s graphql p50 %8s ms  p95 %8s ms | naive SQL p50 %9s ms  p95 %9s ms | %s\n' \
+    if [ "$NAIVE_RUNS" -gt 0 ]; then
+        read -r n50 n95 < <(for _ in $(seq 1 "$NAIVE_RUNS"); do
+            # sqlite3's own timer: the statements' time, without the CLI's start-up.
+            printf '.timer on\n%s\n' "${NAIVE[$name]}" | sqlite3 "$DB" |
+                awk '/^Run Time: real/ { total += $4 } END { print total }'
+        done | percentiles)
+        ratio=$(python3 -c "print(f'{$n50 / $g50:.0f}x')")
+    else
+        n50=-; n95=-; ratio=-
+    fi
+    printf '%-16s graphql p50 %8s ms  p95 %8s ms | naive SQL p50 %9s ms  p95 %9s ms | %s\n' \
         "$name" "$g50" "$g95" "$n50" "$n95" "$ratio" | tee -a "$RESULTS"
 done
 
