@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use crate::domain::auth::MIN_JWT_SECRET_BYTES;
+use crate::http::cors::parse_cors_origin;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tally.db?mode=rwc";
 
@@ -229,6 +230,10 @@ pub struct ServeArgs {
     /// limits. Unset: each instance limits on its own.
     #[arg(long, env = "TALLY_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Origins (`https://dash.example.com`, comma-separated) whose pages may call `/graphql`
+    /// from the browser (CORS). None by default: only pages served by Tally itself.
+    #[arg(long, env = "TALLY_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_cors_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 /// Everything the running service needs to know, resolved from the command line.
@@ -265,6 +270,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// See `ServeArgs::redis_url`. May hold a password: not logged.
     pub redis_url: Option<String>,
+    /// See `ServeArgs::cors_origins`.
+    pub cors_origins: Vec<String>,
 }
 
 /// A quarter of the request timeout: a request may wait that long for the recorder and as long
@@ -295,6 +302,12 @@ impl Config {
             body_read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
             trusted_proxies: args.trusted_proxies.clone(),
             redis_url: args.redis_url.clone().filter(|url| !url.is_empty()),
+            cors_origins: args
+                .cors_origins
+                .iter()
+                .filter(|origin| !origin.is_empty())
+                .cloned()
+                .collect(),
             ..Self::default()
         }
     }
@@ -335,6 +348,7 @@ impl std::fmt::Debug for Config {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("cors_origins", &self.cors_origins)
             .finish_non_exhaustive()
     }
 }
@@ -361,6 +375,7 @@ impl Default for Config {
             body_read_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             redis_url: None,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -13,6 +13,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::{build_schema, endpoint as graphql};
+use crate::http::cors::graphql_cors;
+use crate::http::dashboard::{self, ASSETS_PREFIX};
 use crate::http::{
     billing_webhook, body, error, events, health, ingest, install, metrics, track, verify,
 };
@@ -27,9 +29,18 @@ pub fn app(state: AppState) -> Router {
     let schema = build_schema(state.clone());
     let timeout = state.config.request_timeout;
 
-    let graphql_routes = Router::new()
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+    let mut graphql_routes = Router::new()
+        .route("/graphql", get(dashboard::graphiql).post(graphql::execute))
         .layer(Extension(schema));
+    if let Some(cors) = graphql_cors(&state.config.cors_origins) {
+        graphql_routes = graphql_routes.layer(cors);
+    }
+
+    let dashboard_routes = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/{*screen}", get(dashboard::index))
+        .route(&format!("{ASSETS_PREFIX}/{{*path}}"), get(dashboard::asset));
 
     let billing_routes =
         Router::new().route("/api/webhooks/billing", post(billing_webhook::receive));
@@ -54,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest_routes)
         .merge(graphql_routes)
         .merge(billing_routes)
+        .merge(dashboard_routes)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,

@@ -1,4 +1,4 @@
-//! `POST /graphql` runs one operation; `GET /graphql` serves GraphiQL.
+//! `POST /graphql` runs one operation (`GET /graphql`, GraphiQL, is in `http::dashboard`).
 //!
 //! The body is parsed here rather than by an extractor so that a batch (a JSON array) and
 //! malformed bodies get a GraphQL-shaped 400 with `extensions.code`, and so that errors raised by
@@ -6,13 +6,12 @@
 //! over the limit is a REST-style 413 `{"error": "Payload too large"}` (no operation ran), refused
 //! at once when its declared `Content-Length` is over the limit.
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::ServerError;
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
@@ -24,10 +23,6 @@ use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::http::client::ClientAddress;
 use crate::router::GRAPHQL_BODY_LIMIT;
 use crate::state::AppState;
-
-pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
 
 pub async fn execute(
     Extension(schema): Extension<TallySchema>,

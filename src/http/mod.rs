@@ -5,6 +5,8 @@ pub mod billing_webhook;
 pub mod body;
 pub mod caller;
 pub mod client;
+pub mod cors;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod health;

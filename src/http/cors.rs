@@ -1,0 +1,121 @@
+//! CORS for `/graphql`: dashboards served from another origin may call the API when their origin
+//! is on the allow-list (`TALLY_CORS_ORIGINS`). Callers authenticate with a Bearer token, never a
+//! cookie, so credentials are not allowed; preflights are cached for an hour.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may reuse a preflight's answer.
+pub const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The layer for the allowed origins, or `None` when there are none (no CORS headers at all).
+pub fn graphql_cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(PREFLIGHT_MAX_AGE),
+    )
+}
+
+/// Reads one `TALLY_CORS_ORIGINS` entry: `scheme://host[:port]`, as a browser sends it in
+/// `Origin` (http or https, no path, no trailing slash). Returned lower-cased, as browsers send
+/// it; an empty entry (an empty variable, a trailing comma) is returned empty and skipped.
+pub fn parse_cors_origin(entry: &str) -> Result<String, String> {
+    let origin = entry.trim().to_ascii_lowercase();
+    if origin.is_empty() {
+        return Ok(origin);
+    }
+    let refuse = |why: &str| {
+        Err(format!(
+            "`{entry}` is not an origin ({why}); write scheme://host[:port], e.g. \
+             https://dashboard.example.com"
+        ))
+    };
+    if origin == "*" {
+        return refuse("a wildcard would let any site call the API; list the origins");
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return refuse("no scheme");
+    };
+    if scheme != "http" && scheme != "https" {
+        return refuse("the scheme must be http or https");
+    }
+    if rest.contains('/') || rest.contains('?') || rest.contains('#') {
+        return refuse("an origin has no path, not even a trailing slash");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
+            if host.contains(':') && !host.starts_with('[') {
+                return refuse("an IPv6 address goes in brackets");
+            }
+            (host, Some(port))
+        }
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(ipv6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        ipv6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    if !host_ok {
+        return refuse("the host is not a name or an address");
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |port| port == 0) {
+            return refuse("the port must be a number from 1 to 65535");
+        }
+    }
+    Ok(origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cors_origin;
+
+    #[test]
+    fn accepts_origins_as_browsers_send_them() {
+        for origin in [
+            "https://dash.example.com",
+            "http://localhost:3000",
+            "http://127.0.0.1:8081",
+            "http://[::1]:8080",
+            "HTTPS://Dash.Example.com",
+        ] {
+            let parsed = parse_cors_origin(origin).expect(origin);
+            assert_eq!(parsed, origin.to_ascii_lowercase());
+        }
+        assert_eq!(parse_cors_origin(" ").as_deref(), Ok(""));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_origin() {
+        for bad in [
+            "*",
+            "example.com",
+            "ftp://example.com",
+            "https://example.com/",
+            "https://example.com/app",
+            "https://exa mple.com",
+            "https://example.com:0",
+            "https://example.com:99999",
+            "https://:8080",
+            "http://::1:8080",
+        ] {
+            assert!(parse_cors_origin(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}
