@@ -1,6 +1,6 @@
 // Starts the real `tally serve` on a fresh SQLite file and a free port, and stops it again.
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,7 +12,6 @@ export const TALLY_BIN = process.env.TALLY_BIN || join(repo, "target", "debug", 
 
 export const ADMIN_EMAIL = "admin@example.com";
 export const ADMIN_PASSWORD = "admin password for tests";
-export const ALLOWED_ORIGIN = "http://dashboard.example.test:5173";
 
 function freePort() {
   return new Promise((resolvePort, reject) => {
@@ -25,21 +24,29 @@ function freePort() {
   });
 }
 
-export async function startTally() {
+/**
+ * `corsOrigins`: the TALLY_CORS_ORIGINS allow-list; `seed`: arguments of a `tally seed-demo` run
+ * first; `env`: more environment for `serve`.
+ */
+export async function startTally({ corsOrigins = "", seed = null, env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "tally-browser-"));
   const port = await freePort();
+  const databaseUrl = `sqlite://${join(dir, "t.db")}?mode=rwc`;
+  let seedOutput = "";
+  if (seed) seedOutput = await run(TALLY_BIN, ["seed-demo", "--database-url", databaseUrl, ...seed]);
   const output = [];
   const child = spawn(
     TALLY_BIN,
-    ["serve", "--database-url", `sqlite://${join(dir, "t.db")}?mode=rwc`, "--bind", `127.0.0.1:${port}`],
+    ["serve", "--database-url", databaseUrl, "--bind", `127.0.0.1:${port}`],
     {
       env: {
         ...process.env,
         TALLY_ADMIN_EMAIL: ADMIN_EMAIL,
         TALLY_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        TALLY_CORS_ORIGINS: ALLOWED_ORIGIN,
+        TALLY_CORS_ORIGINS: corsOrigins,
         TALLY_LOG_FORMAT: "json",
         RUST_LOG: "warn",
+        ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     }
@@ -66,6 +73,7 @@ export async function startTally() {
   return {
     url,
     log,
+    seedOutput,
     async stop() {
       child.kill("SIGTERM");
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
@@ -73,4 +81,13 @@ export async function startTally() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function run(command, args) {
+  return new Promise((resolveRun, reject) => {
+    execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${command} ${args.join(" ")} failed: ${error.message}\n${stderr}`));
+      else resolveRun(stdout);
+    });
+  });
 }
