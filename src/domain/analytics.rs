@@ -126,7 +126,7 @@ pub struct ToolStat {
 }
 
 /// The days `[first, last]` (UTC) of a window of `days` days ending on the day of `now`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DayWindow {
     pub first: NaiveDate,
     pub last: NaiveDate,
@@ -141,11 +141,11 @@ impl DayWindow {
     }
 
     /// The rollup rows whose `day` falls in the window.
-    fn holds<C: ColumnTrait>(&self, day: C) -> Expr {
+    pub(crate) fn holds<C: ColumnTrait>(&self, day: C) -> Expr {
         day.between(day_key(self.first), day_key(self.last))
     }
 
-    fn days(&self) -> impl Iterator<Item = NaiveDate> {
+    pub(crate) fn days(&self) -> impl Iterator<Item = NaiveDate> {
         let last = self.last;
         self.first.iter_days().take_while(move |d| *d <= last)
     }

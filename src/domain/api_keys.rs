@@ -4,14 +4,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use crate::domain::accounts::{new_id, Role};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::keys::{self, digest_from_hex, KeyStatus};
+use crate::domain::paging::{check_first, CursorPage};
 use crate::entity::api_key;
 
 pub const MAX_KEY_NAME_LEN: usize = 200;
@@ -104,6 +105,58 @@ pub async fn list(
             include_revoked || keys::status(k.expires_at, k.revoked_at, now) != KeyStatus::Revoked
         })
         .collect())
+}
+
+/// Where a page of keys starts: after the key created at `created_at` with id `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
+}
+
+/// The actor's own account's keys in [`list`]'s order, `first` of them after `after`.
+pub async fn page(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    include_revoked: bool,
+    now: DateTime<Utc>,
+    after: Option<KeyCursor>,
+    first: usize,
+) -> DomainResult<CursorPage<api_key::Model>> {
+    use api_key::Column;
+    check_first(first)?;
+    let mut listed = Condition::all().add(Column::AccountId.eq(actor.account_id.as_str()));
+    if !include_revoked {
+        // A key whose revocation lies ahead (a rotation's grace period) still works.
+        listed = listed.add(
+            Condition::any()
+                .add(Column::RevokedAt.is_null())
+                .add(Column::RevokedAt.gt(now)),
+        );
+    }
+    let total = api_key::Entity::find()
+        .filter(listed.clone())
+        .count(db)
+        .await?;
+    let mut query = api_key::Entity::find().filter(listed);
+    if let Some(after) = after {
+        query = query.filter(
+            Condition::any()
+                .add(Column::CreatedAt.lt(after.created_at))
+                .add(
+                    Condition::all()
+                        .add(Column::CreatedAt.eq(after.created_at))
+                        .add(Column::Id.lt(after.id)),
+                ),
+        );
+    }
+    let fetched = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit(first as u64 + 1)
+        .all(db)
+        .await?;
+    Ok(CursorPage::from_one_more(fetched, first, total))
 }
 
 async fn find_accessible(

@@ -10,6 +10,7 @@ pub mod error;
 pub mod histogram;
 pub mod ingest;
 pub mod invalidation;
+pub mod key_usage;
 pub mod keys;
 pub mod paging;
 pub mod payload;

@@ -1,5 +1,5 @@
-//! The bounds every list and daily window shares: `days` 1..=366, `limit` 1..=100, `offset` from
-//! 0, refused with the field named.
+//! The bounds every list and daily window shares: `days` 1..=366, `limit` and `first` 1..=100,
+//! `offset` from 0, refused with the field named; and the shape of a cursor page.
 
 use crate::domain::error::{DomainError, DomainResult};
 
@@ -37,5 +37,41 @@ pub fn check_offset(offset: i64) -> DomainResult<()> {
         Err(DomainError::bad_field("offset", "must not be negative"))
     } else {
         Ok(())
+    }
+}
+
+/// `first` (a cursor page's size) must be 1..=100.
+pub fn check_first(first: usize) -> DomainResult<()> {
+    if (1..=MAX_PAGE_SIZE as usize).contains(&first) {
+        Ok(())
+    } else {
+        Err(DomainError::bad_field(
+            "first",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        ))
+    }
+}
+
+/// One page of a list read in a fixed order after a cursor.
+#[derive(Debug)]
+pub struct CursorPage<T> {
+    pub items: Vec<T>,
+    /// More items follow the page.
+    pub has_next: bool,
+    /// Items in the whole list, cursor aside.
+    pub total: u64,
+}
+
+impl<T> CursorPage<T> {
+    /// The page from `fetched`, read with a limit of `first + 1` so that one row more tells
+    /// whether another page follows.
+    pub fn from_one_more(mut fetched: Vec<T>, first: usize, total: u64) -> Self {
+        let has_next = fetched.len() > first;
+        fetched.truncate(first);
+        Self {
+            items: fetched,
+            has_next,
+            total,
+        }
     }
 }

@@ -22,3 +22,14 @@ impl Guard for PageLimit {
         Ok(crate::domain::paging::check_limit(self.0)?)
     }
 }
+
+/// Refuses a cursor page size (`first`) outside 1..=100 (`BAD_USER_INPUT`) before any other
+/// check or database work.
+pub struct PageFirst(pub i32);
+
+impl Guard for PageFirst {
+    async fn check(&self, _ctx: &Context<'_>) -> Result<()> {
+        let first = usize::try_from(self.0).unwrap_or(0);
+        Ok(crate::domain::paging::check_first(first)?)
+    }
+}

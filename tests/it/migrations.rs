@@ -473,3 +473,88 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
         ]
     );
 }
+
+#[tokio::test]
+async fn key_rollups_are_filled_from_the_stored_events() {
+    let app = TestApp::new().await;
+    let (token, _, account) = app.sign_up("key-rollups@example.com").await;
+    let (_, key) = app.create_key(&token, false).await;
+    let db = &app.state.db;
+    revert_to_before(db, "m20261201_000001_key_rollups").await;
+
+    let ms = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    };
+    let november = (ms("2026-11-01T00:00:00Z"), ms("2026-12-01T00:00:00Z"));
+    insert(
+        db,
+        "usage_periods",
+        &[
+            ("account_id", account.as_str().into()),
+            ("period_start", november.0.into()),
+            ("period_end", november.1.into()),
+            ("calls", 9i64.into()),
+        ],
+    )
+    .await;
+    // (kind, occurred, status, cost): an install weighs nothing; a 500 fails.
+    let events = [
+        ("API_CALL", "2026-11-10T13:00:00Z", Some(200), 3i64),
+        ("API_CALL", "2026-11-10T14:00:00Z", Some(500), 2),
+        ("TOOL_CALL", "2026-11-11T09:00:00Z", None, 1),
+        ("INSTALL", "2026-11-11T09:30:00Z", None, 0),
+        ("API_CALL", "2026-11-12T10:00:00Z", None, 3),
+    ];
+    for (kind, at, status, cost) in events {
+        insert(
+            db,
+            "usage_events",
+            &[
+                ("account_id", account.as_str().into()),
+                ("api_key_id", key.as_str().into()),
+                ("kind", kind.into()),
+                ("status_code", status.into()),
+                ("cost", cost.into()),
+                ("expired_key", false.into()),
+                ("occurred_at", ms(at).into()),
+                ("received_at", ms(at).into()),
+            ],
+        )
+        .await;
+    }
+
+    Migrator::up(db, None).await.expect("migrate up");
+    let query = select(
+        "usage_daily_keys",
+        &["day", "calls", "failures"],
+        &[("api_key_id", &key)],
+    )
+    .order_by(Alias::new("day"), sea_orm::Order::Asc)
+    .to_owned();
+    let days: Vec<(String, i64, i64)> = rows(db, &query)
+        .await
+        .iter()
+        .map(|row| row.try_get_many_by_index().unwrap())
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-11-10".to_owned(), 5, 2),
+            ("2026-11-11".to_owned(), 1, 0),
+            ("2026-11-12".to_owned(), 3, 0),
+        ]
+    );
+    let query = select(
+        "usage_key_periods",
+        &["period_start", "calls"],
+        &[("api_key_id", &key)],
+    );
+    let periods: Vec<(i64, i64)> = rows(db, &query)
+        .await
+        .iter()
+        .map(|row| row.try_get_many_by_index().unwrap())
+        .collect();
+    assert_eq!(periods, [(november.0, 9)]);
+}

@@ -9,7 +9,7 @@ use sea_orm::{
     QuerySelect, QueryTrait, Set,
 };
 
-use super::rollups::Rollups;
+use super::rollups::{Rollups, VerifiedCall};
 use super::{statement_sizes, EventKind, NewEvent, Outcome};
 use crate::entity::usage_event;
 
@@ -115,6 +115,7 @@ pub(super) async fn complete_or_skip(
     struct Existing {
         id: i64,
         event_id: Option<String>,
+        api_key_id: Option<String>,
         kind: String,
         status_code: Option<i32>,
         method: Option<String>,
@@ -127,6 +128,7 @@ pub(super) async fn complete_or_skip(
         .columns([
             Column::Id,
             Column::EventId,
+            Column::ApiKeyId,
             Column::Kind,
             Column::StatusCode,
             Column::Method,
@@ -167,13 +169,13 @@ pub(super) async fn complete_or_skip(
             continue;
         }
         outcomes[i] = Outcome::Completed;
-        rollups.complete_call(
-            account,
-            found.occurred_at,
-            (found.method.as_deref(), found.endpoint.as_deref()),
-            event,
-            found.cost,
-        );
+        let verified = VerifiedCall {
+            key: found.api_key_id.as_deref(),
+            occurred_ms: found.occurred_at,
+            counted_as: (found.method.as_deref(), found.endpoint.as_deref()),
+            cost: found.cost,
+        };
+        rollups.complete_call(account, verified, event);
     }
     Ok(())
 }

@@ -19,8 +19,8 @@ use super::{statement_sizes, EventKind, NewEvent};
 use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::histogram;
 use crate::entity::{
-    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
-    usage_weekly_endpoint,
+    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_tool,
+    usage_daily_total, usage_key_period, usage_weekly_endpoint,
 };
 
 /// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
@@ -130,6 +130,19 @@ pub(super) struct Rollups {
     /// key id → its latest use (unix ms), for `api_keys.last_used_at`.
     #[serde(default)]
     key_touches: BTreeMap<String, i64>,
+    /// (key id, period start in unix ms) → calls made with the key in that billing period.
+    #[serde(default, with = "as_pairs")]
+    key_periods: BTreeMap<(String, i64), i64>,
+    /// (key id, day) → calls made with the key that day, and how many of them failed.
+    #[serde(default, with = "as_pairs")]
+    key_days: BTreeMap<(String, String), KeyDayDelta>,
+}
+
+/// Calls to add to one key's daily row.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct KeyDayDelta {
+    calls: i64,
+    failures: i64,
 }
 
 /// Serde for maps whose keys are tuples (JSON object keys are strings): a list of pairs.
@@ -165,6 +178,8 @@ impl Rollups {
             && self.daily.is_empty()
             && self.installs.is_empty()
             && self.key_touches.is_empty()
+            && self.key_periods.is_empty()
+            && self.key_days.is_empty()
     }
 
     /// Records that `key` was used at `at` (the latest use wins).
@@ -193,6 +208,24 @@ impl Rollups {
         for (key, at) in other.key_touches {
             let slot = self.key_touches.entry(key).or_insert(at);
             *slot = (*slot).max(at);
+        }
+        for (key, calls) in other.key_periods {
+            *self.key_periods.entry(key).or_default() += calls;
+        }
+        for (key, delta) in other.key_days {
+            let slot = self.key_days.entry(key).or_default();
+            slot.calls += delta.calls;
+            slot.failures += delta.failures;
+        }
+    }
+
+    /// A call failed (4xx/5xx) made with `key` on `day`, weighing `cost`.
+    fn key_failure(&mut self, key: Option<&str>, day: &str, status: Option<i32>, cost: i64) {
+        if let (Some(key), Some(400..)) = (key, status) {
+            self.key_days
+                .entry((key.to_owned(), day.to_owned()))
+                .or_default()
+                .failures += cost;
         }
     }
 
@@ -252,12 +285,17 @@ impl Rollups {
     pub(super) fn complete_call(
         &mut self,
         account: &str,
-        occurred_ms: i64,
-        counted_as: (Option<&str>, Option<&str>),
+        verified: VerifiedCall<'_>,
         report: &NewEvent,
-        cost: i64,
     ) {
+        let VerifiedCall {
+            key,
+            occurred_ms,
+            counted_as,
+            cost,
+        } = verified;
         let day = day_of_millis(occurred_ms);
+        self.key_failure(key, &day, report.status_code, cost);
         let before = (
             account.to_owned(),
             day.clone(),
@@ -302,6 +340,7 @@ impl Rollups {
                 .or_default()
                 .calls += event.cost;
         }
+        self.add_key_calls(event, &day);
         match event.kind {
             EventKind::ApiCall => {
                 let key = (
@@ -330,6 +369,40 @@ impl Rollups {
             }
         }
     }
+}
+
+impl Rollups {
+    /// The calls of an accepted event to its key's period and daily rows.
+    fn add_key_calls(&mut self, event: &NewEvent, day: &str) {
+        let Some(key) = event.api_key_id.as_deref() else {
+            return;
+        };
+        if event.cost <= 0 {
+            return;
+        }
+        if let Some(period) = event.period {
+            *self
+                .key_periods
+                .entry((key.to_owned(), period.start_ms()))
+                .or_default() += event.cost;
+        }
+        self.key_days
+            .entry((key.to_owned(), day.to_owned()))
+            .or_default()
+            .calls += event.cost;
+        self.key_failure(Some(key), day, event.status_code, event.cost);
+    }
+}
+
+/// What completing a verified call needs to know of it.
+pub(super) struct VerifiedCall<'a> {
+    /// The key the call was verified with.
+    pub key: Option<&'a str>,
+    pub occurred_ms: i64,
+    /// The method and endpoint it was counted under.
+    pub counted_as: (Option<&'a str>, Option<&'a str>),
+    /// The calls it was counted as.
+    pub cost: i64,
 }
 
 fn day_of(at: DateTime<Utc>) -> String {
@@ -522,6 +595,39 @@ pub(super) async fn upsert_rollups(
             later_of_excluded(Column::LastInstalledAt),
         );
         upsert(txn, installs, on_conflict).await?;
+    }
+
+    let key_periods =
+        rollups
+            .key_periods
+            .iter()
+            .map(|((key, start), calls)| usage_key_period::Model {
+                api_key_id: key.clone(),
+                period_start: *start,
+                calls: *calls,
+            });
+    {
+        use usage_key_period::Column;
+        let on_conflict = adding([Column::ApiKeyId, Column::PeriodStart], [Column::Calls]);
+        upsert(txn, key_periods, on_conflict).await?;
+    }
+
+    let key_days = rollups
+        .key_days
+        .iter()
+        .map(|((key, day), delta)| usage_daily_key::Model {
+            api_key_id: key.clone(),
+            day: day.clone(),
+            calls: delta.calls,
+            failures: delta.failures,
+        });
+    {
+        use usage_daily_key::Column;
+        let on_conflict = adding(
+            [Column::ApiKeyId, Column::Day],
+            [Column::Calls, Column::Failures],
+        );
+        upsert(txn, key_days, on_conflict).await?;
     }
 
     for (key_id, at) in &rollups.key_touches {

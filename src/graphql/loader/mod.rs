@@ -6,6 +6,7 @@
 //! a whole page up front (e.g. `adminAccounts`) asks for all of it at once with `load_many`, and
 //! the per-object fields then read the request's cache: one query per page, deterministically.
 
+mod key_usage;
 mod plan;
 mod usage;
 
@@ -15,11 +16,14 @@ use sea_orm::DatabaseConnection;
 
 use crate::domain::error::DomainError;
 
+pub use key_usage::{KeyAt, KeyCallsLoader, KeyHistoryLoader, KeyWindow};
 pub use plan::PlanLoader;
 pub use usage::{UsageKey, UsageLoader};
 
 pub type Usage = DataLoader<UsageLoader, HashMapCache>;
 pub type Plans = DataLoader<PlanLoader, HashMapCache>;
+pub type KeyCalls = DataLoader<KeyCallsLoader, HashMapCache>;
+pub type KeyHistory = DataLoader<KeyHistoryLoader, HashMapCache>;
 
 /// Adds every loader, fresh, to one request.
 pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
@@ -31,6 +35,16 @@ pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
         ))
         .data(DataLoader::with_cache(
             PlanLoader::new(db.clone()),
+            tokio::spawn,
+            HashMapCache::default(),
+        ))
+        .data(DataLoader::with_cache(
+            KeyCallsLoader::new(db.clone()),
+            tokio::spawn,
+            HashMapCache::default(),
+        ))
+        .data(DataLoader::with_cache(
+            KeyHistoryLoader::new(db.clone()),
             tokio::spawn,
             HashMapCache::default(),
         ))

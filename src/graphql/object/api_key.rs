@@ -1,9 +1,15 @@
-use async_graphql::{Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use crate::domain::analytics::DayWindow;
 use crate::domain::api_keys::CreatedKey;
+use crate::domain::key_usage;
 use crate::domain::keys::{self, KeyStatus};
+use crate::domain::paging::check_days;
 use crate::entity::api_key;
+use crate::graphql::context::now;
+use crate::graphql::loader::{self, KeyAt, KeyCalls, KeyHistory, KeyWindow};
+use crate::graphql::object::BigInt;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ApiKeyStatus {
@@ -73,6 +79,59 @@ impl ApiKey {
     /// When the key stopped (or, during a rotation's grace period, will stop) working.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.key.revoked_at
+    }
+
+    /// Billable calls made with this key in its account's current billing period (a verify
+    /// weighs its `cost`). Like the daily analytics, it may trail an acknowledged event by up to
+    /// a second; a usage reset does not zero it.
+    async fn calls_this_period(&self, ctx: &Context<'_>) -> Result<BigInt> {
+        let key = KeyAt {
+            key_id: self.key.id.clone(),
+            now: now(ctx),
+        };
+        let calls = loader::get::<KeyCalls>(ctx)?.load_one(key).await?;
+        Ok(calls.unwrap_or(0).into())
+    }
+
+    /// Calls made with this key per UTC day, one entry per day ending today (1..=366 days),
+    /// zero-filled, oldest first.
+    async fn usage_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i64,
+    ) -> Result<Vec<KeyDailyUsage>> {
+        check_days(days)?;
+        let key = KeyWindow {
+            key_id: self.key.id.clone(),
+            window: DayWindow::ending_at(now(ctx), days),
+        };
+        let history = loader::get::<KeyHistory>(ctx)?.load_one(key).await?;
+        Ok(history
+            .unwrap_or_default()
+            .into_iter()
+            .map(KeyDailyUsage::from)
+            .collect())
+    }
+}
+
+/// Calls made with one key on one UTC day.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct KeyDailyUsage {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// API calls (by cost) and tool uses made with the key.
+    pub calls: BigInt,
+    /// API calls (by cost) answered 4xx or 5xx.
+    pub failed_calls: BigInt,
+}
+
+impl From<key_usage::KeyDailyUsage> for KeyDailyUsage {
+    fn from(day: key_usage::KeyDailyUsage) -> Self {
+        Self {
+            date: day.date.format("%Y-%m-%d").to_string(),
+            calls: day.calls.into(),
+            failed_calls: day.failed_calls.into(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ pub mod account;
 pub mod api_key;
 pub mod auth;
 pub mod invoice;
+pub mod page;
 pub mod plan;
 pub mod scalar;
 pub mod usage;
