@@ -22,7 +22,10 @@ async fn preflight(app: &TestApp, path: &str, origin: &str) -> TestResponse {
         Request::options(path)
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .body(Body::empty())
             .unwrap(),
     )
@@ -34,9 +37,15 @@ async fn preflight_from_an_allowed_origin_gets_the_allow_headers() {
     let app = app_allowing(&[ALLOWED, "http://localhost:3000"]).await;
     let response = preflight(&app, "/graphql", ALLOWED).await;
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.header("access-control-allow-origin"), Some(ALLOWED));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some(ALLOWED)
+    );
     let methods = response.header("access-control-allow-methods").unwrap();
-    assert!(methods.contains("GET") && methods.contains("POST"), "{methods}");
+    assert!(
+        methods.contains("GET") && methods.contains("POST"),
+        "{methods}"
+    );
     let headers = response.header("access-control-allow-headers").unwrap();
     assert!(
         headers.contains("authorization") && headers.contains("content-type"),
@@ -59,7 +68,10 @@ async fn an_allowed_origin_can_read_the_answer_of_a_post() {
         )
         .await;
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.header("access-control-allow-origin"), Some(ALLOWED));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some(ALLOWED)
+    );
     assert_eq!(response.json()["data"]["plans"][0]["code"], "FREE");
 }
 
@@ -68,7 +80,11 @@ async fn another_origin_gets_no_allow_headers() {
     let app = app_allowing(&[ALLOWED]).await;
     for origin in ["https://evil.example.com", "https://dash.example.com:8443"] {
         let response = preflight(&app, "/graphql", origin).await;
-        assert_eq!(response.header("access-control-allow-origin"), None, "{origin}");
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            None,
+            "{origin}"
+        );
     }
 }
 
@@ -88,7 +104,11 @@ async fn other_routes_never_answer_cors() {
     let app = app_allowing(&[ALLOWED]).await;
     for path in ["/api/v1/verify", "/api/track", "/health", "/dashboard"] {
         let response = preflight(&app, path, ALLOWED).await;
-        assert_eq!(response.header("access-control-allow-origin"), None, "{path}");
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            None,
+            "{path}"
+        );
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
     }
 }

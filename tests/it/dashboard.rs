@@ -14,7 +14,12 @@ fn text(body: &[u8]) -> String {
 #[tokio::test]
 async fn the_dashboard_page_is_served_at_the_root_and_on_every_screen_path() {
     let app = TestApp::new().await;
-    for path in ["/", "/dashboard", "/dashboard/keys", "/dashboard/invoices/some-id"] {
+    for path in [
+        "/",
+        "/dashboard",
+        "/dashboard/keys",
+        "/dashboard/invoices/some-id",
+    ] {
         let response = app.get(path).await;
         assert_eq!(response.status, StatusCode::OK, "{path}");
         assert_eq!(
@@ -36,12 +41,19 @@ async fn assets_have_their_content_types_and_revalidate() {
     for (path, content_type) in [
         ("/assets/app.js", "text/javascript; charset=utf-8"),
         ("/assets/style.css", "text/css; charset=utf-8"),
-        ("/assets/vendor/chart.umd.js", "text/javascript; charset=utf-8"),
+        (
+            "/assets/vendor/chart.umd.js",
+            "text/javascript; charset=utf-8",
+        ),
         ("/assets/favicon.svg", "image/svg+xml"),
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status, StatusCode::OK, "{path}");
-        assert_eq!(response.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(
+            response.header("content-type"),
+            Some(content_type),
+            "{path}"
+        );
         assert_eq!(response.header("cache-control"), Some("no-cache"), "{path}");
         assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
         assert!(!response.body.is_empty());
@@ -64,7 +76,13 @@ async fn assets_have_their_content_types_and_revalidate() {
 #[tokio::test]
 async fn unknown_paths_stay_json_404s() {
     let app = TestApp::new().await;
-    for path in ["/nope", "/assets/missing.js", "/assets/", "/dashboardx", "/api/v2/verify"] {
+    for path in [
+        "/nope",
+        "/assets/missing.js",
+        "/assets/",
+        "/dashboardx",
+        "/api/v2/verify",
+    ] {
         let response = app.get(path).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(response.json()["error"], "Not found", "{path}");

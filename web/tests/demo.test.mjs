@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { launch } from "./support/browser.mjs";
 import { screenshot } from "./support/screens.mjs";
 import { startTally } from "./support/server.mjs";
+import { eventually } from "./support/wait.mjs";
 
 const ACCOUNTS = 14;
 
@@ -59,7 +60,8 @@ test("the admin closes the ended billing periods and pages through the accounts"
   await page.getByText(`1–10 of ${ACCOUNTS + 1}`).waitFor();
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByText(`11–${ACCOUNTS + 1} of ${ACCOUNTS + 1}`).waitFor();
-  assert.equal(await accounts.getByRole("row").count(), ACCOUNTS + 1 - 10 + 1);
+  // The header row and the last page's accounts.
+  await eventually(async () => (await accounts.getByRole("row").count()) === ACCOUNTS + 1 - 10 + 1, { what: "the second page of accounts" });
   await page.getByRole("button", { name: "Previous" }).click();
   await page.getByText(`1–10 of ${ACCOUNTS + 1}`).waitFor();
 
