@@ -28,16 +28,28 @@ const publicRoutes = {
 
 function match(pathname) {
   const path = pathname === "/" ? "/dashboard" : pathname.replace(/\/+$/, "") || "/dashboard";
+  const parts = path.split("/");
   for (const route of routes) {
     const want = route.path.split("/");
-    const got = path.split("/");
-    if (want.length !== got.length) continue;
+    if (want.length !== parts.length) continue;
     const params = {};
-    if (want.every((part, i) => (part.startsWith(":") ? (params[part.slice(1)] = decodeURIComponent(got[i])) : part === got[i]))) {
-      return { ...route, params };
-    }
+    const fits = want.every((part, i) => {
+      if (!part.startsWith(":")) return part === parts[i];
+      params[part.slice(1)] = safeDecode(parts[i]);
+      return true;
+    });
+    if (fits) return { ...route, params };
   }
   return null;
+}
+
+/** A malformed escape in a typed-in address is kept as it is rather than breaking the page. */
+function safeDecode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch (_) {
+    return part;
+  }
 }
 
 function usePathname() {

@@ -141,13 +141,19 @@ test("usage sent over HTTP shows in the gauge, the chart and the tables", async 
     const [total, failed] = await chartSums("history");
     return total === calls && failed === 2;
   }, "the 30-day chart");
-  await refreshUntil(async () => (await page.getByTestId("endpoints").count()) === 1, "the endpoint table");
+  const tableRows = (testid, text) => page.getByTestId(testid).getByRole("row").filter({ hasText: text }).count();
+  await refreshUntil(
+    async () =>
+      (await tableRows("endpoints", "POST /v1/orders")) === 1 &&
+      (await tableRows("tools", "Read")) === 1 &&
+      (await page.getByTestId("tools").getByRole("row").filter({ hasText: "Read" }).getByRole("cell").nth(2).innerText()) === "2" &&
+      (await tableRows("installs", "code-review")) === 1,
+    "the endpoint, tool and install tables"
+  );
   const search = page.getByTestId("endpoints").getByRole("row").filter({ hasText: "GET /v1/search" });
   assert.deepEqual(await search.getByRole("cell").allInnerTexts().then((cells) => cells.slice(1, 3)), ["5", "1"]);
   const orders = page.getByTestId("endpoints").getByRole("row").filter({ hasText: "POST /v1/orders" });
   assert.deepEqual(await orders.getByRole("cell").allInnerTexts().then((cells) => cells.slice(1, 3)), ["2", "1"]);
-  await page.getByTestId("tools").getByRole("row").filter({ hasText: "Read" }).getByText("2", { exact: true }).waitFor();
-  await page.getByTestId("installs").getByRole("row").filter({ hasText: "code-review" }).waitFor();
 
   // The window picker asks again for another span.
   await page.getByTestId("window").selectOption("30");
@@ -196,9 +202,33 @@ test("a key is rotated with a grace period, and the old one revoked after a conf
   assertNoBrowserErrors();
 });
 
-test("the invoices page says when there are none yet", async () => {
+test("the invoices page says when there are none yet; an unknown screen says so", async () => {
   await page.getByRole("link", { name: "Invoices" }).click();
   await page.getByText("No invoices yet.").waitFor();
+  await page.goto(`${tally.url}/dashboard/no-such-screen`);
+  await page.getByRole("heading", { name: "Page not found" }).waitFor();
+  assertNoBrowserErrors();
+});
+
+test("the screens work from the keyboard", async () => {
+  await page.goto(`${tally.url}/dashboard/keys`);
+  await page.getByTestId("keys").waitFor();
+  // The first Tab reaches the skip link, which moves on to the screen itself.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
+  // Tab through the navigation to the key name, type, submit with Enter.
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate(() => document.activeElement.name === "name")) break;
+  }
+  await page.keyboard.type("keyboard key");
+  await page.keyboard.press("Enter");
+  await page.getByText("Key created: keyboard key").waitFor();
+  // The new key's heading takes the focus, so a screen reader reads it out.
+  assert.match(await page.evaluate(() => document.activeElement.textContent), /Key created/);
+  await page.getByRole("button", { name: "I have saved it" }).press("Enter");
   assertNoBrowserErrors();
 });
 
