@@ -168,7 +168,7 @@ function CreateKey({ onCreated }) {
   return html`<form class="card form-row" onSubmit=${onSubmit} aria-label="Create a key">
     <h2>Create a key</h2>
     <label>Name <input name="name" required maxlength="200" placeholder="production gateway" /></label>
-    <label>Expires (optional) <input name="expiresAt" type="date" /></label>
+    <label>Expires on (UTC, optional) <input name="expiresAt" type="date" /></label>
     <label class="checkbox"><input name="requireSignature" type="checkbox" /> Require signed requests</label>
     <${ErrorMessage} error=${error} />
     <button type="submit" disabled=${busy}>${busy ? "Creating…" : "Create key"}</button>
