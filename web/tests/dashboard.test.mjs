@@ -162,6 +162,12 @@ test("usage sent over HTTP shows in the gauge, the chart and the tables", async 
   await page.getByRole("link", { name: "API keys" }).click();
   const row = page.getByTestId("keys").getByRole("row").filter({ hasText: firstKey.slice(0, 12) });
   await row.getByRole("cell", { name: String(calls), exact: true }).waitFor();
+  // The key's own last 30 days, from the same rollups as the account's chart.
+  await row.getByRole("button", { name: /^Usage of/ }).click();
+  await page.getByTestId("key-history").waitFor();
+  assert.deepEqual(await chartSums("key-history"), [calls, 2], "the key's calls and failures");
+  await row.getByRole("button", { name: /^Usage of/ }).click();
+  assert.equal(await page.getByTestId("key-usage").count(), 0);
   assertNoBrowserErrors();
 });
 

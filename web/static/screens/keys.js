@@ -1,14 +1,16 @@
 // API keys: create one (its plaintext shown once, with a copy button), list them with status,
-// prefix, last use and calls this period, rotate one (optionally with a grace period) and revoke
-// one after a confirmation.
+// prefix, last use, calls this period and a chart of each key's last 30 days, rotate one
+// (optionally with a grace period) and revoke one after a confirmation.
 
-import { html, useEffect, useRef, useState } from "../vendor/htm-preact.module.js";
+import { html, useEffect, useMemo, useRef, useState } from "../vendor/htm-preact.module.js";
 import { gql } from "../api.js";
+import { ChartCanvas, COLORS } from "../chart.js";
 import { Empty, ErrorMessage, Loading, TableWrap, formatDateTime, formatNumber } from "../ui.js";
 
 const PAGE_SIZE = 20;
 
-const KEY_FIELDS = `id name prefix status requireSignature createdAt lastUsedAt expiresAt revokedAt callsThisPeriod`;
+const KEY_FIELDS = `id name prefix status requireSignature createdAt lastUsedAt expiresAt revokedAt callsThisPeriod
+  usageHistory(days: 30) { date calls failedCalls }`;
 
 const KEYS = `query Keys($first: Int!, $after: String, $includeRevoked: Boolean!) {
   apiKeysConnection(first: $first, after: $after, includeRevoked: $includeRevoked) {
@@ -69,6 +71,7 @@ export function Keys() {
   const pages = useKeyPages(includeRevoked);
   const [created, setCreated] = useState(null);
   const [pending, setPending] = useState(null);
+  const [opened, setOpened] = useState(null);
 
   const onCreated = (result, how) => {
     setCreated({ ...result, how });
@@ -117,11 +120,20 @@ export function Keys() {
                 <td>${key.lastUsedAt ? formatDateTime(key.lastUsedAt) : "Never"}</td>
                 <td>${formatDateTime(key.createdAt)}</td>
                 <td class="actions">
+                  <button
+                    type="button"
+                    class="secondary"
+                    aria-expanded=${opened === key.id ? "true" : "false"}
+                    aria-label=${`Usage of ${key.name} (${key.prefix}) over 30 days`}
+                    onClick=${() => setOpened(opened === key.id ? null : key.id)}
+                  >Usage</button>
                   ${key.status !== "REVOKED" &&
                   html`<button type="button" class="secondary" onClick=${() => setPending({ kind: "rotate", key })}>Rotate</button>
                     <button type="button" class="danger" onClick=${() => setPending({ kind: "revoke", key })}>Revoke</button>`}
                 </td>
-              </tr>`
+              </tr>
+              ${opened === key.id &&
+              html`<tr class="key-usage"><td colspan="7"><${KeyUsage} apiKey=${key} /></td></tr>`}`
             )}
           </tbody>
         </table>
@@ -132,6 +144,35 @@ export function Keys() {
       </button>`}
     </div>
   </section>`;
+}
+
+/** One key's calls and failures per day over the last 30 days. */
+function KeyUsage({ apiKey }) {
+  const days = apiKey.usageHistory;
+  const total = days.reduce((sum, day) => sum + day.calls, 0);
+  const data = useMemo(
+    () => ({
+      labels: days.map((day) => day.date.slice(5)),
+      datasets: [
+        { label: "Calls", data: days.map((day) => day.calls), backgroundColor: COLORS.calls },
+        { label: "Failed", data: days.map((day) => day.failedCalls), backgroundColor: COLORS.failed },
+      ],
+    }),
+    [days]
+  );
+  return html`<div data-testid="key-usage">
+    <${ChartCanvas}
+      testid="key-history"
+      height=${180}
+      label=${`Calls per day with ${apiKey.name} over the last 30 days: ${formatNumber(total)} in all`}
+      config=${{
+        type: "bar",
+        data,
+        options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } }, plugins: { legend: { position: "bottom" } } },
+      }}
+    />
+    ${total === 0 && html`<p class="muted">No calls with this key in the last 30 days.</p>`}
+  </div>`;
 }
 
 function Status({ apiKey }) {
