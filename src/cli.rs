@@ -5,12 +5,14 @@
 //! refuse to, so that running one in the wrong directory fails instead of making an empty one.
 
 pub mod demo;
+mod progress;
 
 use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
 use self::demo::DemoOptions;
+use self::progress::Progress;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
@@ -42,7 +44,13 @@ async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()
     match action {
         MigrateAction::Up => Migrator::up(&db, None).await?,
         MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
-        MigrateAction::Status => Migrator::status(&db).await?,
+        MigrateAction::Status => {
+            // Printed, not logged: the list is the command's answer, whatever the log level.
+            for migration in Migrator::get_migration_with_status(&db).await? {
+                let status = migration.status().to_string();
+                println!("{status:<8} {}", migration.name());
+            }
+        }
     }
     Ok(())
 }
@@ -148,13 +156,8 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
         seed: args.seed,
         password: args.password.clone(),
     };
-    let mut last_report = std::time::Instant::now();
-    let mut progress = move |written: u64, asked: u64| {
-        if written == asked || last_report.elapsed().as_secs() >= 5 {
-            last_report = std::time::Instant::now();
-            eprintln!("seed-demo: {written} of {asked} events written");
-        }
-    };
+    let mut shown = Progress::new(args.events, "events");
+    let mut progress = move |written: u64, asked: u64| shown.update(written, asked);
     let summary = demo::seed(&db, &options, SystemClock.now(), &mut progress)
         .await
         .map_err(|err| err.into_operator_error().context("seeding demo data"))?;

@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Log output: human-readable lines or one JSON object per line.
     #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
+    /// More log lines: commands other than `serve` log only warnings unless given `-v` (INFO);
+    /// `-vv` is DEBUG. `RUST_LOG` overrides both.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

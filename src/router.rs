@@ -14,14 +14,15 @@ use tower_http::trace::TraceLayer;
 
 use crate::graphql::{build_schema, endpoint as graphql};
 use crate::http::{
-    billing_webhook, body, error, events, health, ingest, install, metrics, track, verify,
+    access_log, billing_webhook, body, error, events, health, ingest, install, metrics, track,
+    verify,
 };
 use crate::state::AppState;
 
 /// Largest GraphQL request body.
 pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState) -> Router {
     let schema = build_schema(state.clone());
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(middleware::from_fn(access_log::log_request))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))

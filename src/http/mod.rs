@@ -1,5 +1,6 @@
 //! Thin REST handlers: extract, call the domain, map the result.
 
+pub mod access_log;
 pub mod bearer;
 pub mod billing_webhook;
 pub mod body;

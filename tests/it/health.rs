@@ -406,3 +406,43 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
     assert_eq!(status, 200, "verify after recovery: {body}");
     server.stop();
 }
+
+#[tokio::test]
+async fn metrics_describe_every_series_and_time_requests_per_route() {
+    let app = TestApp::new().await;
+    assert_eq!(app.get("/health").await.status, StatusCode::OK);
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let text = String::from_utf8(response.body).unwrap();
+
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP line:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE tally_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"tally_http_request_duration_seconds_count{route="/health",method="GET"} 1"#
+        ),
+        "{text}"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            r#"tally_build_info{{version="{version}",commit=""#
+        )),
+        "{text}"
+    );
+    let resident = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no process memory figure:\n{text}"));
+    assert!(resident > 0.0);
+}

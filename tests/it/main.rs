@@ -22,6 +22,7 @@ mod ingest_ops;
 mod ingest_track;
 mod instances;
 mod key_usage;
+mod logs;
 mod migrations;
 mod pagination;
 mod plans_admin;
