@@ -478,3 +478,24 @@ fn a_second_serve_on_the_same_sqlite_file_is_refused() {
     let (exited, _, _) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
     assert_eq!(exited, None, "started");
 }
+
+#[test]
+fn serve_with_no_migrate_refuses_a_database_that_lacks_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path())
+        .args(["--no-migrate", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run `tally migrate up` first"),
+        "names the fix: {stderr}"
+    );
+    assert!(!stderr.contains("no such table"), "no raw SQL error: {stderr}");
+
+    // Once migrated, it starts without migrating.
+    migrate_up(dir.path());
+    let server = Server::start(dir.path(), &[("TALLY_NO_MIGRATE", "true")]);
+    server.stop();
+}
