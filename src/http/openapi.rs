@@ -216,9 +216,12 @@ fn graphql_path() -> PathItem {
         ))
         .response(
             "200",
+            // `application/graphql-response+json` when the client's `Accept` asks for it (the
+            // GraphQL-over-HTTP draft), plain JSON otherwise.
             ResponseBuilder::new()
                 .description("The GraphQL response: `data` and/or `errors`")
-                .content("application/json", any_json()),
+                .content("application/json", any_json())
+                .content("application/graphql-response+json", any_json()),
         )
         .response(
             "400",
