@@ -12,6 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::billing::webhook::{self, Outcome};
+use crate::domain::error::messages;
 use crate::http::bodies::{ErrorBody, WebhookReceived};
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::http::code::ApiCode;
@@ -88,7 +89,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
             return error_response(
                 StatusCode::BAD_REQUEST,
                 ApiCode::InvalidJson,
-                "Invalid JSON",
+                messages::INVALID_JSON,
             )
         }
     };

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::domain::error::DomainError;
+use crate::domain::error::{messages, DomainError};
 use crate::http::bodies::ErrorBody;
 use crate::http::code::ApiCode;
 
@@ -31,7 +31,7 @@ pub fn rest_parts(err: &DomainError) -> (StatusCode, ErrorBody, Option<u64>) {
         DomainError::NotFound(_) => StatusCode::NOT_FOUND,
         DomainError::BadInput { fields, .. } => {
             if !fields.is_empty() {
-                body.error = "Invalid payload".to_owned();
+                body.error = messages::INVALID_PAYLOAD.to_owned();
                 body.details = Some(fields.clone());
             }
             StatusCode::BAD_REQUEST
@@ -70,7 +70,7 @@ pub fn rest_parts(err: &DomainError) -> (StatusCode, ErrorBody, Option<u64>) {
 /// the client messages the contract fixes for them (`tests/it/error_codes.rs` holds each row).
 pub fn code_of(err: &DomainError) -> ApiCode {
     match err {
-        DomainError::Unauthenticated(message) if message == "Missing authorization" => {
+        DomainError::Unauthenticated(message) if message == messages::MISSING_AUTHORIZATION => {
             ApiCode::MissingAuthorization
         }
         DomainError::Unauthenticated(_) => ApiCode::InvalidKey,
@@ -79,9 +79,9 @@ pub fn code_of(err: &DomainError) -> ApiCode {
         DomainError::NotFound(_) => ApiCode::NotFound,
         DomainError::BadInput { fields, .. } if !fields.is_empty() => ApiCode::InvalidPayload,
         DomainError::BadInput { message, .. } => match message.as_str() {
-            "Invalid JSON" => ApiCode::InvalidJson,
-            "Invalid payload" => ApiCode::InvalidPayload,
-            "Invalid signature" => ApiCode::InvalidSignature,
+            messages::INVALID_JSON => ApiCode::InvalidJson,
+            messages::INVALID_PAYLOAD => ApiCode::InvalidPayload,
+            messages::INVALID_SIGNATURE => ApiCode::InvalidSignature,
             _ => ApiCode::BadRequest,
         },
         DomainError::RateLimited { .. } => ApiCode::RateLimited,
@@ -151,7 +151,7 @@ fn generic(status: StatusCode) -> (ApiCode, &'static str) {
         StatusCode::REQUEST_TIMEOUT => (ApiCode::RequestTimeout, "Request timeout"),
         StatusCode::PAYLOAD_TOO_LARGE => (ApiCode::PayloadTooLarge, "Payload too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
-            (ApiCode::InvalidJson, "Invalid JSON")
+            (ApiCode::InvalidJson, messages::INVALID_JSON)
         }
         StatusCode::SERVICE_UNAVAILABLE => (ApiCode::ServiceUnavailable, "Service unavailable"),
         status if status.is_server_error() => (ApiCode::Internal, "Internal error"),

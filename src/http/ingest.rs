@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponseParts, Response, ResponseParts};
 use chrono::SecondsFormat;
 
-use crate::domain::error::DomainError;
+use crate::domain::error::{messages, DomainError};
 use crate::domain::ingest::{self, Caller};
 use crate::domain::ratelimit::MinuteWindow;
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
@@ -47,7 +47,7 @@ pub async fn buffer_within<const LIMIT: usize>(request: Request, next: Next) -> 
         Err(BodyRefusal::Unreadable) => error_response(
             StatusCode::BAD_REQUEST,
             ApiCode::InvalidJson,
-            "Invalid JSON",
+            messages::INVALID_JSON,
         ),
     }
 }
