@@ -19,7 +19,8 @@ use crate::http::code::ApiCode;
 use crate::http::error::error_response;
 use crate::state::AppState;
 
-/// A billing-provider event (Stripe's shape), as documented; `domain::billing::webhook` reads it.
+// Describes the body for the OpenAPI document; `domain::billing::webhook` reads it.
+/// A billing-provider event, in Stripe's shape.
 #[derive(ToSchema)]
 pub struct BillingEvent {
     /// The provider's event id; each is applied once.

@@ -13,8 +13,9 @@ use crate::http::caller::{Caller, IngestRoute};
 use crate::http::ingest::signature;
 use crate::state::AppState;
 
-/// A batch of finished calls, as documented; the handler reads it field by field
-/// (`domain::payload::finished_calls`) and refuses the whole batch if any event is invalid.
+// Describes the body for the OpenAPI document; the handler reads it field by field
+// (`domain::payload::finished_calls`).
+/// A batch of finished calls, stored all or nothing: one invalid event refuses the batch.
 #[derive(ToSchema)]
 pub struct EventsRequest {
     #[schema(min_items = 1, max_items = 1000)]

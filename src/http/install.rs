@@ -13,7 +13,8 @@ use crate::http::client::ClientAddress;
 use crate::http::ingest::bearer;
 use crate::state::AppState;
 
-/// One install, as documented (`domain::payload::install` reads it). An empty body is `{}`.
+// Describes the body for the OpenAPI document; `domain::payload::install` reads it.
+/// One install; optional (an empty body is `{}`). Unknown fields are ignored.
 #[derive(ToSchema)]
 pub struct InstallRequest {
     #[schema(max_length = 200, example = "code-review")]
@@ -31,7 +32,7 @@ pub struct InstallRequest {
     path = "/api/install-callback",
     tag = "hooks",
     security((), ("bearer" = [])),
-    request_body(content = Option<InstallRequest>, content_type = "application/json"),
+    request_body(content = InstallRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded", body = InstallRecorded),
         (status = 400, description = "`INVALID_JSON`, or `INVALID_PAYLOAD` with `details`", body = ErrorBody),

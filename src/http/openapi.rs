@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use serde_json::Value;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, OperationBuilder, Parameter, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -83,12 +84,44 @@ struct RestApi;
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut json = RestApi::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"));
+        let mut document = serde_json::to_value(RestApi::openapi()).unwrap_or_default();
+        mark_required_headers(&mut document);
+        let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
         json.push('\n');
         json
     })
+}
+
+/// Marks the headers that every such response carries as `required`, so that clients (and
+/// schemathesis) can rely on them: `x-request-id` on every response, `Retry-After` on every 429.
+/// utoipa's header type has no `required` field, hence this pass over the finished document.
+fn mark_required_headers(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in item.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                for (name, header) in headers.iter_mut() {
+                    let always =
+                        name == "x-request-id" || (name == "Retry-After" && status == "429");
+                    if let (true, Some(header)) = (always, header.as_object_mut()) {
+                        header.insert("required".to_owned(), true.into());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Serves the OpenAPI document.
@@ -105,6 +138,9 @@ pub async fn openapi_json() -> impl IntoResponse {
 /// Routes metered per key: their answers past authentication carry the rate-limit headers.
 const METERED: [&str; 3] = ["/api/track", "/api/v1/verify", "/api/v1/events"];
 
+/// Routes whose body may be left out (it reads as `{}`).
+const OPTIONAL_BODY: [&str; 2] = ["/api/v1/verify", "/api/install-callback"];
+
 struct SharedConventions;
 
 impl Modify for SharedConventions {
@@ -114,12 +150,20 @@ impl Modify for SharedConventions {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        openapi
+            .paths
+            .paths
+            .insert("/graphql".to_owned(), graphql_path());
         for (path, item) in openapi.paths.paths.iter_mut() {
             let metered = METERED.contains(&path.as_str());
+            let optional_body = OPTIONAL_BODY.contains(&path.as_str());
             for operation in [item.get.as_mut(), item.post.as_mut()]
                 .into_iter()
                 .flatten()
             {
+                if let (true, Some(body)) = (optional_body, operation.request_body.as_mut()) {
+                    body.required = Some(Required::False);
+                }
                 if metered {
                     operation
                         .parameters
@@ -129,10 +173,6 @@ impl Modify for SharedConventions {
                 add_response_headers(operation, metered);
             }
         }
-        openapi
-            .paths
-            .paths
-            .insert("/graphql".to_owned(), graphql_path());
     }
 }
 

@@ -12,8 +12,9 @@ use crate::http::caller::{Caller, IngestRoute};
 use crate::http::ingest::signature;
 use crate::state::AppState;
 
-/// One tool use, as documented; the handler reads it field by field (`domain::payload::tool_use`)
-/// so that every problem is reported at once. Unknown fields are ignored.
+// Describes the body for the OpenAPI document; the handler reads it field by field
+// (`domain::payload::tool_use`) so that every problem is reported at once.
+/// One tool use. Unknown fields are ignored.
 #[derive(ToSchema)]
 pub struct TrackRequest {
     #[schema(min_length = 1, max_length = 200, example = "code-review")]

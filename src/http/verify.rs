@@ -18,9 +18,9 @@ use crate::http::error::{rest_parts, with_retry_after};
 use crate::http::ingest::signature;
 use crate::state::AppState;
 
-/// The body of a verify, as documented; the handler reads it field by field
-/// (`domain::payload::verify_request`) so that every problem is reported at once. An empty body
-/// is `{}`.
+// Describes the body for the OpenAPI document; the handler reads it field by field
+// (`domain::payload::verify_request`) so that every problem is reported at once.
+/// The call to check; optional (an empty body is `{}`). Unknown fields are ignored.
 #[derive(ToSchema)]
 pub struct VerifyRequest {
     /// The endpoint the call is for, recorded with it.
@@ -53,7 +53,7 @@ impl IngestRoute for Verify {
     path = "/api/v1/verify",
     tag = "gateways",
     security(("bearer" = [])),
-    request_body(content = Option<VerifyRequest>, content_type = "application/json"),
+    request_body(content = VerifyRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Allowed (`code` `VALID`): the call is counted, or this is a retry of an allowed verify", body = VerifyAllowed),
         (status = 400, description = "`INVALID_JSON` or `INVALID_PAYLOAD` (with `details`)", body = VerifyRefusal),

@@ -95,6 +95,10 @@ async fn metered_routes_document_bearer_auth_signatures_and_limit_headers() {
             "429 of /api/track lacks {header}"
         );
     }
+    assert_eq!(limited["Retry-After"]["required"], true);
+    assert_eq!(limited["x-request-id"]["required"], true);
+    let graphql_ok = &document["paths"]["/graphql"]["post"]["responses"]["200"];
+    assert_eq!(graphql_ok["headers"]["x-request-id"]["required"], true);
     // Refused before the key is known: no limits to report.
     assert!(track["responses"]["401"]["headers"]["RateLimit"].is_null());
     let webhook = &document["paths"]["/api/webhooks/billing"]["post"];
