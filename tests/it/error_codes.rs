@@ -409,7 +409,83 @@ async fn verify_with_a_key_that_requires_signatures_and_none_is_invalid_signatur
     );
 }
 
+#[tokio::test]
+async fn verify_while_the_database_is_gone_is_service_unavailable() {
+    let app = TestApp::new().await;
+    let m = member(&app).await;
+    assert_eq!(
+        post(&app, "/api/v1/verify", &m.key, &json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.state.db.close_by_ref().await.unwrap();
+    let response = post(&app, "/api/v1/verify", &m.key, &json!({})).await;
+    assert_refused(
+        &response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service unavailable",
+        "SERVICE_UNAVAILABLE",
+    );
+    assert!(response.header("retry-after").is_some());
+}
+
 // ---- POST /api/v1/events (3.4) ----
+
+#[tokio::test]
+async fn a_batch_without_authorization_is_missing_authorization() {
+    let app = TestApp::new().await;
+    let body = json!({ "events": [now_call(&app)] });
+    let response = app.post_json("/api/v1/events", None, &body).await;
+    assert_error(
+        &response,
+        StatusCode::UNAUTHORIZED,
+        "Missing authorization",
+        "MISSING_AUTHORIZATION",
+    );
+}
+
+#[tokio::test]
+async fn a_batch_over_the_minute_limit_is_rate_limited() {
+    let app = TestApp::new().await;
+    let m = member(&app).await;
+    app.update_plan("FREE", json!({ "rateLimitPerMinute": 1 }))
+        .await;
+    let body = json!({ "events": [now_call(&app)] });
+    assert_eq!(
+        post(&app, "/api/v1/events", &m.key, &body).await.status,
+        StatusCode::OK
+    );
+    let response = post(&app, "/api/v1/events", &m.key, &body).await;
+    assert_error(
+        &response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Rate limited",
+        "RATE_LIMITED",
+    );
+}
+
+#[tokio::test]
+async fn a_batch_with_a_wrong_signature_is_invalid_signature() {
+    let app = TestApp::new().await;
+    let m = member(&app).await;
+    let body = json!({ "events": [now_call(&app)] }).to_string();
+    let wrong = format!("sha256={}", hmac_hex(b"not the key", &[body.as_bytes()]));
+    let response = app
+        .post_raw(
+            "/api/v1/events",
+            Some(&m.key),
+            &[("x-tally-signature", wrong.as_str())],
+            body,
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "Invalid signature",
+        "INVALID_SIGNATURE",
+    );
+}
 
 #[tokio::test]
 async fn a_batch_with_an_invalid_event_is_invalid_payload_by_index() {
