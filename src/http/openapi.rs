@@ -16,6 +16,7 @@ use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, OperationBuilder, Parameter, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HttpMethod, Object, ObjectBuilder, Required, Schema, Type};
 use utoipa::{Modify, OpenApi};
@@ -228,6 +229,10 @@ fn signature_parameter() -> Parameter {
     parameter
 }
 
+fn nullable(kind: Type) -> Object {
+    Object::with_type(SchemaType::from_iter([kind, Type::Null]))
+}
+
 /// `/graphql`, opaque here: its operations are described by `schema.graphql`.
 fn graphql_path() -> PathItem {
     let any_json = || ContentBuilder::new().schema(Some(Object::new())).build();
@@ -235,7 +240,7 @@ fn graphql_path() -> PathItem {
         .tag("graphql")
         .summary(Some("A GraphQL operation (see schema.graphql)"))
         .description(Some(
-            "`Authorization: Bearer <JWT>` from `signUp` or `login`. Errors are GraphQL errors with `extensions.code`.",
+            "`Authorization: Bearer <JWT>` from `signUp` or `login`. Errors, a missing or empty `query` included, are GraphQL errors with `extensions.code` in a 200 answer.",
         ))
         .request_body(Some(
             RequestBodyBuilder::new()
@@ -245,9 +250,8 @@ fn graphql_path() -> PathItem {
                         .schema(Some(
                             ObjectBuilder::new()
                                 .property("query", Object::with_type(Type::String))
-                                .property("operationName", Object::with_type(Type::String))
-                                .property("variables", Object::with_type(Type::Object))
-                                .required("query"),
+                                .property("operationName", nullable(Type::String))
+                                .property("variables", nullable(Type::Object)),
                         ))
                         .build(),
                 )
