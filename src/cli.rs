@@ -28,7 +28,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Migrate { action }) => migrate(&database_url, action).await,
         Some(Command::User { action }) => user(&database_url, action).await,
         Some(Command::Billing { action }) => billing(&database_url, action).await,
-        Some(Command::Schema { check }) => schema(check),
+        Some(Command::Schema { check }) => print_or_check(&graphql::sdl(), "schema", check),
+        Some(Command::Openapi { check }) => {
+            print_or_check(crate::http::openapi::document(), "openapi", check)
+        }
         Some(Command::SeedDemo(args)) => seed_demo(&database_url, args).await,
     }
 }
@@ -120,21 +123,25 @@ async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()
     Ok(())
 }
 
-fn schema(check: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let sdl = graphql::sdl();
+/// Prints a generated document (`tally schema`, `tally openapi`), or compares it with a file.
+fn print_or_check(
+    generated: &str,
+    command: &str,
+    check: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     match check {
         None => {
-            print!("{sdl}");
+            print!("{generated}");
             Ok(())
         }
         Some(path) => {
             let on_disk = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            if on_disk == sdl {
+            if on_disk == generated {
                 Ok(())
             } else {
                 bail!(
-                    "{} differs from the schema; run `tally schema > {}`",
+                    "{} differs from the code; run `tally {command} > {}`",
                     path.display(),
                     path.display()
                 )

@@ -76,6 +76,12 @@ pub enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+    /// Print the OpenAPI 3.1 document of the REST routes (JSON).
+    Openapi {
+        /// Compare with this file instead of printing; exit 1 when they differ.
+        #[arg(long)]
+        check: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

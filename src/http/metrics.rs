@@ -9,6 +9,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 
+/// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Requests by route and status, events stored, batch sizes, write latency, database errors",
+        body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -3,14 +3,17 @@
 pub mod access_log;
 pub mod bearer;
 pub mod billing_webhook;
+pub mod bodies;
 pub mod body;
 pub mod caller;
 pub mod client;
+pub mod code;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod ingest;
 pub mod install;
 pub mod metrics;
+pub mod openapi;
 pub mod track;
 pub mod verify;

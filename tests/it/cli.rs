@@ -180,6 +180,29 @@ fn schema_prints_the_sdl_and_check_spots_drift() {
 }
 
 #[test]
+fn openapi_prints_the_document_and_check_spots_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = tally(dir.path()).arg("openapi").output().unwrap();
+    assert!(printed.status.success());
+    let document = String::from_utf8(printed.stdout).unwrap();
+    assert_eq!(document, tally::http::openapi::document());
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &document).unwrap();
+    let same = tally(dir.path())
+        .args(["openapi", "--check", "openapi.json"])
+        .status()
+        .unwrap();
+    assert!(same.success());
+    std::fs::write(&file, document.replace("3.1.0", "3.0.3")).unwrap();
+    let drifted = tally(dir.path())
+        .args(["openapi", "--check", "openapi.json"])
+        .output()
+        .unwrap();
+    assert!(!drifted.status.success());
+    assert!(String::from_utf8_lossy(&drifted.stderr).contains("tally openapi > openapi.json"));
+}
+
+#[test]
 fn billing_close_invoices_ended_periods_once() {
     let dir = tempfile::tempdir().unwrap();
     migrate_up(dir.path());
