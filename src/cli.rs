@@ -5,12 +5,14 @@
 //! refuse to, so that running one in the wrong directory fails instead of making an empty one.
 
 pub mod demo;
+mod progress;
 
 use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
 use self::demo::DemoOptions;
+use self::progress::Progress;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
@@ -26,7 +28,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Migrate { action }) => migrate(&database_url, action).await,
         Some(Command::User { action }) => user(&database_url, action).await,
         Some(Command::Billing { action }) => billing(&database_url, action).await,
-        Some(Command::Schema { check }) => schema(check),
+        Some(Command::Schema { check }) => print_or_check(&graphql::sdl(), "schema", check),
+        Some(Command::Openapi { check }) => {
+            print_or_check(crate::http::openapi::document(), "openapi", check)
+        }
         Some(Command::SeedDemo(args)) => seed_demo(&database_url, args).await,
     }
 }
@@ -42,7 +47,13 @@ async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()
     match action {
         MigrateAction::Up => Migrator::up(&db, None).await?,
         MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
-        MigrateAction::Status => Migrator::status(&db).await?,
+        MigrateAction::Status => {
+            // Printed, not logged: the list is the command's answer, whatever the log level.
+            for migration in Migrator::get_migration_with_status(&db).await? {
+                let status = migration.status().to_string();
+                println!("{status:<8} {}", migration.name());
+            }
+        }
     }
     Ok(())
 }
@@ -112,21 +123,25 @@ async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()
     Ok(())
 }
 
-fn schema(check: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let sdl = graphql::sdl();
+/// Prints a generated document (`tally schema`, `tally openapi`), or compares it with a file.
+fn print_or_check(
+    generated: &str,
+    command: &str,
+    check: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     match check {
         None => {
-            print!("{sdl}");
+            print!("{generated}");
             Ok(())
         }
         Some(path) => {
             let on_disk = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            if on_disk == sdl {
+            if on_disk == generated {
                 Ok(())
             } else {
                 bail!(
-                    "{} differs from the schema; run `tally schema > {}`",
+                    "{} differs from the code; run `tally {command} > {}`",
                     path.display(),
                     path.display()
                 )
@@ -148,13 +163,8 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
         seed: args.seed,
         password: args.password.clone(),
     };
-    let mut last_report = std::time::Instant::now();
-    let mut progress = move |written: u64, asked: u64| {
-        if written == asked || last_report.elapsed().as_secs() >= 5 {
-            last_report = std::time::Instant::now();
-            eprintln!("seed-demo: {written} of {asked} events written");
-        }
-    };
+    let mut shown = Progress::new(args.events, "events");
+    let mut progress = move |written: u64, asked: u64| shown.update(written, asked);
     let summary = demo::seed(&db, &options, SystemClock.now(), &mut progress)
         .await
         .map_err(|err| err.into_operator_error().context("seeding demo data"))?;

@@ -37,6 +37,10 @@ pub struct GlobalArgs {
     /// Log output: human-readable lines or one JSON object per line.
     #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
+    /// More log lines: commands other than `serve` log only warnings unless given `-v` (INFO);
+    /// `-vv` is DEBUG. `RUST_LOG` overrides both.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +73,12 @@ pub enum Command {
     SeedDemo(SeedDemoArgs),
     /// Print the GraphQL schema (SDL).
     Schema {
+        /// Compare with this file instead of printing; exit 1 when they differ.
+        #[arg(long)]
+        check: Option<PathBuf>,
+    },
+    /// Print the OpenAPI 3.1 document of the REST routes (JSON).
+    Openapi {
         /// Compare with this file instead of printing; exit 1 when they differ.
         #[arg(long)]
         check: Option<PathBuf>,

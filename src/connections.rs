@@ -46,7 +46,9 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Pause after an accept error such as EMFILE, so that it does not become a busy loop.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-const REFUSAL_BODY: &str = r#"{"error":"Too many open connections"}"#;
+/// An error body as `http::error` writes them, code included; written here by hand because the
+/// refusal is sent before any HTTP handling.
+const REFUSAL_BODY: &str = r#"{"error":"Too many open connections","code":"SERVICE_UNAVAILABLE"}"#;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish its request in flight, and returns once all of them are closed.

@@ -75,6 +75,15 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+/// Names of the migrations this version has that the database has not applied, oldest first.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}
+
 /// Held by `serve` for as long as it runs on a SQLite file: SQLite serves one instance, and a
 /// second `serve` on the same file would keep its own quota counters and caches, silently
 /// splitting them. The lock is an advisory `flock` on the database file itself, which SQLite's

@@ -11,7 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = tally::config::Cli::parse();
-    tally::telemetry::init(cli.global.log_format);
+    let serving = matches!(cli.command, None | Some(tally::config::Command::Serve(_)));
+    let level = tally::telemetry::default_level(serving, cli.global.verbose);
+    let _log_writer = tally::telemetry::init(cli.global.log_format, level);
     match tally::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,6 +1,7 @@
-//! Prometheus metrics of one running service: requests by route and status, events stored,
-//! recorder batch sizes and write latency, database errors, connections refused over the cap or
-//! closed by a timeout.
+//! Prometheus metrics of one running service: requests by route and status and their latency
+//! per route, events stored, recorder batch sizes and write latency, database errors,
+//! connections refused over the cap or closed by a timeout, the build (version and commit) and
+//! the process (CPU, memory, open files). Every metric has its `# HELP` and `# TYPE` lines.
 //!
 //! Each `AppState` owns its recorder and records through it (`metrics::with_local_recorder`)
 //! rather than installing a process-wide one, so that many apps in one process (the tests) keep
@@ -14,6 +15,8 @@ use metrics_exporter_prometheus::{
 };
 
 const REQUESTS: &str = "tally_http_requests_total";
+const REQUEST_SECONDS: &str = "tally_http_request_duration_seconds";
+const BUILD_INFO: &str = "tally_build_info";
 const EVENTS_STORED: &str = "tally_events_stored_total";
 const EVENTS_DUPLICATE: &str = "tally_events_duplicate_total";
 const BATCH_SIZE: &str = "tally_recorder_batch_events";
@@ -27,6 +30,9 @@ const REDIS_UP: &str = "tally_ratelimit_redis_up";
 const BATCH_BUCKETS: [f64; 12] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
 ];
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 const WRITE_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
 ];
@@ -35,6 +41,7 @@ const WRITE_BUCKETS: [f64; 12] = [
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: Arc<PrometheusHandle>,
+    process: Arc<metrics_process::Collector>,
 }
 
 impl Default for Metrics {
@@ -50,18 +57,38 @@ impl Metrics {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(WRITE_SECONDS.to_owned()), &WRITE_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(REQUEST_SECONDS.to_owned()),
+                    &REQUEST_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new())
             .build_recorder();
         let handle = Arc::new(recorder.handle());
         spawn_upkeep(Arc::downgrade(&handle));
-        Self {
+        let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
-        }
+            process: Arc::new(metrics_process::Collector::default()),
+        };
+        metrics.record(|| {
+            describe();
+            metrics.process.describe();
+            metrics::gauge!(
+                BUILD_INFO,
+                "version" => env!("CARGO_PKG_VERSION"),
+                "commit" => env!("TALLY_COMMIT"),
+            )
+            .set(1.0);
+        });
+        metrics
     }
 
-    /// The Prometheus text exposition of everything recorded so far.
+    /// The Prometheus text exposition of everything recorded so far, the process figures read
+    /// now.
     pub fn render(&self) -> String {
+        self.record(|| self.process.collect());
         self.handle.render()
     }
 
@@ -69,9 +96,14 @@ impl Metrics {
         metrics::with_local_recorder(self.recorder.as_ref(), f);
     }
 
-    pub fn request(&self, route: &str, status: u16) {
-        let labels = [("route", route.to_owned()), ("status", status.to_string())];
-        self.record(|| metrics::counter!(REQUESTS, &labels).increment(1));
+    /// One answered request: counted by route and status, timed by route and method.
+    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let counted = [("route", route.to_owned()), ("status", status.to_string())];
+        let timed = [("route", route.to_owned()), ("method", method.to_owned())];
+        self.record(|| {
+            metrics::counter!(REQUESTS, &counted).increment(1);
+            metrics::histogram!(REQUEST_SECONDS, &timed).record(took.as_secs_f64());
+        });
     }
 
     pub fn events_written(&self, stored: u64, duplicates: u64) {
@@ -111,6 +143,62 @@ impl Metrics {
     pub fn redis_up(&self, up: bool) {
         self.record(|| metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 }));
     }
+}
+
+/// The `# HELP` text of every metric.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS,
+        "HTTP requests answered, by matched route and status."
+    );
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time to answer an HTTP request (to its response head), by matched route and method."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the labels name the running version and the commit it was built from."
+    );
+    describe_counter!(
+        EVENTS_STORED,
+        "Usage events committed to the database (acknowledged)."
+    );
+    describe_counter!(
+        EVENTS_DUPLICATE,
+        "Usage events not stored again: their event id was already recorded."
+    );
+    describe_histogram!(
+        BATCH_SIZE,
+        Unit::Count,
+        "Events per recorder transaction (group commit)."
+    );
+    describe_histogram!(
+        WRITE_SECONDS,
+        Unit::Seconds,
+        "Time to write and commit one recorder transaction."
+    );
+    describe_counter!(
+        DB_ERRORS,
+        "Database errors, by what was being done (`during`)."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused because the connection cap was reached."
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        "Connections closed by a timeout, by which one (`reason`)."
+    );
+    describe_counter!(
+        REDIS_FALLBACKS,
+        "Per-key rate limits decided by this instance alone because Redis was unreachable."
+    );
+    describe_gauge!(
+        REDIS_UP,
+        "1 while per-key rate limits are shared through Redis, 0 while this instance limits alone."
+    );
 }
 
 /// Histograms keep samples until rendered; drain them now and then even when nobody scrapes.

@@ -5,7 +5,6 @@ use axum::http::{HeaderName, Request, Response, StatusCode};
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -13,17 +12,20 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::{build_schema, endpoint as graphql};
+use crate::http::bodies::ErrorBody;
+use crate::http::code::ApiCode;
 use crate::http::cors::graphql_cors;
 use crate::http::dashboard::{self, ASSETS_PREFIX};
 use crate::http::{
-    billing_webhook, body, error, events, health, ingest, install, metrics, track, verify,
+    access_log, billing_webhook, body, error, events, health, ingest, install, metrics, openapi,
+    track, verify,
 };
 use crate::state::AppState;
 
 /// Largest GraphQL request body.
 pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState) -> Router {
     let schema = build_schema(state.clone());
@@ -62,6 +64,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(ingest_routes)
         .merge(graphql_routes)
         .merge(billing_routes)
@@ -74,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(middleware::from_fn(access_log::log_request))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))
@@ -110,10 +114,30 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Bo
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = detail, "handler panicked");
-    let body = json!({ "error": "Internal error" }).to_string();
+    let body = serde_json::to_string(&ErrorBody::new(ApiCode::Internal, "Internal error"))
+        .unwrap_or_default();
     Response::builder()
         .status(StatusCode::INTERNAL_SERVER_ERROR)
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_answers_500_with_the_internal_code_and_no_detail() {
+        let response = panic_response(Box::new("secret detail".to_owned()));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "error": "Internal error", "code": "INTERNAL" })
+        );
+    }
 }

@@ -31,6 +31,16 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .context("waiting for other instances to finish setting the database up")?;
     if args.no_migrate {
         tracing::info!("not migrating: --no-migrate");
+        let pending = db::pending_migrations(&db)
+            .await
+            .context("reading the database's migrations")?;
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "--no-migrate (TALLY_NO_MIGRATE), but the database lacks {} migration(s) this                  version needs, from {}: run `tally migrate up` first, or start without                  --no-migrate",
+                pending.len(),
+                pending[0]
+            );
+        }
     } else {
         db::migrate(&db).await.context("applying migrations")?;
     }

@@ -1,19 +1,37 @@
-//! Log output: human-readable by default, JSON lines with `--log-format json`. `RUST_LOG`
-//! (or `TALLY_LOG`) filters, `info` otherwise.
+//! Log output: human-readable by default, JSON lines with `--log-format json`, on stderr.
+//! `RUST_LOG` (or `TALLY_LOG`) filters; otherwise `serve` logs at INFO (one access line per
+//! request, admin actions, start and stop) and the other commands only warnings and errors, or
+//! INFO with `-v` (DEBUG with `-vv`). Colours only when stderr is a terminal, so log files and
+//! collectors get plain text.
 
+use std::io::IsTerminal;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Lines a slow stderr may fall behind before a request waits for it; none are dropped.
+const BUFFERED_LINES: usize = 64 * 1024;
+
+/// Starts logging. Lines are written by a background thread, so a request never waits on the
+/// terminal or a pipe; keep the guard until the process ends, dropping it writes what is left.
+pub fn init(format: LogFormat, default_level: &str) -> WorkerGuard {
     let filter = std::env::var("TALLY_LOG")
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(default_level));
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("tally-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     // A closed stderr must not take the service down: by default the subscriber reports a failed
     // write with `eprintln!`, which panics when stderr itself is gone.
     let _ = match format {
@@ -24,4 +42,28 @@ pub fn init(format: LogFormat) {
             .log_internal_errors(false)
             .try_init(),
     };
+    guard
+}
+
+/// The level a command logs at when no filter is given: `serve` at INFO, the others quiet
+/// (warnings and errors) unless `-v` asks for more.
+pub fn default_level(serving: bool, verbose: u8) -> &'static str {
+    match (serving, verbose) {
+        (_, 2..) => "debug",
+        (true, _) | (false, 1) => "info",
+        (false, 0) => "warn",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_level;
+
+    #[test]
+    fn serve_logs_at_info_and_other_commands_only_when_asked() {
+        assert_eq!(default_level(true, 0), "info");
+        assert_eq!(default_level(false, 0), "warn");
+        assert_eq!(default_level(false, 1), "info");
+        assert_eq!(default_level(true, 2), "debug");
+    }
 }

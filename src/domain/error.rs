@@ -14,6 +14,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+/// Client messages the REST contract fixes word for word. `http::error` also tells REST error
+/// codes apart by them, where one variant stands for several situations.
+pub mod messages {
+    pub const MISSING_AUTHORIZATION: &str = "Missing authorization";
+    pub const INVALID_KEY: &str = "Invalid key";
+    pub const INVALID_JSON: &str = "Invalid JSON";
+    pub const INVALID_PAYLOAD: &str = "Invalid payload";
+    pub const INVALID_SIGNATURE: &str = "Invalid signature";
+}
+
 /// Clone (causes are shared) so DataLoaders, which hand one result to many fields, can carry it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DomainError {
@@ -107,7 +117,7 @@ impl DomainError {
         F: Into<String>,
         P: Into<String>,
     {
-        Self::bad_fields("Invalid payload", problems)
+        Self::bad_fields(messages::INVALID_PAYLOAD, problems)
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {

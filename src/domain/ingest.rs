@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::domain::billing;
-use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::error::{messages, DomainError, DomainResult};
 use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
@@ -70,8 +70,9 @@ pub async fn authenticate(
     bearer: Option<&str>,
     route: Route,
 ) -> DomainResult<Caller> {
-    let token = bearer.ok_or_else(|| DomainError::unauthenticated("Missing authorization"))?;
-    let invalid = || DomainError::unauthenticated("Invalid key");
+    let token =
+        bearer.ok_or_else(|| DomainError::unauthenticated(messages::MISSING_AUTHORIZATION))?;
+    let invalid = || DomainError::unauthenticated(messages::INVALID_KEY);
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
     let key = service
@@ -205,7 +206,7 @@ fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> Domai
     ) {
         Ok(())
     } else {
-        Err(DomainError::forbidden("Invalid signature"))
+        Err(DomainError::forbidden(messages::INVALID_SIGNATURE))
     }
 }
 

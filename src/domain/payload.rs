@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::domain::error::DomainError;
+use crate::domain::error::{messages, DomainError};
 
 /// How far in the future a client's `ts` may lie (clock skew).
 pub const MAX_FUTURE: Duration = Duration::minutes(5);
@@ -28,12 +28,12 @@ pub fn parse_json(body: &[u8], empty_is_object: bool) -> Result<Value, DomainErr
     if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(body).map_err(|_| DomainError::bad_input("Invalid JSON"))
+    serde_json::from_slice(body).map_err(|_| DomainError::bad_input(messages::INVALID_JSON))
 }
 
 fn invalid(problems: Problems) -> DomainError {
     DomainError::BadInput {
-        message: "Invalid payload".to_owned(),
+        message: messages::INVALID_PAYLOAD.to_owned(),
         fields: problems,
     }
 }

@@ -44,12 +44,16 @@ pub async fn current_user(ctx: &Context<'_>) -> DomainResult<user::Model> {
 }
 
 pub async fn current_actor(ctx: &Context<'_>) -> DomainResult<Actor> {
-    let user = current_user(ctx).await?;
-    Ok(Actor {
-        role: Role::of(&user),
-        user_id: user.id,
-        account_id: user.account_id,
-    })
+    Ok(actor_of(&current_user(ctx).await?))
+}
+
+/// What key management and invoices need to know of a user.
+pub fn actor_of(user: &user::Model) -> Actor {
+    Actor {
+        role: Role::of(user),
+        user_id: user.id.clone(),
+        account_id: user.account_id.clone(),
+    }
 }
 
 /// The signed-in user when it is an admin; `FORBIDDEN` for members.

@@ -8,18 +8,68 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::billing::webhook::{self, Outcome};
-use crate::domain::error::DomainError;
+use crate::domain::error::messages;
+use crate::http::bodies::{ErrorBody, WebhookReceived};
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
+use crate::http::code::ApiCode;
+use crate::http::error::error_response;
 use crate::state::AppState;
+
+// Describes the body for the OpenAPI document; `domain::billing::webhook` reads it.
+/// A billing-provider event, in Stripe's shape.
+#[derive(ToSchema)]
+pub struct BillingEvent {
+    /// The provider's event id; each is applied once.
+    #[schema(min_length = 1, max_length = 255, example = "evt_1Q2w3E")]
+    pub id: String,
+    /// `checkout.session.completed`, `customer.subscription.updated`,
+    /// `customer.subscription.deleted`; any other type is ignored.
+    #[schema(
+        rename = "type",
+        min_length = 1,
+        max_length = 255,
+        example = "checkout.session.completed"
+    )]
+    pub kind: String,
+    /// Unix seconds, the provider's clock; an event older than the last one applied to the
+    /// account changes nothing.
+    #[schema(example = 1764446400)]
+    pub created: i64,
+    pub data: BillingEventData,
+}
+
+#[derive(ToSchema)]
+pub struct BillingEventData {
+    /// The session or subscription: `metadata.account_id`, `metadata.plan`, `customer`,
+    /// `current_period_start`, `current_period_end`.
+    pub object: Value,
+}
 
 /// Largest webhook body; the provider's events are a few kilobytes.
 pub const BILLING_WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
 const SIGNATURE_HEADER: &str = "stripe-signature";
 
+/// Applies a plan or subscription change from the billing provider.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/billing",
+    tag = "billing",
+    params(("Stripe-Signature" = String, Header,
+        description = "`t=<unix>,v1=<hex>[,v1=<hex>]`: HMAC-SHA256 of `<t>.<raw body>` with the webhook secret; 300 s tolerance")),
+    request_body(content = BillingEvent, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Applied, ignored (unknown type, account or customer; older than the last applied) or a duplicate (`duplicate: true`)", body = WebhookReceived),
+        (status = 400, description = "`INVALID_SIGNATURE` (bad, missing or stale `Stripe-Signature`), `INVALID_JSON`, or `INVALID_PAYLOAD` with `details`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: body over 64 KiB", body = ErrorBody),
+        (status = 500, description = "`INTERNAL`: processing failed; the provider retries", body = ErrorBody),
+        (status = 503, description = "`WEBHOOK_NOT_CONFIGURED` (no secret configured), or `SERVICE_UNAVAILABLE` (database unreachable; the provider retries)", body = ErrorBody),
+    )
+)]
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(secret) = state
         .config
@@ -27,17 +77,21 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
         .as_deref()
         .filter(|secret| !secret.is_empty())
     else {
-        return (
+        return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": "Billing webhook not configured" })),
-        )
-            .into_response();
+            ApiCode::WebhookNotConfigured,
+            "Billing webhook not configured",
+        );
     };
     let body = match read_within(&headers, body, BILLING_WEBHOOK_BODY_LIMIT).await {
         Ok(body) => body,
         Err(BodyRefusal::TooLarge) => return payload_too_large(),
         Err(BodyRefusal::Unreadable) => {
-            return DomainError::bad_input("Invalid JSON").into_response()
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ApiCode::InvalidJson,
+                messages::INVALID_JSON,
+            )
         }
     };
     let signature = headers
@@ -51,10 +105,11 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
     .await;
     match result {
-        Ok(Outcome::Duplicate) => {
-            Json(json!({ "received": true, "duplicate": true })).into_response()
-        }
-        Ok(_) => Json(json!({ "received": true })).into_response(),
+        Ok(outcome) => Json(WebhookReceived {
+            received: true,
+            duplicate: matches!(outcome, Outcome::Duplicate).then_some(true),
+        })
+        .into_response(),
         Err(err) => err.into_response(),
     }
 }

@@ -12,12 +12,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use hyper::body::{Frame, SizeHint};
-use serde_json::json;
 use tokio::time::{Instant, Sleep};
 
-use crate::http::error::json_error;
+use crate::http::code::ApiCode;
+use crate::http::error::{error_response, json_error};
 use crate::state::AppState;
 
 /// Why a body could not be had.
@@ -87,9 +86,12 @@ pub async fn body_read_deadline(
     }
     tracing::info!("request body not received in time");
     (
-        StatusCode::REQUEST_TIMEOUT,
         [(header::CONNECTION, HeaderValue::from_static("close"))],
-        Json(json!({ "error": "Request body timeout" })),
+        error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            ApiCode::RequestTimeout,
+            "Request body timeout",
+        ),
     )
         .into_response()
 }

@@ -1,5 +1,6 @@
 //! REST error responses, in one place: a [`DomainError`] becomes a status, a JSON body
-//! `{"error": ...}` (with `details` for bad fields, the quota figures for an exhausted quota) and
+//! `{"error": ..., "code": ...}` ([`ErrorBody`]: `details` for bad fields, the quota figures for an
+//! exhausted quota; codes in `http::code`) and
 //! `Retry-After` where retrying helps. Error responses no handler wrote (axum's 404 and 405, the
 //! request timeout's 408, an extractor's rejection) get the same JSON body; their status and
 //! headers (`Allow` of a 405, for instance) are kept.
@@ -8,9 +9,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
-use crate::domain::error::DomainError;
+use crate::domain::error::{messages, DomainError};
+use crate::http::bodies::ErrorBody;
+use crate::http::code::ApiCode;
 
 impl IntoResponse for DomainError {
     fn into_response(self) -> Response {
@@ -20,46 +22,36 @@ impl IntoResponse for DomainError {
 }
 
 /// The REST status, JSON body and `Retry-After` seconds of an error. Logs internal causes.
-pub fn rest_parts(err: &DomainError) -> (StatusCode, serde_json::Value, Option<u64>) {
+pub fn rest_parts(err: &DomainError) -> (StatusCode, ErrorBody, Option<u64>) {
     err.log_cause();
-    let message = err.to_string();
-    let (status, body) = match err {
-        DomainError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, json!({ "error": message })),
-        DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, json!({ "error": message })),
-        DomainError::NotFound(_) => (StatusCode::NOT_FOUND, json!({ "error": message })),
-        DomainError::BadInput { fields, .. } if fields.is_empty() => {
-            (StatusCode::BAD_REQUEST, json!({ "error": message }))
+    let mut body = ErrorBody::new(code_of(err), err.to_string());
+    let status = match err {
+        DomainError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+        DomainError::NotFound(_) => StatusCode::NOT_FOUND,
+        DomainError::BadInput { fields, .. } => {
+            if !fields.is_empty() {
+                body.error = messages::INVALID_PAYLOAD.to_owned();
+                body.details = Some(fields.clone());
+            }
+            StatusCode::BAD_REQUEST
         }
-        DomainError::BadInput { fields, .. } => (
-            StatusCode::BAD_REQUEST,
-            json!({ "error": "Invalid payload", "details": fields }),
-        ),
-        DomainError::RateLimited { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, json!({ "error": message }))
-        }
+        DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         DomainError::QuotaExceeded {
             limit,
             used,
             reset,
             upgrade_url,
             ..
-        } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({
-                "error": message,
-                "limit": limit,
-                "used": used,
-                "reset": reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "upgrade_url": upgrade_url,
-            }),
-        ),
-        DomainError::Unavailable(_) => {
-            (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
+        } => {
+            body.limit = Some(*limit);
+            body.used = Some(*used);
+            body.reset = Some(reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            body.upgrade_url = Some(upgrade_url.clone());
+            StatusCode::TOO_MANY_REQUESTS
         }
-        DomainError::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({ "error": message }),
-        ),
+        DomainError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let retry_after = match err {
         DomainError::RateLimited {
@@ -72,6 +64,36 @@ pub fn rest_parts(err: &DomainError) -> (StatusCode, serde_json::Value, Option<u
         _ => None,
     };
     (status, body, retry_after)
+}
+
+/// The code of an error. The variants that stand for several REST situations are told apart by
+/// the client messages the contract fixes for them (`tests/it/error_codes.rs` holds each row).
+pub fn code_of(err: &DomainError) -> ApiCode {
+    match err {
+        DomainError::Unauthenticated(message) if message == messages::MISSING_AUTHORIZATION => {
+            ApiCode::MissingAuthorization
+        }
+        DomainError::Unauthenticated(_) => ApiCode::InvalidKey,
+        // The REST routes refuse only a bad `X-Tally-Signature` with 403.
+        DomainError::Forbidden(_) => ApiCode::InvalidSignature,
+        DomainError::NotFound(_) => ApiCode::NotFound,
+        DomainError::BadInput { fields, .. } if !fields.is_empty() => ApiCode::InvalidPayload,
+        DomainError::BadInput { message, .. } => match message.as_str() {
+            messages::INVALID_JSON => ApiCode::InvalidJson,
+            messages::INVALID_PAYLOAD => ApiCode::InvalidPayload,
+            messages::INVALID_SIGNATURE => ApiCode::InvalidSignature,
+            _ => ApiCode::BadRequest,
+        },
+        DomainError::RateLimited { .. } => ApiCode::RateLimited,
+        DomainError::QuotaExceeded { .. } => ApiCode::QuotaExceeded,
+        DomainError::Unavailable(_) => ApiCode::ServiceUnavailable,
+        DomainError::Internal(_) => ApiCode::Internal,
+    }
+}
+
+/// An error response a handler writes itself, for a refusal that is no [`DomainError`].
+pub fn error_response(status: StatusCode, code: ApiCode, message: &str) -> Response {
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
 /// Adds `Retry-After` when there is one.
@@ -95,13 +117,12 @@ pub async fn json_error_bodies(response: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = json!({ "error": message(status) }).to_string();
-    Response::from_parts(parts, Body::from(body))
+    Response::from_parts(parts, Body::from(generic_body(status)))
 }
 
 /// The JSON error response of `status` with its usual message, for code that answers one itself.
 pub fn json_error(status: StatusCode) -> Response {
-    let mut response = Response::new(Body::from(json!({ "error": message(status) }).to_string()));
+    let mut response = Response::new(Body::from(generic_body(status)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -117,16 +138,27 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.contains("json"))
 }
 
-fn message(status: StatusCode) -> &'static str {
+/// The body of an error response no handler wrote.
+fn generic_body(status: StatusCode) -> String {
+    let (code, message) = generic(status);
+    serde_json::to_string(&ErrorBody::new(code, message)).unwrap_or_default()
+}
+
+fn generic(status: StatusCode) -> (ApiCode, &'static str) {
     match status {
-        StatusCode::BAD_REQUEST => "Bad request",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
-        StatusCode::REQUEST_TIMEOUT => "Request timeout",
-        StatusCode::PAYLOAD_TOO_LARGE => "Payload too large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => "Invalid JSON",
-        StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
-        status if status.is_server_error() => "Internal error",
-        status => status.canonical_reason().unwrap_or("Request refused"),
+        StatusCode::NOT_FOUND => (ApiCode::NotFound, "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => (ApiCode::MethodNotAllowed, "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => (ApiCode::RequestTimeout, "Request timeout"),
+        StatusCode::PAYLOAD_TOO_LARGE => (ApiCode::PayloadTooLarge, "Payload too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            (ApiCode::InvalidJson, messages::INVALID_JSON)
+        }
+        StatusCode::SERVICE_UNAVAILABLE => (ApiCode::ServiceUnavailable, "Service unavailable"),
+        status if status.is_server_error() => (ApiCode::Internal, "Internal error"),
+        StatusCode::BAD_REQUEST => (ApiCode::BadRequest, "Bad request"),
+        status => (
+            ApiCode::BadRequest,
+            status.canonical_reason().unwrap_or("Request refused"),
+        ),
     }
 }

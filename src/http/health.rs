@@ -6,9 +6,10 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::domain::ratelimit::shared::RedisStatus;
+use crate::http::bodies::{Health, NotReady, Ready};
+use crate::http::code::ApiCode;
 use crate::state::AppState;
 
 /// Longest a readiness check waits for the database: an unreachable database answers 503 well
@@ -16,11 +17,28 @@ use crate::state::AppState;
 const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "The process runs", body = Health))
+)]
 pub async fn health() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+    Json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// 200 when the database answers, 503 (with `Retry-After`) otherwise.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = Ready),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer within a second", body = NotReady),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let error = match tokio::time::timeout(READY_PING_TIMEOUT, state.db.ping()).await {
         Ok(Ok(())) => return Json(ready_body(&state)).into_response(),
@@ -31,26 +49,34 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "1")],
-        Json(json!({ "status": "unavailable", "error": "Database unreachable" })),
+        Json(NotReady {
+            status: "unavailable".to_owned(),
+            error: "Database unreachable".to_owned(),
+            code: ApiCode::ServiceUnavailable,
+        }),
     )
         .into_response()
 }
 
 /// Ready, and whether per-key limits are shared: with Redis configured but unreachable the
 /// service is degraded (limits per instance), not down.
-fn ready_body(state: &AppState) -> serde_json::Value {
-    match state
+fn ready_body(state: &AppState) -> Ready {
+    let (redis, degraded) = match state
         .ingestion
         .key_limits
         .shared()
         .map(|shared| shared.status())
     {
-        None => json!({ "status": "ready" }),
-        Some(RedisStatus::Up) => json!({ "status": "ready", "redis": "up" }),
-        Some(RedisStatus::Unreachable) => json!({
-            "status": "ready",
-            "redis": "unreachable",
-            "degraded": "per-key rate limits are per instance until Redis answers",
-        }),
+        None => (None, None),
+        Some(RedisStatus::Up) => (Some("up"), None),
+        Some(RedisStatus::Unreachable) => (
+            Some("unreachable"),
+            Some("per-key rate limits are per instance until Redis answers"),
+        ),
+    };
+    Ready {
+        status: "ready".to_owned(),
+        redis: redis.map(str::to_owned),
+        degraded: degraded.map(str::to_owned),
     }
 }

@@ -15,15 +15,15 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
-use axum::Json;
+use axum::response::{IntoResponseParts, Response, ResponseParts};
 use chrono::SecondsFormat;
-use serde_json::json;
 
-use crate::domain::error::DomainError;
+use crate::domain::error::{messages, DomainError};
 use crate::domain::ingest::{self, Caller};
 use crate::domain::ratelimit::MinuteWindow;
 use crate::http::body::{payload_too_large, read_within, BodyRefusal};
+use crate::http::code::ApiCode;
+use crate::http::error::error_response;
 use crate::state::AppState;
 
 /// Body limit of routes that take one event.
@@ -44,11 +44,11 @@ pub async fn buffer_within<const LIMIT: usize>(request: Request, next: Next) -> 
                 .await
         }
         Err(BodyRefusal::TooLarge) => payload_too_large(),
-        Err(BodyRefusal::Unreadable) => (
+        Err(BodyRefusal::Unreadable) => error_response(
             StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "Invalid JSON" })),
-        )
-            .into_response(),
+            ApiCode::InvalidJson,
+            messages::INVALID_JSON,
+        ),
     }
 }
 

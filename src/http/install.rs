@@ -5,13 +5,42 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::domain::ingest;
+use crate::http::bodies::{ErrorBody, InstallRecorded};
 use crate::http::client::ClientAddress;
 use crate::http::ingest::bearer;
 use crate::state::AppState;
 
+// Describes the body for the OpenAPI document; `domain::payload::install` reads it.
+/// One install; optional (an empty body is `{}`). Unknown fields are ignored.
+#[derive(ToSchema)]
+pub struct InstallRequest {
+    #[schema(max_length = 200, example = "code-review")]
+    pub skill_id: Option<String>,
+    #[schema(max_length = 50, example = "linux")]
+    pub platform: Option<String>,
+    #[schema(max_length = 50, example = "1.4.2")]
+    pub version: Option<String>,
+}
+
+/// Records an install; a valid key attributes it to its account, a missing or invalid one
+/// records it anonymously.
+#[utoipa::path(
+    post,
+    path = "/api/install-callback",
+    tag = "hooks",
+    security((), ("bearer" = [])),
+    request_body(content = InstallRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded", body = InstallRecorded),
+        (status = 400, description = "`INVALID_JSON`, or `INVALID_PAYLOAD` with `details`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: body over 64 KiB", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMITED`: too many installs from this client address", body = ErrorBody),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database cannot be reached; retry", body = ErrorBody),
+    )
+)]
 pub async fn install_callback(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -19,7 +48,7 @@ pub async fn install_callback(
     body: Bytes,
 ) -> Response {
     match ingest::install(&state.ingestion, bearer(&headers), &client, &body).await {
-        Ok(()) => Json(json!({ "recorded": true })).into_response(),
+        Ok(()) => Json(InstallRecorded { recorded: true }).into_response(),
         Err(err) => err.into_response(),
     }
 }

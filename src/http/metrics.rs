@@ -1,4 +1,6 @@
-//! `GET /metrics` (Prometheus text) and the layer that counts requests by route and status.
+//! `GET /metrics` (Prometheus text) and the layer that counts and times requests by route.
+
+use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -7,6 +9,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 
+/// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Requests by route and status, events stored, batch sizes, write latency, database errors",
+        body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -20,8 +30,19 @@ pub async fn count_requests(
     request: Request,
     next: Next,
 ) -> Response {
-    let response = next.run(request).await;
+    let started = Instant::now();
+    let method = request.method().clone();
+    let mut response = next.run(request).await;
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state.metrics.request(route, response.status().as_u16());
+    state.metrics.request(
+        route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    // The access log, outside the router, names the route from here.
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
     response
 }

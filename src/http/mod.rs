@@ -1,10 +1,13 @@
 //! Thin REST handlers: extract, call the domain, map the result.
 
+pub mod access_log;
 pub mod bearer;
 pub mod billing_webhook;
+pub mod bodies;
 pub mod body;
 pub mod caller;
 pub mod client;
+pub mod code;
 pub mod cors;
 pub mod dashboard;
 pub mod error;
@@ -13,5 +16,6 @@ pub mod health;
 pub mod ingest;
 pub mod install;
 pub mod metrics;
+pub mod openapi;
 pub mod track;
 pub mod verify;

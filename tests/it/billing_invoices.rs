@@ -292,7 +292,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         refused.json(),
-        json!({ "error": "Invalid payload", "details": { "ts": ["billing period closed"] } })
+        json!({ "error": "Invalid payload", "code": "INVALID_PAYLOAD", "details": { "ts": ["billing period closed"] } })
     );
     let batch = json!({ "events": [
         { "endpoint": "/a", "method": "GET", "status_code": 200, "response_time_ms": 5, "ts": app.now_rfc3339() },

@@ -206,7 +206,10 @@ async fn a_bad_or_missing_signature_is_refused_and_changes_nothing() {
     let wrong_secret = signature_header("whsec_other", t, &body);
     let response = post_signed(&app, &wrong_secret, &body).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
-    assert_eq!(response.json(), json!({ "error": "Invalid signature" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Invalid signature", "code": "INVALID_SIGNATURE" })
+    );
 
     let other_body = signature_header(SECRET, t, b"{}");
     assert_eq!(
@@ -226,7 +229,10 @@ async fn a_bad_or_missing_signature_is_refused_and_changes_nothing() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
-    assert_eq!(missing.json(), json!({ "error": "Invalid signature" }));
+    assert_eq!(
+        missing.json(),
+        json!({ "error": "Invalid signature", "code": "INVALID_SIGNATURE" })
+    );
 
     assert_eq!(account_row(&app, &account_id).await.plan_code, "FREE");
 }
@@ -241,7 +247,10 @@ async fn a_signature_older_than_five_minutes_is_refused() {
     app.clock.advance(Duration::seconds(301));
     let response = post_signed(&app, &header, &body).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
-    assert_eq!(response.json(), json!({ "error": "Invalid signature" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Invalid signature", "code": "INVALID_SIGNATURE" })
+    );
     assert_eq!(account_row(&app, &account_id).await.plan_code, "FREE");
 
     // Within the tolerance the same delivery is accepted.
@@ -442,10 +451,16 @@ async fn a_signed_body_that_is_not_json_or_not_an_event_is_refused() {
     let app = app().await;
     let response = send_raw(&app, b"{not json").await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
-    assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
+    );
 
     let response = send_raw(&app, &[0xff, 0xfe, b'{']).await;
-    assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
+    );
 
     let response = send(
         &app,
@@ -474,7 +489,10 @@ async fn a_declared_length_over_64_kib_is_refused_without_waiting_for_the_body()
     let app = app().await;
     let response = app.post_stalled(PATH, 65 * 1024, "{\"id\": \"evt_").await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Payload too large", "code": "PAYLOAD_TOO_LARGE" })
+    );
 }
 
 #[tokio::test]
@@ -484,7 +502,7 @@ async fn without_a_secret_the_webhook_answers_503() {
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         response.json(),
-        json!({ "error": "Billing webhook not configured" })
+        json!({ "error": "Billing webhook not configured", "code": "WEBHOOK_NOT_CONFIGURED" })
     );
 }
 

@@ -180,6 +180,29 @@ fn schema_prints_the_sdl_and_check_spots_drift() {
 }
 
 #[test]
+fn openapi_prints_the_document_and_check_spots_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = tally(dir.path()).arg("openapi").output().unwrap();
+    assert!(printed.status.success());
+    let document = String::from_utf8(printed.stdout).unwrap();
+    assert_eq!(document, tally::http::openapi::document());
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &document).unwrap();
+    let same = tally(dir.path())
+        .args(["openapi", "--check", "openapi.json"])
+        .status()
+        .unwrap();
+    assert!(same.success());
+    std::fs::write(&file, document.replace("3.1.0", "3.0.3")).unwrap();
+    let drifted = tally(dir.path())
+        .args(["openapi", "--check", "openapi.json"])
+        .output()
+        .unwrap();
+    assert!(!drifted.status.success());
+    assert!(String::from_utf8_lossy(&drifted.stderr).contains("tally openapi > openapi.json"));
+}
+
+#[test]
 fn billing_close_invoices_ended_periods_once() {
     let dir = tempfile::tempdir().unwrap();
     migrate_up(dir.path());
@@ -477,4 +500,28 @@ fn a_second_serve_on_the_same_sqlite_file_is_refused() {
     // Once it has stopped, a new one starts.
     let (exited, _, _) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
     assert_eq!(exited, None, "started");
+}
+
+#[test]
+fn serve_with_no_migrate_refuses_a_database_that_lacks_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path())
+        .args(["--no-migrate", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run `tally migrate up` first"),
+        "names the fix: {stderr}"
+    );
+    assert!(
+        !stderr.contains("no such table"),
+        "no raw SQL error: {stderr}"
+    );
+
+    // Once migrated, it starts without migrating.
+    migrate_up(dir.path());
+    let server = Server::start(dir.path(), &[("TALLY_NO_MIGRATE", "true")]);
+    server.stop();
 }

@@ -255,7 +255,10 @@ async fn requests_refused_while_the_database_is_locked_are_never_stored_later() 
         assert_eq!(answer.status, 503, "{head}{body}");
         assert!(head.contains("\r\nretry-after: 1"), "{head}");
         let body: Value = serde_json::from_str(&body).expect("a JSON body");
-        assert_eq!(body, json!({ "error": "Service unavailable" }));
+        assert_eq!(
+            body,
+            json!({ "error": "Service unavailable", "code": "SERVICE_UNAVAILABLE" })
+        );
     }
     assert!(
         waited < Duration::from_secs(3),

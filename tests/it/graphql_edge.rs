@@ -254,7 +254,10 @@ async fn a_body_over_the_limit_is_a_json_413() {
         .post_json("/graphql", None, &json!({ "query": query }))
         .await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Payload too large", "code": "PAYLOAD_TOO_LARGE" })
+    );
 }
 
 #[tokio::test]
@@ -264,5 +267,8 @@ async fn a_declared_length_over_the_limit_is_refused_without_waiting_for_the_bod
         .post_stalled("/graphql", 300 * 1024, "{\"query\": \"")
         .await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Payload too large", "code": "PAYLOAD_TOO_LARGE" })
+    );
 }

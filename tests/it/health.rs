@@ -54,14 +54,17 @@ async fn unknown_paths_and_wrong_methods_answer_json_errors() {
     let app = TestApp::new().await;
     let not_found = app.get("/nope").await;
     assert_eq!(not_found.status, StatusCode::NOT_FOUND);
-    assert_eq!(not_found.json(), json!({ "error": "Not found" }));
+    assert_eq!(
+        not_found.json(),
+        json!({ "error": "Not found", "code": "NOT_FOUND" })
+    );
     assert_eq!(not_found.header("content-type"), Some("application/json"));
 
     let wrong_method = app.get("/api/track").await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         wrong_method.json(),
-        json!({ "error": "Method not allowed" })
+        json!({ "error": "Method not allowed", "code": "METHOD_NOT_ALLOWED" })
     );
     assert_eq!(wrong_method.header("allow"), Some("POST"));
     let wrong_method = app.post_json("/health", None, &json!({})).await;
@@ -83,7 +86,10 @@ async fn a_request_over_the_request_timeout_answers_408_json() {
         .unwrap();
     let response = app.request(request).await;
     assert_eq!(response.status, StatusCode::REQUEST_TIMEOUT);
-    assert_eq!(response.json(), json!({ "error": "Request timeout" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Request timeout", "code": "REQUEST_TIMEOUT" })
+    );
     assert!(response.header("x-request-id").is_some());
 }
 
@@ -107,7 +113,7 @@ async fn a_body_that_stalls_answers_408_json_and_stores_nothing() {
         assert_eq!(response.status, StatusCode::REQUEST_TIMEOUT, "{path}");
         assert_eq!(
             response.json(),
-            json!({ "error": "Request body timeout" }),
+            json!({ "error": "Request body timeout", "code": "REQUEST_TIMEOUT" }),
             "{path}"
         );
         assert_eq!(response.header("connection"), Some("close"), "{path}");
@@ -188,7 +194,7 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
     );
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        json!({ "error": "Too many open connections" })
+        json!({ "error": "Too many open connections", "code": "SERVICE_UNAVAILABLE" })
     );
     process::closed_after(&mut third, std::time::Instant::now());
 
@@ -233,7 +239,7 @@ fn a_body_that_stalls_on_the_wire_gets_408() {
     assert_eq!(status, 408, "{head}");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        json!({ "error": "Request body timeout" })
+        json!({ "error": "Request body timeout", "code": "REQUEST_TIMEOUT" })
     );
     assert!(sent.elapsed() < std::time::Duration::from_secs(4));
     server.stop();
@@ -405,4 +411,44 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
     let (status, _, body, _) = timed_request(&server, "POST", "/api/v1/verify", Some(&key), "{}");
     assert_eq!(status, 200, "verify after recovery: {body}");
     server.stop();
+}
+
+#[tokio::test]
+async fn metrics_describe_every_series_and_time_requests_per_route() {
+    let app = TestApp::new().await;
+    assert_eq!(app.get("/health").await.status, StatusCode::OK);
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let text = String::from_utf8(response.body).unwrap();
+
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP line:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE tally_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"tally_http_request_duration_seconds_count{route="/health",method="GET"} 1"#
+        ),
+        "{text}"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            r#"tally_build_info{{version="{version}",commit=""#
+        )),
+        "{text}"
+    );
+    let resident = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no process memory figure:\n{text}"));
+    assert!(resident > 0.0);
 }

@@ -48,6 +48,7 @@ async fn an_allowed_verify_answers_the_quota_state_and_counts_the_call() {
         response.json(),
         json!({
             "valid": true,
+            "code": "VALID",
             "account_id": m.account_id,
             "key_id": m.key_id,
             "plan": "FREE",
@@ -78,7 +79,7 @@ async fn verify_refusals_say_valid_false() {
     assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         missing.json(),
-        json!({ "valid": false, "error": "Missing authorization" })
+        json!({ "valid": false, "error": "Missing authorization", "code": "MISSING_AUTHORIZATION" })
     );
     let invalid = app
         .post_json("/api/v1/verify", Some("tly_nope"), &json!({}))
@@ -86,7 +87,7 @@ async fn verify_refusals_say_valid_false() {
     assert_eq!(invalid.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         invalid.json(),
-        json!({ "valid": false, "error": "Invalid key" })
+        json!({ "valid": false, "error": "Invalid key", "code": "INVALID_KEY" })
     );
     for cost in [json!(0), json!(1001), json!("3"), json!(1.5)] {
         let bad = verify(&app, &m.key, json!({ "cost": cost })).await;
@@ -123,7 +124,7 @@ async fn verify_is_rate_limited_per_key() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         limited.json(),
-        json!({ "valid": false, "error": "Rate limited" })
+        json!({ "valid": false, "error": "Rate limited", "code": "RATE_LIMITED" })
     );
     // One request comes back every 12 s at 5 a minute.
     assert_eq!(limited.header("retry-after"), Some("12"));
@@ -321,7 +322,10 @@ async fn an_invalid_event_refuses_the_whole_batch_with_indexed_details() {
         )
         .await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(huge.json(), json!({ "error": "Payload too large" }));
+    assert_eq!(
+        huge.json(),
+        json!({ "error": "Payload too large", "code": "PAYLOAD_TOO_LARGE" })
+    );
     assert_eq!(app.stored_events(&m.account_id).await, 0);
 }
 
@@ -462,7 +466,7 @@ async fn finished_calls_dated_before_their_account_refuse_the_batch() {
     assert_eq!(
         response.json(),
         json!({
-            "error": "Invalid payload",
+            "error": "Invalid payload", "code": "INVALID_PAYLOAD",
             "details": { "events[1].ts": ["must not be before the account was created"] }
         })
     );
@@ -541,7 +545,7 @@ async fn a_reused_event_id_that_is_not_a_verify_retry_is_409_and_counts_nothing(
         assert_eq!(response.status, StatusCode::CONFLICT, "{body}");
         assert_eq!(
             response.json(),
-            json!({ "valid": false, "error": "Event id reused" })
+            json!({ "valid": false, "error": "Event id reused", "code": "EVENT_ID_REUSED" })
         );
         // Past authentication: the rate-limit headers come with it, and show nothing counted.
         assert_eq!(response.header("x-ratelimit-remaining"), Some("997"));
@@ -598,7 +602,7 @@ async fn nul_characters_are_refused_by_verify_and_events_alike() {
         response.json(),
         json!({
             "valid": false,
-            "error": "Invalid payload",
+            "error": "Invalid payload", "code": "INVALID_PAYLOAD",
             "details": { "endpoint": ["must not contain NUL characters"] }
         })
     );

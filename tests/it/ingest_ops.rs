@@ -72,7 +72,10 @@ async fn install_bodies_that_are_not_json_or_break_rules_are_400() {
     let app = TestApp::new().await;
     let bad = app.post_raw("/api/install-callback", None, &[], "{").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.json(), json!({ "error": "Invalid JSON" }));
+    assert_eq!(
+        bad.json(),
+        json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
+    );
     let long = app
         .post_json(
             "/api/install-callback",
@@ -95,7 +98,7 @@ async fn an_install_with_a_nul_character_is_invalid_payload() {
         assert_eq!(
             response.json(),
             json!({
-                "error": "Invalid payload",
+                "error": "Invalid payload", "code": "INVALID_PAYLOAD",
                 "details": { field: ["must not contain NUL characters"] }
             })
         );
@@ -127,7 +130,10 @@ async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
     assert!(matches!(refused, DomainError::Internal(_)), "{refused:?}");
     let (status, body, retry_after) = tally::http::error::rest_parts(&refused);
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(body, json!({ "error": "Internal error" }));
+    assert_eq!(
+        serde_json::to_value(&body).unwrap(),
+        json!({ "error": "Internal error", "code": "INTERNAL" })
+    );
     assert_eq!(retry_after, None, "a retry would fail the same way");
     for result in results {
         assert_eq!(result.unwrap(), vec![Outcome::Accepted]);
@@ -152,7 +158,10 @@ async fn installs_are_rate_limited_per_client_address() {
         .post_json("/api/install-callback", None, &json!({}))
         .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(limited.json(), json!({ "error": "Rate limited" }));
+    assert_eq!(
+        limited.json(),
+        json!({ "error": "Rate limited", "code": "RATE_LIMITED" })
+    );
     assert_eq!(limited.header("retry-after"), Some("20"));
 }
 

@@ -40,7 +40,10 @@ async fn missing_or_non_bearer_authorization_is_401_missing() {
     let body = track_body(&app.now_rfc3339(), None);
     let none = app.post_json("/api/track", None, &body).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(none.json(), json!({ "error": "Missing authorization" }));
+    assert_eq!(
+        none.json(),
+        json!({ "error": "Missing authorization", "code": "MISSING_AUTHORIZATION" })
+    );
     let basic = app
         .post_raw(
             "/api/track",
@@ -49,7 +52,10 @@ async fn missing_or_non_bearer_authorization_is_401_missing() {
             body.to_string(),
         )
         .await;
-    assert_eq!(basic.json(), json!({ "error": "Missing authorization" }));
+    assert_eq!(
+        basic.json(),
+        json!({ "error": "Missing authorization", "code": "MISSING_AUTHORIZATION" })
+    );
 }
 
 #[tokio::test]
@@ -75,7 +81,10 @@ async fn unknown_malformed_bad_checksum_and_revoked_keys_are_401_invalid() {
     ] {
         let response = app.track(key, &body).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{key}");
-        assert_eq!(response.json(), json!({ "error": "Invalid key" }));
+        assert_eq!(
+            response.json(),
+            json!({ "error": "Invalid key", "code": "INVALID_KEY" })
+        );
         assert!(response.header("ratelimit").is_none());
     }
     app.graphql_ok(
@@ -87,7 +96,10 @@ async fn unknown_malformed_bad_checksum_and_revoked_keys_are_401_invalid() {
     app.clock.advance(Duration::seconds(1));
     let revoked = app.track(&m.key, &body).await;
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(revoked.json(), json!({ "error": "Invalid key" }));
+    assert_eq!(
+        revoked.json(),
+        json!({ "error": "Invalid key", "code": "INVALID_KEY" })
+    );
 }
 
 #[tokio::test]
@@ -110,7 +122,10 @@ async fn non_json_bodies_are_400_invalid_json_whatever_the_content_type() {
             .post_raw("/api/track", Some(&m.key), headers, body)
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST);
-        assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
+        assert_eq!(
+            response.json(),
+            json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
+        );
     }
     // Valid JSON sent without any content type is read as JSON.
     let body = track_body(&app.now_rfc3339(), None).to_string();
@@ -213,7 +228,7 @@ async fn a_tool_use_dated_before_its_account_was_created_is_refused() {
         assert_eq!(
             refused.json(),
             json!({
-                "error": "Invalid payload",
+                "error": "Invalid payload", "code": "INVALID_PAYLOAD",
                 "details": { "ts": ["must not be before the account was created"] }
             })
         );
@@ -252,7 +267,7 @@ async fn nul_characters_are_invalid_payload_and_nothing_is_stored() {
         assert_eq!(
             response.json(),
             json!({
-                "error": "Invalid payload",
+                "error": "Invalid payload", "code": "INVALID_PAYLOAD",
                 "details": { field: ["must not contain NUL characters"] }
             })
         );
@@ -274,7 +289,10 @@ async fn nul_characters_are_invalid_payload_and_nothing_is_stored() {
     let response = app
         .post_raw("/api/track", Some(&m.key), &[], surrogate)
         .await;
-    assert_eq!(response.json(), json!({ "error": "Invalid JSON" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
+    );
     assert_eq!(app.stored_events(&m.account_id).await, 0);
     assert_eq!(app.counted_calls(&m.account_id).await, 0);
     // Other control characters are stored as sent.
@@ -355,7 +373,10 @@ async fn signatures_are_hmac_sha256_of_the_raw_body() {
             )
             .await;
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{signature:?}");
-        assert_eq!(response.json(), json!({ "error": "Invalid signature" }));
+        assert_eq!(
+            response.json(),
+            json!({ "error": "Invalid signature", "code": "INVALID_SIGNATURE" })
+        );
     }
     assert_eq!(app.counted_calls(&m.account_id).await, 1);
 }
@@ -369,7 +390,10 @@ async fn a_key_that_requires_signatures_refuses_unsigned_requests() {
         .post_raw("/api/track", Some(&m.key), &[], body.clone())
         .await;
     assert_eq!(unsigned.status, StatusCode::FORBIDDEN);
-    assert_eq!(unsigned.json(), json!({ "error": "Invalid signature" }));
+    assert_eq!(
+        unsigned.json(),
+        json!({ "error": "Invalid signature", "code": "INVALID_SIGNATURE" })
+    );
     let signature = sign(&m.key, body.as_bytes());
     let signed = app
         .post_raw(
@@ -403,7 +427,10 @@ async fn checks_run_in_the_contract_order() {
     let big = vec![b' '; 64 * 1024 + 1];
     let response = app.post_raw("/api/track", Some("nope"), &[], big).await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(response.json(), json!({ "error": "Payload too large" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Payload too large", "code": "PAYLOAD_TOO_LARGE" })
+    );
     // Without any key too.
     let response = app
         .post_raw("/api/track", None, &[], vec![b'x'; 70_000])
@@ -497,7 +524,10 @@ async fn the_101st_request_in_a_minute_is_rate_limited() {
     }
     let limited = app.track(&m.key, &body).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(limited.json(), json!({ "error": "Rate limited" }));
+    assert_eq!(
+        limited.json(),
+        json!({ "error": "Rate limited", "code": "RATE_LIMITED" })
+    );
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!(retry >= 1);
     assert!(limited
@@ -620,7 +650,10 @@ async fn while_the_database_is_gone_track_answers_503_never_200() {
     app.state.db.close_by_ref().await.unwrap();
     let response = app.track_now(&m.key).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.json(), json!({ "error": "Service unavailable" }));
+    assert_eq!(
+        response.json(),
+        json!({ "error": "Service unavailable", "code": "SERVICE_UNAVAILABLE" })
+    );
     assert!(response.header("retry-after").is_some());
     // The failed write gave its quota reservation back.
     let period = tally::domain::periods::BillingPeriod::calendar_month(app.clock.now());

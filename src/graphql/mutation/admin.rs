@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object, Result, ID};
 
 use crate::domain::{accounts, plans};
-use crate::graphql::context::{now, state};
+use crate::graphql::context::{current_admin, now, state};
 use crate::graphql::guard::AdminGuard;
 use crate::graphql::object::{Account, Plan, PlanCode, PlanInput};
 
@@ -18,6 +18,7 @@ impl AdminMutation {
         account_id: ID,
         plan: PlanCode,
     ) -> Result<Account> {
+        let admin = current_admin(ctx).await?;
         let state = state(ctx);
         let account = accounts::change_plan(
             &state.db,
@@ -27,6 +28,12 @@ impl AdminMutation {
             now(ctx),
         )
         .await?;
+        tracing::info!(
+            admin = %admin.email,
+            account_id = %account.id,
+            plan = %account.plan_code,
+            "admin moved an account to a plan"
+        );
         Ok(Account(account))
     }
 
@@ -38,7 +45,9 @@ impl AdminMutation {
         code: PlanCode,
         input: PlanInput,
     ) -> Result<Plan> {
+        let admin = current_admin(ctx).await?;
         let state = state(ctx);
+        let changes = format!("{input:?}");
         let plan = plans::update(
             &state.db,
             &state.invalidation,
@@ -47,6 +56,12 @@ impl AdminMutation {
             now(ctx),
         )
         .await?;
+        tracing::info!(
+            admin = %admin.email,
+            plan = ?code,
+            changes,
+            "admin edited a plan"
+        );
         Ok(plan.into())
     }
 }

@@ -1,8 +1,9 @@
 use async_graphql::{Context, Object, Result, ID};
 use chrono::{DateTime, Utc};
 
-use crate::domain::api_keys::{self, KeySettings};
-use crate::graphql::context::{current_actor, now, state};
+use crate::domain::api_keys::{self, Actor, KeySettings};
+use crate::entity::user;
+use crate::graphql::context::{actor_of, current_user, now, state};
 use crate::graphql::object::{ApiKey, CreatedApiKey};
 
 #[derive(Default)]
@@ -18,7 +19,7 @@ impl ApiKeyMutation {
         expires_at: Option<DateTime<Utc>>,
         #[graphql(default = false)] require_signature: bool,
     ) -> Result<CreatedApiKey> {
-        let actor = current_actor(ctx).await?;
+        let (_, actor) = signed_in(ctx).await?;
         let now = now(ctx);
         let settings = KeySettings {
             name,
@@ -31,10 +32,16 @@ impl ApiKeyMutation {
 
     /// Revokes a key at once: the caller's own account's keys, or any key for an admin.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
-        let actor = current_actor(ctx).await?;
+        let (user, actor) = signed_in(ctx).await?;
         let state = state(ctx);
         let now = now(ctx);
         let key = api_keys::revoke(&state.db, &state.invalidation, &actor, &id, now).await?;
+        tracing::info!(
+            by = %user.email,
+            key_id = %key.id,
+            account_id = %key.account_id,
+            "API key revoked"
+        );
         Ok(ApiKey::new(key, now))
     }
 
@@ -46,7 +53,7 @@ impl ApiKeyMutation {
         id: ID,
         #[graphql(default = 0)] grace_period_seconds: i64,
     ) -> Result<CreatedApiKey> {
-        let actor = current_actor(ctx).await?;
+        let (user, actor) = signed_in(ctx).await?;
         let state = state(ctx);
         let now = now(ctx);
         let created = api_keys::rotate(
@@ -58,6 +65,20 @@ impl ApiKeyMutation {
             now,
         )
         .await?;
+        tracing::info!(
+            by = %user.email,
+            old_key_id = %id.as_str(),
+            new_key_id = %created.key.id,
+            grace_period_seconds,
+            "API key rotated"
+        );
         Ok(CreatedApiKey::new(created, now))
     }
+}
+
+/// The signed-in user (for the log: who acted) and what key management needs of them.
+async fn signed_in(ctx: &Context<'_>) -> Result<(user::Model, Actor)> {
+    let user = current_user(ctx).await?;
+    let actor = actor_of(&user);
+    Ok((user, actor))
 }

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::billing::close;
 use crate::domain::error::DomainError;
-use crate::graphql::context::{now, state};
+use crate::graphql::context::{current_admin, now, state};
 use crate::graphql::guard::AdminGuard;
 use crate::graphql::object::BillingRun;
 
@@ -20,12 +20,20 @@ impl BillingMutation {
         ctx: &Context<'_>,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<BillingRun> {
+        let admin = current_admin(ctx).await?;
         let now = now(ctx);
         let as_of = as_of.unwrap_or(now);
         if as_of > now {
             return Err(DomainError::bad_field("asOf", "must not lie in the future").into());
         }
         let run = close::close_ended_periods(&state(ctx).db, as_of, now).await?;
+        tracing::info!(
+            admin = %admin.email,
+            as_of = %as_of,
+            invoices_created = run.invoices_created,
+            total_cents = run.total_cents,
+            "admin closed billing periods"
+        );
         Ok(run.into())
     }
 }

@@ -5,6 +5,7 @@ use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -62,6 +63,8 @@ pub fn terminate(child: &Child) {
 pub struct Server {
     child: Child,
     pub address: String,
+    /// Every JSON line the server logged after it started listening.
+    log: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Server {
@@ -89,8 +92,40 @@ impl Server {
         }
         let address = address.expect("server reported its address");
         // Keep reading the log so the server never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, address }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    kept.lock().unwrap().push(event);
+                }
+            }
+        });
+        Server {
+            child,
+            address,
+            log,
+        }
+    }
+
+    /// The log lines so far that `keep` picks, waiting up to `PATIENCE` for at least one (the
+    /// log is written by a background thread).
+    pub fn logged(&self, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let found: Vec<Value> = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| keep(e))
+                .cloned()
+                .collect();
+            if !found.is_empty() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// A new connection with a read timeout of `PATIENCE`.

@@ -1,0 +1,38 @@
+//! One INFO line per request, written when its response head is ready: method, matched route
+//! (`unmatched` for unknown paths, so raw paths never fill the log), status, latency in
+//! milliseconds as a number, and the request id that the response carries.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::router::REQUEST_ID;
+
+pub async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let response = next.run(request).await;
+    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::info!(
+        target: "tally::access",
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        latency_ms,
+        request_id = %request_id,
+        "request"
+    );
+    response
+}
