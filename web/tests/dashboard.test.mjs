@@ -49,11 +49,21 @@ async function refreshUntil(check, what) {
   });
 }
 
+/** The data of the chart drawn on a canvas, once Chart.js has drawn it (just after the render). */
+async function chartData(testid) {
+  return eventually(
+    () =>
+      page.evaluate((id) => {
+        const canvas = document.querySelector(`[data-testid="${id}"]`);
+        const chart = canvas && window.Chart.getChart(canvas);
+        return chart ? chart.data.datasets.map((set) => set.data) : false;
+      }, testid),
+    { what: `the ${testid} chart` }
+  );
+}
+
 async function chartSums(testid) {
-  return page.evaluate((id) => {
-    const chart = window.Chart.getChart(document.querySelector(`[data-testid="${id}"]`));
-    return chart.data.datasets.map((set) => set.data.reduce((sum, n) => sum + n, 0));
-  }, testid);
+  return (await chartData(testid)).map((data) => data.reduce((sum, n) => sum + n, 0));
 }
 
 test("an unknown visitor lands on the sign-in screen, and can sign up", async () => {
@@ -132,7 +142,7 @@ test("usage sent over HTTP shows in the gauge, the chart and the tables", async 
 
   await page.getByRole("link", { name: "Usage" }).click();
   await refreshUntil(async () => (await page.getByTestId("gauge-text").innerText()).includes(`${calls} of 1,000 calls`), "the gauge");
-  const gauge = await page.evaluate(() => window.Chart.getChart(document.querySelector('[data-testid="gauge"]')).data.datasets[0].data);
+  const [gauge] = await chartData("gauge");
   assert.deepEqual(gauge, [calls, 1000 - calls], "the gauge's used and left parts");
   await page.getByTestId("remaining").getByText("991").waitFor();
 

@@ -79,10 +79,14 @@ test("a demo member's usage, invoices and one invoice's lines", async () => {
   await signInAs(demo.member);
   await page.getByTestId("gauge-text").waitFor();
   await page.getByTestId("endpoints").waitFor();
-  const [calls] = await page.evaluate(() => {
-    const chart = window.Chart.getChart(document.querySelector('[data-testid="history"]'));
-    return chart.data.datasets.map((set) => set.data.reduce((sum, n) => sum + n, 0));
-  });
+  const calls = await eventually(
+    () =>
+      page.evaluate(() => {
+        const chart = window.Chart.getChart(document.querySelector('[data-testid="history"]'));
+        return chart ? chart.data.datasets[0].data.reduce((sum, n) => sum + n, 0) : false;
+      }),
+    { what: "the 30-day chart" }
+  );
   assert.ok(calls > 0, "the demo member has calls in the last 30 days");
   await screenshot(page, "home");
   await screenshot(page, "home-390", { width: 390 });
