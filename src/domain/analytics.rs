@@ -22,7 +22,6 @@ use sea_orm::{
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
 use crate::domain::dialect::total;
-use crate::domain::endpoint_histograms::{self, WindowRows};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
@@ -480,16 +479,46 @@ pub async fn endpoint_stats(
         return Ok(Vec::new());
     }
 
-    // The histograms of the endpoints on this page only, merged in the database.
+    // The histograms of the endpoints on this page only, added up here.
     let mut endpoints: Vec<&str> = ranked.iter().map(|((_, e), _)| e.as_str()).collect();
     endpoints.sort_unstable();
     endpoints.dedup();
-    let window_rows = WindowRows {
-        account_id,
-        weeks: split.weeks,
-        days: &split.days,
-    };
-    let histograms = endpoint_histograms::merged(db, &window_rows, &endpoints).await?;
+    let mut stored: Vec<(String, String, String)> = Vec::new();
+    if !split.days.is_empty() {
+        stored.extend(
+            usage_daily_endpoint::Entity::find()
+                .select_only()
+                .columns([Daily::Method, Daily::Endpoint, Daily::LatencyHistogram])
+                .filter(daily_rows)
+                .filter(Daily::LatencyCount.gt(0))
+                .filter(Daily::Endpoint.is_in(endpoints.iter().copied()))
+                .into_tuple::<(String, String, String)>()
+                .all(db)
+                .await?,
+        );
+    }
+    if let Some(weekly_rows) = weekly_rows {
+        stored.extend(
+            usage_weekly_endpoint::Entity::find()
+                .select_only()
+                .columns([Weekly::Method, Weekly::Endpoint, Weekly::LatencyHistogram])
+                .filter(weekly_rows)
+                .filter(Weekly::LatencyCount.gt(0))
+                .filter(Weekly::Endpoint.is_in(endpoints.iter().copied()))
+                .into_tuple::<(String, String, String)>()
+                .all(db)
+                .await?,
+        );
+    }
+    let mut histograms: HashMap<(String, String), histogram::Counts> = HashMap::new();
+    for (method, endpoint, stored) in stored {
+        let counts = histograms.entry((method, endpoint)).or_default();
+        histogram::add_json(counts, &stored).map_err(|err| {
+            DomainError::internal(anyhow::anyhow!(
+                "unreadable latency histogram {stored:?}: {err}"
+            ))
+        })?;
+    }
     Ok(ranked
         .into_iter()
         .map(|((method, endpoint), sums)| {

@@ -6,7 +6,6 @@ pub mod api_keys;
 pub mod auth;
 pub mod billing;
 pub mod dialect;
-pub mod endpoint_histograms;
 pub mod error;
 pub mod histogram;
 pub mod ingest;
