@@ -69,15 +69,16 @@ pub fn app(state: AppState) -> Router {
         .merge(graphql_routes)
         .merge(billing_routes)
         .merge(dashboard_routes)
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::count_requests,
-        ))
+        .route_layer(middleware::from_fn(metrics::name_route))
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(middleware::from_fn(access_log::log_request))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::count_requests,
+                ))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))

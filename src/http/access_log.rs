@@ -4,10 +4,11 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::http::metrics::route_of;
 use crate::router::REQUEST_ID;
 
 pub async fn log_request(request: Request, next: Next) -> Response {
@@ -21,10 +22,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         .to_owned();
     let response = next.run(request).await;
     let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+    let route = route_of(&response);
     tracing::info!(
         target: "tally::access",
         method = %method,

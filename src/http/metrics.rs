@@ -24,25 +24,40 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Counts and times every answered request by route, unknown paths (404), refused methods and
+/// timeouts included: it runs outside the router and reads the route [`name_route`] left on the
+/// response (`unmatched` when no route took the request).
 pub async fn count_requests(
     State(state): State<AppState>,
-    matched: Option<MatchedPath>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let mut response = next.run(request).await;
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let response = next.run(request).await;
     state.metrics.request(
-        route,
+        route_of(&response),
         method.as_str(),
         response.status().as_u16(),
         started.elapsed(),
     );
-    // The access log, outside the router, names the route from here.
+    response
+}
+
+/// Leaves the matched route on the response, for the layers outside the router (metrics, access
+/// log), which cannot see it on the request.
+pub async fn name_route(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
     if let Some(matched) = matched {
         response.extensions_mut().insert(matched);
     }
     response
+}
+
+/// The route a response was answered on, as [`name_route`] left it.
+pub fn route_of(response: &Response) -> &str {
+    response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
 }

@@ -417,6 +417,7 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
 async fn metrics_describe_every_series_and_time_requests_per_route() {
     let app = TestApp::new().await;
     assert_eq!(app.get("/health").await.status, StatusCode::OK);
+    assert_eq!(app.get("/no/such/page").await.status, StatusCode::NOT_FOUND);
     let response = app.get("/metrics").await;
     assert_eq!(response.status, StatusCode::OK);
     let text = String::from_utf8(response.body).unwrap();
@@ -436,6 +437,11 @@ async fn metrics_describe_every_series_and_time_requests_per_route() {
         text.contains(
             r#"tally_http_request_duration_seconds_count{route="/health",method="GET"} 1"#
         ),
+        "{text}"
+    );
+    // Unknown paths are counted too, under one route name (never their raw text).
+    assert!(
+        text.contains(r#"tally_http_requests_total{route="unmatched",status="404"} 1"#),
         "{text}"
     );
     let version = env!("CARGO_PKG_VERSION");
