@@ -158,8 +158,9 @@ pub struct ServeArgs {
     /// Lifetime of issued JWTs, in seconds.
     #[arg(long, env = "TALLY_JWT_TTL_SECONDS", default_value_t = 3600)]
     pub jwt_ttl_seconds: u64,
-    /// Do not apply pending migrations on start.
-    #[arg(long, env = "TALLY_NO_MIGRATE")]
+    /// Do not apply pending migrations on start. As environment variables, the switches read
+    /// `1`, `true`, `yes` or `on` as set and an empty value, `0`, `false`, `no` or `off` as unset.
+    #[arg(long, env = "TALLY_NO_MIGRATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
     pub no_migrate: bool,
     /// E-mail of the admin created on an empty database.
     #[arg(long, env = "TALLY_ADMIN_EMAIL", default_value = "admin@localhost")]
@@ -188,7 +189,7 @@ pub struct ServeArgs {
     )]
     pub billing_close_interval_seconds: u64,
     /// Do not close billing periods in the background (run `tally billing close` instead).
-    #[arg(long, env = "TALLY_NO_BILLING_CLOSE")]
+    #[arg(long, env = "TALLY_NO_BILLING_CLOSE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
     pub no_billing_close: bool,
     /// Requests taking longer than this are answered 408. Ingestion waits at most a quarter of
     /// it for the recorder and as long for the database's write lock, and answers 503 beyond.

@@ -510,6 +510,13 @@ fn serve_with_no_migrate_refuses_a_database_that_lacks_migrations() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "must not start");
+    // The environment switch reads `1` as set, as service managers often write it.
+    let from_env = tally(dir.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .env("TALLY_NO_MIGRATE", "1")
+        .output()
+        .unwrap();
+    assert!(!from_env.status.success(), "TALLY_NO_MIGRATE=1 is set");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("run `tally migrate up` first"),
@@ -520,8 +527,11 @@ fn serve_with_no_migrate_refuses_a_database_that_lacks_migrations() {
         "no raw SQL error: {stderr}"
     );
 
-    // Once migrated, it starts without migrating.
+    // Once migrated, it starts without migrating; an empty switch counts as unset.
     migrate_up(dir.path());
     let server = Server::start(dir.path(), &[("TALLY_NO_MIGRATE", "true")]);
+    server.stop();
+    let fresh = tempfile::tempdir().unwrap();
+    let server = Server::start(fresh.path(), &[("TALLY_NO_MIGRATE", "")]);
     server.stop();
 }
