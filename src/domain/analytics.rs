@@ -21,7 +21,7 @@ use sea_orm::{
 };
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
-use crate::domain::dialect::total;
+use crate::domain::dialect::{joined_lines, total};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
@@ -483,15 +483,23 @@ pub async fn endpoint_stats(
     let mut endpoints: Vec<&str> = ranked.iter().map(|((_, e), _)| e.as_str()).collect();
     endpoints.sort_unstable();
     endpoints.dedup();
+    // One row per endpoint and table, its histograms joined by newlines in SQL (a plain string
+    // concatenation; merging the JSON in SQL was measured three times slower): rows come back
+    // from the SQLite worker one hand-off at a time, and there would be one per endpoint and
+    // day or week.
+    let backend = db.get_database_backend();
     let mut stored: Vec<(String, String, String)> = Vec::new();
     if !split.days.is_empty() {
         stored.extend(
             usage_daily_endpoint::Entity::find()
                 .select_only()
-                .columns([Daily::Method, Daily::Endpoint, Daily::LatencyHistogram])
+                .columns([Daily::Method, Daily::Endpoint])
+                .expr(joined_lines(backend, Daily::LatencyHistogram))
                 .filter(daily_rows)
                 .filter(Daily::LatencyCount.gt(0))
                 .filter(Daily::Endpoint.is_in(endpoints.iter().copied()))
+                .group_by(Daily::Method)
+                .group_by(Daily::Endpoint)
                 .into_tuple::<(String, String, String)>()
                 .all(db)
                 .await?,
@@ -501,23 +509,28 @@ pub async fn endpoint_stats(
         stored.extend(
             usage_weekly_endpoint::Entity::find()
                 .select_only()
-                .columns([Weekly::Method, Weekly::Endpoint, Weekly::LatencyHistogram])
+                .columns([Weekly::Method, Weekly::Endpoint])
+                .expr(joined_lines(backend, Weekly::LatencyHistogram))
                 .filter(weekly_rows)
                 .filter(Weekly::LatencyCount.gt(0))
                 .filter(Weekly::Endpoint.is_in(endpoints.iter().copied()))
+                .group_by(Weekly::Method)
+                .group_by(Weekly::Endpoint)
                 .into_tuple::<(String, String, String)>()
                 .all(db)
                 .await?,
         );
     }
     let mut histograms: HashMap<(String, String), histogram::Counts> = HashMap::new();
-    for (method, endpoint, stored) in stored {
+    for (method, endpoint, joined) in stored {
         let counts = histograms.entry((method, endpoint)).or_default();
-        histogram::add_json(counts, &stored).map_err(|err| {
-            DomainError::internal(anyhow::anyhow!(
-                "unreadable latency histogram {stored:?}: {err}"
-            ))
-        })?;
+        for stored in joined.lines() {
+            histogram::add_json(counts, stored).map_err(|err| {
+                DomainError::internal(anyhow::anyhow!(
+                    "unreadable latency histogram {stored:?}: {err}"
+                ))
+            })?;
+        }
     }
     Ok(ranked
         .into_iter()

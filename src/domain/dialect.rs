@@ -33,6 +33,19 @@ pub fn total(expr: impl IntoSimpleExpr) -> Expr {
     Func::cast_as(Func::coalesce([sum.into(), Expr::val(0i64)]), "BIGINT").into()
 }
 
+/// The values of a text column over a group, joined by newlines (`group_concat` in SQLite,
+/// `string_agg` in PostgreSQL). For values that hold no newline, such as compact JSON.
+pub fn joined_lines<C: ColumnTrait>(backend: DatabaseBackend, column: C) -> Expr {
+    let name = match backend {
+        DatabaseBackend::Postgres => "string_agg",
+        _ => "group_concat",
+    };
+    Func::cust(name)
+        .arg(column.into_expr())
+        .arg(Expr::val("\n"))
+        .into()
+}
+
 /// The stored latency histogram of `column` (a JSON object from bucket to count) plus the one an
 /// upsert proposes, bucket by bucket, in SQL: the sum happens under the row's lock, so concurrent
 /// writers (several instances on PostgreSQL) never lose each other's counts. An empty side skips
