@@ -14,14 +14,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
-use sea_orm::sea_query::{Asterisk, Expr, Func, IntoCondition};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, Func, IntoCondition, Query, SelectStatement, UnionType,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType,
     Order, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
 };
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
-use crate::domain::dialect::{joined_lines, total};
+use crate::domain::dialect::{in_byte_order, joined_lines, total};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
@@ -371,30 +373,79 @@ struct EndpointSums {
     latency_count: i64,
 }
 
-type EndpointSumRow = (String, String, i64, i64, i64, i64, i64);
-
-/// Per (method, endpoint): `SUM`s of an endpoint rollup table's rows matching `rows`.
-async fn endpoint_sums<E: EntityTrait>(
-    db: &DatabaseConnection,
+/// One endpoint rollup table's rows matching `rows`: method, endpoint and the five sums, under
+/// the column names [`top_endpoints`] reads.
+fn endpoint_part<E: EntityTrait>(
     columns: [E::Column; 7],
     rows: sea_orm::Condition,
-) -> DomainResult<Vec<EndpointSumRow>> {
+) -> SelectStatement {
     let [method, endpoint, calls, requests, failures, latency_sum, latency_count] = columns;
-    Ok(E::find()
-        .select_only()
-        .column(method)
-        .column(endpoint)
-        .expr(total(calls))
-        .expr(total(requests))
-        .expr(total(failures))
-        .expr(total(latency_sum))
-        .expr(total(latency_count))
-        .filter(rows)
-        .group_by(method)
-        .group_by(endpoint)
-        .into_tuple()
-        .all(db)
-        .await?)
+    let mut part = Query::select();
+    part.expr_as(Expr::col(method), Alias::new("method"))
+        .expr_as(Expr::col(endpoint), Alias::new("endpoint"))
+        .expr_as(Expr::col(calls), Alias::new("calls"))
+        .expr_as(Expr::col(requests), Alias::new("requests"))
+        .expr_as(Expr::col(failures), Alias::new("failures"))
+        .expr_as(Expr::col(latency_sum), Alias::new("latency_sum"))
+        .expr_as(Expr::col(latency_count), Alias::new("latency_count"))
+        .from(E::default())
+        .cond_where(rows);
+    part
+}
+
+/// The `limit` endpoints with the most calls over the given parts (daily and weekly rows), ties by
+/// (method, endpoint) in byte order, endpoints without calls left out: summed, ranked and cut in
+/// one statement, so only the page's rows come back (each row is a hand-off from the SQLite
+/// worker).
+async fn top_endpoints(
+    db: &DatabaseConnection,
+    parts: [Option<SelectStatement>; 2],
+    limit: i64,
+) -> DomainResult<Vec<((String, String), EndpointSums)>> {
+    use sea_orm::sea_query::ExprTrait as _;
+    let mut parts = parts.into_iter().flatten();
+    let Some(mut union) = parts.next() else {
+        return Ok(Vec::new());
+    };
+    for part in parts {
+        union.union(UnionType::All, part);
+    }
+    let backend = db.get_database_backend();
+    let col = |name: &str| Expr::col(Alias::new(name));
+    let mut query = Query::select();
+    query
+        .expr(col("method"))
+        .expr(col("endpoint"))
+        .expr(total(col("calls")))
+        .expr(total(col("requests")))
+        .expr(total(col("failures")))
+        .expr(total(col("latency_sum")))
+        .expr(total(col("latency_count")))
+        .from_subquery(union, Alias::new("parts"))
+        .group_by_col(Alias::new("method"))
+        .group_by_col(Alias::new("endpoint"))
+        .and_having(total(col("calls")).gt(0))
+        .order_by_expr(total(col("calls")), Order::Desc)
+        .order_by_expr(in_byte_order(backend, "method"), Order::Asc)
+        .order_by_expr(in_byte_order(backend, "endpoint"), Order::Asc)
+        .limit(u64::try_from(limit).unwrap_or(0));
+    let rows = db.query_all(&query).await?;
+    rows.iter()
+        .map(|row| {
+            let (method, endpoint, calls, requests, failures, latency_sum, latency_count) =
+                row.try_get_many_by_index()?;
+            Ok((
+                (method, endpoint),
+                EndpointSums {
+                    calls,
+                    requests,
+                    failures,
+                    latency_sum,
+                    latency_count,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// API calls by (method, endpoint) over the window, most calls first (ties by method, endpoint).
@@ -425,12 +476,8 @@ pub async fn endpoint_stats(
             .add(Weekly::Week.between(day_key(first), day_key(last)))
     });
 
-    let mut sums: BTreeMap<(String, String), EndpointSums> = BTreeMap::new();
-    let mut rows = if split.days.is_empty() {
-        Vec::new()
-    } else {
-        endpoint_sums::<usage_daily_endpoint::Entity>(
-            db,
+    let daily_part = (!split.days.is_empty()).then(|| {
+        endpoint_part::<usage_daily_endpoint::Entity>(
             [
                 Daily::Method,
                 Daily::Endpoint,
@@ -442,39 +489,22 @@ pub async fn endpoint_stats(
             ],
             daily_rows.clone(),
         )
-        .await?
-    };
-    if let Some(weekly_rows) = weekly_rows.clone() {
-        rows.extend(
-            endpoint_sums::<usage_weekly_endpoint::Entity>(
-                db,
-                [
-                    Weekly::Method,
-                    Weekly::Endpoint,
-                    Weekly::Calls,
-                    Weekly::Requests,
-                    Weekly::Failures,
-                    Weekly::LatencySumMs,
-                    Weekly::LatencyCount,
-                ],
-                weekly_rows,
-            )
-            .await?,
-        );
-    }
-    for (method, endpoint, calls, requests, failures, latency_sum, latency_count) in rows {
-        let slot = sums.entry((method, endpoint)).or_default();
-        slot.calls += calls;
-        slot.requests += requests;
-        slot.failures += failures;
-        slot.latency_sum += latency_sum;
-        slot.latency_count += latency_count;
-    }
-    // Most calls first, ties by (method, endpoint); endpoints without calls left out.
-    let mut ranked: Vec<((String, String), EndpointSums)> =
-        sums.into_iter().filter(|(_, s)| s.calls > 0).collect();
-    ranked.sort_by(|(ka, a), (kb, b)| b.calls.cmp(&a.calls).then_with(|| ka.cmp(kb)));
-    ranked.truncate(usize::try_from(limit).unwrap_or(0));
+    });
+    let weekly_part = weekly_rows.clone().map(|rows| {
+        endpoint_part::<usage_weekly_endpoint::Entity>(
+            [
+                Weekly::Method,
+                Weekly::Endpoint,
+                Weekly::Calls,
+                Weekly::Requests,
+                Weekly::Failures,
+                Weekly::LatencySumMs,
+                Weekly::LatencyCount,
+            ],
+            rows,
+        )
+    });
+    let ranked = top_endpoints(db, [daily_part, weekly_part], limit).await?;
     if ranked.is_empty() {
         return Ok(Vec::new());
     }

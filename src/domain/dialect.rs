@@ -46,6 +46,15 @@ pub fn joined_lines<C: ColumnTrait>(backend: DatabaseBackend, column: C) -> Expr
         .into()
 }
 
+/// A column of a derived table ordered by its bytes, as Rust orders strings: SQLite's default
+/// (`BINARY`); PostgreSQL would follow the database's locale without `COLLATE "C"`.
+pub fn in_byte_order(backend: DatabaseBackend, column: &str) -> Expr {
+    match backend {
+        DatabaseBackend::Postgres => Expr::cust(format!(r#""{column}" COLLATE "C""#)),
+        _ => Expr::col(sea_orm::sea_query::Alias::new(column)),
+    }
+}
+
 /// The stored latency histogram of `column` (a JSON object from bucket to count) plus the one an
 /// upsert proposes, bucket by bucket, in SQL: the sum happens under the row's lock, so concurrent
 /// writers (several instances on PostgreSQL) never lose each other's counts. An empty side skips
