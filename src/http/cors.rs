@@ -29,12 +29,13 @@ pub fn graphql_cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Reads one `TALLY_CORS_ORIGINS` entry: `scheme://host[:port]`, as a browser sends it in
-/// `Origin` (http or https, no path, no trailing slash). Returned lower-cased, as browsers send
-/// it; an empty entry (an empty variable, a trailing comma) is returned empty and skipped.
+/// `Origin` (http or https, no path, no trailing slash). Returned as the browser writes it
+/// (lower-case, default port left out); an empty entry (an empty variable, a trailing comma) is
+/// returned empty and skipped.
 pub fn parse_cors_origin(entry: &str) -> Result<String, String> {
-    let origin = entry.trim().to_ascii_lowercase();
-    if origin.is_empty() {
-        return Ok(origin);
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return Ok(String::new());
     }
     let refuse = |why: &str| {
         Err(format!(
@@ -42,44 +43,29 @@ pub fn parse_cors_origin(entry: &str) -> Result<String, String> {
              https://dashboard.example.com"
         ))
     };
-    if origin == "*" {
+    if entry == "*" {
         return refuse("a wildcard would let any site call the API; list the origins");
     }
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return refuse("no scheme");
+    let url = match url::Url::parse(entry) {
+        Ok(url) => url,
+        Err(err) => return refuse(&err.to_string()),
     };
-    if scheme != "http" && scheme != "https" {
+    if url.scheme() != "http" && url.scheme() != "https" {
         return refuse("the scheme must be http or https");
     }
-    if rest.contains('/') || rest.contains('?') || rest.contains('#') {
+    // The parser reads `https://host` and `https://host/` alike; an origin has neither path nor
+    // trailing slash.
+    if url.path() != "/"
+        || entry.ends_with('/')
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return refuse("an origin has no path, not even a trailing slash");
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
-            if host.contains(':') && !host.starts_with('[') {
-                return refuse("an IPv6 address goes in brackets");
-            }
-            (host, Some(port))
-        }
-        _ => (rest, None),
-    };
-    let host_ok = if let Some(ipv6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        ipv6.parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-    };
-    if !host_ok {
-        return refuse("the host is not a name or an address");
+    if url.port() == Some(0) {
+        return refuse("the port must be a number from 1 to 65535");
     }
-    if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |port| port == 0) {
-            return refuse("the port must be a number from 1 to 65535");
-        }
-    }
-    Ok(origin)
+    Ok(url.origin().ascii_serialization())
 }
 
 #[cfg(test)]
