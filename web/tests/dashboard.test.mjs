@@ -242,7 +242,11 @@ test("the screens work from the keyboard", async () => {
   await page.keyboard.type("keyboard key");
   await page.keyboard.press("Enter");
   await page.getByText("Key created: keyboard key").waitFor();
-  // The new key's heading takes the focus, so a screen reader reads it out.
+  // The new key's heading takes the focus, so a screen reader reads it out. The focus moves in an
+  // effect, after the heading is drawn: wait for it rather than read it at once.
+  await page
+    .waitForFunction(() => /Key created/.test(document.activeElement?.textContent ?? ""), null, { timeout: 5_000 })
+    .catch(() => {});
   assert.match(await page.evaluate(() => document.activeElement.textContent), /Key created/);
   await page.getByRole("button", { name: "I have saved it" }).press("Enter");
   assertNoBrowserErrors();
