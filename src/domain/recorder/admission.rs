@@ -15,9 +15,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr};
+use sea_orm::{ColumnTrait, DbErr};
 
 use super::counters::{upsert_period_counters, PeriodCounts, PeriodKey};
+use super::store::BatchTx;
 use super::Job;
 use crate::domain::quota::{Refusal, Reservation};
 use crate::entity::usage_period;
@@ -25,10 +26,7 @@ use crate::entity::usage_period;
 /// Reads, under their row locks, the counters of the periods the jobs' blocking reservations draw
 /// on. The rows are locked in key order, the same on every instance, so two batches cannot wait
 /// for each other's locks.
-pub(super) async fn lock_counters(
-    txn: &DatabaseTransaction,
-    jobs: &[Job],
-) -> Result<PeriodCounts, DbErr> {
+pub(super) async fn lock_counters(txn: &impl BatchTx, jobs: &[Job]) -> Result<PeriodCounts, DbErr> {
     let mut ends: BTreeMap<PeriodKey, i64> = BTreeMap::new();
     for reservation in jobs.iter().flat_map(|job| &job.reservations) {
         if reservation.blocking_limit().is_some() {

@@ -4,12 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryTrait,
-};
+use sea_orm::{DbErr, EntityTrait, IntoActiveModel, QueryTrait};
 
 use super::rollups::adding;
 use super::statement_sizes;
+use super::store::BatchTx;
 use crate::entity::usage_period;
 
 /// (account, period start in unix ms)
@@ -20,7 +19,7 @@ pub(super) type PeriodCounts = HashMap<PeriodKey, i64>;
 
 /// Adds the calls counted to the period counters; each counter's count right after.
 pub(super) async fn add_period_calls(
-    txn: &DatabaseTransaction,
+    txn: &impl BatchTx,
     periods: &BTreeMap<PeriodKey, (i64, i64)>,
 ) -> Result<PeriodCounts, DbErr> {
     use usage_period::Column;
@@ -39,7 +38,7 @@ pub(super) async fn add_period_calls(
 /// Multi-row upsert of period counters, reading back each one's count as the statement left it
 /// (under its row lock until the transaction ends).
 pub(super) async fn upsert_period_counters(
-    txn: &DatabaseTransaction,
+    txn: &impl BatchTx,
     rows: impl ExactSizeIterator<Item = usage_period::Model>,
     on_conflict: OnConflict,
 ) -> Result<PeriodCounts, DbErr> {
@@ -60,8 +59,7 @@ pub(super) async fn upsert_period_counters(
             Column::PeriodStart,
             Column::Calls,
         ]));
-        for row in txn.query_all(&statement).await? {
-            let (account, start, calls): (String, i64, i64) = row.try_get_many_by_index()?;
+        for (account, start, calls) in txn.fetch::<_, (String, i64, i64)>(&statement).await? {
             counts.insert((account, start), calls);
         }
     }

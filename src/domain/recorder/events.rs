@@ -4,12 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, QueryTrait, Set,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Set};
 
 use super::rollups::{Rollups, VerifiedCall};
+use super::store::{BatchTx, Columns, FromColumns};
 use super::{statement_sizes, EventKind, NewEvent, Outcome};
 use crate::entity::usage_event;
 
@@ -40,7 +38,7 @@ fn event_row(event: &NewEvent) -> usage_event::ActiveModel {
 
 /// Inserts the events at `indexes`; the (account, event id) pairs actually inserted.
 pub(super) async fn insert_events<'e>(
-    txn: &DatabaseTransaction,
+    txn: &impl BatchTx,
     events: &[&'e NewEvent],
     indexes: &[usize],
 ) -> Result<HashSet<(&'e str, &'e str)>, DbErr> {
@@ -72,8 +70,10 @@ pub(super) async fn insert_events<'e>(
                 .columns([usage_event::Column::AccountId, usage_event::Column::EventId]),
         );
         let mut returned: HashMap<String, HashSet<String>> = HashMap::new();
-        for row in txn.query_all(&insert).await? {
-            let (account, id): (Option<String>, Option<String>) = row.try_get_many_by_index()?;
+        for (account, id) in txn
+            .fetch::<_, (Option<String>, Option<String>)>(&insert)
+            .await?
+        {
             if let (Some(account), Some(id)) = (account, id) {
                 returned.entry(account).or_default().insert(id);
             }
@@ -95,7 +95,7 @@ pub(super) async fn insert_events<'e>(
 /// Events whose id the account already had: a finished-call report completes a verified call
 /// that has no status yet; anything else is a duplicate.
 pub(super) async fn complete_or_skip(
-    txn: &DatabaseTransaction,
+    txn: &impl BatchTx,
     account: &str,
     events: &[&NewEvent],
     indexes: &[usize],
@@ -110,36 +110,14 @@ pub(super) async fn complete_or_skip(
         .iter()
         .filter_map(|&i| events[i].event_id.as_deref())
         .collect();
-    /// What completing a call needs of the stored one: not its snippets or metadata.
-    #[derive(sea_orm::FromQueryResult)]
-    struct Existing {
-        id: i64,
-        event_id: Option<String>,
-        api_key_id: Option<String>,
-        kind: String,
-        status_code: Option<i32>,
-        method: Option<String>,
-        endpoint: Option<String>,
-        occurred_at: i64,
-        cost: i64,
-    }
-    let existing: HashMap<String, Existing> = usage_event::Entity::find()
+    let existing = usage_event::Entity::find()
         .select_only()
-        .columns([
-            Column::Id,
-            Column::EventId,
-            Column::ApiKeyId,
-            Column::Kind,
-            Column::StatusCode,
-            Column::Method,
-            Column::Endpoint,
-            Column::OccurredAt,
-            Column::Cost,
-        ])
+        .columns(Existing::COLUMNS)
         .filter(Column::AccountId.eq(account))
         .filter(Column::EventId.is_in(ids))
-        .into_model::<Existing>()
-        .all(txn)
+        .into_query();
+    let existing: HashMap<String, Existing> = txn
+        .fetch::<_, Existing>(&existing)
         .await?
         .into_iter()
         .filter_map(|row| Some((row.event_id.clone()?, row)))
@@ -163,9 +141,8 @@ pub(super) async fn complete_or_skip(
             .col_expr(Column::Endpoint, Expr::val(event.endpoint.clone()))
             .filter(Column::Id.eq(found.id))
             .filter(Column::StatusCode.is_null())
-            .exec(txn)
-            .await?;
-        if completed.rows_affected == 0 {
+            .into_query();
+        if txn.execute(&completed).await? == 0 {
             continue;
         }
         outcomes[i] = Outcome::Completed;
@@ -178,4 +155,48 @@ pub(super) async fn complete_or_skip(
         rollups.complete_call(account, verified, event);
     }
     Ok(())
+}
+
+/// What completing a call needs of the stored one: not its snippets or metadata.
+struct Existing {
+    id: i64,
+    event_id: Option<String>,
+    api_key_id: Option<String>,
+    kind: String,
+    status_code: Option<i32>,
+    method: Option<String>,
+    endpoint: Option<String>,
+    occurred_at: i64,
+    cost: i64,
+}
+
+impl Existing {
+    /// The columns read, in the order [`FromColumns`] takes them.
+    const COLUMNS: [usage_event::Column; 9] = [
+        usage_event::Column::Id,
+        usage_event::Column::EventId,
+        usage_event::Column::ApiKeyId,
+        usage_event::Column::Kind,
+        usage_event::Column::StatusCode,
+        usage_event::Column::Method,
+        usage_event::Column::Endpoint,
+        usage_event::Column::OccurredAt,
+        usage_event::Column::Cost,
+    ];
+}
+
+impl FromColumns for Existing {
+    fn from_columns(row: &impl Columns) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: row.column(0)?,
+            event_id: row.column(1)?,
+            api_key_id: row.column(2)?,
+            kind: row.column(3)?,
+            status_code: row.column(4)?,
+            method: row.column(5)?,
+            endpoint: row.column(6)?,
+            occurred_at: row.column(7)?,
+            cost: row.column(8)?,
+        })
+    }
 }

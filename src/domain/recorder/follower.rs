@@ -18,12 +18,13 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::sea_query::{LockBehavior, LockType, Order, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, QueryTrait, TransactionTrait,
 };
 use tokio::sync::Notify;
 
 use super::rollups::{upsert_rollups, Rollups};
+use super::store::BatchTx;
 use crate::entity::rollup_delta;
 
 /// How long the follower lets batches gather after a wake-up before applying them, unless
@@ -35,18 +36,18 @@ const POLL: Duration = Duration::from_secs(1);
 const DELTAS_PER_ROUND: u64 = 1_000;
 
 /// Stores a batch's rollup delta in the batch's transaction (nothing when it adds nothing).
-pub(super) async fn append(txn: &DatabaseTransaction, rollups: &Rollups) -> Result<(), DbErr> {
+pub(super) async fn append(txn: &impl BatchTx, rollups: &Rollups) -> Result<(), DbErr> {
     if rollups.has_no_delta() {
         return Ok(());
     }
     let delta = serde_json::to_string(rollups).map_err(|err| DbErr::Custom(err.to_string()))?;
-    rollup_delta::Entity::insert(rollup_delta::ActiveModel {
+    let insert = rollup_delta::Entity::insert(rollup_delta::ActiveModel {
         created_at: Set(Utc::now().timestamp_millis()),
         delta: Set(delta),
         ..Default::default()
     })
-    .exec_without_returning(txn)
-    .await?;
+    .into_query();
+    txn.execute(&insert).await?;
     Ok(())
 }
 

@@ -29,9 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait,
-};
+use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::dialect;
@@ -45,10 +43,12 @@ mod counters;
 mod events;
 pub mod follower;
 mod rollups;
+mod store;
 
 use counters::{add_period_calls, PeriodCounts};
 use events::{complete_or_skip, insert_events};
 use rollups::Rollups;
+use store::{BatchTx, SqliteFile, Store};
 
 /// Most events written in one transaction.
 pub const BATCH_CAP: usize = 4_096;
@@ -212,10 +212,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task and the rollup follower, which lets batches gather for
-    /// `rollup_gather` after a commit. They stop when every `Recorder` handle is gone. A request
-    /// whose events the writer has not claimed within `claim_wait` is answered 503 and its events
-    /// are never written; once claimed, the write takes at most the database's lock timeout.
+    /// Starts the writer and the rollup follower, which lets batches gather for `rollup_gather`
+    /// after a commit. They stop when every `Recorder` handle is gone. A request whose events the
+    /// writer has not claimed within `claim_wait` is answered 503 and its events are never
+    /// written; once claimed, the write takes at most the database's lock timeout (on a SQLite
+    /// file, the writer's own connection waits at most `claim_wait` for the write lock).
     pub fn start(
         db: DatabaseConnection,
         metrics: Metrics,
@@ -225,7 +226,17 @@ impl Recorder {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         let turns = follower::Turns::for_backend(db.get_database_backend());
         let follower = follower::start(db.clone(), turns.clone(), rollup_gather);
-        tokio::spawn(Writer::new(db.clone(), metrics, follower, turns.clone()).run(inbox));
+        match SqliteFile::open(&db, claim_wait) {
+            Some(Ok(file)) => {
+                Writer::new(file, metrics, follower, turns.clone()).run_on_own_thread(inbox)
+            }
+            failed => {
+                if let Some(Err(err)) = failed {
+                    tracing::warn!(error = %err, "the recorder could not open the SQLite file for itself; it writes through the pool");
+                }
+                tokio::spawn(Writer::new(db.clone(), metrics, follower, turns.clone()).run(inbox));
+            }
+        }
         Self {
             queue,
             turns,
@@ -306,8 +317,8 @@ fn unavailable(why: &'static str) -> DomainError {
     DomainError::unavailable(anyhow::anyhow!(why))
 }
 
-struct Writer {
-    db: DatabaseConnection,
+struct Writer<S> {
+    store: S,
     metrics: Metrics,
     /// Wakes the rollup follower after each commit.
     follower: Arc<tokio::sync::Notify>,
@@ -316,15 +327,33 @@ struct Writer {
     key_touched: HashMap<String, i64>,
 }
 
-impl Writer {
+impl<S: Store + Send + 'static> Writer<S> {
+    /// Runs the writer on a thread of its own (see [`store`]), as long as handles are left.
+    fn run_on_own_thread(self, inbox: mpsc::Receiver<Message>) {
+        let spawned = std::thread::Builder::new()
+            .name("tally-recorder".to_owned())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().build() {
+                    Ok(runtime) => runtime.block_on(self.run(inbox)),
+                    // Dropping the inbox fails every request with 503 "the recorder has stopped".
+                    Err(err) => tracing::error!(error = %err, "the recorder could not start"),
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "the recorder's thread could not start");
+        }
+    }
+}
+
+impl<S: Store> Writer<S> {
     fn new(
-        db: DatabaseConnection,
+        store: S,
         metrics: Metrics,
         follower: Arc<tokio::sync::Notify>,
         turns: follower::Turns,
     ) -> Self {
         Self {
-            db,
+            store,
             metrics,
             follower,
             turns,
@@ -384,9 +413,8 @@ impl Writer {
 
     /// One transaction: the jobs the blocking quotas admit, written.
     async fn write_admitted(&mut self, jobs: &[Job]) -> Result<AdmittedBatch, DbErr> {
-        let turns = self.turns.clone();
-        let _turn = turns.write().await;
-        let txn = self.db.begin().await?;
+        let _turn = self.turns.write().await;
+        let txn = self.store.begin().await?;
         let locked = admission::lock_counters(&txn, jobs).await?;
         let refusals = admission::admit(jobs, &locked);
         let events: Vec<&NewEvent> = jobs
@@ -395,7 +423,7 @@ impl Writer {
             .filter(|(_, refusal)| refusal.is_none())
             .flat_map(|(job, _)| job.events.iter())
             .collect();
-        let touches = self.due_key_touches(&events);
+        let touches = due_key_touches(&mut self.key_touched, &events);
         let written = write_events(&txn, &events, &touches).await?;
         txn.commit().await?;
         let mut counts = locked;
@@ -414,7 +442,7 @@ impl Writer {
     /// per request); those get 500 and are logged, the others are written.
     async fn failed(&mut self, mut jobs: Vec<Job>, err: DbErr) -> bool {
         self.metrics.database_error("recording events");
-        if is_transient(&err, self.db.get_database_backend()) {
+        if is_transient(&err, self.store.backend()) {
             tracing::warn!(error = %err, requests = jobs.len(), "the database cannot take usage events right now");
             answer_failed(jobs, Failure::Unavailable);
             return false;
@@ -441,9 +469,14 @@ impl Writer {
         }
     }
 
+    /// Settles the jobs' reservations and answers them. The metrics are recorded before any
+    /// answer, so that whoever has an answer finds its events counted.
     fn answer(&self, jobs: Vec<Job>, batch: AdmittedBatch) {
+        let stored = batch.outcomes.iter().filter(|o| **o == Outcome::Accepted);
+        let duplicates = batch.outcomes.iter().filter(|o| **o == Outcome::Duplicate);
+        self.metrics
+            .events_written(stored.count() as u64, duplicates.count() as u64);
         let mut outcomes = batch.outcomes.into_iter();
-        let (mut stored, mut duplicates) = (0u64, 0u64);
         let committed =
             |reservation: &Reservation| batch.counts.get(&admission::key_of(reservation)).copied();
         for (job, refusal) in jobs.into_iter().zip(batch.refusals) {
@@ -458,15 +491,8 @@ impl Writer {
             let mine: Vec<Outcome> = outcomes.by_ref().take(job.events.len()).collect();
             let mut counted: HashMap<i64, i64> = HashMap::new();
             for (event, outcome) in job.events.iter().zip(&mine) {
-                match outcome {
-                    Outcome::Accepted => {
-                        stored += 1;
-                        if let Some(period) = event.period {
-                            *counted.entry(period.start_ms()).or_default() += event.cost;
-                        }
-                    }
-                    Outcome::Completed => {}
-                    Outcome::Duplicate => duplicates += 1,
+                if let (Outcome::Accepted, Some(period)) = (outcome, event.period) {
+                    *counted.entry(period.start_ms()).or_default() += event.cost;
                 }
             }
             for reservation in job.reservations {
@@ -479,31 +505,33 @@ impl Writer {
             }
             let _ = job.reply.send(Ok(mine));
         }
-        self.metrics.events_written(stored, duplicates);
     }
+}
 
-    /// Keys used in this batch whose `last_used_at` was not written in the last minute.
-    fn due_key_touches(&mut self, events: &[&NewEvent]) -> Vec<(String, DateTime<Utc>)> {
-        let mut due: HashMap<&str, DateTime<Utc>> = HashMap::new();
-        for event in events {
-            let Some(key) = event.api_key_id.as_deref() else {
-                continue;
-            };
-            let at = event.received_at;
-            let fresh = self
-                .key_touched
-                .get(key)
-                .is_some_and(|last| at.timestamp_millis() - last < LAST_USED_RESOLUTION_MS);
-            if !fresh {
-                let slot = due.entry(key).or_insert(at);
-                *slot = (*slot).max(at);
-            }
+/// Keys used in this batch whose `last_used_at` was not written in the last minute (`touched`
+/// holds when each key's was last written, in unix ms).
+fn due_key_touches(
+    touched: &mut HashMap<String, i64>,
+    events: &[&NewEvent],
+) -> Vec<(String, DateTime<Utc>)> {
+    let mut due: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for event in events {
+        let Some(key) = event.api_key_id.as_deref() else {
+            continue;
+        };
+        let at = event.received_at;
+        let fresh = touched
+            .get(key)
+            .is_some_and(|last| at.timestamp_millis() - last < LAST_USED_RESOLUTION_MS);
+        if !fresh {
+            let slot = due.entry(key).or_insert(at);
+            *slot = (*slot).max(at);
         }
-        if self.key_touched.len() > 100_000 {
-            self.key_touched.clear();
-        }
-        due.into_iter().map(|(k, at)| (k.to_owned(), at)).collect()
     }
+    if touched.len() > 100_000 {
+        touched.clear();
+    }
+    due.into_iter().map(|(k, at)| (k.to_owned(), at)).collect()
 }
 
 /// One committed transaction of the writer.
@@ -590,7 +618,7 @@ struct Written {
 /// Writes events and their period counters in `txn`, and stores their rollups and key touches
 /// for the follower.
 async fn write_events(
-    txn: &DatabaseTransaction,
+    txn: &impl BatchTx,
     events: &[&NewEvent],
     key_touches: &[(String, DateTime<Utc>)],
 ) -> Result<Written, DbErr> {
