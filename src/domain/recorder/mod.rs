@@ -1,10 +1,11 @@
 //! The recorder: group commit of usage events.
 //!
-//! Handlers hand their events to one writer task and wait. The writer takes everything queued (up
-//! to a cap), writes it in ONE transaction — event rows (`ON CONFLICT (account_id, event_id) DO
-//! NOTHING`, so an event id is stored once per account), the period call counters, and one row
-//! holding what the batch adds to the daily rollups and, at most once a minute per key,
-//! `api_keys.last_used_at` — commits, and only then answers every waiter. A 200 is therefore
+//! Handlers hand their events to one writer and wait. (On a SQLite file the writer runs on a
+//! thread of its own with a connection of its own, see [`store`].) The writer takes everything
+//! queued (up to a cap), writes it in ONE transaction — event rows (`ON CONFLICT (account_id,
+//! event_id) DO NOTHING`, so an event id is stored once per account), the period call counters,
+//! and one row holding what the batch adds to the daily rollups and, at most once a minute per
+//! key, `api_keys.last_used_at` — commits, and only then answers every waiter. A 200 is therefore
 //! durable, and one fsync serves a whole batch. The [`follower`] applies the stored rollup rows
 //! shortly after, off the commit path.
 //!
@@ -548,7 +549,14 @@ struct AdmittedBatch {
 /// Answers jobs that were not written. Dropping a job's reservations gives its calls back.
 fn answer_failed(jobs: Vec<Job>, failure: Failure) {
     for job in jobs {
-        let _ = job.reply.send(Err(failure));
+        let Job {
+            reply,
+            reservations,
+            ..
+        } = job;
+        // Given back before the answer: whoever has the answer finds the calls free again.
+        drop(reservations);
+        let _ = reply.send(Err(failure));
     }
 }
 
