@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
 
 /// How long a statement waits for a lock held by another connection, for the command-line tools
 /// and tests; `serve` takes its own from the request timeout ([`connect_with_lock_timeout`]).
@@ -68,6 +71,18 @@ pub async fn connect_with_lock_timeout(
             });
     }
     Database::connect(options).await
+}
+
+/// Opens a transaction that reads and then writes. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred one that read before another connection committed could not
+/// write afterwards (`SQLITE_BUSY_SNAPSHOT`, which the busy timeout does not wait out). Inside a
+/// transaction it is a savepoint, as `begin` is; PostgreSQL has no such mode and ignores it.
+pub async fn begin_read_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// Applies every pending migration.

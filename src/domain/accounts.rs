@@ -220,7 +220,7 @@ pub async fn set_plan<C: TransactionTrait>(
     code: PlanCode,
     now: DateTime<Utc>,
 ) -> DomainResult<account::Model> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_read_write(db).await?;
     let current = account::Entity::find_by_id(account_id.to_owned())
         .one(&txn)
         .await?
