@@ -101,7 +101,8 @@ pub async fn create_user(
     }
     let password_hash = auth::hash_password(new.password).await?;
 
-    let txn = db.begin().await?;
+    // An existing account is read before the user is written.
+    let txn = crate::db::begin_read_write(db).await?;
     let account_id = match account {
         AccountChoice::New(name) => create_account(&txn, &name, now).await?.id,
         AccountChoice::Existing(id) => {
