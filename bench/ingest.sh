@@ -105,8 +105,9 @@ measure() { # backend
     track=$(wrk -t"$THREADS" -c"$conns" -d"$DURATION" -s bench/track.lua "$URL/api/track" | rps)
     if [ -n "$PERF" ]; then
       kill -INT "$PERF"; wait "$PERF" || true; PERF=""
-      perf report -i "$WORK/perf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null |
-        grep -v '^$' | head -n 400 >"$PROFILE.$1"
+      perf report -i "$WORK/perf.data" --no-children --sort comm,dso,symbol --stdio \
+        >"$WORK/perf.txt" 2>/dev/null
+      awk 'NF && n++ < 400' "$WORK/perf.txt" >"$PROFILE.$1"
       echo "profile of the track run at 64 connections: $PROFILE.$1"
     fi
     ratio=$(awk -v t="$track" -v h="$health" 'BEGIN {printf "%.2f", t / h}')

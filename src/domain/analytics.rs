@@ -159,9 +159,13 @@ pub fn week_start(day: NaiveDate) -> NaiveDate {
     day.checked_sub_days(Days::new(back)).unwrap_or(day)
 }
 
-/// The rollups' day key: `YYYY-MM-DD`.
+/// The rollups' day key: `YYYY-MM-DD`. Written out by hand: the recorder makes one per event,
+/// and chrono's `format` reads its pattern each time.
 pub fn day_key(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
+    if !(0..=9999).contains(&day.year()) {
+        return day.format("%Y-%m-%d").to_string();
+    }
+    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
 /// `SELECT <groups>, <amount>` grouped by `groups`: the `limit` largest amounts first, ties in
@@ -845,6 +849,24 @@ mod tests {
         assert_eq!(usage.remaining, None);
         assert_eq!(usage.usage_percentage, None);
         assert_eq!(usage.overage_calls, 0);
+    }
+
+    #[test]
+    fn day_keys_are_zero_padded_dates_as_chrono_writes_them() {
+        for (y, m, d) in [
+            (2026, 3, 5),
+            (2026, 12, 31),
+            (99, 1, 1),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+        ] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(day_key(day), day.format("%Y-%m-%d").to_string());
+        }
+        assert_eq!(
+            day_key(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()),
+            "2026-03-05"
+        );
     }
 
     #[test]

@@ -406,7 +406,7 @@ pub(super) struct VerifiedCall<'a> {
 }
 
 fn day_of(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
+    crate::domain::analytics::day_key(at.date_naive())
 }
 
 fn day_of_millis(ms: i64) -> String {

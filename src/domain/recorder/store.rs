@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use rusqlite::types::{FromSql, Value as SqliteValue};
 use rusqlite::{OpenFlags, TransactionBehavior};
-use sea_orm::sea_query::Value;
+use sea_orm::sea_query::{Value, Values};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
-    RuntimeErr, StatementBuilder, TransactionTrait, TryGetable,
+    RuntimeErr, Statement, StatementBuilder, TransactionTrait, TryGetable,
 };
 
 use crate::domain::dialect;
@@ -39,16 +39,28 @@ pub(super) trait Store {
 
 /// A batch's transaction. Dropped without [`BatchTx::commit`], it rolls back.
 pub(super) trait BatchTx {
+    fn backend(&self) -> DatabaseBackend;
+
+    /// Runs a statement built for [`BatchTx::backend`]; the rows it changed.
+    async fn execute_built(&self, statement: Statement) -> Result<u64, DbErr>;
+
+    /// Runs a statement built for [`BatchTx::backend`] and reads the rows it returns.
+    async fn fetch_built<R: FromColumns>(&self, statement: Statement) -> Result<Vec<R>, DbErr>;
+
+    async fn commit(self) -> Result<(), DbErr>;
+
     /// Runs a statement; the rows it changed.
-    async fn execute<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr>;
+    async fn execute<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr> {
+        self.execute_built(statement.build(&self.backend())).await
+    }
 
     /// Runs a statement and reads the rows it returns.
     async fn fetch<S: StatementBuilder, R: FromColumns>(
         &self,
         statement: &S,
-    ) -> Result<Vec<R>, DbErr>;
-
-    async fn commit(self) -> Result<(), DbErr>;
+    ) -> Result<Vec<R>, DbErr> {
+        self.fetch_built(statement.build(&self.backend())).await
+    }
 }
 
 /// A value both backends' rows can be read as.
@@ -104,17 +116,16 @@ impl Store for DatabaseConnection {
 }
 
 impl BatchTx for DatabaseTransaction {
-    async fn execute<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr> {
-        Ok(ConnectionTrait::execute(self, statement)
-            .await?
-            .rows_affected())
+    fn backend(&self) -> DatabaseBackend {
+        self.get_database_backend()
     }
 
-    async fn fetch<S: StatementBuilder, R: FromColumns>(
-        &self,
-        statement: &S,
-    ) -> Result<Vec<R>, DbErr> {
-        self.query_all(statement)
+    async fn execute_built(&self, statement: Statement) -> Result<u64, DbErr> {
+        Ok(self.execute_raw(statement).await?.rows_affected())
+    }
+
+    async fn fetch_built<R: FromColumns>(&self, statement: Statement) -> Result<Vec<R>, DbErr> {
+        self.query_all_raw(statement)
             .await?
             .iter()
             .map(R::from_columns)
@@ -167,6 +178,10 @@ impl SqliteFile {
         connection.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", true)?;
+        // A multi-row statement keeps a journal of the pages it changes, to undo itself alone.
+        // Past 64 KiB SQLite spills it to a temporary file: a write call per page, on every
+        // batch. In memory it costs a batch's few pages of RAM.
+        connection.pragma_update(None, "temp_store", "MEMORY")?;
         connection.busy_timeout(lock_timeout)?;
         connection.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         Ok(connection)
@@ -195,21 +210,22 @@ impl Store for SqliteFile {
 }
 
 impl BatchTx for rusqlite::Transaction<'_> {
-    async fn execute<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr> {
-        let (sql, values) = sqlite_statement(statement)?;
-        let mut prepared = self.prepare_cached(&sql).map_err(sqlite_error)?;
+    fn backend(&self) -> DatabaseBackend {
+        DatabaseBackend::Sqlite
+    }
+
+    async fn execute_built(&self, statement: Statement) -> Result<u64, DbErr> {
+        let values = sqlite_values(statement.values)?;
+        let mut prepared = self.prepare_cached(&statement.sql).map_err(sqlite_error)?;
         let changed = prepared
             .execute(rusqlite::params_from_iter(values))
             .map_err(sqlite_error)?;
         Ok(changed as u64)
     }
 
-    async fn fetch<S: StatementBuilder, R: FromColumns>(
-        &self,
-        statement: &S,
-    ) -> Result<Vec<R>, DbErr> {
-        let (sql, values) = sqlite_statement(statement)?;
-        let mut prepared = self.prepare_cached(&sql).map_err(sqlite_error)?;
+    async fn fetch_built<R: FromColumns>(&self, statement: Statement) -> Result<Vec<R>, DbErr> {
+        let values = sqlite_values(statement.values)?;
+        let mut prepared = self.prepare_cached(&statement.sql).map_err(sqlite_error)?;
         let mut rows = prepared
             .query(rusqlite::params_from_iter(values))
             .map_err(sqlite_error)?;
@@ -225,17 +241,12 @@ impl BatchTx for rusqlite::Transaction<'_> {
     }
 }
 
-/// The statement's SQL for SQLite and its values as rusqlite binds them.
-fn sqlite_statement<S: StatementBuilder>(
-    statement: &S,
-) -> Result<(String, Vec<SqliteValue>), DbErr> {
-    let built = statement.build(&DatabaseBackend::Sqlite);
-    let values = built
-        .values
-        .map(|values| values.0.into_iter().map(sqlite_value).collect())
-        .transpose()?
-        .unwrap_or_default();
-    Ok((built.sql, values))
+/// A statement's values as rusqlite binds them.
+fn sqlite_values(values: Option<Values>) -> Result<Vec<SqliteValue>, DbErr> {
+    values.map_or_else(
+        || Ok(Vec::new()),
+        |values| values.0.into_iter().map(sqlite_value).collect(),
+    )
 }
 
 /// A sea-query value as SQLite stores it (as sqlx's SQLite driver binds it: booleans as 0 or 1).
