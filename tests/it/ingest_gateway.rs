@@ -37,6 +37,80 @@ async fn events(app: &TestApp, key: &str, events: Vec<Value>) -> common::TestRes
 }
 
 #[tokio::test]
+async fn every_field_of_a_call_is_stored_in_its_own_column() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    // The event happened after the account was opened and before it is reported.
+    app.clock.advance(Duration::minutes(10));
+    let at = app.clock.now() - Duration::minutes(2);
+    let finished = json!({
+        "event_id": "finished-1",
+        "endpoint": "/v1/columns",
+        "method": "POST",
+        "status_code": 201,
+        "response_time_ms": 42,
+        "ts": rfc3339(at),
+    });
+    assert_eq!(
+        events(&app, &m.key, vec![finished]).await.status,
+        StatusCode::OK
+    );
+    let verified =
+        json!({ "event_id": "verified-1", "endpoint": "/v1/costly", "method": "PUT", "cost": 3 });
+    assert_eq!(verify(&app, &m.key, verified).await.status, StatusCode::OK);
+
+    let stored = tables::all_events(&app.state.db).await;
+    assert_eq!(stored.len(), 2);
+    let (finished, verified) = (&stored[0], &stored[1]);
+    for event in [finished, verified] {
+        assert_eq!(event.account_id.as_deref(), Some(m.account_id.as_str()));
+        assert_eq!(event.api_key_id.as_deref(), Some(m.key_id.as_str()));
+        assert_eq!(event.kind, "API_CALL");
+        assert_eq!(
+            (event.skill_id.as_deref(), event.tool_name.as_deref()),
+            (None, None)
+        );
+        assert_eq!(event.hook_event, None);
+        assert_eq!(
+            (
+                event.input_snippet.as_deref(),
+                event.output_snippet.as_deref()
+            ),
+            (None, None)
+        );
+        assert!(!event.expired_key);
+        assert_eq!(event.received_at, app.clock.now().timestamp_millis());
+    }
+    assert_eq!(finished.event_id.as_deref(), Some("finished-1"));
+    assert_eq!(finished.endpoint.as_deref(), Some("/v1/columns"));
+    assert_eq!(finished.method.as_deref(), Some("POST"));
+    assert_eq!(finished.status_code, Some(201));
+    assert_eq!(finished.response_time_ms, Some(42));
+    assert_eq!(finished.metadata, None);
+    assert_eq!(finished.cost, 1);
+    assert_eq!(finished.occurred_at, at.timestamp_millis());
+
+    assert_eq!(verified.event_id.as_deref(), Some("verified-1"));
+    assert_eq!(verified.endpoint.as_deref(), Some("/v1/costly"));
+    assert_eq!(verified.method.as_deref(), Some("PUT"));
+    assert_eq!(
+        (verified.status_code, verified.response_time_ms),
+        (None, None)
+    );
+    let metadata: Value = serde_json::from_str(
+        verified
+            .metadata
+            .as_deref()
+            .expect("a verified call's metadata"),
+    )
+    .expect("metadata is JSON");
+    assert_eq!(metadata["endpoint"], "/v1/costly");
+    assert_eq!(metadata["method"], "PUT");
+    assert_eq!(verified.cost, 3);
+    assert_eq!(verified.occurred_at, app.clock.now().timestamp_millis());
+}
+
+#[tokio::test]
 async fn an_allowed_verify_answers_the_quota_state_and_counts_the_call() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;

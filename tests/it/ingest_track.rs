@@ -35,6 +35,43 @@ async fn a_valid_tool_use_is_stored_and_counted_once() {
 }
 
 #[tokio::test]
+async fn every_field_of_a_tool_use_is_stored_in_its_own_column() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    // The event happened after the account was opened and before it is reported.
+    app.clock.advance(Duration::minutes(10));
+    let at = app.clock.now() - Duration::minutes(3);
+    let mut body = track_body(&rfc3339(at), Some("e-columns"));
+    body["hook_event"] = json!("PostToolUse");
+    body["tool_input_snippet"] = json!("the input");
+    body["tool_output_snippet"] = json!("the output");
+    assert_eq!(app.track(&m.key, &body).await.status, StatusCode::OK);
+
+    let events = tables::all_events(&app.state.db).await;
+    assert_eq!(events.len(), 1);
+    let stored = &events[0];
+    assert_eq!(stored.account_id.as_deref(), Some(m.account_id.as_str()));
+    assert_eq!(stored.api_key_id.as_deref(), Some(m.key_id.as_str()));
+    assert_eq!(stored.kind, "TOOL_CALL");
+    assert_eq!(stored.event_id.as_deref(), Some("e-columns"));
+    assert_eq!(stored.skill_id.as_deref(), Some("code-review"));
+    assert_eq!(stored.tool_name.as_deref(), Some("Read"));
+    assert_eq!(stored.hook_event.as_deref(), Some("PostToolUse"));
+    assert_eq!(stored.input_snippet.as_deref(), Some("the input"));
+    assert_eq!(stored.output_snippet.as_deref(), Some("the output"));
+    assert_eq!(
+        (stored.endpoint.as_deref(), stored.method.as_deref()),
+        (None, None)
+    );
+    assert_eq!((stored.status_code, stored.response_time_ms), (None, None));
+    assert_eq!(stored.metadata, None);
+    assert_eq!(stored.cost, 1);
+    assert!(!stored.expired_key);
+    assert_eq!(stored.occurred_at, at.timestamp_millis());
+    assert_eq!(stored.received_at, app.clock.now().timestamp_millis());
+}
+
+#[tokio::test]
 async fn missing_or_non_bearer_authorization_is_401_missing() {
     let app = TestApp::new().await;
     let body = track_body(&app.now_rfc3339(), None);

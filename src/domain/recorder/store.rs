@@ -243,10 +243,11 @@ impl BatchTx for rusqlite::Transaction<'_> {
 
 /// A statement's values as rusqlite binds them.
 fn sqlite_values(values: Option<Values>) -> Result<Vec<SqliteValue>, DbErr> {
-    values.map_or_else(
-        || Ok(Vec::new()),
-        |values| values.0.into_iter().map(sqlite_value).collect(),
-    )
+    values
+        .into_iter()
+        .flat_map(|values| values.0)
+        .map(sqlite_value)
+        .collect()
 }
 
 /// A sea-query value as SQLite stores it (as sqlx's SQLite driver binds it: booleans as 0 or 1).
