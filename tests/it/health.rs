@@ -199,20 +199,25 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
     process::closed_after(&mut third, std::time::Instant::now());
 
     drop(idle);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let status = process::get(&mut server.connect(), "/health").status;
-        if status == 200 {
-            break;
+    // The server notices closed connections a moment later: until then a new one is refused.
+    let on_a_free_slot = |path: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let response = process::get(&mut server.connect(), path);
+            if response.status == 200 {
+                return response;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no slot was freed for {path}: {}",
+                response.status
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no slot was freed: {status}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    };
+    on_a_free_slot("/health");
     // At least the one above (a retry while the slot was being freed may add more).
-    let metrics = process::get(&mut server.connect(), "/metrics").body;
+    let metrics = on_a_free_slot("/metrics").body;
     let refused: u64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("tally_connections_refused_total "))
