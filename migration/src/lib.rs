@@ -18,6 +18,7 @@ mod m20261129_200001_drop_usage_event_user_id;
 mod m20261130_000001_rollup_deltas;
 mod m20261130_000002_weekly_endpoint_rollups;
 mod m20261201_000001_key_rollups;
+mod m20261202_000001_running_endpoint_sums;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_rollup_deltas::Migration),
             Box::new(m20261130_000002_weekly_endpoint_rollups::Migration),
             Box::new(m20261201_000001_key_rollups::Migration),
+            Box::new(m20261202_000001_running_endpoint_sums::Migration),
         ]
     }
 }

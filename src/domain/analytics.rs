@@ -14,24 +14,22 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
-use sea_orm::sea_query::{
-    Alias, Asterisk, Expr, Func, IntoCondition, Query, SelectStatement, UnionType,
-};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, IntoCondition, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType,
-    Order, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    FromQueryResult, JoinType, Order, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
 };
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
-use crate::domain::dialect::{in_byte_order, joined_lines, total};
+use crate::domain::dialect::{byte_ordered, join_in_written_order, total};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
 use crate::entity::{
-    account, plan, usage_daily_endpoint, usage_daily_install, usage_daily_tool, usage_daily_total,
-    usage_period, usage_weekly_endpoint,
+    account, plan, usage_daily_install, usage_daily_tool, usage_daily_total, usage_endpoint,
+    usage_period, usage_running_endpoint,
 };
 
 /// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
@@ -151,12 +149,6 @@ impl DayWindow {
         let last = self.last;
         self.first.iter_days().take_while(move |d| *d <= last)
     }
-}
-
-/// The Monday of a day's ISO week: the key of the weekly rollups.
-pub fn week_start(day: NaiveDate) -> NaiveDate {
-    let back = u64::from(day.weekday().num_days_from_monday());
-    day.checked_sub_days(Days::new(back)).unwrap_or(day)
 }
 
 /// The rollups' day key: `YYYY-MM-DD`. Written out by hand: the recorder makes one per event,
@@ -328,131 +320,99 @@ pub async fn usage_history(
         .collect())
 }
 
-/// The window's days in whole ISO weeks (read from the weekly endpoint rollups) and the days
-/// around them (read from the daily ones): a 90-day window reads 12 or 13 weekly rows and at most
-/// 12 daily rows per endpoint, instead of 90.
-struct WeekSplit {
-    /// Mondays of the first and last whole week, when the window holds one.
-    weeks: Option<(NaiveDate, NaiveDate)>,
-    /// Day ranges (inclusive) outside the whole weeks.
-    days: Vec<(NaiveDate, NaiveDate)>,
-}
+/// One endpoint's window sums as the ranking statement returns them: method, endpoint, calls,
+/// requests, failures, latency sum and count, and the running histograms at the window's last
+/// day and before its first day (none when the endpoint had no calls before the window).
+type WindowRow = (
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+);
 
-impl DayWindow {
-    fn by_weeks(&self) -> WeekSplit {
-        // The first Monday on or after the first day, and the Monday of the last week that ends
-        // by the last day.
-        let first_monday = week_start(self.first + Days::new(6));
-        let last_whole = self.last.checked_sub_days(Days::new(6)).map(week_start);
-        match last_whole {
-            Some(last_whole) if first_monday <= last_whole => {
-                let mut days = Vec::new();
-                if self.first < first_monday {
-                    days.push((self.first, first_monday - Days::new(1)));
-                }
-                let after = last_whole + Days::new(7);
-                if after <= self.last {
-                    days.push((after, self.last));
-                }
-                WeekSplit {
-                    weeks: Some((first_monday, last_whole)),
-                    days,
-                }
-            }
-            _ => WeekSplit {
-                weeks: None,
-                days: vec![(self.first, self.last)],
-            },
-        }
-    }
-}
-
-/// Sums of one (method, endpoint) over a window.
-#[derive(Debug, Default, Clone, Copy)]
-struct EndpointSums {
-    calls: i64,
-    requests: i64,
-    failures: i64,
-    latency_sum: i64,
-    latency_count: i64,
-}
-
-/// One endpoint rollup table's rows matching `rows`: method, endpoint and the five sums, under
-/// the column names [`top_endpoints`] reads.
-fn endpoint_part<E: EntityTrait>(
-    columns: [E::Column; 7],
-    rows: sea_orm::Condition,
-) -> SelectStatement {
-    let [method, endpoint, calls, requests, failures, latency_sum, latency_count] = columns;
-    let mut part = Query::select();
-    part.expr_as(Expr::col(method), Alias::new("method"))
-        .expr_as(Expr::col(endpoint), Alias::new("endpoint"))
-        .expr_as(Expr::col(calls), Alias::new("calls"))
-        .expr_as(Expr::col(requests), Alias::new("requests"))
-        .expr_as(Expr::col(failures), Alias::new("failures"))
-        .expr_as(Expr::col(latency_sum), Alias::new("latency_sum"))
-        .expr_as(Expr::col(latency_count), Alias::new("latency_count"))
-        .from(E::default())
-        .cond_where(rows);
-    part
-}
-
-/// The `limit` endpoints with the most calls over the given parts (daily and weekly rows), ties by
-/// (method, endpoint) in byte order, endpoints without calls left out: summed, ranked and cut in
-/// one statement, so only the page's rows come back (each row is a hand-off from the SQLite
-/// worker).
-async fn top_endpoints(
-    db: &DatabaseConnection,
-    parts: [Option<SelectStatement>; 2],
+/// The ranking statement of [`endpoint_stats`]: for each endpoint of the account, its running
+/// sums at the window's last day (`hi`) less those before its first day (`lo`), the endpoints
+/// without calls in the window left out, most calls first, ties by (method, endpoint) in byte
+/// order, cut at `limit`. Two index lookups per endpoint, whatever the window's length.
+fn window_sums(
+    backend: DatabaseBackend,
+    account_id: &str,
+    window: DayWindow,
     limit: i64,
-) -> DomainResult<Vec<((String, String), EndpointSums)>> {
+) -> SelectStatement {
     use sea_orm::sea_query::ExprTrait as _;
-    let mut parts = parts.into_iter().flatten();
-    let Some(mut union) = parts.next() else {
-        return Ok(Vec::new());
+    use usage_endpoint::Column as Listed;
+    use usage_running_endpoint::Column as Running;
+    let of = |table: &str, column: Running| Expr::col((Alias::new(table), column));
+    let listed = |column: Listed| Expr::col((Alias::new("e"), column));
+    let same_endpoint = |table: &str| {
+        sea_orm::Condition::all()
+            .add(of(table, Running::AccountId).eq(listed(Listed::AccountId)))
+            .add(of(table, Running::Method).eq(listed(Listed::Method)))
+            .add(of(table, Running::Endpoint).eq(listed(Listed::Endpoint)))
     };
-    for part in parts {
-        union.union(UnionType::All, part);
-    }
-    let backend = db.get_database_backend();
-    let col = |name: &str| Expr::col(Alias::new(name));
+    // The endpoint's row of the latest day matching `bound`.
+    let latest = |table: &str, bound: Expr| {
+        let mut latest = Query::select();
+        latest
+            .expr(Func::max(of("x", Running::Day)))
+            .from_as(usage_running_endpoint::Entity, Alias::new("x"))
+            .cond_where(same_endpoint("x"))
+            .and_where(bound);
+        same_endpoint(table).add(of(table, Running::Day).eq(Expr::from(latest)))
+    };
+    let in_window =
+        |column: Running| of("hi", column).sub(Func::coalesce([of("lo", column), Expr::val(0i64)]));
+
     let mut query = Query::select();
     query
-        .expr(col("method"))
-        .expr(col("endpoint"))
-        .expr(total(col("calls")))
-        .expr(total(col("requests")))
-        .expr(total(col("failures")))
-        .expr(total(col("latency_sum")))
-        .expr(total(col("latency_count")))
-        .from_subquery(union, Alias::new("parts"))
-        .group_by_col(Alias::new("method"))
-        .group_by_col(Alias::new("endpoint"))
-        .and_having(total(col("calls")).gt(0))
-        .order_by_expr(total(col("calls")), Order::Desc)
-        .order_by_expr(in_byte_order(backend, "method"), Order::Asc)
-        .order_by_expr(in_byte_order(backend, "endpoint"), Order::Asc)
+        .exprs([listed(Listed::Method), listed(Listed::Endpoint)])
+        .exprs(
+            [
+                Running::Calls,
+                Running::Requests,
+                Running::Failures,
+                Running::LatencySumMs,
+                Running::LatencyCount,
+            ]
+            .map(in_window),
+        )
+        .exprs([
+            of("hi", Running::LatencyHistogram),
+            of("lo", Running::LatencyHistogram),
+        ])
+        .from_as(usage_endpoint::Entity, Alias::new("e"));
+    // The account's endpoints first, then two lookups each: not all of the account's rows.
+    join_in_written_order(
+        &mut query,
+        backend,
+        usage_running_endpoint::Entity,
+        "hi",
+        latest("hi", of("x", Running::Day).lte(day_key(window.last))),
+    );
+    query
+        .join_as(
+            JoinType::LeftJoin,
+            usage_running_endpoint::Entity,
+            Alias::new("lo"),
+            latest("lo", of("x", Running::Day).lt(day_key(window.first))),
+        )
+        .and_where(listed(Listed::AccountId).eq(account_id))
+        .and_where(in_window(Running::Calls).gt(0))
+        .order_by_expr(in_window(Running::Calls), Order::Desc)
+        .order_by_expr(byte_ordered(backend, listed(Listed::Method)), Order::Asc)
+        .order_by_expr(byte_ordered(backend, listed(Listed::Endpoint)), Order::Asc)
         .limit(u64::try_from(limit).unwrap_or(0));
-    let rows = db.query_all(&query).await?;
-    rows.iter()
-        .map(|row| {
-            let (method, endpoint, calls, requests, failures, latency_sum, latency_count) =
-                row.try_get_many_by_index()?;
-            Ok((
-                (method, endpoint),
-                EndpointSums {
-                    calls,
-                    requests,
-                    failures,
-                    latency_sum,
-                    latency_count,
-                },
-            ))
-        })
-        .collect()
+    query
 }
 
-/// API calls by (method, endpoint) over the window, most calls first (ties by method, endpoint).
+/// API calls by (method, endpoint) over the window, most calls first (ties by method, endpoint),
+/// read from the endpoints' running sums in one statement.
 pub async fn endpoint_stats(
     db: &DatabaseConnection,
     account_id: &str,
@@ -460,137 +420,54 @@ pub async fn endpoint_stats(
     limit: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<EndpointStat>> {
-    use usage_daily_endpoint::Column as Daily;
-    use usage_weekly_endpoint::Column as Weekly;
     check_days(days)?;
     check_limit(limit)?;
-    let split = DayWindow::ending_at(now, days).by_weeks();
-    let daily_rows = split
-        .days
-        .iter()
-        .fold(sea_orm::Condition::any(), |any, (first, last)| {
-            any.add(Daily::Day.between(day_key(*first), day_key(*last)))
-        });
-    let daily_rows = sea_orm::Condition::all()
-        .add(Daily::AccountId.eq(account_id))
-        .add(daily_rows);
-    let weekly_rows = split.weeks.map(|(first, last)| {
-        sea_orm::Condition::all()
-            .add(Weekly::AccountId.eq(account_id))
-            .add(Weekly::Week.between(day_key(first), day_key(last)))
-    });
-
-    let daily_part = (!split.days.is_empty()).then(|| {
-        endpoint_part::<usage_daily_endpoint::Entity>(
-            [
-                Daily::Method,
-                Daily::Endpoint,
-                Daily::Calls,
-                Daily::Requests,
-                Daily::Failures,
-                Daily::LatencySumMs,
-                Daily::LatencyCount,
-            ],
-            daily_rows.clone(),
-        )
-    });
-    let weekly_part = weekly_rows.clone().map(|rows| {
-        endpoint_part::<usage_weekly_endpoint::Entity>(
-            [
-                Weekly::Method,
-                Weekly::Endpoint,
-                Weekly::Calls,
-                Weekly::Requests,
-                Weekly::Failures,
-                Weekly::LatencySumMs,
-                Weekly::LatencyCount,
-            ],
-            rows,
-        )
-    });
-    let ranked = top_endpoints(db, [daily_part, weekly_part], limit).await?;
-    if ranked.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    // The histograms of the endpoints on this page only, added up here.
-    let mut endpoints: Vec<&str> = ranked.iter().map(|((_, e), _)| e.as_str()).collect();
-    endpoints.sort_unstable();
-    endpoints.dedup();
-    // One row per endpoint and table, its histograms joined by newlines in SQL (a plain string
-    // concatenation; merging the JSON in SQL was measured three times slower): rows come back
-    // from the SQLite worker one hand-off at a time, and there would be one per endpoint and
-    // day or week.
-    let backend = db.get_database_backend();
-    let mut stored: Vec<(String, String, String)> = Vec::new();
-    if !split.days.is_empty() {
-        stored.extend(
-            usage_daily_endpoint::Entity::find()
-                .select_only()
-                .columns([Daily::Method, Daily::Endpoint])
-                .expr(joined_lines(backend, Daily::LatencyHistogram))
-                .filter(daily_rows)
-                .filter(Daily::LatencyCount.gt(0))
-                .filter(Daily::Endpoint.is_in(endpoints.iter().copied()))
-                .group_by(Daily::Method)
-                .group_by(Daily::Endpoint)
-                .into_tuple::<(String, String, String)>()
-                .all(db)
-                .await?,
-        );
-    }
-    if let Some(weekly_rows) = weekly_rows {
-        stored.extend(
-            usage_weekly_endpoint::Entity::find()
-                .select_only()
-                .columns([Weekly::Method, Weekly::Endpoint])
-                .expr(joined_lines(backend, Weekly::LatencyHistogram))
-                .filter(weekly_rows)
-                .filter(Weekly::LatencyCount.gt(0))
-                .filter(Weekly::Endpoint.is_in(endpoints.iter().copied()))
-                .group_by(Weekly::Method)
-                .group_by(Weekly::Endpoint)
-                .into_tuple::<(String, String, String)>()
-                .all(db)
-                .await?,
-        );
-    }
-    let mut histograms: HashMap<(String, String), histogram::Counts> = HashMap::new();
-    for (method, endpoint, joined) in stored {
-        let counts = histograms.entry((method, endpoint)).or_default();
-        for stored in joined.lines() {
-            histogram::add_json(counts, stored).map_err(|err| {
-                DomainError::internal(anyhow::anyhow!(
-                    "unreadable latency histogram {stored:?}: {err}"
-                ))
-            })?;
-        }
-    }
-    Ok(ranked
-        .into_iter()
-        .map(|((method, endpoint), sums)| {
-            let p95 = histograms
-                .get(&(method.clone(), endpoint.clone()))
-                .and_then(|counts| histogram::quantile(counts, 0.95))
-                .map(|ms| ms.round() as i64);
-            let named = |name: String| {
-                if name.is_empty() {
-                    UNSPECIFIED.to_owned()
-                } else {
-                    name
-                }
-            };
-            EndpointStat {
+    let window = DayWindow::ending_at(now, days);
+    let query = window_sums(db.get_database_backend(), account_id, window, limit);
+    let rows = db.query_all(&query).await?;
+    rows.iter()
+        .map(|row| {
+            let (method, endpoint, calls, requests, failures, latency_sum, latency_count, hi, lo): WindowRow =
+                row.try_get_many_by_index()?;
+            Ok(EndpointStat {
                 method: named(method),
                 endpoint: named(endpoint),
-                total_calls: sums.calls,
-                requests: sums.requests,
-                failed_calls: sums.failures,
-                avg_response_time_ms: mean(sums.latency_sum, sums.latency_count),
-                p95_response_time_ms: p95,
-            }
+                total_calls: calls,
+                requests,
+                failed_calls: failures,
+                avg_response_time_ms: mean(latency_sum, latency_count),
+                p95_response_time_ms: window_p95(&hi, lo.as_deref())?,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// The p95 latency of a window from the running histograms at its last day and before its first.
+fn window_p95(through_last: &str, before_first: Option<&str>) -> DomainResult<Option<i64>> {
+    let unreadable = |stored: &str, err: serde_json::Error| {
+        DomainError::internal(anyhow::anyhow!(
+            "unreadable latency histogram {stored:?}: {err}"
+        ))
+    };
+    let mut counts = histogram::Counts::new();
+    histogram::add_json(&mut counts, through_last).map_err(|err| unreadable(through_last, err))?;
+    if let Some(before) = before_first {
+        let mut earlier = histogram::Counts::new();
+        histogram::add_json(&mut earlier, before).map_err(|err| unreadable(before, err))?;
+        for (bucket, count) in earlier {
+            *counts.entry(bucket).or_default() -= count;
+        }
+    }
+    Ok(histogram::quantile(&counts, 0.95).map(|ms| ms.round() as i64))
+}
+
+/// A stored method or endpoint as shown: [`UNSPECIFIED`] for none.
+fn named(name: String) -> String {
+    if name.is_empty() {
+        UNSPECIFIED.to_owned()
+    } else {
+        name
+    }
 }
 
 /// Tool uses and installs by (skill, tool) over the window, most first (ties by skill, tool).
@@ -867,33 +744,6 @@ mod tests {
             day_key(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()),
             "2026-03-05"
         );
-    }
-
-    #[test]
-    fn long_windows_read_whole_weeks_and_the_days_around_them() {
-        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        // Ending on Sunday 2026-11-29, 90 days start on Tuesday 2026-09-01.
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap();
-        let split = DayWindow::ending_at(now, 90).by_weeks();
-        assert_eq!(split.weeks, Some((day("2026-09-07"), day("2026-11-23"))));
-        assert_eq!(split.days, [(day("2026-09-01"), day("2026-09-06"))]);
-
-        // A window ending on a Wednesday: the days after the last whole week.
-        let wednesday = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
-        let split = DayWindow::ending_at(wednesday, 30).by_weeks();
-        assert_eq!(split.weeks, Some((day("2026-11-02"), day("2026-11-16"))));
-        assert_eq!(
-            split.days,
-            [
-                (day("2026-10-27"), day("2026-11-01")),
-                (day("2026-11-23"), day("2026-11-25"))
-            ]
-        );
-
-        // Shorter than a whole week: days only.
-        let split = DayWindow::ending_at(wednesday, 7).by_weeks();
-        assert_eq!(split.weeks, None);
-        assert_eq!(split.days, [(day("2026-11-19"), day("2026-11-25"))]);
     }
 
     #[test]

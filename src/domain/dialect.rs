@@ -3,7 +3,9 @@
 //! the backend at hand. What remains here is what sea_query does not spell for both alike, and
 //! what the backends' error codes mean.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, ExprTrait, Func, IntoIden, JoinType, SelectStatement,
+};
 use sea_orm::{ColumnTrait, DatabaseBackend, IntoSimpleExpr};
 
 /// The value an upsert proposed for `column`, in its `ON CONFLICT ... DO UPDATE` clause. SQLite
@@ -33,25 +35,40 @@ pub fn total(expr: impl IntoSimpleExpr) -> Expr {
     Func::cast_as(Func::coalesce([sum.into(), Expr::val(0i64)]), "BIGINT").into()
 }
 
-/// The values of a text column over a group, joined by newlines (`group_concat` in SQLite,
-/// `string_agg` in PostgreSQL). For values that hold no newline, such as compact JSON.
-pub fn joined_lines<C: ColumnTrait>(backend: DatabaseBackend, column: C) -> Expr {
-    let name = match backend {
-        DatabaseBackend::Postgres => "string_agg",
-        _ => "group_concat",
-    };
-    Func::cust(name)
-        .arg(column.into_expr())
-        .arg(Expr::val("\n"))
-        .into()
+/// An expression of text ordered by its bytes, as Rust orders strings: SQLite's default
+/// (`BINARY`); PostgreSQL would follow the database's locale without `COLLATE "C"`.
+pub fn byte_ordered(backend: DatabaseBackend, text: Expr) -> Expr {
+    match backend {
+        DatabaseBackend::Postgres => Expr::cust_with_expr(r#"$1 COLLATE "C""#, text),
+        _ => text,
+    }
 }
 
-/// A column of a derived table ordered by its bytes, as Rust orders strings: SQLite's default
-/// (`BINARY`); PostgreSQL would follow the database's locale without `COLLATE "C"`.
-pub fn in_byte_order(backend: DatabaseBackend, column: &str) -> Expr {
+/// Inner-joins `table AS alias` on `on` so that what the query already reads stays the outer
+/// loop. Without statistics SQLite may start from a table that a transitive equality narrows to
+/// an account and scan all of that account's rows; it keeps the left side of a `CROSS JOIN`
+/// outside (sea_query writes no `ON` for one, so the condition goes to `WHERE`, which for an
+/// inner join means the same). PostgreSQL plans from its statistics.
+pub fn join_in_written_order(
+    query: &mut SelectStatement,
+    backend: DatabaseBackend,
+    table: impl IntoIden,
+    alias: &str,
+    on: Condition,
+) {
     match backend {
-        DatabaseBackend::Postgres => Expr::cust(format!(r#""{column}" COLLATE "C""#)),
-        _ => Expr::col(sea_orm::sea_query::Alias::new(column)),
+        DatabaseBackend::Postgres => {
+            query.join_as(JoinType::InnerJoin, table, Alias::new(alias), on);
+        }
+        _ => {
+            query.join_as(
+                JoinType::CrossJoin,
+                table,
+                Alias::new(alias),
+                Condition::all(),
+            );
+            query.cond_where(on);
+        }
     }
 }
 

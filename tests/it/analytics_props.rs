@@ -113,8 +113,14 @@ fn rollup_answers_equal_answers_from_raw_events() {
             // Every case gets its own account in the shared database.
             let (token, account) = app.member().await;
             let now = app.clock.now();
-            app.record(specs.iter().map(|s| to_event(&account, now, s)).collect())
-                .await;
+            // In two parts with the rollups applied between them: the second part adds to
+            // days before ones the first part already rolled up.
+            let (first, second) = specs.split_at(specs.len() / 2);
+            for part in [first, second] {
+                app.record(part.iter().map(|s| to_event(&account, now, s)).collect())
+                    .await;
+                app.state.ingestion.recorder.flush().await;
+            }
             let raw = app.raw_events(&account).await;
             for (days, limit) in [(45, 100), (7, 100), (1, 2), (30, 3)] {
                 let data = app

@@ -443,3 +443,62 @@ async fn instances_started_at_once_on_a_new_database_take_turns_setting_it_up() 
         server.stop();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_analytics_stay_exact_when_the_followers_of_several_instances_apply_at_once() {
+    use crate::common::analytics::{api_call, compare_endpoint_stats, naive_endpoint_stats};
+    use tally::domain::recorder::{self, NewEvent};
+
+    let Some((a, b)) = two_instances().await else {
+        return; // SQLite: one instance only.
+    };
+    let c = a.another_instance(long_lived_cache()).await;
+    let (token, account) = a.member().await;
+    let now = a.clock.now();
+    // Tasks on every instance write calls to the same two endpoints on days spread over 30
+    // days, one small batch at a time, each applying its rollups at once: the deltas of the same
+    // endpoints are applied side by side, some dated before days another transaction is rolling
+    // up.
+    let databases = [&a.state, &b.state, &c.state].map(|state| state.db.clone());
+    let mut writers = tokio::task::JoinSet::new();
+    for task in 0..6i64 {
+        let db = databases[task as usize % databases.len()].clone();
+        let account = account.clone();
+        writers.spawn(async move {
+            for round in 0..12i64 {
+                let events: Vec<NewEvent> = (0..2i64)
+                    .map(|i| {
+                        let days_ago = (round * 7 + i * 11 + task * 3) % 30;
+                        let endpoint = if (round + i) % 2 == 0 { "/a" } else { "/b" };
+                        let at = now - chrono::Duration::days(days_ago);
+                        let status = if i == 0 { 200 } else { 500 };
+                        api_call(&account, at, "GET", endpoint, status, 5 + round * 40)
+                    })
+                    .collect();
+                let events: Vec<&NewEvent> = events.iter().collect();
+                recorder::write_batch(&db, &events, &[])
+                    .await
+                    .expect("written");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer task");
+    }
+
+    let raw = a.raw_events(&account).await;
+    assert_eq!(raw.len(), 6 * 12 * 2);
+    for days in [1, 7, 30] {
+        let data = a
+            .graphql_ok(
+                Some(&token),
+                "query($d: Int!) { endpointStats(days: $d, limit: 10) {
+                    endpoint method totalCalls requests failedCalls avgResponseTimeMs p95ResponseTimeMs } }",
+                json!({ "d": days }),
+            )
+            .await;
+        let expected = naive_endpoint_stats(&raw, now, days, 10);
+        compare_endpoint_stats(&data["endpointStats"], &expected)
+            .unwrap_or_else(|difference| panic!("{days} days: {difference}"));
+    }
+}

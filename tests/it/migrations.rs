@@ -427,7 +427,8 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
         .await;
     }
 
-    Migrator::up(db, None).await.expect("migrate up");
+    // Only the weekly migration: a later one replaces its table.
+    Migrator::up(db, Some(1)).await.expect("migrate up");
     let query = select(
         "usage_weekly_endpoints",
         &[
@@ -441,7 +442,30 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
     )
     .order_by(Alias::new("week"), sea_orm::Order::Asc)
     .to_owned();
-    let weeks: Vec<(String, i64, i64, i64, Counts)> = rows(db, &query)
+    let weeks = summed_rows(db, &query).await;
+    assert_eq!(
+        weeks,
+        [
+            (
+                "2026-11-09".to_owned(),
+                60,
+                6,
+                200,
+                Counts::from([(12, 3), (40, 3)])
+            ),
+            ("2026-11-16".to_owned(), 10, 1, 100, Counts::from([(7, 1)])),
+        ]
+    );
+    Migrator::up(db, None).await.expect("migrate up again");
+}
+
+/// (day or week, calls, requests, latency sum, latency histogram) rows of `query`, which selects
+/// those columns.
+async fn summed_rows(
+    db: &DatabaseConnection,
+    query: &SelectStatement,
+) -> Vec<(String, i64, i64, i64, Counts)> {
+    rows(db, query)
         .await
         .iter()
         .map(|row| {
@@ -458,20 +482,109 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
                     .collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
+    let app = TestApp::new().await;
+    let (_, _, account) = app.sign_up("running@example.com").await;
+    let db = &app.state.db;
+    revert_to_before(db, "m20261202_000001_running_endpoint_sums").await;
+
+    let days = [
+        ("/a", "2026-11-09", r#"{"12":2}"#, 2),
+        ("/b", "2026-11-10", r#"{"7":1}"#, 1),
+        ("/a", "2026-11-15", r#"{"12":1,"40":3}"#, 4),
+        ("/a", "2026-11-16", r#"{}"#, 0),
+    ];
+    for (endpoint, day, histogram, latency_count) in days {
+        insert(
+            db,
+            "usage_daily_endpoints",
+            &[
+                ("account_id", account.as_str().into()),
+                ("day", day.into()),
+                ("method", "GET".into()),
+                ("endpoint", endpoint.into()),
+                ("calls", (latency_count * 10 + 1).into()),
+                ("requests", (latency_count + 1).into()),
+                ("successes", latency_count.into()),
+                ("failures", 0i64.into()),
+                ("latency_sum_ms", (latency_count * 50).into()),
+                ("latency_count", latency_count.into()),
+                ("latency_histogram", histogram.into()),
+            ],
+        )
+        .await;
+    }
+
+    Migrator::up(db, None).await.expect("migrate up");
+    let running = |endpoint: &str| {
+        select(
+            "usage_running_endpoints",
+            &[
+                "day",
+                "calls",
+                "requests",
+                "latency_sum_ms",
+                "latency_histogram",
+            ],
+            &[("account_id", &account), ("endpoint", endpoint)],
+        )
+        .order_by(Alias::new("day"), sea_orm::Order::Asc)
+        .to_owned()
+    };
+    // Each day's row holds every day up to it.
     assert_eq!(
-        weeks,
+        summed_rows(db, &running("/a")).await,
         [
+            ("2026-11-09".to_owned(), 21, 3, 100, Counts::from([(12, 2)])),
             (
-                "2026-11-09".to_owned(),
-                60,
-                6,
-                200,
+                "2026-11-15".to_owned(),
+                62,
+                8,
+                300,
                 Counts::from([(12, 3), (40, 3)])
             ),
-            ("2026-11-16".to_owned(), 10, 1, 100, Counts::from([(7, 1)])),
+            (
+                "2026-11-16".to_owned(),
+                63,
+                9,
+                300,
+                Counts::from([(12, 3), (40, 3)])
+            ),
         ]
     );
+    assert_eq!(
+        summed_rows(db, &running("/b")).await,
+        [("2026-11-10".to_owned(), 11, 2, 50, Counts::from([(7, 1)]))]
+    );
+    let listed = select(
+        "usage_endpoints",
+        &["endpoint"],
+        &[("account_id", &account)],
+    )
+    .order_by(Alias::new("endpoint"), sea_orm::Order::Asc)
+    .to_owned();
+    let listed: Vec<String> = rows(db, &listed)
+        .await
+        .iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(listed, ["/a", "/b"]);
+
+    // Reverted, the weekly rows are back, summed from the daily ones.
+    revert_to_before(db, "m20261202_000001_running_endpoint_sums").await;
+    let weekly = select(
+        "usage_weekly_endpoints",
+        &["calls"],
+        &[("account_id", &account), ("week", "2026-11-09")],
+    )
+    .and_where(Expr::col(Alias::new("endpoint")).eq("/a"))
+    .to_owned();
+    assert_eq!(numbers(db, &weekly).await, [62]);
+    Migrator::up(db, None).await.expect("migrate up again");
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ mod counters;
 mod events;
 pub mod follower;
 mod rollups;
+mod running;
 mod store;
 
 use counters::{add_period_calls, PeriodCounts};

@@ -15,24 +15,25 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::counters::PeriodKey;
+use super::running::add_running_sums;
 use super::{statement_sizes, EventKind, NewEvent};
 use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::histogram;
 use crate::entity::{
     api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_tool,
-    usage_daily_total, usage_key_period, usage_weekly_endpoint,
+    usage_daily_total, usage_key_period,
 };
 
 /// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
 /// successes and failures are billable calls (an API call weighs its `cost`), so that what is
 /// charted is what is billed; the latency sums are per request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct CallSums {
-    calls: i64,
-    successes: i64,
-    failures: i64,
-    latency_sum_ms: i64,
-    latency_count: i64,
+pub(super) struct CallSums {
+    pub(super) calls: i64,
+    pub(super) successes: i64,
+    pub(super) failures: i64,
+    pub(super) latency_sum_ms: i64,
+    pub(super) latency_count: i64,
 }
 
 impl CallSums {
@@ -58,17 +59,17 @@ impl CallSums {
     }
 }
 
-/// Sums to add to one daily endpoint rollup row.
+/// Sums to add to one daily endpoint rollup row (and to the endpoint's running sums).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct EndpointDelta {
-    sums: CallSums,
+pub(super) struct EndpointDelta {
+    pub(super) sums: CallSums,
     /// API calls (events), whatever their cost.
-    requests: i64,
-    latency_buckets: histogram::Counts,
+    pub(super) requests: i64,
+    pub(super) latency_buckets: histogram::Counts,
 }
 
 impl EndpointDelta {
-    fn absorb(&mut self, other: EndpointDelta) {
+    pub(super) fn absorb(&mut self, other: EndpointDelta) {
         self.sums.absorb(other.sums);
         self.requests += other.requests;
         for (bucket, count) in other.latency_buckets {
@@ -88,7 +89,7 @@ impl EndpointDelta {
 }
 
 /// (account, day, method, endpoint)
-type EndpointKey = (String, String, String, String);
+pub(super) type EndpointKey = (String, String, String, String);
 /// (account, day, kind, skill, tool)
 type ToolKey = (String, String, String, String, String);
 /// (day, skill, platform, version); unknown values are empty.
@@ -462,55 +463,8 @@ pub(super) async fn upsert_rollups(
         upsert(txn, endpoints, on_conflict).await?;
     }
 
-    // The same sums per ISO week, for windows of many days.
-    let mut weekly: BTreeMap<EndpointKey, EndpointDelta> = BTreeMap::new();
-    for ((account, day, method, endpoint), delta) in &rollups.endpoints {
-        let key = (
-            account.clone(),
-            week_of(day),
-            method.clone(),
-            endpoint.clone(),
-        );
-        weekly.entry(key).or_default().absorb(delta.clone());
-    }
-    let weeks =
-        weekly.iter().map(
-            |((account, week, method, endpoint), d)| usage_weekly_endpoint::Model {
-                account_id: account.clone(),
-                week: week.clone(),
-                method: method.clone(),
-                endpoint: endpoint.clone(),
-                calls: d.sums.calls,
-                requests: d.requests,
-                successes: d.sums.successes,
-                failures: d.sums.failures,
-                latency_sum_ms: d.sums.latency_sum_ms,
-                latency_count: d.sums.latency_count,
-                latency_histogram: histogram::to_json(&d.latency_buckets),
-            },
-        );
-    {
-        use usage_weekly_endpoint::Column;
-        let on_conflict = endpoint_upsert(
-            txn.get_database_backend(),
-            [
-                Column::AccountId,
-                Column::Week,
-                Column::Method,
-                Column::Endpoint,
-            ],
-            [
-                Column::Calls,
-                Column::Requests,
-                Column::Successes,
-                Column::Failures,
-                Column::LatencySumMs,
-                Column::LatencyCount,
-            ],
-            Column::LatencyHistogram,
-        );
-        upsert(txn, weeks, on_conflict).await?;
-    }
+    // The same sums over every day so far, for windows of many days.
+    add_running_sums(txn, &rollups.endpoints).await?;
 
     let daily = rollups
         .daily
@@ -650,7 +604,7 @@ pub(super) async fn upsert_rollups(
     Ok(())
 }
 
-/// The upsert of an endpoint rollup row (daily or weekly): its sums added, its latency histograms
+/// The upsert of a daily endpoint rollup row: its sums added, its latency histograms
 /// merged bucket by bucket.
 fn endpoint_upsert<C: ColumnTrait>(
     backend: sea_orm::DatabaseBackend,
@@ -661,13 +615,6 @@ fn endpoint_upsert<C: ColumnTrait>(
     let mut on_conflict = adding(keys, added);
     on_conflict.value(histogram, dialect::merge_histograms(backend, histogram));
     on_conflict
-}
-
-/// The ISO week (its Monday, `YYYY-MM-DD`) of a `YYYY-MM-DD` day.
-fn week_of(day: &str) -> String {
-    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map(|day| crate::domain::analytics::day_key(crate::domain::analytics::week_start(day)))
-        .unwrap_or_else(|_| day.to_owned())
 }
 
 /// `ON CONFLICT (keys) DO UPDATE` adding the proposed value of each `added` column to the stored

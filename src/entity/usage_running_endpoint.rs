@@ -1,18 +1,20 @@
 use sea_orm::entity::prelude::*;
 
-/// API calls of one account in one ISO week (its Monday, `YYYY-MM-DD`) to one (method, endpoint):
-/// the sums of the week's daily endpoint rollups.
+/// API calls of one account to one (method, endpoint) on every UTC day up to and including `day`
+/// (`YYYY-MM-DD`): the running sums of the daily endpoint rollups, one row for each day that has
+/// calls. A window's sums are the row at its last day less the row before its first day, so any
+/// window reads two rows per endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "usage_weekly_endpoints")]
+#[sea_orm(table_name = "usage_running_endpoints")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub account_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub week: String,
-    #[sea_orm(primary_key, auto_increment = false)]
     pub method: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub endpoint: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub day: String,
     /// Billable calls: each API call weighs its `cost`.
     pub calls: i64,
     /// API calls (requests), one per event whatever its cost.
