@@ -19,6 +19,7 @@ mod m20261130_000001_rollup_deltas;
 mod m20261130_000002_weekly_endpoint_rollups;
 mod m20261201_000001_key_rollups;
 mod m20261202_000001_running_endpoint_sums;
+mod m20261202_000002_overall_daily_calls;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_weekly_endpoint_rollups::Migration),
             Box::new(m20261201_000001_key_rollups::Migration),
             Box::new(m20261202_000001_running_endpoint_sums::Migration),
+            Box::new(m20261202_000002_overall_daily_calls::Migration),
         ]
     }
 }

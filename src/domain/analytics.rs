@@ -28,8 +28,8 @@ use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::plans::PlanCode;
 use crate::entity::{
-    account, plan, usage_daily_install, usage_daily_tool, usage_daily_total, usage_endpoint,
-    usage_period, usage_running_endpoint,
+    account, plan, usage_daily_install, usage_daily_overall, usage_daily_tool, usage_daily_total,
+    usage_endpoint, usage_period, usage_running_endpoint,
 };
 
 /// What `endpointStats` shows for a call reported without a method or an endpoint (a verify
@@ -608,19 +608,19 @@ pub async fn overview(db: &DatabaseConnection, now: DateTime<Utc>) -> DomainResu
     let today = now.date_naive();
     let month_start = today.with_day(1).unwrap_or(today);
     let (today, month_start) = (day_key(today), day_key(month_start));
-    // One row per account and day: API calls and tool uses together.
+    // One row per day: API calls and tool uses of all accounts together.
     let calls_today: Expr = Expr::case(
-        usage_daily_total::Column::Day.eq(today.as_str()),
-        usage_daily_total::Column::Calls.into_expr(),
+        usage_daily_overall::Column::Day.eq(today.as_str()),
+        usage_daily_overall::Column::Calls.into_expr(),
     )
     .finally(0i64)
     .into();
-    let calls: Option<(i64, i64)> = usage_daily_total::Entity::find()
+    let calls: Option<(i64, i64)> = usage_daily_overall::Entity::find()
         .select_only()
         .expr(total(calls_today))
-        .expr(total(usage_daily_total::Column::Calls))
-        .filter(usage_daily_total::Column::Day.gte(month_start))
-        .filter(usage_daily_total::Column::Day.lte(today))
+        .expr(total(usage_daily_overall::Column::Calls))
+        .filter(usage_daily_overall::Column::Day.gte(month_start))
+        .filter(usage_daily_overall::Column::Day.lte(today))
         .into_tuple()
         .one(db)
         .await?;

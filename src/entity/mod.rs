@@ -11,6 +11,7 @@ pub mod setting;
 pub mod usage_daily_endpoint;
 pub mod usage_daily_install;
 pub mod usage_daily_key;
+pub mod usage_daily_overall;
 pub mod usage_daily_tool;
 pub mod usage_daily_total;
 pub mod usage_endpoint;

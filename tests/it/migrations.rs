@@ -671,3 +671,39 @@ async fn key_rollups_are_filled_from_the_stored_events() {
         .collect();
     assert_eq!(periods, [(november.0, 9)]);
 }
+
+#[tokio::test]
+async fn overall_daily_calls_are_filled_from_the_daily_totals() {
+    let app = TestApp::new().await;
+    let (_, _, first) = app.sign_up("overall-1@example.com").await;
+    let (_, _, second) = app.sign_up("overall-2@example.com").await;
+    let db = &app.state.db;
+    revert_to_before(db, "m20261202_000002_overall_daily_calls").await;
+
+    for (account, day, calls) in [
+        (&first, "2026-11-29", 4i64),
+        (&second, "2026-11-29", 7),
+        (&second, "2026-11-30", 2),
+    ] {
+        insert(
+            db,
+            "usage_daily_totals",
+            &[
+                ("account_id", account.as_str().into()),
+                ("day", day.into()),
+                ("calls", calls.into()),
+                ("successes", calls.into()),
+                ("failures", 0i64.into()),
+                ("latency_sum_ms", 0i64.into()),
+                ("latency_count", 0i64.into()),
+            ],
+        )
+        .await;
+    }
+
+    Migrator::up(db, None).await.expect("migrate up");
+    for (day, calls) in [("2026-11-29", 11), ("2026-11-30", 2)] {
+        let query = select("usage_daily_overall", &["calls"], &[("day", day)]);
+        assert_eq!(numbers(db, &query).await, [calls], "{day}");
+    }
+}

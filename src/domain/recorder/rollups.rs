@@ -20,8 +20,8 @@ use super::{statement_sizes, EventKind, NewEvent};
 use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::histogram;
 use crate::entity::{
-    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_tool,
-    usage_daily_total, usage_key_period,
+    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_overall,
+    usage_daily_tool, usage_daily_total, usage_key_period,
 };
 
 /// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
@@ -489,6 +489,22 @@ pub(super) async fn upsert_rollups(
             Column::LatencyCount,
         ];
         upsert(txn, daily, adding(keys, added)).await?;
+    }
+
+    // The same calls over all accounts, per day.
+    let mut overall: BTreeMap<&str, i64> = BTreeMap::new();
+    for ((_, day), sums) in &rollups.daily {
+        *overall.entry(day.as_str()).or_default() += sums.calls;
+    }
+    let overall = overall
+        .into_iter()
+        .map(|(day, calls)| usage_daily_overall::Model {
+            day: day.to_owned(),
+            calls,
+        });
+    {
+        use usage_daily_overall::Column;
+        upsert(txn, overall, adding([Column::Day], [Column::Calls])).await?;
     }
 
     let tools = rollups
