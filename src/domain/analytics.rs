@@ -360,11 +360,26 @@ fn window_sums(
     let latest = |table: &str, bound: Expr| {
         let mut latest = Query::select();
         latest
-            .expr(Func::max(of("x", Running::Day)))
             .from_as(usage_running_endpoint::Entity, Alias::new("x"))
             .cond_where(same_endpoint("x"))
             .and_where(bound);
-        same_endpoint(table).add(of(table, Running::Day).eq(Expr::from(latest)))
+        match backend {
+            // The row's key, then the row by its key.
+            DatabaseBackend::Postgres => {
+                latest.expr(Func::max(of("x", Running::Day)));
+                same_endpoint(table).add(of(table, Running::Day).eq(Expr::from(latest)))
+            }
+            // The row's rowid, read from the primary-key index with the day: one walk of that
+            // index fewer per lookup (a third of the statement's time).
+            _ => {
+                let rowid = |table: &str| Expr::col((Alias::new(table), Alias::new("rowid")));
+                latest
+                    .expr(rowid("x"))
+                    .order_by_expr(of("x", Running::Day), Order::Desc)
+                    .limit(1);
+                sea_orm::Condition::all().add(rowid(table).eq(Expr::from(latest)))
+            }
+        }
     };
     let in_window =
         |column: Running| of("hi", column).sub(Func::coalesce([of("lo", column), Expr::val(0i64)]));
