@@ -21,7 +21,7 @@ use sea_orm::{
 };
 
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
-use crate::domain::dialect::{byte_ordered, join_in_written_order, total};
+use crate::domain::dialect::{byte_ordered, join_in_written_order, latest_row, total};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
 use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
@@ -358,28 +358,19 @@ fn window_sums(
     };
     // The endpoint's row of the latest day matching `bound`.
     let latest = |table: &str, bound: Expr| {
-        let mut latest = Query::select();
-        latest
+        let mut candidates = Query::select();
+        candidates
             .from_as(usage_running_endpoint::Entity, Alias::new("x"))
             .cond_where(same_endpoint("x"))
             .and_where(bound);
-        match backend {
-            // The row's key, then the row by its key.
-            DatabaseBackend::Postgres => {
-                latest.expr(Func::max(of("x", Running::Day)));
-                same_endpoint(table).add(of(table, Running::Day).eq(Expr::from(latest)))
-            }
-            // The row's rowid, read from the primary-key index with the day: one walk of that
-            // index fewer per lookup (a third of the statement's time).
-            _ => {
-                let rowid = |table: &str| Expr::col((Alias::new(table), Alias::new("rowid")));
-                latest
-                    .expr(rowid("x"))
-                    .order_by_expr(of("x", Running::Day), Order::Desc)
-                    .limit(1);
-                sea_orm::Condition::all().add(rowid(table).eq(Expr::from(latest)))
-            }
-        }
+        latest_row(
+            backend,
+            table,
+            same_endpoint(table),
+            candidates,
+            "x",
+            Running::Day,
+        )
     };
     let in_window =
         |column: Running| of("hi", column).sub(Func::coalesce([of("lo", column), Expr::val(0i64)]));

@@ -4,7 +4,7 @@
 //! what the backends' error codes mean.
 
 use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, Func, IntoIden, JoinType, SelectStatement,
+    Alias, Condition, DynIden, Expr, ExprTrait, Func, IntoIden, JoinType, Order, SelectStatement,
 };
 use sea_orm::{ColumnTrait, DatabaseBackend, IntoSimpleExpr};
 
@@ -68,6 +68,37 @@ pub fn join_in_written_order(
                 Condition::all(),
             );
             query.cond_where(on);
+        }
+    }
+}
+
+/// Picks the row of `alias` with the latest `day` among `candidates`, rows of the same table
+/// read as `candidate` (with their key and bounds in `WHERE`): `same_key` says that `alias` has
+/// the candidates' key. PostgreSQL finds the latest day, then the row by its key. SQLite reads
+/// the latest candidate's rowid from the key's index together with the day and the row by it:
+/// one walk of that index fewer per lookup.
+pub fn latest_row(
+    backend: DatabaseBackend,
+    alias: &str,
+    same_key: Condition,
+    mut candidates: SelectStatement,
+    candidate: &str,
+    day: impl IntoIden,
+) -> Condition {
+    let day = day.into_iden();
+    let column = |table: &str, name: DynIden| Expr::col((Alias::new(table), name));
+    match backend {
+        DatabaseBackend::Postgres => {
+            candidates.expr(Func::max(column(candidate, day.clone())));
+            same_key.add(column(alias, day).eq(Expr::from(candidates)))
+        }
+        _ => {
+            let rowid = || Alias::new("rowid").into_iden();
+            candidates
+                .expr(column(candidate, rowid()))
+                .order_by_expr(column(candidate, day), Order::Desc)
+                .limit(1);
+            Condition::all().add(column(alias, rowid()).eq(Expr::from(candidates)))
         }
     }
 }

@@ -407,24 +407,8 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
         ("2026-11-16", r#"{"7":1}"#, 1),
     ];
     for (day, histogram, latency_count) in days {
-        insert(
-            db,
-            "usage_daily_endpoints",
-            &[
-                ("account_id", account.as_str().into()),
-                ("day", day.into()),
-                ("method", "GET".into()),
-                ("endpoint", "/a".into()),
-                ("calls", (latency_count * 10).into()),
-                ("requests", latency_count.into()),
-                ("successes", latency_count.into()),
-                ("failures", 0i64.into()),
-                ("latency_sum_ms", 100i64.into()),
-                ("latency_count", latency_count.into()),
-                ("latency_histogram", histogram.into()),
-            ],
-        )
-        .await;
+        let sums = [latency_count * 10, latency_count, 100, latency_count];
+        insert_daily_endpoint(db, &account, "/a", day, sums, histogram).await;
     }
 
     // Only the weekly migration: a later one replaces its table.
@@ -457,6 +441,36 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
         ]
     );
     Migrator::up(db, None).await.expect("migrate up again");
+}
+
+/// A `usage_daily_endpoints` row for GET `endpoint` in today's columns: its calls, requests,
+/// latency sum and latency count, every call with a latency a success, none failed.
+async fn insert_daily_endpoint(
+    db: &DatabaseConnection,
+    account: &str,
+    endpoint: &str,
+    day: &str,
+    [calls, requests, latency_sum_ms, latency_count]: [i64; 4],
+    histogram: &str,
+) {
+    insert(
+        db,
+        "usage_daily_endpoints",
+        &[
+            ("account_id", account.into()),
+            ("day", day.into()),
+            ("method", "GET".into()),
+            ("endpoint", endpoint.into()),
+            ("calls", calls.into()),
+            ("requests", requests.into()),
+            ("successes", latency_count.into()),
+            ("failures", 0i64.into()),
+            ("latency_sum_ms", latency_sum_ms.into()),
+            ("latency_count", latency_count.into()),
+            ("latency_histogram", histogram.into()),
+        ],
+    )
+    .await;
 }
 
 /// (day or week, calls, requests, latency sum, latency histogram) rows of `query`, which selects
@@ -499,24 +513,13 @@ async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
         ("/a", "2026-11-16", r#"{}"#, 0),
     ];
     for (endpoint, day, histogram, latency_count) in days {
-        insert(
-            db,
-            "usage_daily_endpoints",
-            &[
-                ("account_id", account.as_str().into()),
-                ("day", day.into()),
-                ("method", "GET".into()),
-                ("endpoint", endpoint.into()),
-                ("calls", (latency_count * 10 + 1).into()),
-                ("requests", (latency_count + 1).into()),
-                ("successes", latency_count.into()),
-                ("failures", 0i64.into()),
-                ("latency_sum_ms", (latency_count * 50).into()),
-                ("latency_count", latency_count.into()),
-                ("latency_histogram", histogram.into()),
-            ],
-        )
-        .await;
+        let sums = [
+            latency_count * 10 + 1,
+            latency_count + 1,
+            latency_count * 50,
+            latency_count,
+        ];
+        insert_daily_endpoint(db, &account, endpoint, day, sums, histogram).await;
     }
 
     Migrator::up(db, None).await.expect("migrate up");

@@ -648,7 +648,7 @@ pub(super) fn adding<C: ColumnTrait, const K: usize, const A: usize>(
 
 /// Multi-row `INSERT ... ON CONFLICT DO UPDATE` of `rows`, in statements of
 /// [`statement_sizes`].
-async fn upsert<M, A>(
+pub(super) async fn upsert<M, A>(
     txn: &DatabaseTransaction,
     rows: impl ExactSizeIterator<Item = M>,
     on_conflict: OnConflict,

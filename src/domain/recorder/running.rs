@@ -15,9 +15,9 @@ use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, Func, IntoIden, JoinType, OnConflict, Query, SelectStatement, Value,
     ValueTuple,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
-use super::rollups::{adding, EndpointDelta, EndpointKey};
+use super::rollups::{adding, upsert, EndpointDelta, EndpointKey};
 use super::statement_sizes;
 use crate::domain::dialect;
 use crate::domain::histogram;
@@ -111,23 +111,12 @@ async fn lock_endpoints<'a>(
     let mut on_conflict =
         OnConflict::columns([Column::AccountId, Column::Method, Column::Endpoint]);
     on_conflict.update_column(Column::Method);
-    let sizes = statement_sizes(endpoints.len());
-    let mut endpoints = endpoints;
-    for size in sizes {
-        let rows = endpoints
-            .by_ref()
-            .take(size)
-            .map(|(account, method, endpoint)| usage_endpoint::ActiveModel {
-                account_id: sea_orm::Set(account.clone()),
-                method: sea_orm::Set(method.clone()),
-                endpoint: sea_orm::Set(endpoint.clone()),
-            });
-        let insert = usage_endpoint::Entity::insert_many(rows)
-            .on_conflict(on_conflict.clone())
-            .into_query();
-        txn.execute(&insert).await?;
-    }
-    Ok(())
+    let rows = endpoints.map(|(account, method, endpoint)| usage_endpoint::Model {
+        account_id: account.clone(),
+        method: method.clone(),
+        endpoint: endpoint.clone(),
+    });
+    upsert(txn, rows, on_conflict).await
 }
 
 /// A column of a derived table.
