@@ -61,6 +61,17 @@ impl TestResponse {
     }
 }
 
+/// The service's ERROR lines (an internal error's cause among them) go to the test's captured
+/// output, so a test that fails on an `INTERNAL` answer shows what was behind it. Lines from
+/// threads other than the test's (the SQLite writer's) are printed as they come.
+fn show_service_errors_with_failures() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::ERROR)
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
 /// The database of one test: a SQLite file in a temporary directory, or, when
 /// `TALLY_TEST_DATABASE_URL` points at a PostgreSQL server, a database of its own on that server,
 /// dropped again when the test ends (passed or failed).
@@ -190,6 +201,7 @@ impl TestApp {
     }
 
     pub async fn with_config(config: Config) -> Self {
+        show_service_errors_with_failures();
         let (test_db, db) = TestDb::migrated().await;
         let clock = ManualClock::new(default_start());
         let state = AppState::with_clock(db, config, b"test secret", Arc::new(clock.clone()));
