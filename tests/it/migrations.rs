@@ -42,14 +42,10 @@ async fn insert_endpoint_row(
     endpoint: &str,
     [calls, successes, failures, latency_sum_ms, latency_count]: [i64; 5],
 ) {
-    insert(
+    insert_get_endpoint_row(
         db,
-        "usage_daily_endpoints",
+        (account, day, endpoint),
         &[
-            ("account_id", account.into()),
-            ("day", day.into()),
-            ("method", "GET".into()),
-            ("endpoint", endpoint.into()),
             ("calls", calls.into()),
             ("successes", successes.into()),
             ("failures", failures.into()),
@@ -58,6 +54,22 @@ async fn insert_endpoint_row(
         ],
     )
     .await;
+}
+
+/// A `usage_daily_endpoints` row for GET `endpoint` of `account` on `day`, with `columns`.
+async fn insert_get_endpoint_row(
+    db: &DatabaseConnection,
+    (account, day, endpoint): (&str, &str, &str),
+    columns: &[(&str, Value)],
+) {
+    let mut row = vec![
+        ("account_id", account.into()),
+        ("day", day.into()),
+        ("method", "GET".into()),
+        ("endpoint", endpoint.into()),
+    ];
+    row.extend_from_slice(columns);
+    insert(db, "usage_daily_endpoints", &row).await;
 }
 
 /// `columns` of the rows of `table` whose columns equal the given values, bound.
@@ -453,14 +465,10 @@ async fn insert_daily_endpoint(
     [calls, requests, latency_sum_ms, latency_count]: [i64; 4],
     histogram: &str,
 ) {
-    insert(
+    insert_get_endpoint_row(
         db,
-        "usage_daily_endpoints",
+        (account, day, endpoint),
         &[
-            ("account_id", account.into()),
-            ("day", day.into()),
-            ("method", "GET".into()),
-            ("endpoint", endpoint.into()),
             ("calls", calls.into()),
             ("requests", requests.into()),
             ("successes", latency_count.into()),
