@@ -558,12 +558,13 @@ pub async fn events(
 }
 
 /// `POST /api/install-callback`: anonymous unless a valid key comes with it; never counted.
+/// Answers the optional fields that were dropped for a wrong type or length.
 pub async fn install(
     service: &Ingestion,
     bearer: Option<&str>,
     client_address: &str,
     body: &[u8],
-) -> DomainResult<()> {
+) -> DomainResult<Vec<&'static str>> {
     let per_minute = service.settings.install_rate_limit_per_minute;
     if let RateDecision::Limited {
         retry_after_secs, ..
@@ -603,7 +604,7 @@ pub async fn install(
     };
     // Without a reservation no quota can refuse it.
     match service.recorder.record(vec![event], Vec::new()).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(install.ignored),
         Err(Unrecorded::Failed(err)) => Err(err),
         Err(Unrecorded::OverQuota(refusal)) => Err(DomainError::internal(anyhow::anyhow!(
             "an install was refused for a quota: {refusal:?}"

@@ -312,17 +312,39 @@ pub struct Install {
     pub skill_id: Option<String>,
     pub platform: Option<String>,
     pub version: Option<String>,
+    /// Fields dropped for a wrong type or length, in the order above.
+    pub ignored: Vec<&'static str>,
 }
 
+/// Reads an install leniently: an install script cannot fix what it sends, and an install is
+/// worth recording without its details, so an optional field of the wrong type or length is
+/// dropped and named in `ignored` rather than refusing the install. `""` and `null` are absent.
+/// Still refused: a body that is not a JSON object, and a NUL character (text no backend can
+/// store is `Invalid payload` on every route).
 pub fn install(value: &Value) -> Result<Install, DomainError> {
     read_object(value, |f| {
-        let skill_id = f.string("skill_id", false, 200);
-        let platform = f.string("platform", false, 50);
-        let version = f.string("version", false, 50);
+        let mut ignored = Vec::new();
+        let mut read = |field: &'static str, max_chars: usize| match f.present(field) {
+            Some(Value::String(text)) if text.is_empty() => None,
+            Some(Value::String(text)) if text.chars().count() > max_chars => {
+                ignored.push(field);
+                None
+            }
+            Some(Value::String(_)) => f.string(field, false, max_chars),
+            Some(_) => {
+                ignored.push(field);
+                None
+            }
+            None => None,
+        };
+        let skill_id = read("skill_id", 200);
+        let platform = read("platform", 50);
+        let version = read("version", 50);
         Some(Install {
             skill_id,
             platform,
             version,
+            ignored,
         })
     })
 }

@@ -68,7 +68,7 @@ async fn a_keyed_install_is_attributed_and_never_counted() {
 }
 
 #[tokio::test]
-async fn install_bodies_that_are_not_json_or_break_rules_are_400() {
+async fn install_bodies_that_are_not_json_or_not_an_object_are_400() {
     let app = TestApp::new().await;
     let bad = app.post_raw("/api/install-callback", None, &[], "{").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -76,15 +76,59 @@ async fn install_bodies_that_are_not_json_or_break_rules_are_400() {
         bad.json(),
         json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
     );
-    let long = app
-        .post_json(
-            "/api/install-callback",
-            None,
-            &json!({ "platform": "x".repeat(51) }),
-        )
+    let list = app
+        .post_json("/api/install-callback", None, &json!(["code-review"]))
         .await;
-    assert_eq!(long.status, StatusCode::BAD_REQUEST);
-    assert!(long.json()["details"]["platform"].is_array());
+    assert_eq!(list.status, StatusCode::BAD_REQUEST);
+    assert_eq!(list.json()["code"], "INVALID_PAYLOAD");
+    assert_eq!(tables::stored_events_in_total(&app.state.db).await, 0);
+}
+
+#[tokio::test]
+async fn an_install_with_a_bad_optional_field_is_recorded_without_it() {
+    let app = TestApp::new().await;
+    let install = |body: serde_json::Value| {
+        let app = &app;
+        async move { app.post_json("/api/install-callback", None, &body).await }
+    };
+    let wrong_type = install(json!({ "skill_id": 123, "platform": "linux" })).await;
+    assert_eq!(wrong_type.status, StatusCode::OK);
+    assert_eq!(
+        wrong_type.json(),
+        json!({ "recorded": true, "ignored": ["skill_id"] })
+    );
+    let several = install(json!({
+        "skill_id": "code-review", "platform": {}, "version": "v".repeat(51)
+    }))
+    .await;
+    assert_eq!(several.status, StatusCode::OK);
+    assert_eq!(
+        several.json(),
+        json!({ "recorded": true, "ignored": ["platform", "version"] })
+    );
+    // Empty and null fields are absent, not ignored.
+    let blank = install(json!({ "skill_id": "", "platform": null })).await;
+    assert_eq!(blank.json(), json!({ "recorded": true }));
+
+    let stored = tables::anonymous_events(&app.state.db).await;
+    assert_eq!(stored.len(), 3);
+    let first = stored
+        .iter()
+        .find(|e| {
+            e.skill_id.is_none() && e.metadata.as_deref().is_some_and(|m| m.contains("linux"))
+        })
+        .expect("the install with a numeric skill id, recorded with its platform");
+    assert_eq!(first.kind, "INSTALL");
+    let second = stored
+        .iter()
+        .find(|e| e.skill_id.as_deref() == Some("code-review"))
+        .expect("the install with a bad platform and version");
+    let metadata: serde_json::Value =
+        serde_json::from_str(second.metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        metadata,
+        json!({ "source": "install-script", "platform": null, "version": null })
+    );
 }
 
 #[tokio::test]
