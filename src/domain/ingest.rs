@@ -559,9 +559,15 @@ pub async fn events(
 
 /// `POST /api/install-callback`: anonymous unless a valid key comes with it; never counted.
 /// Answers the optional fields that were dropped for a wrong type or length.
+///
+/// A key attributes the install only when the body's signature is one the key would accept on
+/// `/api/track`: a key that requires signatures needs a signed body, and a wrong signature is never
+/// trusted. Otherwise the install is still recorded, as nobody's — the key alone does not show
+/// that its owner sent it.
 pub async fn install(
     service: &Ingestion,
     bearer: Option<&str>,
+    signature: Option<&[u8]>,
     client_address: &str,
     body: &[u8],
 ) -> DomainResult<Vec<&'static str>> {
@@ -580,7 +586,9 @@ pub async fn install(
     let now = service.clock.now();
     let caller = match bearer {
         Some(token) => match authenticate(service, Some(token), Route::Verify).await {
-            Ok(caller) => Some(caller),
+            Ok(caller) => check_signature(&caller, body, signature)
+                .ok()
+                .map(|()| caller),
             Err(DomainError::Unauthenticated(_)) => None,
             Err(other) => return Err(other),
         },

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::domain::ingest;
 use crate::http::bodies::{ErrorBody, InstallRecorded};
 use crate::http::client::ClientAddress;
-use crate::http::ingest::bearer;
+use crate::http::ingest::{bearer, signature};
 use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; `domain::payload::install` reads it.
@@ -34,12 +34,14 @@ pub struct InstallRequest {
 }
 
 /// Records an install; a valid key attributes it to its account, a missing or invalid one
-/// records it anonymously.
+/// records it anonymously. A key that requires signatures attributes only a signed body.
 #[utoipa::path(
     post,
     path = "/api/install-callback",
     tag = "hooks",
     security((), ("bearer" = [])),
+    params(("X-Tally-Signature" = Option<String>, Header,
+        description = "`sha256=<hex>`: HMAC-SHA256 of the raw body keyed with the API key. Without it, a key that requires signatures does not attribute the install (recorded anonymously); a wrong one never does")),
     request_body(content = InstallRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded; `ignored` names optional fields dropped for a wrong type or length", body = InstallRecorded),
@@ -55,7 +57,14 @@ pub async fn install_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::install(&state.ingestion, bearer(&headers), &client, &body).await {
+    let install = ingest::install(
+        &state.ingestion,
+        bearer(&headers),
+        signature(&headers),
+        &client,
+        &body,
+    );
+    match install.await {
         Ok(ignored) => Json(InstallRecorded {
             recorded: true,
             ignored,

@@ -68,6 +68,37 @@ async fn a_keyed_install_is_attributed_and_never_counted() {
 }
 
 #[tokio::test]
+async fn a_key_that_requires_signatures_attributes_only_signed_installs() {
+    use tally::domain::signature::sign;
+    let app = TestApp::new().await;
+    let m = app.member_with_key(true).await;
+    let body = json!({ "skill_id": "code-review" }).to_string();
+    let install = |headers: Vec<(&'static str, String)>| {
+        let (app, key, body) = (&app, m.key.clone(), body.clone());
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.post_raw("/api/install-callback", Some(&key), &headers, body)
+                .await
+        }
+    };
+    // Unsigned, or signed wrongly: anyone holding the key could have sent it, so it is
+    // recorded, but as nobody's.
+    let unsigned = install(vec![]).await;
+    assert_eq!(unsigned.status, StatusCode::OK);
+    assert_eq!(unsigned.json(), json!({ "recorded": true }));
+    let forged = install(vec![("x-tally-signature", "sha256=00".to_owned())]).await;
+    assert_eq!(forged.status, StatusCode::OK);
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    assert_eq!(tables::anonymous_events(&app.state.db).await.len(), 2);
+
+    let signed = install(vec![("x-tally-signature", sign(&m.key, body.as_bytes()))]).await;
+    assert_eq!(signed.status, StatusCode::OK);
+    assert_eq!(app.stored_events(&m.account_id).await, 1);
+    assert_eq!(tables::anonymous_events(&app.state.db).await.len(), 2);
+}
+
+#[tokio::test]
 async fn install_bodies_that_are_not_json_or_not_an_object_are_400() {
     let app = TestApp::new().await;
     let bad = app.post_raw("/api/install-callback", None, &[], "{").await;
