@@ -104,6 +104,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
         webhook::apply_event(&state.db, &state.invalidation, &event, now).await
     }
     .await;
+    if let Ok(Outcome::Ignored(reason)) = result {
+        state.metrics.billing_event_ignored(reason.as_str());
+    }
     match result {
         Ok(outcome) => Json(WebhookReceived {
             received: true,
