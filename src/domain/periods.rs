@@ -1,12 +1,14 @@
 //! Billing periods: calendar months in UTC, `[start, end)`, unless the billing provider gave the
 //! account its own subscription period. An account's periods never overlap: the provider's period
-//! cuts the calendar months around it ([`layout`]).
+//! cuts the calendar months around it ([`layout`]), and taking one moves the calls already counted
+//! in its time into it ([`placement`]).
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 use crate::entity::account;
 
 pub mod layout;
+pub mod placement;
 
 pub use layout::Layout;
 

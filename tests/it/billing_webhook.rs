@@ -378,7 +378,8 @@ async fn subscription_updates_set_the_billing_period_and_plan() {
     assert_eq!(row.billing_period_end, Some(end));
     assert_eq!(row.billing_customer_id.as_deref(), Some("cus_p"));
 
-    // Without metadata.plan, only the period moves.
+    // At the renewal, without metadata.plan, only the period moves.
+    app.clock.set(end);
     let next_end = Utc.with_ymd_and_hms(2027, 1, 3, 0, 0, 0).unwrap();
     let renewal = event(
         "evt_upd2",

@@ -42,6 +42,18 @@ pub fn subscription_updated(
     })
 }
 
+/// A `customer.subscription.deleted` event for `account_id`.
+pub fn subscription_deleted(id: &str, created: DateTime<Utc>, account_id: &str) -> Value {
+    json!({
+        "id": id, "object": "event", "type": "customer.subscription.deleted",
+        "created": created.timestamp(),
+        "data": { "object": {
+            "object": "subscription", "customer": format!("cus_{account_id}"), "status": "canceled",
+            "metadata": { "account_id": account_id }
+        } }
+    })
+}
+
 impl TestApp {
     /// Delivers `event` to the billing webhook, signed now with [`WEBHOOK_SECRET`].
     pub async fn billing_event(&self, event: &Value) -> TestResponse {

@@ -12,6 +12,8 @@ use super::event::{change_of, plan_value, Event, Ignored, Target};
 use crate::domain::accounts;
 use crate::domain::error::DomainResult;
 use crate::domain::invalidation::{Change, Invalidation};
+use crate::domain::periods::placement::{self, ProviderPeriod};
+use crate::domain::periods::BillingPeriod;
 use crate::entity::{account, billing_webhook_event};
 
 /// How long applied event ids are kept. The provider retries a failed delivery for a few days,
@@ -129,21 +131,37 @@ pub async fn apply_event(
             accounts::set_plan(&txn, &account.id, plan, now).await?;
         }
     }
+    let placed = match change.period {
+        Some(asked) => {
+            let asked = match asked {
+                Some((start, end)) => ProviderPeriod::Set(BillingPeriod { start, end }),
+                None => ProviderPeriod::End,
+            };
+            placement::place(&txn, &account, asked, now).await?
+        }
+        None => None,
+    };
     let account_id = account.id.clone();
     let mut row: account::ActiveModel = account.into();
     row.billing_event_created_at = Set(Some(event.created));
     if let Some(customer) = change.customer {
         row.billing_customer_id = Set(Some(customer));
     }
-    if let Some(period) = change.period {
-        row.billing_period_start = Set(period.map(|(start, _)| start));
-        row.billing_period_end = Set(period.map(|(_, end)| end));
+    if let Some(period) = placed {
+        row.billing_period_start = Set(Some(period.start));
+        row.billing_period_end = Set(Some(period.end));
     }
     row.update(&txn).await?;
     txn.commit().await?;
 
-    // The cached account and plan behind every key are stale now; read them again.
+    // The cached account and plan behind every key are stale now; read them again. Calls moved
+    // between periods: every instance reads the period counters again.
     invalidation.announce(db, Change::AllKeys).await;
+    if placed.is_some() {
+        invalidation
+            .announce(db, Change::Usage(account_id.clone()))
+            .await;
+    }
     tracing::info!(
         event_id = %event.id,
         event_type = %event.kind,

@@ -147,7 +147,8 @@ pub(super) struct Change {
     pub(super) target: Target,
     pub(super) customer: Option<String>,
     pub(super) plan: Option<PlanCode>,
-    /// `Some(None)` returns the account to calendar-month periods.
+    /// `Some(Some(..))` sets the provider's period; `Some(None)` ends it (the subscription is
+    /// gone) and calendar months follow.
     pub(super) period: Option<Option<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
