@@ -628,3 +628,55 @@ async fn a_provider_period_never_reaches_into_invoiced_time_nor_begins_after_now
     );
     assert_periods_apart(&app, &m.account_id, 3).await;
 }
+
+#[tokio::test]
+async fn a_billing_run_during_a_change_of_period_bills_the_periods_as_they_end_up() {
+    use sea_orm::{EntityTrait, QuerySelect, TransactionTrait};
+    use tally::domain::billing::close::close_ended_periods;
+    use tally::domain::periods::placement::{place, ProviderPeriod};
+    use tally::domain::periods::BillingPeriod;
+    use tally::entity::account;
+    let app = app().await;
+    let m = pro_member(&app).await;
+    app.clock.set(utc(2026, 11, 20, 0, 0));
+    assert_eq!(
+        track_at(&app, &m.key, app.clock.now(), "nov").await,
+        StatusCode::OK
+    );
+    let now = utc(2026, 12, 3, 0, 0);
+    app.clock.set(now);
+
+    // A provider period from 25 November is being taken (its transaction not yet committed)
+    // when a billing run starts.
+    let txn = app.state.db.begin().await.unwrap();
+    let row = account::Entity::find_by_id(m.account_id.clone())
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .unwrap()
+        .unwrap();
+    let provider = BillingPeriod {
+        start: utc(2026, 11, 25, 0, 0),
+        end: utc(2026, 12, 25, 0, 0),
+    };
+    let placed = place(&txn, &row, ProviderPeriod::Set(provider), now)
+        .await
+        .unwrap();
+    assert_eq!(placed, Some(provider));
+    let db = app.state.db.clone();
+    let run = tokio::spawn(async move { close_ended_periods(&db, now, now).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut row: account::ActiveModel = row.into();
+    row.billing_period_start = sea_orm::Set(Some(provider.start));
+    row.billing_period_end = sea_orm::Set(Some(provider.end));
+    sea_orm::ActiveModelTrait::update(row, &txn).await.unwrap();
+    txn.commit().await.unwrap();
+    run.await.unwrap().unwrap();
+
+    // November up to the provider's period, not the whole month the run would have seen.
+    let billed = invoices(&app, &m.account_id).await;
+    assert_eq!(
+        billed.iter().map(|i| (i.0, i.1, i.3)).collect::<Vec<_>>(),
+        vec![(utc(2026, 11, 10, 12, 0), provider.start, 1)]
+    );
+}

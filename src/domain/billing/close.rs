@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::domain::accounts::new_id;
@@ -73,6 +74,11 @@ pub async fn close_ended_periods(
     Ok(summary)
 }
 
+/// Invoices the account's ended periods. Most accounts have none to invoice on a given run: a
+/// look without locks finds that. Otherwise the periods are read again under the account's lock
+/// (its row on PostgreSQL, the write lock on SQLite), which a change of the provider's period
+/// holds while it lays the periods out anew: the run bills the periods as they are before that
+/// change or after it, never a period the change is cutting.
 async fn close_account(
     db: &DatabaseConnection,
     plans: &HashMap<String, plan::Model>,
@@ -80,6 +86,51 @@ async fn close_account(
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> DomainResult<RunSummary> {
+    if due_invoices(db, plans, account, as_of, now)
+        .await?
+        .is_empty()
+    {
+        return Ok(RunSummary::default());
+    }
+    let txn = crate::db::begin_read_write(db).await?;
+    let Some(account) = account::Entity::find_by_id(account.id.clone())
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(RunSummary::default());
+    };
+    let mut summary = RunSummary::default();
+    for (due, total_cents) in due_invoices(&txn, plans, &account, as_of, now).await? {
+        let inserted = invoice_row::Entity::insert(due)
+            .on_conflict(
+                OnConflict::columns([
+                    invoice_row::Column::AccountId,
+                    invoice_row::Column::PeriodStart,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted > 0 {
+            summary.invoices_created += 1;
+            summary.total_cents += total_cents;
+        }
+    }
+    txn.commit().await?;
+    Ok(summary)
+}
+
+/// The invoices (with their totals in cents) of the account's periods that ended at or before
+/// `as_of` and are not invoiced yet, oldest first.
+async fn due_invoices(
+    db: &impl ConnectionTrait,
+    plans: &HashMap<String, plan::Model>,
+    account: &account::Model,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DomainResult<Vec<(invoice_row::ActiveModel, i64)>> {
     let as_of_ms = as_of.timestamp_millis();
     let counted: Vec<usage_period::Model> = usage_period::Entity::find()
         .filter(usage_period::Column::AccountId.eq(account.id.as_str()))
@@ -93,40 +144,40 @@ async fn close_account(
         .into_iter()
         .map(|i| (i.period_start, i.period_end))
         .collect();
+    let layout = Layout::new(
+        counted.iter().map(|p| (p.period_start, p.period_end)),
+        invoiced.iter().copied(),
+        Layout::of_account(account).provider(),
+    );
+    let ended: Vec<_> = layout
+        .periods_between(account.created_at, as_of)
+        .into_iter()
+        .filter(|period| period.end <= as_of)
+        .filter_map(|counted| Some((counted, counted.since(account.created_at)?)))
+        // An invoice written before first periods started at the account's creation began with
+        // the counted period: either start means the period is billed.
+        .filter(|(counted, period)| {
+            !invoiced
+                .iter()
+                .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
+        })
+        .collect();
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
     let changes: Vec<account_plan_change::Model> = account_plan_change::Entity::find()
         .filter(account_plan_change::Column::AccountId.eq(account.id.as_str()))
         .order_by_asc(account_plan_change::Column::EffectiveAt)
         .order_by_asc(account_plan_change::Column::Id)
         .all(db)
         .await?;
-
     let calls_by_range: HashMap<(i64, i64), i64> = counted
         .iter()
         .map(|p| ((p.period_start, p.period_end), p.calls))
         .collect();
-    let layout = Layout::new(
-        counted.iter().map(|p| (p.period_start, p.period_end)),
-        invoiced.iter().copied(),
-        Layout::of_account(account).provider(),
-    );
-    let ended = layout
-        .periods_between(account.created_at, as_of)
-        .into_iter()
-        .filter(|period| period.end <= as_of);
 
-    let mut summary = RunSummary::default();
-    for counted in ended {
-        let Some(period) = counted.since(account.created_at) else {
-            continue;
-        };
-        // An invoice written before first periods started at the account's creation began with
-        // the counted period: either start means the period is billed.
-        if invoiced
-            .iter()
-            .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
-        {
-            continue;
-        }
+    let mut due = Vec::with_capacity(ended.len());
+    for (counted, period) in ended {
         let code = plan_at(&changes, period.end).unwrap_or(account.initial_plan_code.as_str());
         let plan = plans.get(code).ok_or_else(|| {
             DomainError::internal(anyhow::anyhow!(
@@ -139,7 +190,7 @@ async fn close_account(
             .copied()
             .unwrap_or(0);
         let lines = invoice::lines(plan, calls);
-        let inserted = invoice_row::Entity::insert(invoice_row::ActiveModel {
+        let invoice = invoice_row::ActiveModel {
             id: Set(new_id()),
             account_id: Set(account.id.clone()),
             period_start: Set(period.start_ms()),
@@ -153,23 +204,10 @@ async fn close_account(
             overage_cents: Set(lines.overage_cents),
             total_cents: Set(lines.total_cents),
             created_at: Set(now.timestamp_millis()),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                invoice_row::Column::AccountId,
-                invoice_row::Column::PeriodStart,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-        if inserted > 0 {
-            summary.invoices_created += 1;
-            summary.total_cents += lines.total_cents;
-        }
+        };
+        due.push((invoice, lines.total_cents));
     }
-    Ok(summary)
+    Ok(due)
 }
 
 /// The plan code in force just before `end` (a change at `end` itself belongs to the next period).
