@@ -14,7 +14,7 @@ use tower_http::trace::TraceLayer;
 use crate::graphql::{build_schema, endpoint as graphql};
 use crate::http::bodies::ErrorBody;
 use crate::http::code::ApiCode;
-use crate::http::cors::graphql_cors;
+use crate::http::cors::{self, graphql_cors};
 use crate::http::dashboard::{self, ASSETS_PREFIX};
 use crate::http::{
     access_log, billing_webhook, body, error, events, health, ingest, install, metrics, openapi,
@@ -35,7 +35,10 @@ pub fn app(state: AppState) -> Router {
         .route("/graphql", get(dashboard::graphiql).post(graphql::execute))
         .layer(Extension(schema));
     if let Some(cors) = graphql_cors(&state.config.cors_origins) {
-        graphql_routes = graphql_routes.layer(cors);
+        graphql_routes = graphql_routes.layer(middleware::from_fn_with_state(
+            cors,
+            cors::answer_listed_origins,
+        ));
     }
 
     let dashboard_routes = Router::new()
