@@ -96,10 +96,12 @@ impl Metrics {
         metrics::with_local_recorder(self.recorder.as_ref(), f);
     }
 
-    /// One answered request: counted by route and status, timed by route and method.
+    /// One answered request: counted by route and status, timed by route and method. Routes
+    /// are the router's patterns and methods one of a fixed set (`http::methods::label`);
+    /// both are cut to [`MAX_LABEL_CHARS`] all the same.
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
-        let counted = [("route", route.to_owned()), ("status", status.to_string())];
-        let timed = [("route", route.to_owned()), ("method", method.to_owned())];
+        let counted = [("route", bounded(route)), ("status", status.to_string())];
+        let timed = [("route", bounded(route)), ("method", bounded(method))];
         self.record(|| {
             metrics::counter!(REQUESTS, &counted).increment(1);
             metrics::histogram!(REQUEST_SECONDS, &timed).record(took.as_secs_f64());
@@ -143,6 +145,13 @@ impl Metrics {
     pub fn redis_up(&self, up: bool) {
         self.record(|| metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 }));
     }
+}
+
+/// Longest label value kept: every label value names a new series, kept until the process ends.
+const MAX_LABEL_CHARS: usize = 64;
+
+fn bounded(label: &str) -> String {
+    label.chars().take(MAX_LABEL_CHARS).collect()
 }
 
 /// The `# HELP` text of every metric.

@@ -17,8 +17,8 @@ use crate::http::code::ApiCode;
 use crate::http::cors::{self, graphql_cors};
 use crate::http::dashboard::{self, ASSETS_PREFIX};
 use crate::http::{
-    access_log, billing_webhook, body, error, events, health, ingest, install, metrics, openapi,
-    track, verify,
+    access_log, billing_webhook, body, error, events, health, ingest, install, methods, metrics,
+    openapi, track, verify,
 };
 use crate::state::AppState;
 
@@ -77,13 +77,15 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Before the log and the metrics, which name the method.
+                .layer(middleware::from_fn(methods::refuse_unknown_methods))
                 .layer(middleware::from_fn(access_log::log_request))
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     metrics::count_requests,
                 ))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(middleware::map_response(error::json_error_bodies))
                 .layer(TimeoutLayer::with_status_code(
@@ -105,7 +107,7 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
         .unwrap_or("-");
     tracing::info_span!(
         "request",
-        method = %request.method(),
+        method = methods::label(request.method()),
         path = %request.uri().path(),
         request_id
     )

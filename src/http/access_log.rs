@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::http::methods;
 use crate::http::metrics::route_of;
 use crate::router::REQUEST_ID;
 
@@ -17,7 +18,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = methods::label(request.method());
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -29,7 +30,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let route = route_of(&response);
     tracing::info!(
         target: "tally::access",
-        method = %method,
+        method,
         route,
         status = response.status().as_u16(),
         latency_ms,

@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod ingest;
 pub mod install;
+pub mod methods;
 pub mod metrics;
 pub mod openapi;
 pub mod track;

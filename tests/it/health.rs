@@ -463,3 +463,55 @@ async fn metrics_describe_every_series_and_time_requests_per_route() {
         .unwrap_or_else(|| panic!("no process memory figure:\n{text}"));
     assert!(resident > 0.0);
 }
+
+// ---- Methods no route has --------------------------------------------------------------------
+
+/// A request with a method of the client's choosing.
+fn with_method(method: &str, path: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method(axum::http::Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_method_no_route_has_is_refused_before_it_reaches_the_metrics() {
+    let app = TestApp::new().await;
+    let baseline = app.get("/metrics").await.body.len();
+    for i in 0..200 {
+        let method = format!("M{i}{}", "X".repeat(10_000));
+        let response = app.request(with_method(&method, "/health")).await;
+        assert_eq!(response.status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(
+            response.json(),
+            json!({ "error": "Method not implemented", "code": "METHOD_NOT_IMPLEMENTED" })
+        );
+        assert!(response.header("x-request-id").is_some());
+    }
+    for method in ["CONNECT", "PROPFIND", "get"] {
+        let response = app.request(with_method(method, "/health")).await;
+        assert_eq!(response.status, StatusCode::NOT_IMPLEMENTED, "{method}");
+    }
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert!(!text.contains("XXXX"), "a client's method became a label");
+    assert!(
+        text.len() < baseline + 4_096,
+        "/metrics grew from {baseline} to {} bytes",
+        text.len()
+    );
+
+    // Methods HTTP defines still reach the routes: 405 with the route's methods, counted.
+    for method in ["PUT", "PATCH", "DELETE", "TRACE"] {
+        let response = app.request(with_method(method, "/api/track")).await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(response.header("allow"), Some("POST"), "{method}");
+    }
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert!(
+        text.contains(
+            r#"tally_http_request_duration_seconds_count{route="/api/track",method="PATCH"} 1"#
+        ),
+        "{text}"
+    );
+}

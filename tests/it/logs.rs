@@ -117,3 +117,41 @@ fn commands_other_than_serve_are_quiet_unless_asked_and_never_colour_a_pipe() {
         "no escape codes on a pipe: {log:?}"
     );
 }
+
+#[test]
+fn methods_no_route_has_reach_neither_the_log_nor_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for i in 0..50 {
+        let method = format!("M{i}{}", "X".repeat(10_000));
+        let mut stream = server.connect();
+        write!(
+            stream,
+            "{method} /health HTTP/1.1\r\nHost: tally\r\nx-request-id: odd-method-{i}\r\n\r\n"
+        )
+        .unwrap();
+        let response = process::read_response(&mut stream).unwrap();
+        assert_eq!(response.status, 501, "{}", response.head);
+    }
+    // A request after them is logged as usual: the log has caught up when its line is there.
+    let mut stream = server.connect();
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: tally\r\nx-request-id: after-odd-methods\r\n\r\n"
+    )
+    .unwrap();
+    process::read_response(&mut stream).unwrap();
+    assert_eq!(server.logged(access_line_of("after-odd-methods")).len(), 1);
+    let odd = server.logged(|event| {
+        event["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("odd-method-"))
+            || event.to_string().contains("XXXX")
+    });
+    assert!(odd.is_empty(), "{} lines about odd methods", odd.len());
+
+    let metrics = process::get(&mut server.connect(), "/metrics").body;
+    assert!(!metrics.contains("XXXX"));
+    assert!(metrics.len() < 64 * 1024, "{} bytes", metrics.len());
+    server.stop();
+}

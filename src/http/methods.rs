@@ -1,0 +1,53 @@
+//! Request methods: the ones HTTP defines for resources reach the routes (which answer 405 with
+//! `Allow` for those they lack); any other method is refused with 501 before it is counted or
+//! logged, so a client cannot grow `/metrics` or fill the log with methods of its own making.
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::http::error::json_error;
+
+/// The methods that reach the routes, as they are named in metrics and logs.
+const KNOWN: [Method; 8] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+];
+
+/// The name of a method for a metric label or a log field: one of a fixed set, `other` for the
+/// rest (which [`refuse_unknown_methods`] keeps from getting that far).
+pub fn label(method: &Method) -> &'static str {
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
+/// Answers a method outside the known set with 501 and a JSON body, before anything else.
+pub async fn refuse_unknown_methods(request: Request, next: Next) -> Response {
+    if KNOWN.contains(request.method()) {
+        return next.run(request).await;
+    }
+    json_error(StatusCode::NOT_IMPLEMENTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_a_fixed_set() {
+        assert_eq!(label(&Method::PATCH), "PATCH");
+        assert_eq!(label(&Method::CONNECT), "other");
+        let invented = Method::from_bytes("X".repeat(10_000).as_bytes()).unwrap();
+        assert_eq!(label(&invented), "other");
+        assert_eq!(label(&Method::from_bytes(b"get").unwrap()), "other");
+    }
+}
