@@ -18,7 +18,7 @@ use crate::http::cors::{self, graphql_cors};
 use crate::http::dashboard::{self, ASSETS_PREFIX};
 use crate::http::{
     access_log, billing_webhook, body, error, events, health, ingest, install, methods, metrics,
-    openapi, track, verify,
+    openapi, request_id, track, verify,
 };
 use crate::state::AppState;
 
@@ -76,6 +76,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn(request_id::drop_unacceptable))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 // Before the log and the metrics, which name the method.

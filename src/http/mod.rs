@@ -18,5 +18,6 @@ pub mod install;
 pub mod methods;
 pub mod metrics;
 pub mod openapi;
+pub mod request_id;
 pub mod track;
 pub mod verify;

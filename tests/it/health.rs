@@ -42,6 +42,34 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let echoed = app.request(request).await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-me-123"));
 
+    // Only 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` and `-` are kept; anything else is
+    // replaced by a new id.
+    let longest = "a.B_c-9".repeat(9) + "x";
+    assert_eq!(longest.len(), 64);
+    let sent = |id: &str| {
+        axum::http::Request::get("/health")
+            .header("x-request-id", id.as_bytes())
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        app.request(sent(&longest)).await.header("x-request-id"),
+        Some(longest.as_str())
+    );
+    for refused in [
+        "",
+        "x status=500",
+        "quote\"d",
+        "tab\tbed",
+        "é",
+        &format!("{longest}y"),
+    ] {
+        let answer = app.request(sent(refused)).await;
+        let id = answer.header("x-request-id").unwrap();
+        assert_ne!(id, refused);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{refused:?} got {id}");
+    }
+
     let not_found = app.get("/nope").await;
     assert_eq!(not_found.status, StatusCode::NOT_FOUND);
     assert!(not_found.header("x-request-id").is_some());
