@@ -254,7 +254,10 @@ pub struct Config {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub auth_rate_limit_per_minute: u32,
-    pub login_attempts_per_email_per_minute: u32,
+    /// Failed `login`s a minute per (e-mail, client address)...
+    pub login_failures_per_email_and_address_per_minute: u32,
+    /// ...and per e-mail from every address together, a backstop well above the first.
+    pub login_failures_per_email_per_minute: u32,
     pub key_cache_ttl: Duration,
     /// See `ServeArgs::rollup_gather_ms`.
     pub rollup_gather: Duration,
@@ -336,8 +339,12 @@ impl std::fmt::Debug for Config {
                 &self.auth_rate_limit_per_minute,
             )
             .field(
-                "login_attempts_per_email_per_minute",
-                &self.login_attempts_per_email_per_minute,
+                "login_failures_per_email_and_address_per_minute",
+                &self.login_failures_per_email_and_address_per_minute,
+            )
+            .field(
+                "login_failures_per_email_per_minute",
+                &self.login_failures_per_email_per_minute,
             )
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("rollup_gather", &self.rollup_gather)
@@ -371,7 +378,8 @@ impl Default for Config {
             jwt_issuer: "tally".to_owned(),
             jwt_audience: "tally".to_owned(),
             auth_rate_limit_per_minute: 30,
-            login_attempts_per_email_per_minute: 10,
+            login_failures_per_email_and_address_per_minute: 10,
+            login_failures_per_email_per_minute: 100,
             key_cache_ttl: Duration::from_secs(5),
             rollup_gather: crate::domain::recorder::follower::GATHER,
             request_timeout: Duration::from_secs(30),

@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::domain::auth::{AuthLimiter, JwtKeys, TokenSettings};
+use crate::domain::auth::{AuthLimiter, FailureLimits, JwtKeys, TokenSettings};
 use crate::domain::ingest::{IngestSettings, Ingestion};
 use crate::domain::invalidation::{Invalidation, Listening};
 use crate::domain::keys::KeyCache;
@@ -71,7 +71,11 @@ impl AppState {
         let keys = KeyCache::new(config.key_cache_ttl);
         let auth_limiter = Arc::new(AuthLimiter::new(
             config.auth_rate_limit_per_minute,
-            config.login_attempts_per_email_per_minute,
+            FailureLimits {
+                per_email_and_address_per_minute: config
+                    .login_failures_per_email_and_address_per_minute,
+                per_email_per_minute: config.login_failures_per_email_per_minute,
+            },
             clock.clone(),
         ));
         let metrics = Metrics::new();

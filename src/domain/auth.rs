@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::domain::error::{Context, DomainError, DomainResult};
+use crate::domain::login_failures::{Attempt, LoginFailures};
 use crate::domain::ratelimit::ServiceClock;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -177,53 +178,73 @@ impl JwtKeys {
 type KeyedLimiter =
     RateLimiter<String, DashMapStateStore<String>, ServiceClock, NoOpMiddleware<Nanos>>;
 
-/// Limits on `login` and `signUp`: per client address (both together) and per e-mail (`login`).
+/// Limits on `login` and `signUp`: attempts per client address (both together), and failed
+/// `login`s per e-mail and client address with a per-e-mail backstop ([`LoginFailures`]).
 pub struct AuthLimiter {
     per_address: KeyedLimiter,
-    per_email: KeyedLimiter,
+    failures: LoginFailures,
     clock: ServiceClock,
 }
 
 impl AuthLimiter {
     pub fn new(
         per_address_per_minute: u32,
-        per_email_per_minute: u32,
+        failures: FailureLimits,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let failures = LoginFailures::new(
+            failures.per_email_and_address_per_minute,
+            failures.per_email_per_minute,
+            clock.clone(),
+        );
         let clock = ServiceClock(clock);
-        let limiter = |n: u32| {
-            let quota = Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
-            RateLimiter::dashmap_with_clock(quota, clock.clone())
-        };
+        let quota = Quota::per_minute(
+            NonZeroU32::new(per_address_per_minute.max(1)).unwrap_or(NonZeroU32::MIN),
+        );
         Self {
-            per_address: limiter(per_address_per_minute),
-            per_email: limiter(per_email_per_minute),
+            per_address: RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            failures,
             clock,
         }
     }
 
     pub fn check_address(&self, address: &str) -> DomainResult<()> {
-        self.check(&self.per_address, address.to_owned())
+        self.per_address
+            .check_key(&address.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now());
+                too_many_attempts(wait.as_secs() + 1)
+            })
     }
 
-    pub fn check_email(&self, email: &str) -> DomainResult<()> {
-        self.check(&self.per_email, email.to_owned())
-    }
-
-    fn check(&self, limiter: &KeyedLimiter, key: String) -> DomainResult<()> {
-        limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            DomainError::RateLimited {
-                message: "Too many attempts, try again later".to_owned(),
-                retry_after_secs: wait.as_secs() + 1,
-            }
-        })
+    /// Before a password is checked: refuses an e-mail (normalised) that failed too often from
+    /// this address, or from everywhere, in the last minute. The attempt counts as a failure
+    /// unless it is forgotten (the password was right).
+    pub fn begin_login(&self, email: &str, address: &str) -> DomainResult<Attempt<'_>> {
+        self.failures
+            .begin(email, address)
+            .map_err(too_many_attempts)
     }
 
     /// Forgets addresses and e-mails whose budget is full again, so memory stays bounded.
     pub fn shrink(&self) {
         self.per_address.retain_recent();
-        self.per_email.retain_recent();
+        self.failures.shrink();
+    }
+}
+
+/// Failed `login`s allowed a minute: per (e-mail, client address), and per e-mail from all
+/// addresses together.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimits {
+    pub per_email_and_address_per_minute: u32,
+    pub per_email_per_minute: u32,
+}
+
+fn too_many_attempts(retry_after_secs: u64) -> DomainError {
+    DomainError::RateLimited {
+        message: "Too many attempts, try again later".to_owned(),
+        retry_after_secs,
     }
 }
 

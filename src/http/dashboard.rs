@@ -44,8 +44,8 @@ pub async fn graphiql(headers: HeaderMap) -> Response {
 /// from here they would lack their Content-Security-Policy (and `frame-ancestors` with it), so
 /// they are only served at their own paths, through [`page`].
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
-    let is_page = WebAssets::get(&path)
-        .is_some_and(|file| file.metadata.mimetype().starts_with("text/html"));
+    let is_page =
+        WebAssets::get(&path).is_some_and(|file| file.metadata.mimetype().starts_with("text/html"));
     if is_page {
         return json_error(StatusCode::NOT_FOUND);
     }

@@ -232,34 +232,85 @@ async fn a_token_stops_working_once_the_clock_passes_its_expiry() {
     assert_eq!(error_code(&me_with(&app, &token).await), "UNAUTHENTICATED");
 }
 
+/// Signs in as `email` from the client address `peer`; returns the whole GraphQL answer.
+async fn login_from(app: &TestApp, peer: &str, email: &str, password: &str) -> Value {
+    let body = json!({ "query": LOGIN, "variables": { "e": email, "p": password } });
+    let mut request = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.request(request).await.json()
+}
+
 #[tokio::test]
-async fn login_is_limited_per_email() {
+async fn wrong_passwords_from_one_address_lock_out_only_that_address() {
     let app = TestApp::new().await;
     app.sign_up("target@example.com").await;
+    let attacker = "203.0.113.66:5000";
     for _ in 0..10 {
-        let body = app
-            .graphql(
-                None,
-                LOGIN,
-                json!({ "e": "target@example.com", "p": "guess-guess" }),
-            )
-            .await;
+        let body = login_from(&app, attacker, "target@example.com", "guess-guess").await;
         assert_eq!(error_code(&body), "UNAUTHENTICATED");
     }
-    let limited = app
-        .graphql(
-            None,
-            LOGIN,
-            json!({ "e": "target@example.com", "p": PASSWORD }),
-        )
-        .await;
+    // The attacker's address is refused, even with the right password...
+    let limited = login_from(&app, attacker, "Target@example.com", PASSWORD).await;
     assert_eq!(error_code(&limited), "RATE_LIMITED");
-    // Another e-mail is not affected.
-    app.sign_up("bystander@example.com").await;
-    app.login("bystander@example.com").await;
-    // The limiter reads the service clock: a minute later the e-mail may sign in again.
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // ...while the user, from an address with no failures, signs in as usual.
+    let user = login_from(&app, "198.51.100.7:6000", "target@example.com", PASSWORD).await;
+    assert!(user["data"]["login"]["token"].is_string(), "{user}");
+    // The limiter reads the service clock: a minute later the attacker's address may try again.
     app.clock.advance(chrono::Duration::seconds(60));
-    app.login("target@example.com").await;
+    let again = login_from(&app, attacker, "target@example.com", PASSWORD).await;
+    assert!(again["data"]["login"]["token"].is_string(), "{again}");
+}
+
+#[tokio::test]
+async fn successful_logins_are_not_failures() {
+    let app = TestApp::new().await;
+    app.sign_up("often@example.com").await;
+    for _ in 0..15 {
+        let body = login_from(&app, "198.51.100.8:6000", "often@example.com", PASSWORD).await;
+        assert!(body["data"]["login"]["token"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn failures_from_many_addresses_reach_a_per_email_backstop() {
+    let app = TestApp::with_config(tally::config::Config {
+        login_failures_per_email_and_address_per_minute: 2,
+        login_failures_per_email_per_minute: 5,
+        ..Default::default()
+    })
+    .await;
+    app.sign_up("popular@example.com").await;
+    for (peer, tries) in [
+        ("203.0.113.1:1", 2),
+        ("203.0.113.2:1", 2),
+        ("203.0.113.3:1", 1),
+    ] {
+        for _ in 0..tries {
+            let body = login_from(&app, peer, "popular@example.com", "guess-guess").await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED");
+        }
+    }
+    // 5 failures: now every address is refused for this e-mail, and only for it.
+    let body = login_from(&app, "198.51.100.9:1", "popular@example.com", PASSWORD).await;
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    app.sign_up("bystander@example.com").await;
+    let other = login_from(&app, "203.0.113.1:1", "bystander@example.com", PASSWORD).await;
+    assert!(other["data"]["login"]["token"].is_string(), "{other}");
+    app.clock.advance(chrono::Duration::seconds(60));
+    let body = login_from(&app, "198.51.100.9:1", "popular@example.com", PASSWORD).await;
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
 }
 
 #[tokio::test]
