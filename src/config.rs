@@ -258,6 +258,10 @@ pub struct Config {
     pub login_failures_per_email_and_address_per_minute: u32,
     /// ...and per e-mail from every address together, a backstop well above the first.
     pub login_failures_per_email_per_minute: u32,
+    /// Password hashes and checks for requests running at once...
+    pub password_hashing_concurrency: usize,
+    /// ...and how long a request waits for a turn before it is refused (`RATE_LIMITED`).
+    pub password_queue_timeout: Duration,
     pub key_cache_ttl: Duration,
     /// See `ServeArgs::rollup_gather_ms`.
     pub rollup_gather: Duration,
@@ -346,6 +350,11 @@ impl std::fmt::Debug for Config {
                 "login_failures_per_email_per_minute",
                 &self.login_failures_per_email_per_minute,
             )
+            .field(
+                "password_hashing_concurrency",
+                &self.password_hashing_concurrency,
+            )
+            .field("password_queue_timeout", &self.password_queue_timeout)
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("rollup_gather", &self.rollup_gather)
             .field("request_timeout", &self.request_timeout)
@@ -380,6 +389,8 @@ impl Default for Config {
             auth_rate_limit_per_minute: 30,
             login_failures_per_email_and_address_per_minute: 10,
             login_failures_per_email_per_minute: 100,
+            password_hashing_concurrency: crate::domain::auth::default_hashing_concurrency(),
+            password_queue_timeout: Duration::from_secs(5),
             key_cache_ttl: Duration::from_secs(5),
             rollup_gather: crate::domain::recorder::follower::GATHER,
             request_timeout: Duration::from_secs(30),

@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::domain::auth::{AuthLimiter, FailureLimits, JwtKeys, TokenSettings};
+use crate::domain::auth::{AuthLimiter, FailureLimits, JwtKeys, PasswordWork, TokenSettings};
 use crate::domain::ingest::{IngestSettings, Ingestion};
 use crate::domain::invalidation::{Invalidation, Listening};
 use crate::domain::keys::KeyCache;
@@ -37,6 +37,8 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     pub keys: KeyCache,
     pub auth_limiter: Arc<AuthLimiter>,
+    /// Turns at password hashing for sign-up and sign-in.
+    pub passwords: PasswordWork,
     pub metrics: Metrics,
     /// What ingestion needs: the key cache (shared with the rest), the quota gate, the limits
     /// of keys and install callbacks, the recorder.
@@ -78,6 +80,10 @@ impl AppState {
             },
             clock.clone(),
         ));
+        let passwords = PasswordWork::new(
+            config.password_hashing_concurrency,
+            config.password_queue_timeout,
+        );
         let metrics = Metrics::new();
         let quota = QuotaGate::new();
         let invalidation = Invalidation::new(keys.clone(), quota.clone());
@@ -108,6 +114,7 @@ impl AppState {
             jwt,
             keys,
             auth_limiter,
+            passwords,
             ingestion,
             invalidation,
             _listening: listening,

@@ -1,6 +1,6 @@
-//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime), JWTs (HS256,
-//! algorithm pinned, `iss`/`aud`/`exp`/`nbf` checked against the service's clock) and the sign-in
-//! rate limits.
+//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime, a few at a time
+//! for requests), JWTs (HS256, algorithm pinned, `iss`/`aud`/`exp`/`nbf` checked against the
+//! service's clock) and the sign-in rate limits.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
@@ -18,6 +18,7 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
 use crate::domain::error::{Context, DomainError, DomainResult};
@@ -35,35 +36,108 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Hashes a password for a new user, at once (the command line, the first admin); requests
+/// take turns through [`PasswordWork`].
 pub async fn hash_password(password: String) -> DomainResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
-    })
-    .await
-    .context_internal("password hashing task")?
-    .map_err(DomainError::internal)
+    on_blocking_thread("password hashing task", move || hash_now(&password)).await
 }
 
 /// Checks `password` against a stored hash. With no hash (unknown e-mail) it still does the
 /// work of one check, so that timing does not tell which e-mails exist.
 pub async fn verify_password(password: String, stored: Option<String>) -> DomainResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let known_user = stored.is_some();
-        let hash = stored.unwrap_or_else(|| decoy_hash().to_owned());
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|err| anyhow::anyhow!("stored password hash unreadable: {err}"))?;
-        let matches = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok::<_, anyhow::Error>(matches && known_user)
+    on_blocking_thread("password verification task", move || {
+        verify_now(&password, stored)
     })
     .await
-    .context_internal("password verification task")?
-    .map_err(DomainError::internal)
+}
+
+/// At most this many argon2 hashes or checks run at once by default: one per core, and never
+/// more than four, as each holds 19 MiB while it runs.
+pub fn default_hashing_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 4)
+}
+
+/// Password work for requests (sign-up, sign-in), a few at a time: each hash or check holds
+/// 19 MiB and a core while it runs, so a flood of sign-ins would otherwise take gigabytes and
+/// every core. A request waits its turn up to `queue_timeout`, then is refused with
+/// `RateLimited` (retry in a second).
+#[derive(Clone)]
+pub struct PasswordWork {
+    turns: Arc<Semaphore>,
+    queue_timeout: Duration,
+}
+
+impl PasswordWork {
+    pub fn new(concurrency: usize, queue_timeout: Duration) -> Self {
+        Self {
+            turns: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue_timeout,
+        }
+    }
+
+    pub async fn hash(&self, password: String) -> DomainResult<String> {
+        let turn = self.wait_for_turn().await?;
+        on_blocking_thread("password hashing task", move || {
+            // Held by the work itself: an abandoned request does not free its turn early.
+            let _turn = turn;
+            hash_now(&password)
+        })
+        .await
+    }
+
+    /// [`verify_password`], in turn.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> DomainResult<bool> {
+        let turn = self.wait_for_turn().await?;
+        on_blocking_thread("password verification task", move || {
+            let _turn = turn;
+            verify_now(&password, stored)
+        })
+        .await
+    }
+
+    async fn wait_for_turn(&self) -> DomainResult<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.queue_timeout, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            Ok(Err(closed)) => Err(DomainError::internal(anyhow::anyhow!(
+                "password work semaphore: {closed}"
+            ))),
+            Err(_) => Err(DomainError::RateLimited {
+                message: "Too many password checks are running; try again in a moment".to_owned(),
+                retry_after_secs: 1,
+            }),
+        }
+    }
+}
+
+async fn on_blocking_thread<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> DomainResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context_internal(what)?
+        .map_err(DomainError::internal)
+}
+
+fn hash_now(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
+}
+
+fn verify_now(password: &str, stored: Option<String>) -> anyhow::Result<bool> {
+    let known_user = stored.is_some();
+    let hash = stored.unwrap_or_else(|| decoy_hash().to_owned());
+    let parsed = PasswordHash::new(&hash)
+        .map_err(|err| anyhow::anyhow!("stored password hash unreadable: {err}"))?;
+    let matches = argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    Ok(matches && known_user)
 }
 
 fn decoy_hash() -> &'static str {

@@ -387,3 +387,122 @@ async fn a_bearer_that_is_not_ascii_is_an_invalid_token_not_a_missing_one() {
         assert_eq!(body["errors"][0]["message"], "Invalid or expired token");
     }
 }
+
+// ---- Password hashing under a flood of sign-ins ------------------------------------------------
+
+#[tokio::test]
+async fn logins_waiting_too_long_for_a_turn_at_hashing_are_rate_limited() {
+    let app = TestApp::with_config(tally::config::Config {
+        password_hashing_concurrency: 1,
+        password_queue_timeout: std::time::Duration::from_millis(1),
+        ..Default::default()
+    })
+    .await;
+    app.sign_up("busy@example.com").await;
+    let app = &app;
+    let logins = (0..8).map(|i| async move {
+        let peer = format!("198.51.100.{i}:7000");
+        login_from(app, &peer, "busy@example.com", PASSWORD).await
+    });
+    let answers = futures::future::join_all(logins).await;
+    let mut limited = 0;
+    for answer in &answers {
+        if answer["data"]["login"]["token"].is_string() {
+            continue;
+        }
+        assert_eq!(error_code(answer), "RATE_LIMITED", "{answer}");
+        assert!(
+            common::error_message(answer).contains("password checks"),
+            "{answer}"
+        );
+        assert_eq!(answer["errors"][0]["extensions"]["retryAfter"], 1);
+        limited += 1;
+    }
+    assert!(limited > 0, "one hash at a time, none waits: {answers:?}");
+    // Waiting for a turn is no failed login: the user is not locked out.
+    let again = login_from(app, "198.51.100.0:7000", "busy@example.com", PASSWORD).await;
+    assert!(again["data"]["login"]["token"].is_string(), "{again}");
+}
+
+/// The largest resident set the process has had so far, in bytes (`VmHWM`).
+fn peak_resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    kib * 1024
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_flood_of_logins_keeps_memory_bounded() {
+    use common::process::{self, Server};
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Behind a trusted proxy: three users signing in from five client addresses, each address
+    // within its sign-in limits.
+    let server = Server::start(dir.path(), &[("TALLY_TRUSTED_PROXIES", "127.0.0.1")]);
+    for user in 0..3 {
+        server.graphql_ok(
+            None,
+            SIGN_UP,
+            json!({ "e": format!("flood-{user}@example.com"), "p": PASSWORD, "n": "Flood" }),
+        );
+    }
+    let before = peak_resident_bytes(server.pid());
+
+    let logins = 150;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(logins));
+    let threads: Vec<_> = (0..logins)
+        .map(|i| {
+            let (address, start) = (server.address.clone(), start.clone());
+            std::thread::spawn(move || {
+                let email = format!("flood-{}@example.com", i / 5 % 3);
+                let body = json!({ "query": LOGIN, "variables": { "e": email, "p": PASSWORD } })
+                    .to_string();
+                let mut stream = process::connect(&address).unwrap();
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+                    .unwrap();
+                start.wait();
+                write!(
+                    stream,
+                    "POST /graphql HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n\
+                     X-Forwarded-For: 198.51.100.{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    i % 5,
+                    body.len()
+                )
+                .unwrap();
+                let response = process::read_response(&mut stream).unwrap();
+                serde_json::from_str::<Value>(&response.body).unwrap()
+            })
+        })
+        .collect();
+    let mut signed_in = 0;
+    for thread in threads {
+        let answer = thread.join().unwrap();
+        if answer["data"]["login"]["token"].is_string() {
+            signed_in += 1;
+        } else {
+            // Waiting too long for a turn is the only refusal allowed.
+            assert_eq!(error_code(&answer), "RATE_LIMITED", "{answer}");
+        }
+    }
+    let peak = peak_resident_bytes(server.pid());
+    eprintln!(
+        "{signed_in} of {logins} logins signed in; peak resident memory {} MB before, {} MB after",
+        before / 1_000_000,
+        peak / 1_000_000
+    );
+    assert!(signed_in > 0);
+    assert!(
+        peak < 200_000_000,
+        "peak resident memory {} MB (from {} MB)",
+        peak / 1_000_000,
+        before / 1_000_000
+    );
+    server.stop();
+}

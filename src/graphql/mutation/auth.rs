@@ -22,8 +22,9 @@ impl AuthMutation {
         state
             .auth_limiter
             .check_address(&request_info(ctx).client_address)?;
-        let user = accounts::create_user(
+        let user = accounts::sign_up(
             &state.db,
+            &state.passwords,
             NewUser {
                 email,
                 password,
@@ -49,7 +50,7 @@ impl AuthMutation {
         let attempt = state
             .auth_limiter
             .begin_login(&email.trim().to_lowercase(), address)?;
-        match accounts::authenticate(&state.db, &email, &password).await {
+        match accounts::authenticate(&state.db, &state.passwords, &email, &password).await {
             Ok(user) => {
                 attempt.forget();
                 Ok(payload(ctx, user)?)

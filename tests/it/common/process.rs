@@ -136,6 +136,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A new connection with a read timeout of `PATIENCE`.
     pub fn connect(&self) -> TcpStream {
         connect(&self.address).expect("connect")
