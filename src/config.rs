@@ -229,6 +229,11 @@ pub struct ServeArgs {
     /// Most connections open at once; further ones are answered 503 and closed.
     #[arg(long, env = "TALLY_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Most connections one client address may hold open at once; further ones are answered
+    /// 503 and closed. Connections from `--trusted-proxies` count against `--max-connections`
+    /// only.
+    #[arg(long, env = "TALLY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
     /// A request body that has not fully arrived this many seconds after its head is answered 408.
     #[arg(long, env = "TALLY_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_read_timeout_seconds: u64,
@@ -283,6 +288,7 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: u32,
+    pub max_connections_per_address: u32,
     pub body_read_timeout: Duration,
     /// See `ServeArgs::trusted_proxies`.
     pub trusted_proxies: Vec<IpNet>,
@@ -317,6 +323,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout_seconds),
             max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
             trusted_proxies: args.trusted_proxies.clone(),
             redis_url: args.redis_url.clone().filter(|url| !url.is_empty()),
@@ -372,6 +379,10 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("keep_alive_timeout", &self.keep_alive_timeout)
             .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .field("body_read_timeout", &self.body_read_timeout)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
@@ -402,6 +413,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_address: 64,
             body_read_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             redis_url: None,

@@ -23,6 +23,7 @@ const BATCH_SIZE: &str = "tally_recorder_batch_events";
 const WRITE_SECONDS: &str = "tally_recorder_write_seconds";
 const DB_ERRORS: &str = "tally_database_errors_total";
 const CONNECTIONS_REFUSED: &str = "tally_connections_refused_total";
+const CONNECTIONS_REFUSED_PER_ADDRESS: &str = "tally_connections_refused_per_address_total";
 const CONNECTIONS_TIMED_OUT: &str = "tally_connections_timed_out_total";
 const REDIS_FALLBACKS: &str = "tally_ratelimit_redis_fallbacks_total";
 const REDIS_UP: &str = "tally_ratelimit_redis_up";
@@ -131,6 +132,11 @@ impl Metrics {
         self.record(|| metrics::counter!(CONNECTIONS_REFUSED).increment(1));
     }
 
+    /// A connection over its address's share was answered 503 (or closed) at once.
+    pub fn connection_refused_per_address(&self) {
+        self.record(|| metrics::counter!(CONNECTIONS_REFUSED_PER_ADDRESS).increment(1));
+    }
+
     /// A connection was closed for being too slow (`reason`: which timeout).
     pub fn connection_timed_out(&self, reason: &'static str) {
         self.record(|| metrics::counter!(CONNECTIONS_TIMED_OUT, "reason" => reason).increment(1));
@@ -195,6 +201,10 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections refused because the connection cap was reached."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED_PER_ADDRESS,
+        "Connections refused because their client address held its most connections."
     );
     describe_counter!(
         CONNECTIONS_TIMED_OUT,

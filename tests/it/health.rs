@@ -255,6 +255,85 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
     server.stop();
 }
 
+/// A connection to the server from the loopback address `from` (any 127.x.y.z is this machine).
+fn connect_from(server: &Server, from: &str) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket
+            .connect(server.address.parse().unwrap())
+            .await
+            .unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(process::PATIENCE)).unwrap();
+    stream
+}
+
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TALLY_MAX_CONNECTIONS", "100"),
+            ("TALLY_MAX_CONNECTIONS_PER_ADDRESS", "3"),
+            ("TALLY_TRUSTED_PROXIES", "127.0.0.3"),
+        ],
+    );
+    let held: Vec<_> = (0..3).map(|_| connect_from(&server, "127.0.0.1")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let mut fourth = connect_from(&server, "127.0.0.1");
+    let process::Response { status, head, body } = process::get(&mut fourth, "/health");
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({ "error": "Too many open connections from this address", "code": "SERVICE_UNAVAILABLE" })
+    );
+    process::closed_after(&mut fourth, std::time::Instant::now());
+
+    // Another address is served, and a trusted proxy counts against the total cap only.
+    assert_eq!(
+        process::get(&mut connect_from(&server, "127.0.0.2"), "/health").status,
+        200
+    );
+    let mut through_proxy: Vec<_> = (0..5).map(|_| connect_from(&server, "127.0.0.3")).collect();
+    for stream in &mut through_proxy {
+        assert_eq!(process::get(stream, "/health").status, 200);
+    }
+
+    // Once one of its connections closes, the address may open another.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = process::get(&mut connect_from(&server, "127.0.0.1"), "/metrics");
+        if response.status == 200 {
+            // At least the one above (a retry while the slot was being freed may add more).
+            let refused: u64 = response
+                .body
+                .lines()
+                .find_map(|line| line.strip_prefix("tally_connections_refused_per_address_total "))
+                .and_then(|count| count.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no refusal counted: {}", response.body));
+            assert!(refused >= 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no slot was freed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.stop();
+}
+
 #[test]
 fn a_body_that_stalls_on_the_wire_gets_408() {
     let dir = tempfile::tempdir().unwrap();
