@@ -609,7 +609,7 @@ async fn a_method_no_route_has_is_refused_before_it_reaches_the_metrics() {
     );
 
     // Methods HTTP defines still reach the routes: 405 with the route's methods, counted.
-    for method in ["PUT", "PATCH", "DELETE", "TRACE"] {
+    for method in ["PUT", "PATCH", "DELETE", "TRACE", "QUERY"] {
         let response = app.request(with_method(method, "/api/track")).await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(response.header("allow"), Some("POST"), "{method}");
