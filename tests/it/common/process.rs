@@ -63,7 +63,8 @@ pub fn terminate(child: &Child) {
 pub struct Server {
     child: Child,
     pub address: String,
-    /// Every JSON line the server logged after it started listening.
+    /// Every line the server logged after it started listening: JSON objects, or strings when
+    /// it logs human lines.
     log: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -88,6 +89,13 @@ impl Server {
                     address = event["address"].as_str().map(str::to_owned);
                     break;
                 }
+            } else if line.contains("tally listening") {
+                // A human line (`TALLY_LOG_FORMAT=human`): `... tally listening address=IP:PORT`.
+                address = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("address="))
+                    .map(str::to_owned);
+                break;
             }
         }
         let address = address.expect("server reported its address");
@@ -96,9 +104,9 @@ impl Server {
         let kept = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    kept.lock().unwrap().push(event);
-                }
+                // Human lines are kept as JSON strings.
+                let event = serde_json::from_str::<Value>(&line).unwrap_or(Value::String(line));
+                kept.lock().unwrap().push(event);
             }
         });
         Server {
@@ -126,6 +134,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A new connection with a read timeout of `PATIENCE`.
