@@ -27,6 +27,7 @@ const CONNECTIONS_REFUSED_PER_ADDRESS: &str = "tally_connections_refused_per_add
 const CONNECTIONS_TIMED_OUT: &str = "tally_connections_timed_out_total";
 const REDIS_FALLBACKS: &str = "tally_ratelimit_redis_fallbacks_total";
 const REDIS_UP: &str = "tally_ratelimit_redis_up";
+const BILLING_EVENTS_IGNORED: &str = "tally_billing_events_ignored_total";
 
 const BATCH_BUCKETS: [f64; 12] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
@@ -150,6 +151,20 @@ impl Metrics {
     /// Whether per-key limits are shared through Redis right now (1) or per instance (0).
     pub fn redis_up(&self, up: bool) {
         self.record(|| metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 }));
+    }
+}
+
+impl Metrics {
+    /// A billing-provider event changed nothing; `reason` is one of a fixed set
+    /// (`domain::billing::webhook::Ignored`), never text from the event.
+    pub fn billing_event_ignored(&self, reason: &'static str) {
+        self.record(|| {
+            metrics::describe_counter!(
+                BILLING_EVENTS_IGNORED,
+                "Billing-provider events that changed nothing, by why (`reason`): unhandled_type, no_account, no_plan, unknown_plan, unknown_account, stale."
+            );
+            metrics::counter!(BILLING_EVENTS_IGNORED, "reason" => reason).increment(1);
+        });
     }
 }
 

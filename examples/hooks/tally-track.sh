@@ -56,15 +56,18 @@ event_id="${TALLY_EVENT_ID:-$(random_id)}"
 ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 body="{\"skill_id\":\"$(json_string "$1" 200)\",\"tool_name\":\"$(json_string "$2" 200)\",\"ts\":\"$ts\",\"event_id\":\"$(json_string "$event_id" 128)\""
-if [ $# -ge 3 ]; then
-    body="$body,\"hook_event\":\"$(json_string "$3" 100)\""
-fi
-if [ -n "${TALLY_INPUT_SNIPPET:-}" ]; then
-    body="$body,\"tool_input_snippet\":\"$(json_string "$TALLY_INPUT_SNIPPET" 1000)\""
-fi
-if [ -n "${TALLY_OUTPUT_SNIPPET:-}" ]; then
-    body="$body,\"tool_output_snippet\":\"$(json_string "$TALLY_OUTPUT_SNIPPET" 1000)\""
-fi
+
+# Adds an optional field only when it has a value once cleaned: a field is left out rather than
+# sent empty (a blank value may be all control characters, which json_string drops).
+add_optional() {
+    value=$(json_string "$2" "$3")
+    if [ -n "$value" ]; then
+        body="$body,\"$1\":\"$value\""
+    fi
+}
+add_optional hook_event "${3:-}" 100
+add_optional tool_input_snippet "${TALLY_INPUT_SNIPPET:-}" 1000
+add_optional tool_output_snippet "${TALLY_OUTPUT_SNIPPET:-}" 1000
 body="$body}"
 
 # HMAC-SHA256 of the exact bytes sent, keyed with the API key.

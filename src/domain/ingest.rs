@@ -4,7 +4,8 @@
 //!
 //! The HTTP handlers only read the request and shape the response; every decision is here.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -12,11 +13,10 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySe
 use serde_json::json;
 
 use crate::clock::Clock;
-use crate::domain::billing;
 use crate::domain::error::{messages, DomainError, DomainResult};
 use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
-use crate::domain::periods::BillingPeriod;
+use crate::domain::periods::{BillingPeriod, Layout};
 use crate::domain::quota::{Allowance, Decision, QuotaGate, Refusal, Reservation};
 use crate::domain::ratelimit::{KeyLimits, MinuteWindow, RateDecision, RateLimits};
 use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder, Unrecorded};
@@ -163,35 +163,57 @@ fn allowance(key: &ResolvedKey) -> Allowance {
     }
 }
 
-/// Refuses events dated where no period can take them: before the account was created (no period
-/// or invoice covers that time), or inside a period that has already been invoiced (a closed
-/// period never changes, and an event is never silently moved to another one). `at` pairs each
-/// event's detail key (`ts`, `events[3].ts`) with its time. Events of the current period, nearly
-/// all of them, need no database work.
+/// The period each event counts in, in order; or the refusal of the events dated where no period
+/// can take them: before the account was created (no period or invoice covers that time), or
+/// inside a period that has already been invoiced (a closed period never changes, and an event is
+/// never silently moved to another one). `at` pairs each event's detail key (`ts`,
+/// `events[3].ts`) with its time.
+///
+/// An event the account row alone places in a period that has not ended — nearly all of them, the
+/// current period's — needs no database work. One in a period that has ended may be in an
+/// invoiced one, and one dated before the provider's period began may lie in a period stored
+/// before it: those are placed by the stored periods and invoices around their time.
 ///
 /// The creation time counts to the whole second: clients often send second-precision times, and
 /// an event from the second the account was created in is its own (period boundaries are whole
 /// seconds, so this never reaches into an earlier period).
-async fn refuse_undatable(
+async fn date_events(
     service: &Ingestion,
     caller: &Caller,
     at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
-) -> DomainResult<()> {
+) -> DomainResult<Vec<BillingPeriod>> {
     let account = &caller.key.account;
     let created = account.created_at.trunc_subsecs(0);
-    let current = BillingPeriod::for_account(account, service.clock.now());
+    let now = service.clock.now();
+    let mut periods = Vec::new();
     let mut refused = Vec::new();
+    // Stored periods by calendar month: a batch's late events share few months.
+    let mut layouts: HashMap<i64, Layout> = HashMap::new();
     for (field, ts) in at {
         if ts < created {
             refused.push((field, "must not be before the account was created"));
-        } else if ts < current.start
-            && billing::close::is_invoiced(&service.db, &account.id, ts).await?
-        {
+            continue;
+        }
+        let period = BillingPeriod::for_account(account, ts);
+        if BillingPeriod::placed_by_account(account, ts) && period.end > now {
+            periods.push(period);
+            continue;
+        }
+        let month = BillingPeriod::calendar_month(ts).start_ms();
+        let layout = match layouts.entry(month) {
+            Entry::Occupied(found) => found.into_mut(),
+            Entry::Vacant(slot) => {
+                slot.insert(Layout::load_around(&service.db, account, ts).await?)
+            }
+        };
+        if layout.is_closed(ts) {
             refused.push((field, "billing period closed"));
+        } else {
+            periods.push(layout.period_at(ts));
         }
     }
     if refused.is_empty() {
-        Ok(())
+        Ok(periods)
     } else {
         Err(DomainError::invalid_payload(refused))
     }
@@ -339,7 +361,9 @@ pub async fn track(
     let now = service.clock.now();
     let value = payload::parse_json(body, false)?;
     let tool = payload::tool_use(&value, now)?;
-    refuse_undatable(service, caller, [("ts".to_owned(), tool.ts)]).await?;
+    let period = date_events(service, caller, [("ts".to_owned(), tool.ts)])
+        .await?
+        .pop();
     check_signature(caller, body, signature)?;
     let event = NewEvent {
         event_id: tool.event_id,
@@ -348,7 +372,7 @@ pub async fn track(
         hook_event: tool.hook_event,
         input_snippet: tool.tool_input_snippet,
         output_snippet: tool.tool_output_snippet,
-        period: Some(BillingPeriod::for_account(&caller.key.account, tool.ts)),
+        period,
         occurred_at: tool.ts,
         ..base_event(caller, EventKind::ToolCall, now)
     };
@@ -469,7 +493,15 @@ async fn replay(
     if !original.is_retried_by(call, now) {
         return Ok(VerifyAnswer::EventIdReused);
     }
-    let period = BillingPeriod::for_account(&caller.key.account, original.occurred_at());
+    let account = &caller.key.account;
+    let at = original.occurred_at();
+    let period = if BillingPeriod::placed_by_account(account, at) {
+        BillingPeriod::for_account(account, at)
+    } else {
+        Layout::load_around(&service.db, account, at)
+            .await?
+            .period_at(at)
+    };
     let used = current_used(service, caller, period).await?;
     Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
 }
@@ -536,17 +568,18 @@ pub async fn events(
         .enumerate()
         .map(|(i, call)| (format!("events[{i}].ts"), call.ts))
         .collect();
-    refuse_undatable(service, caller, dated).await?;
+    let periods = date_events(service, caller, dated).await?;
     check_signature(caller, body, signature)?;
     let events: Vec<NewEvent> = calls
         .into_iter()
-        .map(|call| NewEvent {
+        .zip(periods)
+        .map(|(call, period)| NewEvent {
             event_id: call.event_id,
             endpoint: Some(call.endpoint),
             method: Some(call.method),
             status_code: Some(call.status_code),
             response_time_ms: Some(call.response_time_ms),
-            period: Some(BillingPeriod::for_account(&caller.key.account, call.ts)),
+            period: Some(period),
             occurred_at: call.ts,
             completes: true,
             ..base_event(caller, EventKind::ApiCall, now)
@@ -558,12 +591,19 @@ pub async fn events(
 }
 
 /// `POST /api/install-callback`: anonymous unless a valid key comes with it; never counted.
+/// Answers the optional fields that were dropped for a wrong type or length.
+///
+/// A key attributes the install only when the body's signature is one the key would accept on
+/// `/api/track`: a key that requires signatures needs a signed body, and a wrong signature is never
+/// trusted. Otherwise the install is still recorded, as nobody's — the key alone does not show
+/// that its owner sent it.
 pub async fn install(
     service: &Ingestion,
     bearer: Option<&str>,
+    signature: Option<&[u8]>,
     client_address: &str,
     body: &[u8],
-) -> DomainResult<()> {
+) -> DomainResult<Vec<&'static str>> {
     let per_minute = service.settings.install_rate_limit_per_minute;
     if let RateDecision::Limited {
         retry_after_secs, ..
@@ -579,7 +619,9 @@ pub async fn install(
     let now = service.clock.now();
     let caller = match bearer {
         Some(token) => match authenticate(service, Some(token), Route::Verify).await {
-            Ok(caller) => Some(caller),
+            Ok(caller) => check_signature(&caller, body, signature)
+                .ok()
+                .map(|()| caller),
             Err(DomainError::Unauthenticated(_)) => None,
             Err(other) => return Err(other),
         },
@@ -603,7 +645,7 @@ pub async fn install(
     };
     // Without a reservation no quota can refuse it.
     match service.recorder.record(vec![event], Vec::new()).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(install.ignored),
         Err(Unrecorded::Failed(err)) => Err(err),
         Err(Unrecorded::OverQuota(refusal)) => Err(DomainError::internal(anyhow::anyhow!(
             "an install was refused for a quota: {refusal:?}"

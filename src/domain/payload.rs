@@ -3,9 +3,10 @@
 //!
 //! Bytes that are not JSON (invalid UTF-8 included) are "Invalid JSON"; JSON that breaks a rule —
 //! a wrong type, a missing field, a length — is "Invalid payload" with `details` per field.
-//! Unknown fields are ignored; `null` counts as absent. Text fields must be storable as they are on
-//! every backend: PostgreSQL `text` cannot hold a NUL character (SQLite can), so a NUL is refused
-//! here, on both backends alike, rather than failing the database write.
+//! Unknown fields are ignored; `null` counts as absent, and so does an optional string of
+//! `/api/track` sent empty. Text fields must be storable as they are on every backend: PostgreSQL
+//! `text` cannot hold a NUL character (SQLite can), so a NUL is refused here, on both backends
+//! alike, rather than failing the database write.
 
 use std::collections::BTreeMap;
 
@@ -78,6 +79,15 @@ impl<'a> Fields<'a> {
             return None;
         }
         Some(text.to_owned())
+    }
+
+    /// An optional string that counts as absent when sent empty: hooks fill in a field they
+    /// have no value for with `""`, and the tool use must not be lost over it.
+    fn blank_or_string(&mut self, field: &str, max_chars: usize) -> Option<String> {
+        if self.present(field).and_then(Value::as_str) == Some("") {
+            return None;
+        }
+        self.string(field, false, max_chars)
     }
 
     fn integer(&mut self, field: &str, required: bool, min: i64, max: i64) -> Option<i64> {
@@ -183,10 +193,10 @@ pub fn tool_use(value: &Value, now: DateTime<Utc>) -> Result<ToolUse, DomainErro
         let skill_id = f.string("skill_id", true, 200);
         let tool_name = f.string("tool_name", true, 200);
         let ts = f.timestamp("ts", now);
-        let hook_event = f.string("hook_event", false, 100);
-        let tool_input_snippet = f.string("tool_input_snippet", false, 1_000);
-        let tool_output_snippet = f.string("tool_output_snippet", false, 1_000);
-        let event_id = f.string("event_id", false, 128);
+        let hook_event = f.blank_or_string("hook_event", 100);
+        let tool_input_snippet = f.blank_or_string("tool_input_snippet", 1_000);
+        let tool_output_snippet = f.blank_or_string("tool_output_snippet", 1_000);
+        let event_id = f.blank_or_string("event_id", 128);
         Some(ToolUse {
             skill_id: skill_id?,
             tool_name: tool_name?,
@@ -302,17 +312,39 @@ pub struct Install {
     pub skill_id: Option<String>,
     pub platform: Option<String>,
     pub version: Option<String>,
+    /// Fields dropped for a wrong type or length, in the order above.
+    pub ignored: Vec<&'static str>,
 }
 
+/// Reads an install leniently: an install script cannot fix what it sends, and an install is
+/// worth recording without its details, so an optional field of the wrong type or length is
+/// dropped and named in `ignored` rather than refusing the install. `""` and `null` are absent.
+/// Still refused: a body that is not a JSON object, and a NUL character (text no backend can
+/// store is `Invalid payload` on every route).
 pub fn install(value: &Value) -> Result<Install, DomainError> {
     read_object(value, |f| {
-        let skill_id = f.string("skill_id", false, 200);
-        let platform = f.string("platform", false, 50);
-        let version = f.string("version", false, 50);
+        let mut ignored = Vec::new();
+        let mut read = |field: &'static str, max_chars: usize| match f.present(field) {
+            Some(Value::String(text)) if text.is_empty() => None,
+            Some(Value::String(text)) if text.chars().count() > max_chars => {
+                ignored.push(field);
+                None
+            }
+            Some(Value::String(_)) => f.string(field, false, max_chars),
+            Some(_) => {
+                ignored.push(field);
+                None
+            }
+            None => None,
+        };
+        let skill_id = read("skill_id", 200);
+        let platform = read("platform", 50);
+        let version = read("version", 50);
         Some(Install {
             skill_id,
             platform,
             version,
+            ignored,
         })
     })
 }

@@ -1,9 +1,16 @@
 //! Billing periods: calendar months in UTC, `[start, end)`, unless the billing provider gave the
-//! account its own subscription period, which applies to the instants inside it.
+//! account its own subscription period. An account's periods never overlap: the provider's period
+//! cuts the calendar months around it ([`layout`]), and taking one moves the calls already counted
+//! in its time into it ([`placement`]).
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 use crate::entity::account;
+
+pub mod layout;
+pub mod placement;
+
+pub use layout::Layout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BillingPeriod {
@@ -31,13 +38,30 @@ impl BillingPeriod {
         }
     }
 
-    /// The period of `account` that contains `at`: the provider's period when `at` lies inside
-    /// it, the calendar month otherwise.
+    /// The period of `account` that contains `at`, as the account row alone says: the provider's
+    /// period when `at` lies inside it, else the calendar month cut at the provider period's
+    /// bounds (the month after it starts at its end). Exact from the provider period's start on,
+    /// which is where "now" always is; an earlier instant may lie in a period stored before the
+    /// provider's, which only [`Layout::load_around`] sees.
     pub fn for_account(account: &account::Model, at: DateTime<Utc>) -> Self {
-        match (account.billing_period_start, account.billing_period_end) {
-            (Some(start), Some(end)) if start <= at && at < end => Self { start, end },
-            _ => Self::calendar_month(at),
+        Layout::of_account(account).period_at(at)
+    }
+
+    /// Whether this account row alone places `at` (see [`BillingPeriod::for_account`]).
+    pub fn placed_by_account(account: &account::Model, at: DateTime<Utc>) -> bool {
+        account.billing_period_start.is_none_or(|start| at >= start)
+    }
+
+    /// A period from unix milliseconds.
+    pub fn from_millis(start: i64, end: i64) -> Self {
+        Self {
+            start: instant(start),
+            end: instant(end),
         }
+    }
+
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.start <= at && at < self.end
     }
 
     /// The part of this period during which something created at `created_at` existed; `None`
@@ -67,6 +91,11 @@ impl BillingPeriod {
     pub fn end_ms(&self) -> i64 {
         self.end.timestamp_millis()
     }
+}
+
+/// The instant of unix milliseconds as stored (out of range: the earliest instant).
+pub fn instant(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]
@@ -103,11 +132,10 @@ mod tests {
         };
         let inside = BillingPeriod::for_account(&account, at("2026-12-01T10:00:00Z"));
         assert_eq!(inside.start, at("2026-11-15T00:00:00Z"));
+        // After it, the calendar again, from its end.
         let after = BillingPeriod::for_account(&account, at("2026-12-20T10:00:00Z"));
-        assert_eq!(
-            after,
-            BillingPeriod::calendar_month(at("2026-12-20T10:00:00Z"))
-        );
+        assert_eq!(after.start, at("2026-12-15T00:00:00Z"));
+        assert_eq!(after.end, at("2027-01-01T00:00:00Z"));
     }
 
     #[test]

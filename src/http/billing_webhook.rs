@@ -101,9 +101,15 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let result = async {
         webhook::verify_signature(secret.as_bytes(), signature, &body, now)?;
         let event = webhook::parse_event(&body)?;
+        // A change of period moves each key's counted calls too: the rollups of every event
+        // acknowledged so far are applied first, so that the move finds them.
+        state.ingestion.recorder.flush().await;
         webhook::apply_event(&state.db, &state.invalidation, &event, now).await
     }
     .await;
+    if let Ok(Outcome::Ignored(reason)) = result {
+        state.metrics.billing_event_ignored(reason.as_str());
+    }
     match result {
         Ok(outcome) => Json(WebhookReceived {
             received: true,

@@ -96,6 +96,11 @@ pub struct EventsAccepted {
 pub struct InstallRecorded {
     /// Always `true`.
     pub recorded: bool,
+    /// Optional fields dropped for a wrong type or length (the install is recorded without
+    /// them); left out when none was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["platform"]))]
+    pub ignored: Vec<&'static str>,
 }
 
 /// The answer to a billing-provider event that was applied, ignored or seen before.

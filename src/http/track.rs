@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; the handler reads it field by field
 // (`domain::payload::tool_use`) so that every problem is reported at once.
-/// One tool use. Unknown fields are ignored.
+/// One tool use. Unknown fields are ignored; an optional field sent empty (`""`) is absent.
 #[derive(ToSchema)]
 pub struct TrackRequest {
     #[schema(min_length = 1, max_length = 200, example = "code-review")]

@@ -378,7 +378,8 @@ async fn subscription_updates_set_the_billing_period_and_plan() {
     assert_eq!(row.billing_period_end, Some(end));
     assert_eq!(row.billing_customer_id.as_deref(), Some("cus_p"));
 
-    // Without metadata.plan, only the period moves.
+    // At the renewal, without metadata.plan, only the period moves.
+    app.clock.set(end);
     let next_end = Utc.with_ymd_and_hms(2027, 1, 3, 0, 0, 0).unwrap();
     let renewal = event(
         "evt_upd2",
@@ -444,6 +445,101 @@ async fn events_for_unknown_accounts_or_customers_change_nothing() {
         .await
         .unwrap();
     assert_eq!(accounts_on_pro, 0);
+}
+
+/// The value of `tally_billing_events_ignored_total` for `reason` in `/metrics`, 0 when absent.
+async fn ignored_events(app: &TestApp, reason: &str) -> u64 {
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    let series = format!("tally_billing_events_ignored_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map(|value| value.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn events_tally_cannot_place_answer_200_and_are_counted_by_reason() {
+    let app = app().await;
+    let (token, _, account_id) = app.sign_up("unplaced@example.com").await;
+    let t = now_secs(&app);
+    let checkout_with = |id: &str, metadata: Value| {
+        event(
+            id,
+            "checkout.session.completed",
+            t,
+            json!({ "customer": "cus_unplaced", "metadata": metadata }),
+        )
+    };
+    let subscription_with =
+        |id: &str, object: Value| event(id, "customer.subscription.updated", t, object);
+    let cases = [
+        // The account named in a field Tally does not read, with a plan it does not know.
+        (
+            checkout_with("evt_x1", json!({ "userId": account_id, "tier": "paid" })),
+            "no_account",
+        ),
+        (
+            subscription_with("evt_x2", json!({ "status": "active", "metadata": {} })),
+            "no_account",
+        ),
+        (
+            checkout_with(
+                "evt_x3",
+                json!({ "account_id": account_id, "tier": "paid" }),
+            ),
+            "no_plan",
+        ),
+        (
+            checkout_with(
+                "evt_x4",
+                json!({ "account_id": account_id, "plan": "gold" }),
+            ),
+            "unknown_plan",
+        ),
+        (
+            subscription_with(
+                "evt_x5",
+                json!({ "customer": "cus_unplaced", "metadata": { "account_id": account_id, "plan": "paid" } }),
+            ),
+            "unknown_plan",
+        ),
+        (
+            deleted("evt_x6", t, json!({}), "cus_nobody_knows"),
+            "unknown_account",
+        ),
+        (
+            event(
+                "evt_x7",
+                "invoice.paid",
+                t,
+                json!({ "customer": "cus_unplaced" }),
+            ),
+            "unhandled_type",
+        ),
+    ];
+    for (event, reason) in &cases {
+        let before = ignored_events(&app, reason).await;
+        let response = send(&app, event).await;
+        assert_eq!(response.status, StatusCode::OK, "{event}");
+        assert_eq!(response.json(), received(), "{event}");
+        assert_eq!(ignored_events(&app, reason).await, before + 1, "{event}");
+    }
+    assert_eq!(app.plan_code(&token).await, "FREE");
+    assert_eq!(
+        account_row(&app, &account_id).await.billing_customer_id,
+        None
+    );
+
+    // An event older than the last one applied changes nothing either.
+    send(
+        &app,
+        &checkout("evt_new", t + 10, &account_id, "pro", "cus_p"),
+    )
+    .await;
+    let older = deleted("evt_old", t, json!({ "account_id": account_id }), "cus_p");
+    assert_eq!(send(&app, &older).await.json(), received());
+    assert_eq!(ignored_events(&app, "stale").await, 1);
+    assert_eq!(app.plan_code(&token).await, "PRO");
 }
 
 #[tokio::test]

@@ -218,9 +218,10 @@ async fn install_with_a_body_that_is_not_json_is_invalid_json() {
 }
 
 #[tokio::test]
-async fn install_with_a_broken_rule_is_invalid_payload() {
+async fn install_with_a_body_that_is_not_an_object_is_invalid_payload() {
     let app = TestApp::new().await;
-    let body = json!({ "platform": "x".repeat(51) });
+    // A bad optional field is dropped (`ignored`); a body that is no object at all is refused.
+    let body = json!(["code-review"]);
     let response = app.post_json("/api/install-callback", None, &body).await;
     assert_error(
         &response,
@@ -228,7 +229,7 @@ async fn install_with_a_broken_rule_is_invalid_payload() {
         "Invalid payload",
         "INVALID_PAYLOAD",
     );
-    assert!(response.json()["details"]["platform"].is_array());
+    assert!(response.json()["details"]["body"].is_array());
 }
 
 #[tokio::test]

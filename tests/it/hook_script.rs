@@ -121,3 +121,66 @@ fn snippets_are_cut_by_characters_not_bytes() {
     assert_eq!(stored.chars().count(), 1000);
     assert_eq!(stored, format!("{}é", "a".repeat(999)));
 }
+
+/// A server for one request that answers 200 and hands back the body it was sent: what the
+/// script puts on the wire, byte for byte.
+fn capture_one_body() -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let captured = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        body
+    });
+    (url, captured)
+}
+
+#[test]
+fn the_hook_script_leaves_out_fields_it_has_no_value_for() {
+    let (url, captured) = capture_one_body();
+    // An empty hook event, an unset event id and snippets that are blank once control
+    // characters are dropped: none of them is sent as "".
+    let out = Command::new("sh")
+        .arg(SCRIPT)
+        .args(["code-review", "Bash", ""])
+        .env("TALLY_URL", url)
+        .env("TALLY_API_KEY", tally::domain::keys::generate().plaintext)
+        .env("TALLY_EVENT_ID", "")
+        .env("TALLY_INPUT_SNIPPET", "\t\n")
+        .env("TALLY_OUTPUT_SNIPPET", "")
+        .env("TALLY_STRICT", "1")
+        .output()
+        .expect("run the hook script");
+    assert_success(&out);
+    let body: serde_json::Value = serde_json::from_slice(&captured.join().unwrap()).unwrap();
+    let fields = body.as_object().unwrap();
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["event_id", "skill_id", "tool_name", "ts"], "{body}");
+    assert!(
+        fields
+            .values()
+            .all(|v| v.as_str().is_some_and(|s| !s.is_empty())),
+        "{body}"
+    );
+}

@@ -68,7 +68,38 @@ async fn a_keyed_install_is_attributed_and_never_counted() {
 }
 
 #[tokio::test]
-async fn install_bodies_that_are_not_json_or_break_rules_are_400() {
+async fn a_key_that_requires_signatures_attributes_only_signed_installs() {
+    use tally::domain::signature::sign;
+    let app = TestApp::new().await;
+    let m = app.member_with_key(true).await;
+    let body = json!({ "skill_id": "code-review" }).to_string();
+    let install = |headers: Vec<(&'static str, String)>| {
+        let (app, key, body) = (&app, m.key.clone(), body.clone());
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.post_raw("/api/install-callback", Some(&key), &headers, body)
+                .await
+        }
+    };
+    // Unsigned, or signed wrongly: anyone holding the key could have sent it, so it is
+    // recorded, but as nobody's.
+    let unsigned = install(vec![]).await;
+    assert_eq!(unsigned.status, StatusCode::OK);
+    assert_eq!(unsigned.json(), json!({ "recorded": true }));
+    let forged = install(vec![("x-tally-signature", "sha256=00".to_owned())]).await;
+    assert_eq!(forged.status, StatusCode::OK);
+    assert_eq!(app.stored_events(&m.account_id).await, 0);
+    assert_eq!(tables::anonymous_events(&app.state.db).await.len(), 2);
+
+    let signed = install(vec![("x-tally-signature", sign(&m.key, body.as_bytes()))]).await;
+    assert_eq!(signed.status, StatusCode::OK);
+    assert_eq!(app.stored_events(&m.account_id).await, 1);
+    assert_eq!(tables::anonymous_events(&app.state.db).await.len(), 2);
+}
+
+#[tokio::test]
+async fn install_bodies_that_are_not_json_or_not_an_object_are_400() {
     let app = TestApp::new().await;
     let bad = app.post_raw("/api/install-callback", None, &[], "{").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -76,15 +107,59 @@ async fn install_bodies_that_are_not_json_or_break_rules_are_400() {
         bad.json(),
         json!({ "error": "Invalid JSON", "code": "INVALID_JSON" })
     );
-    let long = app
-        .post_json(
-            "/api/install-callback",
-            None,
-            &json!({ "platform": "x".repeat(51) }),
-        )
+    let list = app
+        .post_json("/api/install-callback", None, &json!(["code-review"]))
         .await;
-    assert_eq!(long.status, StatusCode::BAD_REQUEST);
-    assert!(long.json()["details"]["platform"].is_array());
+    assert_eq!(list.status, StatusCode::BAD_REQUEST);
+    assert_eq!(list.json()["code"], "INVALID_PAYLOAD");
+    assert_eq!(tables::stored_events_in_total(&app.state.db).await, 0);
+}
+
+#[tokio::test]
+async fn an_install_with_a_bad_optional_field_is_recorded_without_it() {
+    let app = TestApp::new().await;
+    let install = |body: serde_json::Value| {
+        let app = &app;
+        async move { app.post_json("/api/install-callback", None, &body).await }
+    };
+    let wrong_type = install(json!({ "skill_id": 123, "platform": "linux" })).await;
+    assert_eq!(wrong_type.status, StatusCode::OK);
+    assert_eq!(
+        wrong_type.json(),
+        json!({ "recorded": true, "ignored": ["skill_id"] })
+    );
+    let several = install(json!({
+        "skill_id": "code-review", "platform": {}, "version": "v".repeat(51)
+    }))
+    .await;
+    assert_eq!(several.status, StatusCode::OK);
+    assert_eq!(
+        several.json(),
+        json!({ "recorded": true, "ignored": ["platform", "version"] })
+    );
+    // Empty and null fields are absent, not ignored.
+    let blank = install(json!({ "skill_id": "", "platform": null })).await;
+    assert_eq!(blank.json(), json!({ "recorded": true }));
+
+    let stored = tables::anonymous_events(&app.state.db).await;
+    assert_eq!(stored.len(), 3);
+    let first = stored
+        .iter()
+        .find(|e| {
+            e.skill_id.is_none() && e.metadata.as_deref().is_some_and(|m| m.contains("linux"))
+        })
+        .expect("the install with a numeric skill id, recorded with its platform");
+    assert_eq!(first.kind, "INSTALL");
+    let second = stored
+        .iter()
+        .find(|e| e.skill_id.as_deref() == Some("code-review"))
+        .expect("the install with a bad platform and version");
+    let metadata: serde_json::Value =
+        serde_json::from_str(second.metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        metadata,
+        json!({ "source": "install-script", "platform": null, "version": null })
+    );
 }
 
 #[tokio::test]

@@ -72,6 +72,51 @@ async fn every_field_of_a_tool_use_is_stored_in_its_own_column() {
 }
 
 #[tokio::test]
+async fn empty_optional_strings_are_absent_and_the_tool_use_is_kept() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    // What a hook sends when its editor leaves a field blank.
+    let mut body = track_body(&app.now_rfc3339(), None);
+    for field in [
+        "hook_event",
+        "tool_input_snippet",
+        "tool_output_snippet",
+        "event_id",
+    ] {
+        body[field] = json!("");
+    }
+    let response = app.track(&m.key, &body).await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let events = tables::all_events(&app.state.db).await;
+    assert_eq!(events.len(), 1);
+    let stored = &events[0];
+    assert_eq!(
+        (
+            stored.hook_event.as_deref(),
+            stored.input_snippet.as_deref(),
+            stored.output_snippet.as_deref(),
+            stored.event_id.as_deref()
+        ),
+        (None, None, None, None)
+    );
+    assert_eq!(app.counted_calls(&m.account_id).await, 1);
+    // Required fields stay required: an empty one is still refused.
+    let mut empty_tool = track_body(&app.now_rfc3339(), None);
+    empty_tool["tool_name"] = json!("");
+    let refused = app.track(&m.key, &empty_tool).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json()["details"],
+        json!({ "tool_name": ["must be 1 to 200 characters"] })
+    );
+}
+
+#[tokio::test]
 async fn missing_or_non_bearer_authorization_is_401_missing() {
     let app = TestApp::new().await;
     let body = track_body(&app.now_rfc3339(), None);

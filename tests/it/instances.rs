@@ -229,6 +229,59 @@ async fn a_usage_reset_through_one_instance_reaches_another_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_provider_period_applied_through_one_instance_moves_the_calls_another_counted() {
+    use crate::common::billing::{self, subscription_updated};
+    use chrono::SecondsFormat;
+    let config = || Config {
+        key_cache_ttl: Duration::from_secs(300),
+        ..billing::config()
+    };
+    let a = TestApp::with_config(config()).await;
+    if a.state.db.get_database_backend() != DbBackend::Postgres {
+        return; // SQLite: one instance only.
+    }
+    a.update_plan("FREE", json!({ "rateLimitPerMinute": 100_000 }))
+        .await;
+    let b = a.another_instance(config()).await;
+    wait_for_listeners(&a.state.db, 2).await;
+    let m = a.member_with_key(false).await;
+    let created = a.clock.now();
+    a.clock.advance(chrono::Duration::hours(1));
+    // B counts three calls in the calendar month; its key cache and quota counter hold them.
+    for _ in 0..3 {
+        assert_eq!(verify(&b, &m.key).await.status, StatusCode::OK);
+    }
+
+    // The provider's period began half an hour ago: A takes it and moves the three calls.
+    let period = (
+        created + chrono::Duration::minutes(30),
+        created + chrono::Duration::days(30),
+    );
+    let event = subscription_updated("evt_i1", a.clock.now(), &m.account_id, period, None);
+    assert_eq!(a.billing_event(&event).await.status, StatusCode::OK);
+
+    // Once B has heard of it, its n-th counted poll counts in the provider's period, after the
+    // three. (A poll B judged on the calendar month in the meantime, on this blocking plan, is
+    // answered 503 and counts nothing; one that B had let through is placed in the new period.)
+    let reset = period.1.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let polls = std::cell::Cell::new(0);
+    seen_within(BOUND, &b, &m.key, |answer| {
+        if answer.status != StatusCode::OK {
+            assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+            return false;
+        }
+        polls.set(polls.get() + 1);
+        answer.json()["reset"] == reset.as_str() && answer.json()["used"] == 3 + polls.get()
+    })
+    .await;
+    let periods = crate::common::tables::periods(&a.state.db, &m.account_id).await;
+    let counted: Vec<_> = periods.iter().filter(|p| p.calls > 0).collect();
+    assert_eq!(counted.len(), 1, "{periods:?}");
+    assert_eq!(counted[0].period_start, period.0.timestamp_millis());
+    assert_eq!(counted[0].calls, 3 + polls.get());
+}
+
+#[tokio::test]
 async fn after_its_listening_connection_is_lost_an_instance_empties_its_caches_and_listens_again() {
     let Some((a, b)) = two_instances().await else {
         return; // SQLite: one instance only.

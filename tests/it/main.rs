@@ -10,6 +10,7 @@ mod analytics_props;
 mod api_keys;
 mod auth;
 mod billing_invoices;
+mod billing_periods;
 mod billing_webhook;
 mod cli;
 mod cors;

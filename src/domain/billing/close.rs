@@ -2,12 +2,13 @@
 //! the plan in force at the period's end. Runs are idempotent and safe to race: the unique index
 //! on (account, period start) turns a second insert for the same period into a no-op.
 //!
-//! Which periods exist for an account: every period in which it counted calls (`usage_periods`),
-//! the billing provider's period when it has ended, and every calendar month from the account's
-//! creation that overlaps none of those. No invoice covers time before the account existed: a
-//! period that ended before its creation is never invoiced (calls dated before the account, which
-//! ingestion once accepted, bill nothing), and the first invoice starts at the creation instant.
-//! That first, partial period is billed at the full plan price (no proration).
+//! Which periods exist for an account: its periods as they stand ([`Layout`]) — the stored
+//! period counters, the provider's period, and calendar months cut around them — from its
+//! creation on. No invoice covers time before the account existed: a period that ended before
+//! its creation is never invoiced (calls dated before the account, which ingestion once accepted,
+//! bill nothing), and the first invoice starts at the creation instant. That first, partial
+//! period is billed at the full plan price (no proration), as is every period the provider's
+//! cuts short.
 //!
 //! Plan prices are read when the run happens; plan *assignments* are read as of the period's end
 //! (before the account's first plan change: the plan it was created with, never its current
@@ -18,13 +19,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::domain::accounts::new_id;
 use crate::domain::billing::invoice;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::periods::BillingPeriod;
+use crate::domain::periods::Layout;
 use crate::entity::{account, account_plan_change, invoice as invoice_row, plan, usage_period};
 
 /// What a billing run did.
@@ -72,6 +74,11 @@ pub async fn close_ended_periods(
     Ok(summary)
 }
 
+/// Invoices the account's ended periods. Most accounts have none to invoice on a given run: a
+/// look without locks finds that. Otherwise the periods are read again under the account's lock
+/// (its row on PostgreSQL, the write lock on SQLite), which a change of the provider's period
+/// holds while it lays the periods out anew: the run bills the periods as they are before that
+/// change or after it, never a period the change is cutting.
 async fn close_account(
     db: &DatabaseConnection,
     plans: &HashMap<String, plan::Model>,
@@ -79,10 +86,55 @@ async fn close_account(
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> DomainResult<RunSummary> {
+    if due_invoices(db, plans, account, as_of, now)
+        .await?
+        .is_empty()
+    {
+        return Ok(RunSummary::default());
+    }
+    let txn = crate::db::begin_read_write(db).await?;
+    let Some(account) = account::Entity::find_by_id(account.id.clone())
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(RunSummary::default());
+    };
+    let mut summary = RunSummary::default();
+    for (due, total_cents) in due_invoices(&txn, plans, &account, as_of, now).await? {
+        let inserted = invoice_row::Entity::insert(due)
+            .on_conflict(
+                OnConflict::columns([
+                    invoice_row::Column::AccountId,
+                    invoice_row::Column::PeriodStart,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted > 0 {
+            summary.invoices_created += 1;
+            summary.total_cents += total_cents;
+        }
+    }
+    txn.commit().await?;
+    Ok(summary)
+}
+
+/// The invoices (with their totals in cents) of the account's periods that ended at or before
+/// `as_of` and are not invoiced yet, oldest first.
+async fn due_invoices(
+    db: &impl ConnectionTrait,
+    plans: &HashMap<String, plan::Model>,
+    account: &account::Model,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DomainResult<Vec<(invoice_row::ActiveModel, i64)>> {
     let as_of_ms = as_of.timestamp_millis();
     let counted: Vec<usage_period::Model> = usage_period::Entity::find()
         .filter(usage_period::Column::AccountId.eq(account.id.as_str()))
-        .filter(usage_period::Column::PeriodEnd.lte(as_of_ms))
+        .filter(usage_period::Column::PeriodStart.lt(as_of_ms))
         .all(db)
         .await?;
     let invoiced: Vec<(i64, i64)> = invoice_row::Entity::find()
@@ -92,30 +144,40 @@ async fn close_account(
         .into_iter()
         .map(|i| (i.period_start, i.period_end))
         .collect();
+    let layout = Layout::new(
+        counted.iter().map(|p| (p.period_start, p.period_end)),
+        invoiced.iter().copied(),
+        Layout::of_account(account).provider(),
+    );
+    let ended: Vec<_> = layout
+        .periods_between(account.created_at, as_of)
+        .into_iter()
+        .filter(|period| period.end <= as_of)
+        .filter_map(|counted| Some((counted, counted.since(account.created_at)?)))
+        // An invoice written before first periods started at the account's creation began with
+        // the counted period: either start means the period is billed.
+        .filter(|(counted, period)| {
+            !invoiced
+                .iter()
+                .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
+        })
+        .collect();
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
     let changes: Vec<account_plan_change::Model> = account_plan_change::Entity::find()
         .filter(account_plan_change::Column::AccountId.eq(account.id.as_str()))
         .order_by_asc(account_plan_change::Column::EffectiveAt)
         .order_by_asc(account_plan_change::Column::Id)
         .all(db)
         .await?;
+    let calls_by_range: HashMap<(i64, i64), i64> = counted
+        .iter()
+        .map(|p| ((p.period_start, p.period_end), p.calls))
+        .collect();
 
-    let calls_by_start: HashMap<i64, i64> =
-        counted.iter().map(|p| (p.period_start, p.calls)).collect();
-    let periods = ended_periods(account, &counted, &invoiced, as_of);
-
-    let mut summary = RunSummary::default();
-    for counted in periods {
-        let Some(period) = counted.since(account.created_at) else {
-            continue;
-        };
-        // An invoice written before first periods started at the account's creation began with
-        // the counted period: either start means the period is billed.
-        if invoiced
-            .iter()
-            .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
-        {
-            continue;
-        }
+    let mut due = Vec::with_capacity(ended.len());
+    for (counted, period) in ended {
         let code = plan_at(&changes, period.end).unwrap_or(account.initial_plan_code.as_str());
         let plan = plans.get(code).ok_or_else(|| {
             DomainError::internal(anyhow::anyhow!(
@@ -123,12 +185,12 @@ async fn close_account(
                 account.id
             ))
         })?;
-        let calls = calls_by_start
-            .get(&counted.start_ms())
+        let calls = calls_by_range
+            .get(&(counted.start_ms(), counted.end_ms()))
             .copied()
             .unwrap_or(0);
         let lines = invoice::lines(plan, calls);
-        let inserted = invoice_row::Entity::insert(invoice_row::ActiveModel {
+        let invoice = invoice_row::ActiveModel {
             id: Set(new_id()),
             account_id: Set(account.id.clone()),
             period_start: Set(period.start_ms()),
@@ -142,23 +204,10 @@ async fn close_account(
             overage_cents: Set(lines.overage_cents),
             total_cents: Set(lines.total_cents),
             created_at: Set(now.timestamp_millis()),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                invoice_row::Column::AccountId,
-                invoice_row::Column::PeriodStart,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-        if inserted > 0 {
-            summary.invoices_created += 1;
-            summary.total_cents += lines.total_cents;
-        }
+        };
+        due.push((invoice, lines.total_cents));
     }
-    Ok(summary)
+    Ok(due)
 }
 
 /// The plan code in force just before `end` (a change at `end` itself belongs to the next period).
@@ -168,65 +217,4 @@ fn plan_at(changes: &[account_plan_change::Model], end: DateTime<Utc>) -> Option
         .rev()
         .find(|change| change.effective_at < end)
         .map(|change| change.plan_code.as_str())
-}
-
-/// The account's periods that ended at or before `as_of`, oldest first.
-fn ended_periods(
-    account: &account::Model,
-    counted: &[usage_period::Model],
-    invoiced: &[(i64, i64)],
-    as_of: DateTime<Utc>,
-) -> Vec<BillingPeriod> {
-    let from_ms =
-        |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let mut periods: Vec<BillingPeriod> = counted
-        .iter()
-        .map(|p| BillingPeriod {
-            start: from_ms(p.period_start),
-            end: from_ms(p.period_end),
-        })
-        .collect();
-    if let (Some(start), Some(end)) = (account.billing_period_start, account.billing_period_end) {
-        let provider = BillingPeriod { start, end };
-        if end <= as_of && !periods.contains(&provider) {
-            periods.push(provider);
-        }
-    }
-    let taken: Vec<(i64, i64)> = periods
-        .iter()
-        .map(|p| (p.start_ms(), p.end_ms()))
-        .chain(invoiced.iter().copied())
-        .collect();
-    let overlaps = |p: &BillingPeriod| {
-        taken
-            .iter()
-            .any(|(s, e)| p.start_ms() < *e && *s < p.end_ms())
-    };
-    let mut month = BillingPeriod::calendar_month(account.created_at);
-    while month.end <= as_of {
-        if !overlaps(&month) {
-            periods.push(month);
-        }
-        month = BillingPeriod::calendar_month(month.end);
-    }
-    periods.sort_by_key(|p| p.start);
-    periods.dedup();
-    periods
-}
-
-/// Whether `at` lies in an invoiced (closed) period of the account. Only instants before the
-/// account's current period can be: callers skip the query for everything else.
-pub async fn is_invoiced(
-    db: &DatabaseConnection,
-    account_id: &str,
-    at: DateTime<Utc>,
-) -> DomainResult<bool> {
-    let at_ms = at.timestamp_millis();
-    let found = invoice_row::Entity::find()
-        .filter(invoice_row::Column::AccountId.eq(account_id))
-        .filter(invoice_row::Column::PeriodStart.lte(at_ms))
-        .filter(invoice_row::Column::PeriodEnd.gt(at_ms))
-        .count(db)
-        .await?;
-    Ok(found > 0)
 }

@@ -11,28 +11,34 @@
 //! A reservation holds every call its events could count (duplicates are found only when the
 //! events are inserted), so admission errs on the side of refusing: the same bound the in-memory
 //! gate keeps within one instance.
+//!
+//! A counter is locked only where its range is the one the reservation took. One with another
+//! range means the account's periods were laid out anew since (the billing provider's period,
+//! applied through another instance): the reservation was judged on a period that no longer is,
+//! so its job writes nothing and is answered 503, and its retry is judged on the new periods.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DbErr};
 
-use super::counters::{upsert_period_counters, PeriodCounts, PeriodKey};
+use super::counters::{upsert_period_counters, PeriodCounts, PeriodKey, Upserted};
 use super::store::BatchTx;
-use super::Job;
+use super::{Failure, Job};
 use crate::domain::quota::{Refusal, Reservation};
 use crate::entity::usage_period;
 
 /// Reads, under their row locks, the counters of the periods the jobs' blocking reservations draw
-/// on. The rows are locked in key order, the same on every instance, so two batches cannot wait
-/// for each other's locks.
-pub(super) async fn lock_counters(txn: &impl BatchTx, jobs: &[Job]) -> Result<PeriodCounts, DbErr> {
+/// on, and names those whose counter has another range. The rows are locked in key order, the
+/// same on every instance, so two batches cannot wait for each other's locks.
+pub(super) async fn lock_counters(txn: &impl BatchTx, jobs: &[Job]) -> Result<Upserted, DbErr> {
     let mut ends: BTreeMap<PeriodKey, i64> = BTreeMap::new();
     for reservation in jobs.iter().flat_map(|job| &job.reservations) {
         if reservation.blocking_limit().is_some() {
             ends.insert(key_of(reservation), reservation.period.end_ms());
         }
     }
+    let asked: Vec<PeriodKey> = ends.keys().cloned().collect();
     let rows = ends
         .into_iter()
         .map(|((account_id, start), end)| usage_period::Model {
@@ -42,24 +48,39 @@ pub(super) async fn lock_counters(txn: &impl BatchTx, jobs: &[Job]) -> Result<Pe
             calls: 0,
         });
     // `SET calls = calls` changes nothing but makes the statement take the row's lock, as an
-    // update does, whether the row was there or not; the count is read under it.
+    // update does, whether the row was there or not; the count is read under it. (PostgreSQL
+    // locks a conflicting row its condition skips as well.)
     use usage_period::Column;
-    let on_conflict = OnConflict::columns([Column::AccountId, Column::PeriodStart])
+    let mut on_conflict = OnConflict::columns([Column::AccountId, Column::PeriodStart])
         .value(Column::Calls, Column::Calls.into_expr())
         .to_owned();
-    upsert_period_counters(txn, rows, on_conflict).await
+    on_conflict.action_and_where(super::counters::same_range());
+    let counts = upsert_period_counters(txn, rows, on_conflict).await?;
+    let misplaced = asked
+        .into_iter()
+        .filter(|key| !counts.contains_key(key))
+        .collect();
+    Ok(Upserted { counts, misplaced })
 }
 
-/// Admits the jobs in order while their blocking reservations fit in the locked counts; the
-/// refusal of each job that does not fit (`None` for an admitted one).
-pub(super) fn admit(jobs: &[Job], locked: &PeriodCounts) -> Vec<Option<Refusal>> {
+/// Admits the jobs in order while their blocking reservations fit in the locked counts; why each
+/// job that is not admitted is not (`None` for an admitted one): over its quota, or its period
+/// has been laid out anew (`misplaced`).
+pub(super) fn admit(jobs: &[Job], locked: &Upserted) -> Vec<Option<Failure>> {
     let mut spent: HashMap<PeriodKey, i64> = HashMap::new();
     jobs.iter()
         .map(|job| {
+            let moved = job.reservations.iter().any(|reservation| {
+                reservation.blocking_limit().is_some()
+                    && locked.misplaced.contains(&key_of(reservation))
+            });
+            if moved {
+                return Some(Failure::PeriodMoved);
+            }
             let refusal = job
                 .reservations
                 .iter()
-                .find_map(|reservation| refusal(reservation, locked, &spent));
+                .find_map(|reservation| refusal(reservation, &locked.counts, &spent));
             if refusal.is_none() {
                 for reservation in &job.reservations {
                     if reservation.blocking_limit().is_some() {
@@ -67,7 +88,7 @@ pub(super) fn admit(jobs: &[Job], locked: &PeriodCounts) -> Vec<Option<Refusal>>
                     }
                 }
             }
-            refusal
+            refusal.map(Failure::OverQuota)
         })
         .collect()
 }

@@ -14,7 +14,10 @@
 //!
 //! Blocking quotas are decided again inside the transaction, under the period counters' row locks
 //! ([`admission`]): a request whose calls no longer fit is answered `Quota exceeded` and writes
-//! nothing, however many instances share the database. After the commit each request's quota
+//! nothing, however many instances share the database. Calls are added only to a counter whose
+//! range is the period the request took: when the billing provider's period has moved the
+//! account's periods since, the calls are placed again by their time ([`counters`]), and a
+//! blocking quota judged on the old period is answered 503 so that its retry is judged anew. After the commit each request's quota
 //! reservation is settled with the calls counted, and the in-memory gate takes the database's
 //! count. A failed transaction gives its waiters' quota reservations back. When the database cannot
 //! take writes (lost, busy, locked) every waiter gets 503. Any other failure may be one request's
@@ -47,7 +50,7 @@ mod rollups;
 mod running;
 mod store;
 
-use counters::{add_period_calls, PeriodCounts};
+use counters::{add_period_calls, place_again, PeriodCounts};
 use events::{complete_or_skip, insert_events};
 use rollups::Rollups;
 use store::{BatchTx, SqliteFile, Store};
@@ -153,6 +156,9 @@ pub enum Outcome {
 enum Failure {
     /// A blocking quota has no room for its calls, judged where they would be committed.
     OverQuota(Refusal),
+    /// The account's periods were laid out anew after this request took its period and judged
+    /// its quota there: 503, a retry takes the new period.
+    PeriodMoved,
     /// The database cannot take writes right now (gone, busy, locked): 503, worth retrying.
     Unavailable,
     /// This request's own events cannot be written: 500, a retry would fail the same way.
@@ -280,6 +286,9 @@ impl Recorder {
             Ok(Ok(outcomes)) => return Ok(outcomes),
             Ok(Err(Failure::OverQuota(refusal))) => return Err(Unrecorded::OverQuota(refusal)),
             Ok(Err(Failure::Unavailable)) => unavailable("writing usage events failed"),
+            Ok(Err(Failure::PeriodMoved)) => {
+                unavailable("the account's billing periods changed while the request was in flight")
+            }
             Ok(Err(Failure::Rejected)) => DomainError::internal(anyhow::anyhow!(
                 "the database refused this request's usage events (see the recorder's log)"
             )),
@@ -419,6 +428,7 @@ impl<S: Store> Writer<S> {
         let txn = self.store.begin().await?;
         let locked = admission::lock_counters(&txn, jobs).await?;
         let refusals = admission::admit(jobs, &locked);
+        let locked = locked.counts;
         let events: Vec<&NewEvent> = jobs
             .iter()
             .zip(&refusals)
@@ -482,12 +492,12 @@ impl<S: Store> Writer<S> {
         let committed =
             |reservation: &Reservation| batch.counts.get(&admission::key_of(reservation)).copied();
         for (job, refusal) in jobs.into_iter().zip(batch.refusals) {
-            if let Some(refusal) = refusal {
+            if let Some(failure) = refusal {
                 for reservation in job.reservations {
                     let now = committed(&reservation);
                     reservation.give_back(now);
                 }
-                let _ = job.reply.send(Err(Failure::OverQuota(refusal)));
+                let _ = job.reply.send(Err(failure));
                 continue;
             }
             let mine: Vec<Outcome> = outcomes.by_ref().take(job.events.len()).collect();
@@ -538,8 +548,8 @@ fn due_key_touches(
 
 /// One committed transaction of the writer.
 struct AdmittedBatch {
-    /// Per job, in order: the refusal of a job the quotas did not admit.
-    refusals: Vec<Option<Refusal>>,
+    /// Per job, in order: why a job was not admitted.
+    refusals: Vec<Option<Failure>>,
     /// The outcomes of the admitted jobs' events, in order.
     outcomes: Vec<Outcome>,
     /// The count each period counter read or written holds after the commit.
@@ -667,7 +677,12 @@ async fn write_events(
         complete_or_skip(txn, account, events, &indexes, &mut outcomes, &mut rollups).await?;
     }
 
-    let period_counts = add_period_calls(txn, &rollups.periods).await?;
+    let upserted = add_period_calls(txn, &rollups.periods).await?;
+    let mut period_counts = upserted.counts;
+    if !upserted.misplaced.is_empty() {
+        let placed = place_again(txn, events, &outcomes, upserted.misplaced, &mut rollups).await?;
+        period_counts.extend(placed);
+    }
     for (key_id, at) in key_touches {
         rollups.touch_key(key_id, *at);
     }

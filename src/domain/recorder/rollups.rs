@@ -19,6 +19,7 @@ use super::running::add_running_sums;
 use super::{statement_sizes, EventKind, NewEvent};
 use crate::domain::dialect::{self, add_excluded, later_of_excluded};
 use crate::domain::histogram;
+use crate::domain::periods::BillingPeriod;
 use crate::entity::{
     api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_overall,
     usage_daily_tool, usage_daily_total, usage_key_period,
@@ -172,6 +173,33 @@ mod as_pairs {
 }
 
 impl Rollups {
+    /// Moves an accepted event's calls, in its key's calls per period, from the period it was
+    /// counted in to the one it is counted in after all (see `counters::place_again`).
+    pub(super) fn move_key_calls(
+        &mut self,
+        event: &NewEvent,
+        from: BillingPeriod,
+        to: BillingPeriod,
+    ) {
+        let Some(key) = event.api_key_id.as_deref() else {
+            return;
+        };
+        if event.cost <= 0 || from.start_ms() == to.start_ms() {
+            return;
+        }
+        let counted = (key.to_owned(), from.start_ms());
+        if let Some(calls) = self.key_periods.get_mut(&counted) {
+            *calls -= event.cost;
+            if *calls == 0 {
+                self.key_periods.remove(&counted);
+            }
+        }
+        *self
+            .key_periods
+            .entry((key.to_owned(), to.start_ms()))
+            .or_default() += event.cost;
+    }
+
     /// True when nothing is to be added to the rollups (the period counters aside).
     pub(super) fn has_no_delta(&self) -> bool {
         self.endpoints.is_empty()

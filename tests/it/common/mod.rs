@@ -3,6 +3,7 @@
 //! router from `tally::app`, and a manual clock.
 
 pub mod analytics;
+pub mod billing;
 pub mod ingest;
 pub mod process;
 pub mod tables;

@@ -8,10 +8,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::event::{change_of, Event, Target};
+use super::event::{change_of, plan_value, Event, Ignored, Target};
 use crate::domain::accounts;
 use crate::domain::error::DomainResult;
 use crate::domain::invalidation::{Change, Invalidation};
+use crate::domain::periods::placement::{self, ProviderPeriod};
+use crate::domain::periods::BillingPeriod;
 use crate::entity::{account, billing_webhook_event};
 
 /// How long applied event ids are kept. The provider retries a failed delivery for a few days,
@@ -25,12 +27,8 @@ pub enum Outcome {
     Applied,
     /// This event id was applied before; nothing changed.
     Duplicate,
-    /// A newer event was already applied to the account; nothing changed.
-    Stale,
-    /// A type we do not act on, or an event that does not name a plan change we understand.
-    Ignored,
-    /// No account matches the event; nothing changed.
-    UnknownAccount,
+    /// Nothing changed, for this reason (logged with the event's id).
+    Ignored(Ignored),
 }
 
 /// Applies one verified event at `now`.
@@ -46,9 +44,12 @@ pub async fn apply_event(
     event: &Event,
     now: DateTime<Utc>,
 ) -> DomainResult<Outcome> {
-    let Some(change) = change_of(event) else {
-        tracing::info!(event_id = %event.id, event_type = %event.kind, "billing event ignored");
-        return Ok(Outcome::Ignored);
+    let change = match change_of(event) {
+        Ok(change) => change,
+        Err(reason) => {
+            log_ignored(event, reason);
+            return Ok(Outcome::Ignored(reason));
+        }
     };
 
     let txn = db.begin().await?;
@@ -90,11 +91,13 @@ pub async fn apply_event(
         tracing::warn!(
             event_id = %event.id,
             event_type = %event.kind,
+            reason = Ignored::UnknownAccount.as_str(),
             target = ?change.target,
-            "billing event for an unknown account or customer: nothing changed"
+            "billing event ignored: {}; nothing changed",
+            Ignored::UnknownAccount.why()
         );
         txn.rollback().await?;
-        return Ok(Outcome::UnknownAccount);
+        return Ok(Outcome::Ignored(Ignored::UnknownAccount));
     };
 
     billing_webhook_event::Entity::update_many()
@@ -113,12 +116,14 @@ pub async fn apply_event(
         tracing::info!(
             event_id = %event.id,
             account_id = %account.id,
+            reason = Ignored::Stale.as_str(),
             created = event.created,
             last_applied = account.billing_event_created_at,
-            "billing event older than the last one applied: nothing changed"
+            "billing event ignored: {}; nothing changed",
+            Ignored::Stale.why()
         );
         txn.commit().await?;
-        return Ok(Outcome::Stale);
+        return Ok(Outcome::Ignored(Ignored::Stale));
     }
 
     if let Some(plan) = change.plan {
@@ -126,21 +131,37 @@ pub async fn apply_event(
             accounts::set_plan(&txn, &account.id, plan, now).await?;
         }
     }
+    let placed = match change.period {
+        Some(asked) => {
+            let asked = match asked {
+                Some((start, end)) => ProviderPeriod::Set(BillingPeriod { start, end }),
+                None => ProviderPeriod::End,
+            };
+            placement::place(&txn, &account, asked, now).await?
+        }
+        None => None,
+    };
     let account_id = account.id.clone();
     let mut row: account::ActiveModel = account.into();
     row.billing_event_created_at = Set(Some(event.created));
     if let Some(customer) = change.customer {
         row.billing_customer_id = Set(Some(customer));
     }
-    if let Some(period) = change.period {
-        row.billing_period_start = Set(period.map(|(start, _)| start));
-        row.billing_period_end = Set(period.map(|(_, end)| end));
+    if let Some(period) = placed {
+        row.billing_period_start = Set(Some(period.start));
+        row.billing_period_end = Set(Some(period.end));
     }
     row.update(&txn).await?;
     txn.commit().await?;
 
-    // The cached account and plan behind every key are stale now; read them again.
+    // The cached account and plan behind every key are stale now; read them again. Calls moved
+    // between periods: every instance reads the period counters again.
     invalidation.announce(db, Change::AllKeys).await;
+    if placed.is_some() {
+        invalidation
+            .announce(db, Change::Usage(account_id.clone()))
+            .await;
+    }
     tracing::info!(
         event_id = %event.id,
         event_type = %event.kind,
@@ -149,6 +170,24 @@ pub async fn apply_event(
         "billing event applied"
     );
     Ok(Outcome::Applied)
+}
+
+/// Logs an event that names no change Tally can make: at WARN, since the provider's setup (or
+/// Tally's) needs a look, except for the many types Tally does not act on.
+fn log_ignored(event: &Event, reason: Ignored) {
+    let plan = plan_value(event).unwrap_or("-");
+    if reason == Ignored::UnhandledType {
+        tracing::info!(event_id = %event.id, event_type = %event.kind, reason = reason.as_str(), "billing event ignored: {}", reason.why());
+    } else {
+        tracing::warn!(
+            event_id = %event.id,
+            event_type = %event.kind,
+            reason = reason.as_str(),
+            plan,
+            "billing event ignored: {}; nothing changed",
+            reason.why()
+        );
+    }
 }
 
 /// Deletes applied event ids older than [`PROCESSED_EVENT_RETENTION_DAYS`]; returns how many.

@@ -86,6 +86,54 @@ pub fn parse_event(body: &[u8]) -> DomainResult<Event> {
     }
 }
 
+/// Why an event changed nothing. Each is logged with the event's id and counted in `/metrics`
+/// under [`Ignored::as_str`], so that an operator sees what the provider sends that Tally cannot
+/// place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// A type Tally does not act on (the provider sends many).
+    UnhandledType,
+    /// No account named: no `metadata.account_id`, and for a subscription no `customer` either.
+    NoAccount,
+    /// A checkout without `metadata.plan`.
+    NoPlan,
+    /// A `metadata.plan` that is no plan Tally knows, or FREE on a checkout.
+    UnknownPlan,
+    /// The account or customer named is not one of Tally's.
+    UnknownAccount,
+    /// Older (`created`) than the last event applied to the account.
+    Stale,
+}
+
+impl Ignored {
+    /// Why, in words, for the log.
+    pub fn why(self) -> &'static str {
+        match self {
+            Ignored::UnhandledType => "a type Tally does not act on",
+            Ignored::NoAccount => {
+                "it names no account (no metadata.account_id, and for a subscription no customer)"
+            }
+            Ignored::NoPlan => "a checkout without metadata.plan",
+            Ignored::UnknownPlan => {
+                "metadata.plan is no plan Tally knows (a checkout takes pro or enterprise)"
+            }
+            Ignored::UnknownAccount => "no account has the account_id or customer it names",
+            Ignored::Stale => "older than the last event applied to the account",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignored::UnhandledType => "unhandled_type",
+            Ignored::NoAccount => "no_account",
+            Ignored::NoPlan => "no_plan",
+            Ignored::UnknownPlan => "unknown_plan",
+            Ignored::UnknownAccount => "unknown_account",
+            Ignored::Stale => "stale",
+        }
+    }
+}
+
 /// How an event names its account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Target {
@@ -99,8 +147,20 @@ pub(super) struct Change {
     pub(super) target: Target,
     pub(super) customer: Option<String>,
     pub(super) plan: Option<PlanCode>,
-    /// `Some(None)` returns the account to calendar-month periods.
+    /// `Some(Some(..))` sets the provider's period; `Some(None)` ends it (the subscription is
+    /// gone) and calendar months follow.
     pub(super) period: Option<Option<(DateTime<Utc>, DateTime<Utc>)>>,
+}
+
+/// The plan value an event sent (its first 64 characters), for the log of an event that names
+/// none Tally knows.
+pub(super) fn plan_value(event: &Event) -> Option<&str> {
+    let plan = metadata_str(&event.object, "plan")?;
+    Some(
+        plan.char_indices()
+            .nth(64)
+            .map_or(plan, |(end, _)| &plan[..end]),
+    )
 }
 
 fn metadata_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
@@ -121,10 +181,11 @@ fn customer_of(object: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn target_of(object: &Value, customer: &Option<String>) -> Option<Target> {
+fn target_of(object: &Value, customer: &Option<String>) -> Result<Target, Ignored> {
     metadata_str(object, "account_id")
         .map(|id| Target::Account(id.to_owned()))
         .or_else(|| customer.clone().map(Target::Customer))
+        .ok_or(Ignored::NoAccount)
 }
 
 /// The subscription's period: `current_period_start/end` on the subscription, or on its first
@@ -147,17 +208,18 @@ fn period_of(object: &Value) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     (start < end).then_some((start, end))
 }
 
-/// Reads what `event` asks for; `None` when there is nothing for us in it.
-pub(super) fn change_of(event: &Event) -> Option<Change> {
+/// Reads what `event` asks for, or why there is nothing for us in it.
+pub(super) fn change_of(event: &Event) -> Result<Change, Ignored> {
     let object = &event.object;
     let customer = customer_of(object);
     match event.kind.as_str() {
         CHECKOUT_COMPLETED => {
-            let account_id = metadata_str(object, "account_id")?;
-            let plan = metadata_str(object, "plan")
-                .and_then(PlanCode::parse)
-                .filter(|plan| *plan != PlanCode::Free)?;
-            Some(Change {
+            let account_id = metadata_str(object, "account_id").ok_or(Ignored::NoAccount)?;
+            let code = metadata_str(object, "plan").ok_or(Ignored::NoPlan)?;
+            let plan = PlanCode::parse(code)
+                .filter(|plan| *plan != PlanCode::Free)
+                .ok_or(Ignored::UnknownPlan)?;
+            Ok(Change {
                 target: Target::Account(account_id.to_owned()),
                 customer,
                 plan: Some(plan),
@@ -165,24 +227,25 @@ pub(super) fn change_of(event: &Event) -> Option<Change> {
             })
         }
         SUBSCRIPTION_UPDATED => {
+            let target = target_of(object, &customer)?;
             let plan = match metadata_str(object, "plan") {
-                Some(code) => Some(PlanCode::parse(code)?),
+                Some(code) => Some(PlanCode::parse(code).ok_or(Ignored::UnknownPlan)?),
                 None => None,
             };
-            Some(Change {
-                target: target_of(object, &customer)?,
+            Ok(Change {
+                target,
                 customer,
                 plan,
                 period: period_of(object).map(Some),
             })
         }
-        SUBSCRIPTION_DELETED => Some(Change {
+        SUBSCRIPTION_DELETED => Ok(Change {
             target: target_of(object, &customer)?,
             customer,
             plan: Some(PlanCode::Free),
             period: Some(None),
         }),
-        _ => None,
+        _ => Err(Ignored::UnhandledType),
     }
 }
 

@@ -11,5 +11,5 @@ pub mod event;
 pub mod signature;
 
 pub use apply::{apply_event, prune_processed_events, Outcome, PROCESSED_EVENT_RETENTION_DAYS};
-pub use event::{parse_event, Event};
+pub use event::{parse_event, Event, Ignored};
 pub use signature::{verify_signature, SIGNATURE_TOLERANCE_SECS};
