@@ -151,17 +151,26 @@ fn print_or_check(
 }
 
 async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()> {
-    // Seeding sets up a new database (it refuses one that holds demo data already).
+    // Seeding sets up a new database: one that holds users is refused before anything is
+    // written to it, migrations included.
     let db = db::connect(database_url)
         .await
         .context("opening the database")?;
+    demo::refuse_a_database_in_use(&db)
+        .await
+        .map_err(DomainError::into_operator_error)?;
     db::migrate(&db).await.context("applying migrations")?;
+    let password = args
+        .password
+        .clone()
+        .filter(|password| !password.is_empty())
+        .unwrap_or_else(demo::generated_password);
     let options = DemoOptions {
         accounts: args.accounts,
         events: args.events,
         days: args.days,
         seed: args.seed,
-        password: args.password.clone(),
+        password: password.clone(),
     };
     let mut shown = Progress::new(args.events, "events");
     let mut progress = move |written: u64, asked: u64| shown.update(written, asked);
@@ -173,10 +182,7 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
         summary.accounts, summary.users, summary.keys, summary.events, summary.seconds
     );
     let last_account = args.accounts.saturating_sub(1);
-    println!(
-        "Every demo user signs in with the password {:?}.",
-        args.password
-    );
+    println!("Every demo user signs in with the password {password:?}.");
     println!("Admin: {}", summary.admin_email);
     println!(
         "Members: {} to {} (1 to {} per account, user0 in every one)",

@@ -109,14 +109,10 @@ pub struct SeedDemoArgs {
     /// Random seed: the same seed gives the same usage.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Password of every demo user (and of the demo admin).
-    #[arg(
-        long,
-        env = "TALLY_DEMO_PASSWORD",
-        default_value = "tally-demo-password",
-        hide_env_values = true
-    )]
-    pub password: String,
+    /// Password of every demo user (and of the demo admin). Unset or empty: a random one,
+    /// printed with the e-mails.
+    #[arg(long, env = "TALLY_DEMO_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
