@@ -53,6 +53,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|err| err.into_operator_error().context("loading the JWT secret"))?,
     };
     let state = AppState::new(db, config, jwt_secret.as_bytes());
+    check_redis(&state).await;
     spawn_housekeeping(&state);
     if args.no_billing_close {
         tracing::info!("not closing billing periods in the background: --no-billing-close");
@@ -77,6 +78,15 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     state.db.close_by_ref().await.ok();
     tracing::info!("tally stopped");
     Ok(())
+}
+
+/// Asks Redis, when configured, before listening: one that does not answer is logged at start
+/// (a warning naming its address) and the service starts anyway, with per-key limits per
+/// instance until Redis answers.
+async fn check_redis(state: &AppState) {
+    if let Some(shared) = state.ingestion.key_limits.shared() {
+        shared.ping(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Descriptors kept free for everything but client connections: the database pool, SQLite's

@@ -63,7 +63,7 @@ pub fn terminate(child: &Child) {
 pub struct Server {
     child: Child,
     pub address: String,
-    /// Every JSON line the server logged after it started listening.
+    /// Every JSON line the server logged, from its start.
     log: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -81,18 +81,23 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let mut address = None;
+        let mut before = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
             if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                if event["message"] == "tally listening" {
+                let listening = event["message"] == "tally listening";
+                if listening {
                     address = event["address"].as_str().map(str::to_owned);
+                }
+                before.push(event);
+                if listening {
                     break;
                 }
             }
         }
         let address = address.expect("server reported its address");
         // Keep reading the log so the server never writes into a closed pipe.
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(before));
         let kept = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
