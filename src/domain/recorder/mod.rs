@@ -30,11 +30,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::dialect;
-use crate::domain::error::{is_connection_error, DomainError};
+use crate::domain::error::{is_transient, DomainError};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Refusal, Reservation};
 use crate::metrics::Metrics;
@@ -316,7 +315,7 @@ impl From<DomainError> for Unrecorded {
 }
 
 fn unavailable(why: &'static str) -> DomainError {
-    DomainError::unavailable(anyhow::anyhow!(why))
+    DomainError::unavailable(why)
 }
 
 struct Writer<S> {
@@ -444,7 +443,7 @@ impl<S: Store> Writer<S> {
     /// per request); those get 500 and are logged, the others are written.
     async fn failed(&mut self, mut jobs: Vec<Job>, err: DbErr) -> bool {
         self.metrics.database_error("recording events");
-        if is_transient(&err, self.store.backend()) {
+        if is_transient(&err) {
             tracing::warn!(error = %err, requests = jobs.len(), "the database cannot take usage events right now");
             answer_failed(jobs, Failure::Unavailable);
             return false;
@@ -558,33 +557,6 @@ fn answer_failed(jobs: Vec<Job>, failure: Failure) {
         // Given back before the answer: whoever has the answer finds the calls free again.
         drop(reservations);
         let _ = reply.send(Err(failure));
-    }
-}
-
-/// True when a write failed because the database cannot take writes right now — unreachable,
-/// busy or locked past its lock timeout, out of resources — rather than because of what was
-/// written: every request would fail alike, and a retry later may succeed.
-fn is_transient(err: &DbErr, backend: DatabaseBackend) -> bool {
-    use sea_orm::sqlx::Error;
-    if is_connection_error(err) {
-        return true;
-    }
-    let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
-        err
-    else {
-        return false;
-    };
-    match cause.as_ref() {
-        Error::Io(_)
-        | Error::Tls(_)
-        | Error::Protocol(_)
-        | Error::PoolTimedOut
-        | Error::PoolClosed
-        | Error::WorkerCrashed => true,
-        Error::Database(db) => db
-            .code()
-            .is_some_and(|code| dialect::transient_code(backend, &code)),
-        _ => false,
     }
 }
 

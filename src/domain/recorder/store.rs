@@ -33,8 +33,6 @@ pub(super) trait Store {
         Self: 's;
 
     async fn begin(&mut self) -> Result<Self::Tx<'_>, DbErr>;
-
-    fn backend(&self) -> DatabaseBackend;
 }
 
 /// A batch's transaction. Dropped without [`BatchTx::commit`], it rolls back.
@@ -108,10 +106,6 @@ impl Store for DatabaseConnection {
 
     async fn begin(&mut self) -> Result<DatabaseTransaction, DbErr> {
         TransactionTrait::begin(self).await
-    }
-
-    fn backend(&self) -> DatabaseBackend {
-        self.get_database_backend()
     }
 }
 
@@ -202,10 +196,6 @@ impl Store for SqliteFile {
         self.connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_error)
-    }
-
-    fn backend(&self) -> DatabaseBackend {
-        DatabaseBackend::Sqlite
     }
 }
 

@@ -133,6 +133,17 @@ impl Server {
         }
     }
 
+    /// The server's resident memory (VmRSS), in KiB.
+    pub fn resident_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// A new connection with a read timeout of `PATIENCE`.
     pub fn connect(&self) -> TcpStream {
         connect(&self.address).expect("connect")
