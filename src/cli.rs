@@ -39,14 +39,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()> {
     let db = match action {
         // Setting up a database is what `migrate up` is for.
-        MigrateAction::Up => db::connect(database_url)
-            .await
-            .context("opening the database")?,
+        MigrateAction::Up => open(database_url).await?,
         MigrateAction::Down | MigrateAction::Status => open_existing(database_url).await?,
     };
+    // Printed, not logged: what was applied or reverted is the command's answer.
     match action {
-        MigrateAction::Up => Migrator::up(&db, None).await?,
-        MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
+        MigrateAction::Up => {
+            let pending = db::pending_migrations(&db).await?;
+            Migrator::up(&db, None).await?;
+            if pending.is_empty() {
+                println!("Nothing to apply: every migration is applied.");
+            } else {
+                println!(
+                    "Applied {} migration(s): {}",
+                    pending.len(),
+                    pending.join(", ")
+                );
+            }
+        }
+        MigrateAction::Down => {
+            let applied = Migrator::get_applied_migrations(&db).await?;
+            let last = applied.last().map(|m| m.name().to_owned());
+            Migrator::down(&db, Some(1)).await?;
+            match last {
+                Some(name) => println!("Reverted {name}"),
+                None => println!("Nothing to revert: no migration is applied."),
+            }
+        }
         MigrateAction::Status => {
             // Printed, not logged: the list is the command's answer, whatever the log level.
             for migration in Migrator::get_migration_with_status(&db).await? {
@@ -153,9 +172,7 @@ fn print_or_check(
 async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()> {
     // Seeding sets up a new database: one that holds users is refused before anything is
     // written to it, migrations included.
-    let db = db::connect(database_url)
-        .await
-        .context("opening the database")?;
+    let db = open(database_url).await?;
     demo::refuse_a_database_in_use(&db)
         .await
         .map_err(DomainError::into_operator_error)?;
@@ -213,9 +230,12 @@ async fn open_existing(database_url: &str) -> anyhow::Result<DatabaseConnection>
             );
         }
     }
-    db::connect(database_url)
-        .await
-        .context("opening the database")
+    open(database_url).await
+}
+
+/// Opens the database of a command, with the lock wait the commands use.
+async fn open(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    db::open(database_url, db::DEFAULT_LOCK_TIMEOUT).await
 }
 
 /// The file of a SQLite URL; `None` for other databases and in-memory SQLite.

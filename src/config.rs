@@ -144,19 +144,21 @@ pub enum UserAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TALLY_BIND", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: an IP address and a port (`127.0.0.1:8080`; `0.0.0.0:8080` for
+    /// every interface). Host names are not resolved.
+    #[arg(long, env = "TALLY_BIND", default_value = "127.0.0.1:8080", value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Secret for signing JWTs, at least 32 bytes. When unset (or empty), one is generated on
     /// first start and kept in the database.
     #[arg(long, env = "TALLY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Lifetime of issued JWTs, in seconds.
-    #[arg(long, env = "TALLY_JWT_TTL_SECONDS", default_value_t = 3600)]
+    #[arg(long, env = "TALLY_JWT_TTL_SECONDS", default_value_t = 3600, value_parser = parse_seconds)]
     pub jwt_ttl_seconds: u64,
     /// Do not apply pending migrations on start. As environment variables, the switches read
-    /// `1`, `true`, `yes` or `on` as set and an empty value, `0`, `false`, `no` or `off` as unset.
-    #[arg(long, env = "TALLY_NO_MIGRATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    /// `1`, `true`, `yes` or `on` as set and an empty value, `0`, `false`, `no` or `off` as unset
+    /// (in any case); anything else is refused.
+    #[arg(long, env = "TALLY_NO_MIGRATE", action = clap::ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_migrate: bool,
     /// E-mail of the admin created on an empty database.
     #[arg(long, env = "TALLY_ADMIN_EMAIL", default_value = "admin@localhost")]
@@ -185,11 +187,11 @@ pub struct ServeArgs {
     )]
     pub billing_close_interval_seconds: u64,
     /// Do not close billing periods in the background (run `tally billing close` instead).
-    #[arg(long, env = "TALLY_NO_BILLING_CLOSE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, env = "TALLY_NO_BILLING_CLOSE", action = clap::ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_billing_close: bool,
     /// Requests taking longer than this are answered 408. Ingestion waits at most a quarter of
     /// it for the recorder and as long for the database's write lock, and answers 503 beyond.
-    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = parse_seconds)]
     pub request_timeout_seconds: u64,
     /// Signing secret of the billing provider's webhook (Stripe's `whsec_...`). Without it
     /// `POST /api/webhooks/billing` answers 503.
@@ -208,7 +210,7 @@ pub struct ServeArgs {
     pub install_rate_limit_per_minute: u32,
     /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429). Set it
     /// to an absolute URL (your pricing page): the default `/upgrade` is relative, and `serve`
-    /// warns about it at start.
+    /// warns about it on the first start with it.
     #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
     pub upgrade_url: String,
 
@@ -404,8 +406,8 @@ impl ServeArgs {
         }
     }
 
-    /// Checks what can be checked before anything is opened: refuses a weak JWT secret and warns
-    /// about settings that work but are probably not what the operator wants.
+    /// Checks what can be checked before anything is opened: refuses a weak JWT secret and an
+    /// unusable Redis URL.
     pub fn check(&self) -> anyhow::Result<()> {
         self.configured_jwt_secret()?;
         if let Some(url) = self.redis_url.as_deref().filter(|url| !url.is_empty()) {
@@ -413,14 +415,12 @@ impl ServeArgs {
                 anyhow::anyhow!("the Redis URL (--redis-url / TALLY_REDIS_URL) is unusable: {err}")
             })?;
         }
-        if !is_absolute_http_url(&self.upgrade_url) {
-            tracing::warn!(
-                upgrade_url = %self.upgrade_url,
-                "upgrade_url is not an absolute http(s) URL: clients over their quota get a link \
-                 they cannot follow; set --upgrade-url / TALLY_UPGRADE_URL to your pricing page"
-            );
-        }
         Ok(())
+    }
+
+    /// False for a relative upgrade URL, which works but sends clients nowhere useful.
+    pub fn upgrade_url_is_absolute(&self) -> bool {
+        is_absolute_http_url(&self.upgrade_url)
     }
 }
 
@@ -432,6 +432,41 @@ fn is_absolute_http_url(url: &str) -> bool {
             .strip_prefix(scheme)
             .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
     })
+}
+
+/// Reads a number of seconds of a timeout or lifetime, which must be at least 1: with 0 every
+/// request would time out (or every token expire) at once.
+pub fn parse_seconds(value: &str) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second: 0 would end everything at once".to_owned()),
+        Ok(seconds) => Ok(seconds),
+        Err(_) => Err(format!("`{value}` is not a whole number of seconds")),
+    }
+}
+
+/// Reads `--bind`: an IP address and a port, said plainly when it is something else (a host
+/// name such as `localhost` is the usual mistake).
+pub fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    value.trim().parse().map_err(|_| {
+        format!(
+            "`{value}` is not an IP address and a port: give an IP address and a port, such as \
+             127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface); host names \
+             are not resolved"
+        )
+    })
+}
+
+/// Reads a switch given as an environment variable (`TALLY_NO_MIGRATE=...`): on or off, and
+/// nothing else, so that a typo is not silently taken as either.
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "`{value}` is not a switch value: use 1, true, yes or on to turn it on, and 0, \
+             false, no, off or empty to leave it off"
+        )),
+    }
 }
 
 /// Reads `TALLY_TRUSTED_PROXIES` entries: a network (`10.0.0.0/8`) or one address.

@@ -151,10 +151,30 @@ fn migrate_subcommands_apply_list_and_revert() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    run(&["migrate", "up"]);
+    let applied = run(&["migrate", "up"]);
+    use migration::MigratorTrait as _;
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| migration::MigrationName::name(m.as_ref()).to_owned())
+        .collect();
+    assert!(
+        applied.contains(&format!("Applied {} migration(s)", names.len())),
+        "{applied}"
+    );
+    for name in &names {
+        assert!(applied.contains(name.as_str()), "{name} in {applied}");
+    }
     assert!(run(&["migrate", "status"]).contains("m20261123_000001_core"));
-    run(&["migrate", "down"]);
-    run(&["migrate", "up"]);
+    let again = run(&["migrate", "up"]);
+    assert!(again.contains("Nothing to apply"), "{again}");
+    let last = names.last().unwrap();
+    let reverted = run(&["migrate", "down"]);
+    assert!(reverted.contains(&format!("Reverted {last}")), "{reverted}");
+    let reapplied = run(&["migrate", "up"]);
+    assert!(
+        reapplied.contains(&format!("Applied 1 migration(s): {last}")),
+        "{reapplied}"
+    );
 }
 
 #[test]
@@ -453,27 +473,237 @@ fn a_port_in_use_stops_serve_before_it_sets_anything_up() {
     );
 }
 
-#[test]
-fn serve_warns_when_the_upgrade_url_is_relative() {
+#[tokio::test]
+async fn serve_warns_once_per_database_when_the_upgrade_url_is_relative() {
+    let test_db = common::TestDb::create().await;
     let dir = tempfile::tempdir().unwrap();
-    let warned = |log: &[serde_json::Value]| {
-        log.iter().any(|event| {
-            event["level"] == "WARN"
-                && event["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("upgrade_url is not an absolute"))
-        })
+    let warnings = |upgrade_url: &str| {
+        let (exited, _, log) = start_and_stop(
+            dir.path(),
+            &["--bind", "127.0.0.1:0"],
+            &[
+                ("TALLY_DATABASE_URL", test_db.url.as_str()),
+                ("TALLY_UPGRADE_URL", upgrade_url),
+            ],
+        );
+        assert_eq!(exited, None, "started: {}", log_text(&log));
+        log.iter()
+            .filter(|event| {
+                event["level"] == "WARN"
+                    && event["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("upgrade_url is not an absolute"))
+            })
+            .count()
     };
-    let (exited, _, log) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
-    assert_eq!(exited, None, "started: {}", log_text(&log));
-    assert!(warned(&log), "{}", log_text(&log));
-    let (exited, _, log) = start_and_stop(
-        dir.path(),
-        &["--bind", "127.0.0.1:0"],
-        &[("TALLY_UPGRADE_URL", "https://example.com/pricing")],
+    assert_eq!(warnings("/upgrade"), 1, "said on the first start");
+    assert_eq!(warnings("/upgrade"), 0, "not again on every start");
+    assert_eq!(
+        warnings("/pricing"),
+        1,
+        "said again for another relative URL"
     );
-    assert_eq!(exited, None);
-    assert!(!warned(&log), "{}", log_text(&log));
+    assert_eq!(warnings("https://example.com/pricing"), 0);
+    assert_eq!(warnings("/pricing"), 0, "that one was said already");
+}
+
+/// Runs `tally` in `dir` with `args` and `env` and expects it to refuse within a few seconds:
+/// its stderr. One that runs on is stopped, and the test fails.
+fn refused(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut child = tally(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("{args:?} {env:?} started instead of refusing");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{args:?} {env:?} exited 0: {stderr}");
+    stderr
+}
+
+#[test]
+fn settings_that_bite_are_refused_at_start_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = ["--bind", "127.0.0.1:0"];
+    for args in [
+        vec!["--request-timeout-seconds", "0", "--bind", "127.0.0.1:0"],
+        vec!["serve", "--jwt-ttl-seconds", "0", "--bind", "127.0.0.1:0"],
+    ] {
+        let stderr = refused(dir.path(), &args, &[]);
+        assert!(
+            stderr.contains("must be at least 1 second"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let stderr = refused(dir.path(), &bind, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "0")]);
+    assert!(stderr.contains("--request-timeout-seconds"), "{stderr}");
+
+    for switch in ["TALLY_NO_MIGRATE", "TALLY_NO_BILLING_CLOSE"] {
+        let stderr = refused(dir.path(), &bind, &[(switch, "maybe")]);
+        assert!(stderr.contains("`maybe`"), "{switch}: {stderr}");
+        assert!(
+            stderr.contains("1, true, yes or on") && stderr.contains("0, false, no, off or empty"),
+            "{switch}: {stderr}"
+        );
+    }
+
+    for (args, env) in [
+        (vec!["--bind", "localhost:8080"], vec![]),
+        (vec![], vec![("TALLY_BIND", "localhost:8080")]),
+    ] {
+        let stderr = refused(dir.path(), &args, &env);
+        assert!(stderr.contains("`localhost:8080`"), "{stderr}");
+        assert!(
+            stderr.contains("an IP address and a port") && stderr.contains("127.0.0.1:8080"),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.path().join("tally.db").exists(), "nothing was set up");
+
+    // Accepted spellings still work.
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TALLY_NO_BILLING_CLOSE", "Yes"),
+            ("TALLY_NO_MIGRATE", "off"),
+        ],
+    );
+    server.stop();
+}
+
+/// Asserts that no part of an error line is said twice.
+fn says_each_cause_once(stderr: &str) {
+    let parts: Vec<&str> = stderr
+        .lines()
+        .flat_map(|line| line.split(": "))
+        .map(str::trim)
+        .filter(|part| part.len() > 12)
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "said twice: {part:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_postgres_that_does_not_answer_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/tally");
+    for args in [vec!["--bind", "127.0.0.1:0"], vec!["migrate", "status"]] {
+        let stderr = refused(dir.path(), &args, &[("TALLY_DATABASE_URL", &url)]);
+        assert!(
+            stderr.contains(&format!("PostgreSQL at 127.0.0.1:{port} does not answer")),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("is it running"), "{stderr}");
+        assert!(stderr.contains("connection refused"), "{stderr}");
+        says_each_cause_once(&stderr);
+    }
+}
+
+#[test]
+fn a_postgres_database_that_does_not_exist_is_named_with_createdb() {
+    let Some(server_url) = std::env::var("TALLY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        eprintln!("skipped: needs PostgreSQL (TALLY_TEST_DATABASE_URL)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slash = server_url.rfind('/').unwrap();
+    let url = format!(
+        "{}/tally_missing_{}",
+        &server_url[..slash],
+        std::process::id()
+    );
+    for args in [
+        vec!["--bind", "127.0.0.1:0"],
+        vec!["migrate", "up"],
+        vec!["billing", "close"],
+    ] {
+        let stderr = refused(dir.path(), &args, &[("TALLY_DATABASE_URL", &url)]);
+        let name = format!("tally_missing_{}", std::process::id());
+        assert!(
+            stderr.contains(&format!(
+                "the PostgreSQL database \"{name}\" does not exist"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("(`createdb -h "), "{stderr}");
+        assert!(
+            !stderr.contains("at line"),
+            "no source line numbers: {stderr}"
+        );
+        says_each_cause_once(&stderr);
+    }
+}
+
+#[test]
+fn stopped_is_the_last_line_after_in_flight_requests_are_answered() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_BODY_READ_TIMEOUT_SECONDS", "2")]);
+    // A request in flight: its body arrives after the signal.
+    let mut client = server.connect();
+    client
+        .write_all(
+            b"POST /api/install-callback HTTP/1.1\r\nHost: tally\r\n\
+              Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{",
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log_handle();
+    let stopping = std::thread::spawn(move || server.stop());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    client.write_all(b"}").unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stopping.join().unwrap();
+    let log = log.lock().unwrap();
+    let messages: Vec<&str> = log
+        .iter()
+        .filter_map(|event| event["message"].as_str())
+        .collect();
+    let requested = messages
+        .iter()
+        .position(|m| m.starts_with("shutdown requested"))
+        .expect("shutdown requested is logged");
+    let answered = messages
+        .iter()
+        .rposition(|m| *m == "request")
+        .expect("the in-flight request is logged");
+    assert!(requested < answered, "{messages:?}");
+    assert_eq!(messages.last(), Some(&"tally stopped"), "{messages:?}");
 }
 
 #[test]

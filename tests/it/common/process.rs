@@ -65,6 +65,8 @@ pub struct Server {
     pub address: String,
     /// Every JSON line the server logged, from its start.
     log: Arc<Mutex<Vec<Value>>>,
+    /// Reads the log until the server closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -99,7 +101,7 @@ impl Server {
         // Keep reading the log so the server never writes into a closed pipe.
         let log = Arc::new(Mutex::new(before));
         let kept = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 if let Ok(event) = serde_json::from_str::<Value>(&line) {
                     kept.lock().unwrap().push(event);
@@ -110,6 +112,7 @@ impl Server {
             child,
             address,
             log,
+            reader: Some(reader),
         }
     }
 
@@ -131,6 +134,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Every line logged so far and from now on, readable after the server has stopped.
+    pub fn log_handle(&self) -> Arc<Mutex<Vec<Value>>> {
+        Arc::clone(&self.log)
     }
 
     /// The server's resident memory (VmRSS), in KiB.
@@ -230,6 +238,10 @@ impl Server {
                 let mut out = String::new();
                 if let Some(mut stdout) = self.child.stdout.take() {
                     stdout.read_to_string(&mut out).unwrap();
+                }
+                // Every line it logged is read once it has exited.
+                if let Some(reader) = self.reader.take() {
+                    reader.join().ok();
                 }
                 return out;
             }
