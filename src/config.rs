@@ -189,10 +189,17 @@ pub struct ServeArgs {
     /// Do not close billing periods in the background (run `tally billing close` instead).
     #[arg(long, env = "TALLY_NO_BILLING_CLOSE", action = clap::ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_billing_close: bool,
-    /// Requests taking longer than this are answered 408. Ingestion waits at most a quarter of
-    /// it for the recorder and as long for the database's write lock, and answers 503 beyond.
+    /// Requests taking longer than this are answered 408. Ingestion answers well before it:
+    /// see --database-wait-ms.
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = parse_seconds)]
     pub request_timeout_seconds: u64,
+    /// Longest an ingestion request waits on the database in all, in milliseconds (reading its
+    /// key and counters, the writer taking its events, a lock held elsewhere) before it is
+    /// answered 503 with `Retry-After: 1`. Also how long a statement waits for another
+    /// connection's lock (SQLite busy timeout, PostgreSQL `lock_timeout`). At most a quarter of
+    /// the request timeout is used.
+    #[arg(long, env = "TALLY_DATABASE_WAIT_MS", default_value_t = DEFAULT_DATABASE_WAIT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub database_wait_ms: u64,
     /// Signing secret of the billing provider's webhook (Stripe's `whsec_...`). Without it
     /// `POST /api/webhooks/billing` answers 503.
     #[arg(long, env = "TALLY_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
@@ -264,10 +271,9 @@ pub struct Config {
     pub event_retention_days: u32,
     pub install_rate_limit_per_minute: u32,
     pub upgrade_url: String,
-    /// Bound on each wait of an ingestion write: for the recorder to take a request's events, and
-    /// for the database's write lock (SQLite busy timeout, PostgreSQL `lock_timeout`). Derived
-    /// from `request_timeout` by [`write_timeout_for`], so a request is answered (503 at worst)
-    /// before it times out.
+    /// The database wait of an ingestion request, all waits together (see
+    /// `ServeArgs::database_wait_ms`), and the database's lock timeout. Derived by
+    /// [`write_timeout_for`], so a request is answered (503 at worst) long before it times out.
     pub write_timeout: Duration,
 
     // Connections (see `ServeArgs`).
@@ -283,11 +289,14 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 }
 
-/// A quarter of the request timeout: a request may wait that long for the recorder and as long
-/// again for the database's lock, and still have half its time left.
-pub fn write_timeout_for(request_timeout: Duration) -> Duration {
-    request_timeout / 4
+/// The configured database wait, but at most a quarter of the request timeout, so that a
+/// request refused for it still has most of its time left to be answered.
+pub fn write_timeout_for(request_timeout: Duration, database_wait: Duration) -> Duration {
+    database_wait.min(request_timeout / 4)
 }
+
+/// `TALLY_DATABASE_WAIT_MS` by default.
+pub const DEFAULT_DATABASE_WAIT: Duration = Duration::from_millis(1500);
 
 impl Config {
     pub fn from_serve_args(args: &ServeArgs) -> Self {
@@ -297,7 +306,10 @@ impl Config {
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             rollup_gather: Duration::from_millis(args.rollup_gather_ms),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
-            write_timeout: write_timeout_for(Duration::from_secs(args.request_timeout_seconds)),
+            write_timeout: write_timeout_for(
+                Duration::from_secs(args.request_timeout_seconds),
+                Duration::from_millis(args.database_wait_ms),
+            ),
             billing_webhook_secret: args
                 .billing_webhook_secret
                 .clone()
@@ -377,7 +389,7 @@ impl Default for Config {
             event_retention_days: 90,
             install_rate_limit_per_minute: 60,
             upgrade_url: "/upgrade".to_owned(),
-            write_timeout: write_timeout_for(Duration::from_secs(30)),
+            write_timeout: write_timeout_for(Duration::from_secs(30), DEFAULT_DATABASE_WAIT),
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,

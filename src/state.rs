@@ -94,6 +94,7 @@ impl AppState {
             settings: IngestSettings {
                 upgrade_url: config.upgrade_url.clone(),
                 install_rate_limit_per_minute: config.install_rate_limit_per_minute,
+                database_wait: config.write_timeout,
             },
         });
         Self(Arc::new(Services {

@@ -118,11 +118,12 @@ async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
     // The database refuses this row (no such account), whatever else is written with it.
     let bad = NewEvent::new(Some("no-such-account".to_owned()), EventKind::ToolCall, now);
     let recorder = &app.state.ingestion.recorder;
+    let deadline = app.state.ingestion.deadline();
     // Queued together, so that the writer takes them in one batch.
     let mut writes: Vec<_> = (0..8)
-        .map(|i| recorder.record(vec![good(i)], Vec::new()))
+        .map(|i| recorder.record(vec![good(i)], Vec::new(), deadline))
         .collect();
-    writes.insert(4, recorder.record(vec![bad], Vec::new()));
+    writes.insert(4, recorder.record(vec![bad], Vec::new(), deadline));
     let mut results = futures::future::join_all(writes).await;
     let Unrecorded::Failed(refused) = results.remove(4).unwrap_err() else {
         panic!("not a failure");

@@ -21,18 +21,21 @@
 //! data: the batch is written in halves until the requests that fail alone are found, which get
 //! 500 (a retry would fail again); the others are written as usual.
 //!
-//! No request is stored after it was answered with an error: a request waits a bounded time for
-//! the writer to claim its events and otherwise withdraws them (503); a claimed job's transaction
-//! is bounded by the database's lock timeout, set below the request timeout.
+//! No request is stored after it was answered with an error: a request waits for the writer to
+//! claim its events until its [`Deadline`] and otherwise withdraws them (503). A claimed batch
+//! waits for its turn and for the database's write lock only until the earliest deadline of its
+//! requests, so the claim, the turn and the lock share one budget per request, whatever holds
+//! the database.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::deadline::Deadline;
 use crate::domain::error::{is_transient, DomainError};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Refusal, Reservation};
@@ -49,7 +52,7 @@ mod store;
 use counters::{add_period_calls, PeriodCounts};
 use events::{complete_or_skip, insert_events};
 use rollups::Rollups;
-use store::{BatchTx, SqliteFile, Store};
+use store::{BatchTx, Pooled, SqliteFile, Store};
 
 /// Most events written in one transaction.
 pub const BATCH_CAP: usize = 4_096;
@@ -167,6 +170,8 @@ struct Job {
     events: Vec<NewEvent>,
     reservations: Vec<Reservation>,
     reply: oneshot::Sender<Result<Vec<Outcome>, Failure>>,
+    /// Its request waits no longer than this.
+    deadline: Deadline,
 }
 
 /// A queued job. Whoever takes the job out first owns it: the writer, which then writes it, or
@@ -208,26 +213,22 @@ pub struct Recorder {
     queue: mpsc::Sender<Message>,
     db: DatabaseConnection,
     turns: follower::Turns,
-    /// How long a request waits for the writer to claim its events.
-    claim_wait: Duration,
 }
 
 impl Recorder {
     /// Starts the writer and the rollup follower, which lets batches gather for `rollup_gather`
-    /// after a commit. They stop when every `Recorder` handle is gone. A request whose events the
-    /// writer has not claimed within `claim_wait` is answered 503 and its events are never
-    /// written; once claimed, the write takes at most the database's lock timeout (on a SQLite
-    /// file, the writer's own connection waits at most `claim_wait` for the write lock).
+    /// after a commit. They stop when every `Recorder` handle is gone. `lock_timeout` is the
+    /// lock wait `db` was opened with: a batch whose requests have less time left waits less.
     pub fn start(
         db: DatabaseConnection,
         metrics: Metrics,
-        claim_wait: Duration,
+        lock_timeout: Duration,
         rollup_gather: Duration,
     ) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         let turns = follower::Turns::for_backend(db.get_database_backend());
         let follower = follower::start(db.clone(), turns.clone(), rollup_gather);
-        match SqliteFile::open(&db, claim_wait) {
+        match SqliteFile::open(&db, lock_timeout) {
             Some(Ok(file)) => {
                 Writer::new(file, metrics, follower, turns.clone()).run_on_own_thread(inbox)
             }
@@ -235,31 +236,30 @@ impl Recorder {
                 if let Some(Err(err)) = failed {
                     tracing::warn!(error = %err, "the recorder could not open the SQLite file for itself; it writes through the pool");
                 }
-                tokio::spawn(Writer::new(db.clone(), metrics, follower, turns.clone()).run(inbox));
+                let pooled = Pooled::new(db.clone(), lock_timeout);
+                tokio::spawn(Writer::new(pooled, metrics, follower, turns.clone()).run(inbox));
             }
         }
-        Self {
-            queue,
-            turns,
-            db,
-            claim_wait,
-        }
+        Self { queue, turns, db }
     }
 
     /// Writes `events` (durably) and says what became of each. `reservations` are the quota
     /// reservations made for them: settled with what was counted, or given back on failure.
+    /// Answered by `deadline` (503 at worst), a moment more when the write is under way then.
     pub async fn record(
         &self,
         events: Vec<NewEvent>,
         reservations: Vec<Reservation>,
+        deadline: Deadline,
     ) -> Result<Vec<Outcome>, Unrecorded> {
-        let deadline = tokio::time::Instant::now() + self.claim_wait;
         let (reply, mut answer) = oneshot::channel();
         let ticket = Ticket::new(Job {
             events,
             reservations,
             reply,
+            deadline,
         });
+        let deadline = deadline.instant();
         let withdraw = Withdraw(ticket.clone());
         match tokio::time::timeout_at(deadline, self.queue.send(Message::Record(ticket))).await {
             Ok(Ok(())) => {}
@@ -271,8 +271,8 @@ impl Recorder {
             Err(_) if withdraw.now() => {
                 return Err(unavailable("the recorder did not take the events in time").into())
             }
-            // Claimed while the wait ran out: the write is bounded by the database's lock
-            // timeout, so its answer comes before the request times out.
+            // Claimed while the wait ran out: the writer waits for nothing past the deadline, so
+            // the answer follows at once.
             Err(_) => answer.await,
         };
         let failure = match answered {
@@ -334,7 +334,10 @@ impl<S: Store + Send + 'static> Writer<S> {
         let spawned = std::thread::Builder::new()
             .name("tally-recorder".to_owned())
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().build() {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
                     Ok(runtime) => runtime.block_on(self.run(inbox)),
                     // Dropping the inbox fails every request with 503 "the recorder has stopped".
                     Err(err) => tracing::error!(error = %err, "the recorder could not start"),
@@ -412,10 +415,18 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    /// One transaction: the jobs the blocking quotas admit, written.
+    /// One transaction: the jobs the blocking quotas admit, written. Waits for the turn and the
+    /// write lock no longer than the jobs' earliest deadline.
     async fn write_admitted(&mut self, jobs: &[Job]) -> Result<AdmittedBatch, DbErr> {
-        let _turn = self.turns.write().await;
-        let txn = self.store.begin().await?;
+        let deadline = jobs.iter().map(|job| job.deadline).min();
+        let deadline = deadline.unwrap_or_else(|| Deadline::after(Duration::ZERO));
+        let turn = tokio::time::timeout_at(deadline.instant(), self.turns.write()).await;
+        let Ok(_turn) = turn else {
+            return Err(DbErr::Conn(RuntimeErr::Internal(
+                "the rollup follower held the database past the requests' deadline".to_owned(),
+            )));
+        };
+        let txn = self.store.begin(deadline.left()).await?;
         let locked = admission::lock_counters(&txn, jobs).await?;
         let refusals = admission::admit(jobs, &locked);
         let events: Vec<&NewEvent> = jobs
