@@ -88,17 +88,7 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
     db::migrate(&db).await.context("applying migrations")?;
     let account = match account {
         None => AccountChoice::New(email.clone()),
-        Some(name) => {
-            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-            match account::Entity::find()
-                .filter(account::Column::Name.eq(name.as_str()))
-                .one(&db)
-                .await?
-            {
-                Some(existing) => AccountChoice::Existing(existing.id),
-                None => AccountChoice::New(name),
-            }
-        }
+        Some(wanted) => account_for(&db, wanted).await?,
     };
     let role = if admin { Role::Admin } else { Role::Member };
     let created = accounts::create_user(
@@ -121,6 +111,44 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
         created.account_id
     );
     Ok(())
+}
+
+/// The account `--account` names: the one with that id; else the one with that name, or a new
+/// one of that name when none has it. Several of that name are refused with their ids: picking
+/// one would put the user in a stranger's account.
+async fn account_for(db: &DatabaseConnection, wanted: String) -> anyhow::Result<AccountChoice> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    if let Some(by_id) = account::Entity::find_by_id(wanted.clone()).one(db).await? {
+        return Ok(AccountChoice::Existing(by_id.id));
+    }
+    let named = account::Entity::find()
+        .filter(account::Column::Name.eq(wanted.as_str()))
+        .order_by_asc(account::Column::CreatedAt)
+        .all(db)
+        .await?;
+    match named.as_slice() {
+        [] => Ok(AccountChoice::New(wanted)),
+        [only] => Ok(AccountChoice::Existing(only.id.clone())),
+        several => {
+            let candidates: Vec<String> = several
+                .iter()
+                .map(|account| {
+                    format!(
+                        "{} (created {}, {})",
+                        account.id,
+                        account.created_at.format("%Y-%m-%d %H:%M UTC"),
+                        account.plan_code
+                    )
+                })
+                .collect();
+            bail!(
+                "{} accounts are named {wanted:?}: pass the id of the one you mean to --account: \
+                 {}",
+                several.len(),
+                candidates.join(", ")
+            )
+        }
+    }
 }
 
 async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()> {

@@ -127,7 +127,8 @@ pub enum MigrateAction {
 
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
-    /// Create a user, with a new account unless `--account` names an existing one.
+    /// Create a user, with a new account unless `--account` names an existing one (by id or
+    /// name).
     Create {
         #[arg(long)]
         email: String,
@@ -136,7 +137,9 @@ pub enum UserAction {
         /// Make the user an administrator of the installation.
         #[arg(long)]
         admin: bool,
-        /// Name of the account: an existing account of that name, or a new one.
+        /// The account to join: an account id, or a name. A name joins the one account of that
+        /// name, or makes a new account when none has it; when several have it, the command
+        /// lists their ids and stops.
         #[arg(long)]
         account: Option<String>,
     },

@@ -136,6 +136,77 @@ fn user_create_makes_users_that_can_sign_in() {
 }
 
 #[test]
+fn user_create_refuses_an_ambiguous_account_name_and_takes_an_account_id() {
+    let dir = tempfile::tempdir().unwrap();
+    migrate_up(dir.path());
+    // Two accounts named "Acme" (sign-ups may pick any name).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<String> = runtime.block_on(async {
+        let db = tally::db::connect(&default_database_url(dir.path()))
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for owner in ["first@acme.test", "second@acme.test"] {
+            let created = tally::domain::accounts::create_user(
+                &db,
+                tally::domain::accounts::NewUser {
+                    email: owner.to_owned(),
+                    password: "an owner's password".to_owned(),
+                    role: tally::domain::accounts::Role::Member,
+                    account: tally::domain::accounts::AccountChoice::New("Acme".to_owned()),
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+            ids.push(created.account_id);
+        }
+        db.close().await.ok();
+        ids
+    });
+
+    let ambiguous = create_user(
+        dir.path(),
+        "newcomer@acme.test",
+        "a newcomer's password",
+        &["--account", "Acme"],
+    );
+    assert!(!ambiguous.status.success(), "picked one of two accounts");
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(stderr.contains("2 accounts are named \"Acme\""), "{stderr}");
+    for id in &ids {
+        assert!(stderr.contains(id.as_str()), "{id} listed: {stderr}");
+    }
+
+    // The id says which; the user joins that account.
+    let joined = create_user(
+        dir.path(),
+        "newcomer@acme.test",
+        "a newcomer's password",
+        &["--account", &ids[1]],
+    );
+    assert_success(&joined);
+    let stdout = String::from_utf8_lossy(&joined.stdout);
+    assert!(
+        stdout.ends_with(&format!("in account {}\n", ids[1])),
+        "{stdout}"
+    );
+    // A name that no account has is a new account, as before.
+    let fresh = create_user(
+        dir.path(),
+        "other@example.com",
+        "another password",
+        &["--account", "Initech"],
+    );
+    assert_success(&fresh);
+    let stdout = String::from_utf8_lossy(&fresh.stdout);
+    assert!(
+        !ids.iter().any(|id| stdout.contains(id.as_str())),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn migrate_subcommands_apply_list_and_revert() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
