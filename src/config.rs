@@ -38,9 +38,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
     /// More log lines: commands other than `serve` log only warnings unless given `-v` (INFO);
-    /// `-vv` is DEBUG. `RUST_LOG` overrides both.
+    /// `-vv` is DEBUG. A log filter (--log-filter / TALLY_LOG, else `RUST_LOG`) overrides both.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Which log lines to write, as a filter: `warn`, `debug`, `info,tally=debug`, ... Unset or
+    /// empty: `RUST_LOG`, else INFO for `serve` and warnings for the other commands.
+    #[arg(long, env = "TALLY_LOG", value_name = "FILTER", global = true, value_parser = crate::telemetry::parse_filter)]
+    pub log_filter: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,9 +134,13 @@ pub enum UserAction {
     /// Create a user, with a new account unless `--account` names an existing one (by id or
     /// name).
     Create {
+        /// E-mail address the user signs in with.
         #[arg(long)]
         email: String,
-        #[arg(long, env = "TALLY_USER_PASSWORD")]
+        /// The user's password, at least 8 characters. Safer from the environment
+        /// (TALLY_USER_PASSWORD) than on the command line, where other users of the machine
+        /// can read it.
+        #[arg(long, env = "TALLY_USER_PASSWORD", hide_env_values = true)]
         password: String,
         /// Make the user an administrator of the installation.
         #[arg(long)]

@@ -17,7 +17,11 @@ fn main() -> std::process::ExitCode {
     let cli = tally::config::Cli::parse();
     let serving = matches!(cli.command, None | Some(tally::config::Command::Serve(_)));
     let level = tally::telemetry::default_level(serving, cli.global.verbose);
-    let _log_writer = tally::telemetry::init(cli.global.log_format, level);
+    let _log_writer = tally::telemetry::init(
+        cli.global.log_format,
+        cli.global.log_filter.as_deref(),
+        level,
+    );
     let outcome = match tokio::runtime::Runtime::new() {
         Ok(runtime) => {
             let outcome = runtime.block_on(tally::cli::run(cli));

@@ -160,10 +160,19 @@ async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::R
     } = outcome
     {
         match generated_password {
-            Some(password) => println!(
-                "Created admin user {email} with password: {password}\n(shown once; sign in and keep it safe)"
+            Some(password) => {
+                println!(
+                    "Created admin user {email} with password: {password}\n(shown once; sign in and keep it safe)"
+                );
+                tracing::info!(
+                    %email,
+                    "created the first admin; its generated password is printed once on standard output"
+                );
+            }
+            None => tracing::info!(
+                %email,
+                "created the first admin with the password of TALLY_ADMIN_PASSWORD"
             ),
-            None => tracing::info!(%email, "created admin user from TALLY_ADMIN_EMAIL/TALLY_ADMIN_PASSWORD"),
         }
     }
     Ok(())

@@ -20,6 +20,12 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
     let server = Server::start(dir.path(), &[]);
     let first = server.graphql(None, "{ plans { code } }", json!({}));
     assert_eq!(first["data"]["plans"][0]["code"], "FREE");
+    let logged = server.logged(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("created the first admin"))
+    });
+    let log = server.log_handle();
     let stdout = server.stop();
     let password = stdout
         .lines()
@@ -28,6 +34,14 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
                 .map(|(_, p)| p.trim().to_owned())
         })
         .unwrap_or_else(|| panic!("no password printed: {stdout}"));
+    // The log says so too, without the password.
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["email"], "admin@localhost");
+    let log_text = format!("{:?}", log.lock().unwrap());
+    assert!(
+        !log_text.contains(&password),
+        "the password is never logged"
+    );
     assert!(
         dir.path().join("tally.db").exists(),
         "SQLite file in the working directory"
@@ -69,6 +83,13 @@ fn admin_credentials_can_come_from_the_environment() {
     let server = Server::start(dir.path(), &OPS_ADMIN);
     let login = server.graphql(None, LOGIN, json!({ "e": OPS_EMAIL, "p": OPS_PASSWORD }));
     assert_eq!(login["data"]["login"]["user"]["role"], "ADMIN", "{login}");
+    let logged = server.logged(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("created the first admin"))
+    });
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["email"], OPS_EMAIL);
     let stdout = server.stop();
     assert!(
         !stdout.contains(OPS_PASSWORD),
@@ -835,4 +856,124 @@ fn serve_with_no_migrate_refuses_a_database_that_lacks_migrations() {
     let fresh = tempfile::tempdir().unwrap();
     let server = Server::start(fresh.path(), &[("TALLY_NO_MIGRATE", "")]);
     server.stop();
+}
+
+/// The `TALLY_*` names in `text`.
+fn tally_variables(text: &str) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("TALLY_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        found.insert(name.trim_end_matches('_').to_owned());
+        rest = &rest[at + name.len().max(1)..];
+    }
+    found
+}
+
+#[test]
+fn every_tally_variable_in_the_docs_is_in_help_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 10] = [
+        &[],
+        &["serve"],
+        &["migrate", "up"],
+        &["migrate", "down"],
+        &["migrate", "status"],
+        &["user", "create"],
+        &["billing", "close"],
+        &["seed-demo"],
+        &["schema"],
+        &["openapi"],
+    ];
+    let mut in_help = std::collections::BTreeSet::new();
+    for args in commands {
+        let out = tally(dir.path()).args(args).arg("--help").output().unwrap();
+        assert_success(&out);
+        in_help.extend(tally_variables(&String::from_utf8_lossy(&out.stdout)));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "md") {
+            documents.push(path);
+        }
+    }
+    let mut in_docs = std::collections::BTreeSet::new();
+    for document in &documents {
+        in_docs.extend(tally_variables(&std::fs::read_to_string(document).unwrap()));
+    }
+    // The test harness's and the browser tests' own variables, which the binary never reads.
+    for harness in [
+        "TALLY_TEST_DATABASE_URL",
+        "TALLY_TEST_REDIS_URL",
+        "TALLY_BIN",
+    ] {
+        in_docs.remove(harness);
+    }
+    let undocumented: Vec<_> = in_help.difference(&in_docs).collect();
+    assert!(
+        undocumented.is_empty(),
+        "in --help, not in the docs: {undocumented:?}"
+    );
+    let unknown: Vec<_> = in_docs.difference(&in_help).collect();
+    assert!(
+        unknown.is_empty(),
+        "in the docs, not in --help: {unknown:?}"
+    );
+}
+
+#[test]
+fn user_create_help_describes_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path())
+        .args(["user", "create", "--help"])
+        .env("TALLY_USER_PASSWORD", "a secret in the environment")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (option, description) in [
+        ("--email <EMAIL>", "E-mail address the user signs in with"),
+        ("--password <PASSWORD>", "The user's password"),
+        ("--admin", "Make the user an administrator"),
+        ("--account <ACCOUNT>", "The account to join"),
+    ] {
+        let line = help
+            .lines()
+            .find(|line| line.trim_start().starts_with(option))
+            .unwrap_or_else(|| panic!("{option} in {help}"));
+        assert!(line.contains(description), "{option}: {line}");
+    }
+    assert!(!help.contains("a secret in the environment"), "{help}");
+}
+
+#[test]
+fn tally_log_filters_the_log_of_every_command_and_a_bad_filter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = tally(dir.path()).args(["migrate", "up"]).output().unwrap();
+    assert_success(&quiet);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let down = tally(dir.path())
+        .args(["migrate", "down"])
+        .env("TALLY_LOG", "info")
+        .output()
+        .unwrap();
+    assert_success(&down);
+    let log = String::from_utf8_lossy(&down.stderr);
+    assert!(log.contains("\"level\":\"INFO\""), "{log}");
+
+    let stderr = refused(
+        dir.path(),
+        &["migrate", "status"],
+        &[("TALLY_LOG", "tally=loud")],
+    );
+    assert!(stderr.contains("tally=loud"), "{stderr}");
 }
