@@ -60,6 +60,9 @@ pub const BATCH_CAP: usize = 4_096;
 const QUEUE_DEPTH: usize = 16_384;
 /// Most rows per multi-row statement (SQLite allows 32,766 bound values per statement).
 const ROWS_PER_STATEMENT: usize = 512;
+/// A job with less time left than this when its batch failed had its deadline cut the batch's
+/// wait (the databases count lock waits in whole milliseconds, and may give up a little early).
+const DEADLINE_TOLERANCE: Duration = Duration::from_millis(20);
 /// `api_keys.last_used_at` is written at most this often per key.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
@@ -449,12 +452,24 @@ impl<S: Store> Writer<S> {
     }
 
     /// A failed write. When the database cannot take writes, every request fails alike: 503,
-    /// without trying again. Any other error may come from one request's data: the jobs are
-    /// written in halves until the ones that fail alone are found (a few transactions, not one
-    /// per request); those get 500 and are logged, the others are written.
+    /// without trying again — unless the batch only waited out its earliest deadline (for its
+    /// turn or a lock): then the requests whose time is up get 503 and the others are written
+    /// again, so that one request at the end of its wait does not fail a batch of fresh ones.
+    /// Any other error may come from one request's data: the jobs are written in halves until
+    /// the ones that fail alone are found (a few transactions, not one per request); those get
+    /// 500 and are logged, the others are written.
     async fn failed(&mut self, mut jobs: Vec<Job>, err: DbErr) -> bool {
         self.metrics.database_error("recording events");
         if is_transient(&err) {
+            let (expired, waiting): (Vec<Job>, Vec<Job>) = jobs
+                .into_iter()
+                .partition(|job| job.deadline.left() < DEADLINE_TOLERANCE);
+            if !expired.is_empty() && !waiting.is_empty() {
+                tracing::warn!(error = %err, requests = expired.len(), "usage events waited out their deadline; writing the others again");
+                answer_failed(expired, Failure::Unavailable);
+                return Box::pin(self.write(waiting)).await;
+            }
+            let jobs: Vec<Job> = expired.into_iter().chain(waiting).collect();
             tracing::warn!(error = %err, requests = jobs.len(), "the database cannot take usage events right now");
             answer_failed(jobs, Failure::Unavailable);
             return false;
