@@ -64,7 +64,9 @@ free_port() {
 start_instance() { # port
   local redis=()
   [ "$BENCH_REDIS" != none ] && redis=(env "TALLY_REDIS_URL=$BENCH_REDIS")
+  # wrk's connections all come from one address: lift the per-address share above them.
   "${redis[@]}" env TALLY_DATABASE_URL="$BENCH_POSTGRES/$DATABASE" TALLY_BIND="127.0.0.1:$1" \
+    TALLY_MAX_CONNECTIONS_PER_ADDRESS=1024 \
     TALLY_ADMIN_EMAIL="$ADMIN_EMAIL" TALLY_ADMIN_PASSWORD="$ADMIN_PASSWORD" TALLY_LOG=warn \
     "$BIN" serve >>"$WORK/server-$1.log" 2>&1 &
   PIDS+=($!)

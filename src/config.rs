@@ -245,6 +245,11 @@ pub struct ServeArgs {
     /// Most connections open at once; further ones are answered 503 and closed.
     #[arg(long, env = "TALLY_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Most connections one client address may hold open at once; further ones are answered
+    /// 503 and closed. Connections from `--trusted-proxies` count against `--max-connections`
+    /// only.
+    #[arg(long, env = "TALLY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
     /// A request body that has not fully arrived this many seconds after its head is answered 408.
     #[arg(long, env = "TALLY_BODY_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_read_timeout_seconds: u64,
@@ -270,7 +275,14 @@ pub struct Config {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub auth_rate_limit_per_minute: u32,
-    pub login_attempts_per_email_per_minute: u32,
+    /// Failed `login`s a minute per (e-mail, client address)...
+    pub login_failures_per_email_and_address_per_minute: u32,
+    /// ...and per e-mail from every address together, a backstop well above the first.
+    pub login_failures_per_email_per_minute: u32,
+    /// Password hashes and checks for requests running at once...
+    pub password_hashing_concurrency: usize,
+    /// ...and how long a request waits for a turn before it is refused (`RATE_LIMITED`).
+    pub password_queue_timeout: Duration,
     pub key_cache_ttl: Duration,
     /// See `ServeArgs::rollup_gather_ms`.
     pub rollup_gather: Duration,
@@ -291,6 +303,7 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: u32,
+    pub max_connections_per_address: u32,
     pub body_read_timeout: Duration,
     /// See `ServeArgs::trusted_proxies`.
     pub trusted_proxies: Vec<IpNet>,
@@ -331,6 +344,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout_seconds),
             max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_seconds),
             trusted_proxies: args.trusted_proxies.clone(),
             redis_url: args.redis_url.clone().filter(|url| !url.is_empty()),
@@ -357,9 +371,18 @@ impl std::fmt::Debug for Config {
                 &self.auth_rate_limit_per_minute,
             )
             .field(
-                "login_attempts_per_email_per_minute",
-                &self.login_attempts_per_email_per_minute,
+                "login_failures_per_email_and_address_per_minute",
+                &self.login_failures_per_email_and_address_per_minute,
             )
+            .field(
+                "login_failures_per_email_per_minute",
+                &self.login_failures_per_email_per_minute,
+            )
+            .field(
+                "password_hashing_concurrency",
+                &self.password_hashing_concurrency,
+            )
+            .field("password_queue_timeout", &self.password_queue_timeout)
             .field("key_cache_ttl", &self.key_cache_ttl)
             .field("rollup_gather", &self.rollup_gather)
             .field("request_timeout", &self.request_timeout)
@@ -377,6 +400,10 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("keep_alive_timeout", &self.keep_alive_timeout)
             .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .field("body_read_timeout", &self.body_read_timeout)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
@@ -392,7 +419,10 @@ impl Default for Config {
             jwt_issuer: "tally".to_owned(),
             jwt_audience: "tally".to_owned(),
             auth_rate_limit_per_minute: 30,
-            login_attempts_per_email_per_minute: 10,
+            login_failures_per_email_and_address_per_minute: 10,
+            login_failures_per_email_per_minute: 100,
+            password_hashing_concurrency: crate::domain::auth::default_hashing_concurrency(),
+            password_queue_timeout: Duration::from_secs(5),
             key_cache_ttl: Duration::from_secs(5),
             rollup_gather: crate::domain::recorder::follower::GATHER,
             request_timeout: Duration::from_secs(30),
@@ -404,6 +434,7 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_address: 64,
             body_read_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             redis_url: None,

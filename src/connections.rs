@@ -1,6 +1,7 @@
-//! The listening side of `serve`: accepts connections up to a cap, serves HTTP/1.1 on each with
-//! hyper, and closes connections that are slow to send a request head or sit idle between
-//! requests, so that slow or idle clients cannot hold the service's sockets.
+//! The listening side of `serve`: accepts connections up to a cap (in all, and per client
+//! address), serves HTTP/1.1 on each with hyper, and closes connections that are slow to send a
+//! request head or sit idle between requests, so that slow or idle clients cannot hold the
+//! service's sockets.
 //!
 //! `axum::serve` has none of these knobs, hence this accept loop. hyper's own
 //! `header_read_timeout` is not used: it also runs while a kept-alive connection waits for its
@@ -29,14 +30,23 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
+use crate::http::client::TrustedProxies;
 use crate::metrics::Metrics;
 
+mod per_address;
+
+use per_address::{AddressSlot, PerAddress};
+
 /// How the service treats its connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: u32,
+    /// Connections one client address may hold. A trusted proxy's connections count against
+    /// `max_connections` only: the clients behind it are known per request, not per connection.
+    pub max_connections_per_address: u32,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Refusals being written at once; past that, connections over the cap are closed unanswered.
@@ -49,6 +59,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// An error body as `http::error` writes them, code included; written here by hand because the
 /// refusal is sent before any HTTP handling.
 const REFUSAL_BODY: &str = r#"{"error":"Too many open connections","code":"SERVICE_UNAVAILABLE"}"#;
+const ADDRESS_REFUSAL_BODY: &str =
+    r#"{"error":"Too many open connections from this address","code":"SERVICE_UNAVAILABLE"}"#;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish its request in flight, and returns once all of them are closed.
@@ -59,7 +71,9 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) {
+    let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -74,21 +88,34 @@ pub async fn serve(
                 }
             },
         };
+        let address_slot = if limits.trusted_proxies.trusts(remote.ip().to_canonical()) {
+            None
+        } else {
+            match per_address.take(remote.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.connection_refused_per_address();
+                    refuse(stream, remote, &refusals, ADDRESS_REFUSAL_BODY);
+                    continue;
+                }
+            }
+        };
         match slots.clone().try_acquire_owned() {
             Ok(slot) => {
                 let connection = Connection {
                     router: router.clone(),
-                    limits,
+                    limits: limits.clone(),
                     metrics: metrics.clone(),
                     remote,
                     stopping: stopping.clone(),
                     _slot: slot,
+                    _address_slot: address_slot,
                 };
                 tokio::spawn(connection.run(stream));
             }
             Err(_) => {
                 metrics.connection_refused();
-                refuse(stream, remote, &refusals);
+                refuse(stream, remote, &refusals, REFUSAL_BODY);
             }
         }
     }
@@ -115,25 +142,26 @@ async fn pause_after_accept_error(err: io::Error) {
     }
 }
 
-/// Answers a connection over the cap with a 503 and closes it, without reading its request.
-fn refuse(stream: TcpStream, remote: SocketAddr, refusals: &Arc<Semaphore>) {
+/// Answers a connection over a cap with a 503 and `body` and closes it, without reading its
+/// request.
+fn refuse(stream: TcpStream, remote: SocketAddr, refusals: &Arc<Semaphore>, body: &'static str) {
     tracing::debug!(%remote, "too many open connections: refusing one");
     let Ok(permit) = refusals.clone().try_acquire_owned() else {
         return;
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let _ = tokio::time::timeout(REFUSAL_LINGER, write_refusal(stream)).await;
+        let _ = tokio::time::timeout(REFUSAL_LINGER, write_refusal(stream, body)).await;
     });
 }
 
-async fn write_refusal(mut stream: TcpStream) -> io::Result<()> {
+async fn write_refusal(mut stream: TcpStream, body: &str) -> io::Result<()> {
     // Written by hand: the request is never read, so there is nothing for hyper to answer.
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
-         connection: close\r\nx-request-id: {}\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+         connection: close\r\nx-request-id: {}\r\ncontent-length: {}\r\n\r\n{body}",
         uuid::Uuid::new_v4(),
-        REFUSAL_BODY.len()
+        body.len()
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await?;
@@ -146,12 +174,14 @@ async fn write_refusal(mut stream: TcpStream) -> io::Result<()> {
 
 struct Connection {
     router: Router,
-    limits: ConnectionLimits,
+    limits: Arc<ConnectionLimits>,
     metrics: Metrics,
     remote: SocketAddr,
     stopping: watch::Receiver<bool>,
     /// Given back when the connection closes.
     _slot: OwnedSemaphorePermit,
+    /// Likewise, for its address (none for a trusted proxy).
+    _address_slot: Option<AddressSlot>,
 }
 
 impl Connection {

@@ -23,6 +23,7 @@ const BATCH_SIZE: &str = "tally_recorder_batch_events";
 const WRITE_SECONDS: &str = "tally_recorder_write_seconds";
 const DB_ERRORS: &str = "tally_database_errors_total";
 const CONNECTIONS_REFUSED: &str = "tally_connections_refused_total";
+const CONNECTIONS_REFUSED_PER_ADDRESS: &str = "tally_connections_refused_per_address_total";
 const CONNECTIONS_TIMED_OUT: &str = "tally_connections_timed_out_total";
 const REDIS_FALLBACKS: &str = "tally_ratelimit_redis_fallbacks_total";
 const REDIS_UP: &str = "tally_ratelimit_redis_up";
@@ -96,10 +97,12 @@ impl Metrics {
         metrics::with_local_recorder(self.recorder.as_ref(), f);
     }
 
-    /// One answered request: counted by route and status, timed by route and method.
+    /// One answered request: counted by route and status, timed by route and method. Routes
+    /// are the router's patterns and methods one of a fixed set (`http::methods::label`);
+    /// both are cut to [`MAX_LABEL_CHARS`] all the same.
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
-        let counted = [("route", route.to_owned()), ("status", status.to_string())];
-        let timed = [("route", route.to_owned()), ("method", method.to_owned())];
+        let counted = [("route", bounded(route)), ("status", status.to_string())];
+        let timed = [("route", bounded(route)), ("method", bounded(method))];
         self.record(|| {
             metrics::counter!(REQUESTS, &counted).increment(1);
             metrics::histogram!(REQUEST_SECONDS, &timed).record(took.as_secs_f64());
@@ -129,6 +132,11 @@ impl Metrics {
         self.record(|| metrics::counter!(CONNECTIONS_REFUSED).increment(1));
     }
 
+    /// A connection over its address's share was answered 503 (or closed) at once.
+    pub fn connection_refused_per_address(&self) {
+        self.record(|| metrics::counter!(CONNECTIONS_REFUSED_PER_ADDRESS).increment(1));
+    }
+
     /// A connection was closed for being too slow (`reason`: which timeout).
     pub fn connection_timed_out(&self, reason: &'static str) {
         self.record(|| metrics::counter!(CONNECTIONS_TIMED_OUT, "reason" => reason).increment(1));
@@ -143,6 +151,13 @@ impl Metrics {
     pub fn redis_up(&self, up: bool) {
         self.record(|| metrics::gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 }));
     }
+}
+
+/// Longest label value kept: every label value names a new series, kept until the process ends.
+const MAX_LABEL_CHARS: usize = 64;
+
+fn bounded(label: &str) -> String {
+    label.chars().take(MAX_LABEL_CHARS).collect()
 }
 
 /// The `# HELP` text of every metric.
@@ -186,6 +201,10 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections refused because the connection cap was reached."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED_PER_ADDRESS,
+        "Connections refused because their client address held its most connections."
     );
     describe_counter!(
         CONNECTIONS_TIMED_OUT,

@@ -14,11 +14,11 @@ use tower_http::trace::TraceLayer;
 use crate::graphql::{build_schema, endpoint as graphql};
 use crate::http::bodies::ErrorBody;
 use crate::http::code::ApiCode;
-use crate::http::cors::graphql_cors;
+use crate::http::cors::{self, graphql_cors};
 use crate::http::dashboard::{self, ASSETS_PREFIX};
 use crate::http::{
-    access_log, billing_webhook, body, error, events, health, ingest, install, metrics, openapi,
-    track, verify,
+    access_log, billing_webhook, body, error, events, health, ingest, install, methods, metrics,
+    openapi, request_id, track, verify,
 };
 use crate::state::AppState;
 
@@ -35,7 +35,10 @@ pub fn app(state: AppState) -> Router {
         .route("/graphql", get(dashboard::graphiql).post(graphql::execute))
         .layer(Extension(schema));
     if let Some(cors) = graphql_cors(&state.config.cors_origins) {
-        graphql_routes = graphql_routes.layer(cors);
+        graphql_routes = graphql_routes.layer(middleware::from_fn_with_state(
+            cors,
+            cors::answer_listed_origins,
+        ));
     }
 
     let dashboard_routes = Router::new()
@@ -73,14 +76,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn(request_id::drop_unacceptable))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Before the log and the metrics, which name the method.
+                .layer(middleware::from_fn(methods::refuse_unknown_methods))
                 .layer(middleware::from_fn(access_log::log_request))
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     metrics::count_requests,
                 ))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(middleware::map_response(error::json_error_bodies))
                 .layer(TimeoutLayer::with_status_code(
@@ -102,7 +108,7 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
         .unwrap_or("-");
     tracing::info_span!(
         "request",
-        method = %request.method(),
+        method = methods::label(request.method()),
         path = %request.uri().path(),
         request_id
     )

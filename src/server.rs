@@ -11,6 +11,7 @@ use crate::connections::{self, ConnectionLimits};
 use crate::domain::billing;
 use crate::domain::retention;
 use crate::domain::settings::{self, AdminBootstrap};
+use crate::http::client::TrustedProxies;
 use crate::jobs::{self, Job};
 use crate::state::AppState;
 use crate::{app, db};
@@ -136,6 +137,8 @@ fn connection_limits(config: &Config) -> ConnectionLimits {
         header_read_timeout: config.header_read_timeout,
         keep_alive_timeout: config.keep_alive_timeout,
         max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        trusted_proxies: TrustedProxies(config.trusted_proxies.clone()),
     }
 }
 

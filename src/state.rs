@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::domain::auth::{AuthLimiter, JwtKeys, TokenSettings};
+use crate::domain::auth::{AuthLimiter, FailureLimits, JwtKeys, PasswordWork, TokenSettings};
 use crate::domain::ingest::{IngestSettings, Ingestion};
 use crate::domain::invalidation::{Invalidation, Listening};
 use crate::domain::keys::KeyCache;
@@ -37,6 +37,8 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     pub keys: KeyCache,
     pub auth_limiter: Arc<AuthLimiter>,
+    /// Turns at password hashing for sign-up and sign-in.
+    pub passwords: PasswordWork,
     pub metrics: Metrics,
     /// What ingestion needs: the key cache (shared with the rest), the quota gate, the limits
     /// of keys and install callbacks, the recorder.
@@ -71,9 +73,17 @@ impl AppState {
         let keys = KeyCache::new(config.key_cache_ttl);
         let auth_limiter = Arc::new(AuthLimiter::new(
             config.auth_rate_limit_per_minute,
-            config.login_attempts_per_email_per_minute,
+            FailureLimits {
+                per_email_and_address_per_minute: config
+                    .login_failures_per_email_and_address_per_minute,
+                per_email_per_minute: config.login_failures_per_email_per_minute,
+            },
             clock.clone(),
         ));
+        let passwords = PasswordWork::new(
+            config.password_hashing_concurrency,
+            config.password_queue_timeout,
+        );
         let metrics = Metrics::new();
         let quota = QuotaGate::new();
         let invalidation = Invalidation::new(keys.clone(), quota.clone());
@@ -105,6 +115,7 @@ impl AppState {
             jwt,
             keys,
             auth_limiter,
+            passwords,
             ingestion,
             invalidation,
             _listening: listening,

@@ -1,6 +1,8 @@
 //! Accounts and their users: sign-up, sign-in, creating users from the CLI, and plan changes
 //! (kept with the moment they took effect, for billing), and the admin's pages of accounts.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -8,7 +10,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::domain::auth;
+use crate::domain::auth::{self, PasswordWork};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::paging::{check_limit, check_offset};
@@ -84,12 +86,36 @@ pub struct NewUser {
     pub account: AccountChoice,
 }
 
-/// Creates a user (and its account when asked). Input is checked before anything is written.
+/// Creates a user (and its account when asked) for an operator (the command line, the first
+/// admin): the password is hashed at once. Input is checked before anything is written.
 pub async fn create_user(
     db: &DatabaseConnection,
     new: NewUser,
     now: DateTime<Utc>,
 ) -> DomainResult<user::Model> {
+    create_user_hashing(db, new, now, auth::hash_password).await
+}
+
+/// [`create_user`] for a request (`signUp`): the password is hashed when `passwords` gives it
+/// a turn.
+pub async fn sign_up(
+    db: &DatabaseConnection,
+    passwords: &PasswordWork,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> DomainResult<user::Model> {
+    create_user_hashing(db, new, now, |password| passwords.hash(password)).await
+}
+
+async fn create_user_hashing<Hashed>(
+    db: &DatabaseConnection,
+    new: NewUser,
+    now: DateTime<Utc>,
+    hash: impl FnOnce(String) -> Hashed,
+) -> DomainResult<user::Model>
+where
+    Hashed: Future<Output = DomainResult<String>>,
+{
     let email = normalize_email(&new.email)?;
     auth::validate_password(&new.password)?;
     let account = match new.account {
@@ -99,7 +125,7 @@ pub async fn create_user(
     if find_by_email(db, &email).await?.is_some() {
         return Err(email_taken());
     }
-    let password_hash = auth::hash_password(new.password).await?;
+    let password_hash = hash(new.password).await?;
 
     // An existing account is read before the user is written.
     let txn = crate::db::begin_read_write(db).await?;
@@ -178,9 +204,11 @@ pub async fn find_account(
     Ok(account::Entity::find_by_id(id.to_owned()).one(db).await?)
 }
 
-/// The user with this e-mail and password; one answer for every kind of mismatch.
+/// The user with this e-mail and password; one answer for every kind of mismatch. The password
+/// is checked when `passwords` gives it a turn.
 pub async fn authenticate(
     db: &DatabaseConnection,
+    passwords: &PasswordWork,
     email: &str,
     password: &str,
 ) -> DomainResult<user::Model> {
@@ -190,7 +218,7 @@ pub async fn authenticate(
         Err(_) => None,
     };
     let stored = found.as_ref().map(|u| u.password_hash.clone());
-    if auth::verify_password(password.to_owned(), stored).await? {
+    if passwords.verify(password.to_owned(), stored).await? {
         found.ok_or_else(wrong)
     } else {
         Err(wrong())

@@ -1,6 +1,6 @@
-//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime), JWTs (HS256,
-//! algorithm pinned, `iss`/`aud`/`exp`/`nbf` checked against the service's clock) and the sign-in
-//! rate limits.
+//! Passwords (argon2id with OWASP's parameters, hashed off the async runtime, a few at a time
+//! for requests), JWTs (HS256, algorithm pinned, `iss`/`aud`/`exp`/`nbf` checked against the
+//! service's clock) and the sign-in rate limits.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
@@ -18,9 +18,11 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
 use crate::domain::error::{Context, DomainError, DomainResult};
+use crate::domain::login_failures::{Attempt, LoginFailures};
 use crate::domain::ratelimit::ServiceClock;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -34,35 +36,108 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Hashes a password for a new user, at once (the command line, the first admin); requests
+/// take turns through [`PasswordWork`].
 pub async fn hash_password(password: String) -> DomainResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
-    })
-    .await
-    .context_internal("password hashing task")?
-    .map_err(DomainError::internal)
+    on_blocking_thread("password hashing task", move || hash_now(&password)).await
 }
 
 /// Checks `password` against a stored hash. With no hash (unknown e-mail) it still does the
 /// work of one check, so that timing does not tell which e-mails exist.
 pub async fn verify_password(password: String, stored: Option<String>) -> DomainResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let known_user = stored.is_some();
-        let hash = stored.unwrap_or_else(|| decoy_hash().to_owned());
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|err| anyhow::anyhow!("stored password hash unreadable: {err}"))?;
-        let matches = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok::<_, anyhow::Error>(matches && known_user)
+    on_blocking_thread("password verification task", move || {
+        verify_now(&password, stored)
     })
     .await
-    .context_internal("password verification task")?
-    .map_err(DomainError::internal)
+}
+
+/// At most this many argon2 hashes or checks run at once by default: one per core, and never
+/// more than four, as each holds 19 MiB while it runs.
+pub fn default_hashing_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 4)
+}
+
+/// Password work for requests (sign-up, sign-in), a few at a time: each hash or check holds
+/// 19 MiB and a core while it runs, so a flood of sign-ins would otherwise take gigabytes and
+/// every core. A request waits its turn up to `queue_timeout`, then is refused with
+/// `RateLimited` (retry in a second).
+#[derive(Clone)]
+pub struct PasswordWork {
+    turns: Arc<Semaphore>,
+    queue_timeout: Duration,
+}
+
+impl PasswordWork {
+    pub fn new(concurrency: usize, queue_timeout: Duration) -> Self {
+        Self {
+            turns: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue_timeout,
+        }
+    }
+
+    pub async fn hash(&self, password: String) -> DomainResult<String> {
+        let turn = self.wait_for_turn().await?;
+        on_blocking_thread("password hashing task", move || {
+            // Held by the work itself: an abandoned request does not free its turn early.
+            let _turn = turn;
+            hash_now(&password)
+        })
+        .await
+    }
+
+    /// [`verify_password`], in turn.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> DomainResult<bool> {
+        let turn = self.wait_for_turn().await?;
+        on_blocking_thread("password verification task", move || {
+            let _turn = turn;
+            verify_now(&password, stored)
+        })
+        .await
+    }
+
+    async fn wait_for_turn(&self) -> DomainResult<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.queue_timeout, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            Ok(Err(closed)) => Err(DomainError::internal(anyhow::anyhow!(
+                "password work semaphore: {closed}"
+            ))),
+            Err(_) => Err(DomainError::RateLimited {
+                message: "Too many password checks are running; try again in a moment".to_owned(),
+                retry_after_secs: 1,
+            }),
+        }
+    }
+}
+
+async fn on_blocking_thread<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> DomainResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context_internal(what)?
+        .map_err(DomainError::internal)
+}
+
+fn hash_now(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
+}
+
+fn verify_now(password: &str, stored: Option<String>) -> anyhow::Result<bool> {
+    let known_user = stored.is_some();
+    let hash = stored.unwrap_or_else(|| decoy_hash().to_owned());
+    let parsed = PasswordHash::new(&hash)
+        .map_err(|err| anyhow::anyhow!("stored password hash unreadable: {err}"))?;
+    let matches = argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    Ok(matches && known_user)
 }
 
 fn decoy_hash() -> &'static str {
@@ -177,53 +252,73 @@ impl JwtKeys {
 type KeyedLimiter =
     RateLimiter<String, DashMapStateStore<String>, ServiceClock, NoOpMiddleware<Nanos>>;
 
-/// Limits on `login` and `signUp`: per client address (both together) and per e-mail (`login`).
+/// Limits on `login` and `signUp`: attempts per client address (both together), and failed
+/// `login`s per e-mail and client address with a per-e-mail backstop ([`LoginFailures`]).
 pub struct AuthLimiter {
     per_address: KeyedLimiter,
-    per_email: KeyedLimiter,
+    failures: LoginFailures,
     clock: ServiceClock,
 }
 
 impl AuthLimiter {
     pub fn new(
         per_address_per_minute: u32,
-        per_email_per_minute: u32,
+        failures: FailureLimits,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let failures = LoginFailures::new(
+            failures.per_email_and_address_per_minute,
+            failures.per_email_per_minute,
+            clock.clone(),
+        );
         let clock = ServiceClock(clock);
-        let limiter = |n: u32| {
-            let quota = Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
-            RateLimiter::dashmap_with_clock(quota, clock.clone())
-        };
+        let quota = Quota::per_minute(
+            NonZeroU32::new(per_address_per_minute.max(1)).unwrap_or(NonZeroU32::MIN),
+        );
         Self {
-            per_address: limiter(per_address_per_minute),
-            per_email: limiter(per_email_per_minute),
+            per_address: RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            failures,
             clock,
         }
     }
 
     pub fn check_address(&self, address: &str) -> DomainResult<()> {
-        self.check(&self.per_address, address.to_owned())
+        self.per_address
+            .check_key(&address.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now());
+                too_many_attempts(wait.as_secs() + 1)
+            })
     }
 
-    pub fn check_email(&self, email: &str) -> DomainResult<()> {
-        self.check(&self.per_email, email.to_owned())
-    }
-
-    fn check(&self, limiter: &KeyedLimiter, key: String) -> DomainResult<()> {
-        limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            DomainError::RateLimited {
-                message: "Too many attempts, try again later".to_owned(),
-                retry_after_secs: wait.as_secs() + 1,
-            }
-        })
+    /// Before a password is checked: refuses an e-mail (normalised) that failed too often from
+    /// this address, or from everywhere, in the last minute. The attempt counts as a failure
+    /// unless it is forgotten (the password was right).
+    pub fn begin_login(&self, email: &str, address: &str) -> DomainResult<Attempt<'_>> {
+        self.failures
+            .begin(email, address)
+            .map_err(too_many_attempts)
     }
 
     /// Forgets addresses and e-mails whose budget is full again, so memory stays bounded.
     pub fn shrink(&self) {
         self.per_address.retain_recent();
-        self.per_email.retain_recent();
+        self.failures.shrink();
+    }
+}
+
+/// Failed `login`s allowed a minute: per (e-mail, client address), and per e-mail from all
+/// addresses together.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimits {
+    pub per_email_and_address_per_minute: u32,
+    pub per_email_per_minute: u32,
+}
+
+fn too_many_attempts(retry_after_secs: u64) -> DomainError {
+    DomainError::RateLimited {
+        message: "Too many attempts, try again later".to_owned(),
+        retry_after_secs,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod invalidation;
 pub mod key_usage;
 pub mod keys;
+pub mod login_failures;
 pub mod paging;
 pub mod payload;
 pub mod periods;

@@ -2,9 +2,9 @@
 //! area under `query/`, `mutation/` and `object/`. Resolvers stay thin and call into `domain/`.
 
 pub mod context;
+pub mod document_limits;
 pub mod endpoint;
 pub mod error;
-pub mod field_limit;
 pub mod guard;
 pub mod loader;
 pub mod mutation;

@@ -2,7 +2,7 @@
 
 use async_graphql::{EmptySubscription, Schema};
 
-use crate::graphql::field_limit::FieldLimit;
+use crate::graphql::document_limits::DocumentLimits;
 use crate::graphql::mutation::MutationRoot;
 use crate::graphql::query::QueryRoot;
 use crate::graphql::text_input::RefuseNulInText;
@@ -17,6 +17,13 @@ pub const MAX_DEPTH: usize = 15;
 /// GraphiQL's introspection query (about 200 fields) fits.
 pub const MAX_FIELDS: usize = 999;
 pub const MAX_DIRECTIVES: usize = 20;
+/// Fragment spreads in one document, each counted for every place it ends up: GraphiQL's
+/// introspection query has under 20; fragments that double at every level pass it in eight.
+pub const MAX_FRAGMENT_SPREADS: usize = 500;
+/// Fragment definitions in one document.
+pub const MAX_FRAGMENTS: usize = 100;
+/// Levels of fields with selections, inline fragments and spreads, one inside the other.
+pub const MAX_NESTING: usize = 32;
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(
@@ -25,9 +32,14 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubsc
         EmptySubscription,
     )
     .limit_depth(MAX_DEPTH)
-    .limit_recursive_depth(32)
+    .limit_recursive_depth(MAX_NESTING)
     .limit_directives(MAX_DIRECTIVES)
-    .extension(FieldLimit { max: MAX_FIELDS })
+    .extension(DocumentLimits {
+        max_fields: MAX_FIELDS,
+        max_spreads: MAX_FRAGMENT_SPREADS,
+        max_fragments: MAX_FRAGMENTS,
+        max_nesting: MAX_NESTING,
+    })
     .extension(RefuseNulInText)
 }
 

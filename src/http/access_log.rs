@@ -1,6 +1,7 @@
 //! One INFO line per request, written when its response head is ready: method, matched route
 //! (`unmatched` for unknown paths, so raw paths never fill the log), status, latency in
-//! milliseconds as a number, and the request id that the response carries.
+//! milliseconds as a number, and the request id that the response carries (a client's own only
+//! when it is short and of a safe alphabet: `http::request_id`).
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::http::methods;
 use crate::http::metrics::route_of;
 use crate::router::REQUEST_ID;
 
@@ -17,7 +19,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = methods::label(request.method());
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -29,11 +31,12 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let route = route_of(&response);
     tracing::info!(
         target: "tally::access",
-        method = %method,
+        method,
         route,
         status = response.status().as_u16(),
         latency_ms,
-        request_id = %request_id,
+        // Quoted in human lines (a `&str` field is), whatever it holds.
+        request_id = request_id.as_str(),
         "request"
     );
     response

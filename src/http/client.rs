@@ -2,9 +2,11 @@
 //!
 //! It is the connection's peer, unless that peer is one of `TALLY_TRUSTED_PROXIES`: then the
 //! forwarding headers name the client. `Forwarded` (RFC 7239) is read when present, else
-//! `X-Forwarded-For`. Their entries are read from the right, skipping trusted proxies, and the
-//! first untrusted address is the client: what a client writes in those headers itself stands
-//! further left and is never believed. A header that cannot be read leaves the peer's address.
+//! `X-Forwarded-For`, never one for lack of the other. The chain is walked from the right,
+//! skipping trusted proxies, and the first untrusted address is the client: what a client writes
+//! in those headers itself stands further left and is never believed. A hop that hides its
+//! address (`for=unknown`, an obfuscated name, anything unreadable) ends the walk: the client is
+//! then the nearest hop known to its right, at worst the peer itself.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -24,8 +26,17 @@ pub struct ClientAddress(pub String);
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<IpNet>);
 
+/// One hop of a forwarding chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    Address(IpAddr),
+    /// A node that hides its address or names none readable: the chain cannot be followed
+    /// past it.
+    Unknown,
+}
+
 impl TrustedProxies {
-    fn trusts(&self, address: IpAddr) -> bool {
+    pub fn trusts(&self, address: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&address))
     }
 
@@ -34,16 +45,21 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let chain = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
-        let Some(chain) = chain else { return peer };
-        chain
-            .iter()
-            .rev()
-            .find(|address| !self.trusts(**address))
-            // Every hop trusted: the leftmost is the farthest one known.
-            .or(chain.first())
-            .copied()
-            .unwrap_or(peer)
+        let chain = if headers.contains_key("forwarded") {
+            forwarded_for(headers)
+        } else {
+            x_forwarded_for(headers)
+        };
+        let mut nearest_known = peer;
+        for hop in chain.iter().rev() {
+            match *hop {
+                Hop::Address(address) if self.trusts(address) => nearest_known = address,
+                Hop::Address(address) => return address,
+                Hop::Unknown => return nearest_known,
+            }
+        }
+        // Every hop trusted: the leftmost is the farthest one known.
+        nearest_known
     }
 }
 
@@ -69,13 +85,15 @@ where
     }
 }
 
-/// The `for=` addresses of every `Forwarded` header, in order; `None` when there is no such
-/// header or one of its `for=` values is not an address (an obfuscated or unknown node: the
-/// chain cannot be followed past it).
-fn forwarded_for(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
+/// The `for=` nodes of every `Forwarded` header, in order; an element without `for=`, or a
+/// header that is not text, is an unknown hop.
+fn forwarded_for(headers: &HeaderMap) -> Vec<Hop> {
     let mut chain = Vec::new();
     for value in headers.get_all("forwarded") {
-        let value = value.to_str().ok()?;
+        let Ok(value) = value.to_str() else {
+            chain.push(Hop::Unknown);
+            continue;
+        };
         for element in value.split(',') {
             let node = element.split(';').find_map(|pair| {
                 let (name, value) = pair.trim().split_once('=')?;
@@ -83,23 +101,26 @@ fn forwarded_for(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
                     .eq_ignore_ascii_case("for")
                     .then_some(value.trim())
             });
-            if let Some(node) = node {
-                chain.push(parse_node(node.trim_matches('"'))?);
-            }
+            chain.push(hop(node.map(|node| node.trim_matches('"'))));
         }
     }
-    (!chain.is_empty()).then_some(chain)
+    chain
 }
 
-/// The addresses of every `X-Forwarded-For` header, in order; `None` when absent or unreadable.
-fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
+/// The entries of every `X-Forwarded-For` header, in order.
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<Hop> {
     let mut chain = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        for node in value.to_str().ok()?.split(',') {
-            chain.push(parse_node(node.trim())?);
+        match value.to_str() {
+            Ok(value) => chain.extend(value.split(',').map(|node| hop(Some(node.trim())))),
+            Err(_) => chain.push(Hop::Unknown),
         }
     }
-    (!chain.is_empty()).then_some(chain)
+    chain
+}
+
+fn hop(node: Option<&str>) -> Hop {
+    node.and_then(parse_node).map_or(Hop::Unknown, Hop::Address)
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
@@ -168,6 +189,23 @@ mod tests {
             ("x-forwarded-for", "198.51.100.7"),
         ]);
         assert_eq!(trusted.client_of(ip("10.0.0.1"), &both), ip("2001:db8::17"));
+    }
+
+    #[test]
+    fn an_unknown_hop_ends_the_walk_at_the_nearest_hop_known() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let peer = ip("10.0.0.1");
+        for (forwarded, client) in [
+            ("for=unknown", "10.0.0.1"),
+            ("for=unknown, for=198.51.100.7", "198.51.100.7"),
+            ("for=198.51.100.7, for=_hidden, for=10.0.0.9", "10.0.0.9"),
+            ("for=198.51.100.7, proto=https", "10.0.0.1"),
+        ] {
+            let both = headers(&[("forwarded", forwarded), ("x-forwarded-for", "203.0.113.1")]);
+            assert_eq!(trusted.client_of(peer, &both), ip(client), "{forwarded}");
+        }
+        let garbled = headers(&[("x-forwarded-for", "198.51.100.7, junk, 10.0.0.9")]);
+        assert_eq!(trusted.client_of(peer, &garbled), ip("10.0.0.9"));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum ApiCode {
     NotFound,
     /// The route exists, the method does not (405).
     MethodNotAllowed,
+    /// No route has this method, nor does HTTP define it for resources (501).
+    MethodNotImplemented,
     /// The request, or its body, did not arrive or finish in time (408).
     RequestTimeout,
     /// Any other refused request (400).

@@ -40,8 +40,15 @@ pub async fn graphiql(headers: HeaderMap) -> Response {
     page("graphiql.html", GRAPHIQL_CSP, &headers)
 }
 
-/// `GET /assets/*path`: one embedded file, or the usual 404 JSON.
+/// `GET /assets/*path`: one embedded file, or the usual 404 JSON. Pages are not assets: served
+/// from here they would lack their Content-Security-Policy (and `frame-ancestors` with it), so
+/// they are only served at their own paths, through [`page`].
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let is_page =
+        WebAssets::get(&path).is_some_and(|file| file.metadata.mimetype().starts_with("text/html"));
+    if is_page {
+        return json_error(StatusCode::NOT_FOUND);
+    }
     embedded(&path, &headers).unwrap_or_else(|| json_error(StatusCode::NOT_FOUND))
 }
 

@@ -148,6 +148,7 @@ fn generic(status: StatusCode) -> (ApiCode, &'static str) {
     match status {
         StatusCode::NOT_FOUND => (ApiCode::NotFound, "Not found"),
         StatusCode::METHOD_NOT_ALLOWED => (ApiCode::MethodNotAllowed, "Method not allowed"),
+        StatusCode::NOT_IMPLEMENTED => (ApiCode::MethodNotImplemented, "Method not implemented"),
         StatusCode::REQUEST_TIMEOUT => (ApiCode::RequestTimeout, "Request timeout"),
         StatusCode::PAYLOAD_TOO_LARGE => (ApiCode::PayloadTooLarge, "Payload too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {

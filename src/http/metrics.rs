@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::http::methods;
 use crate::state::AppState;
 
 /// Prometheus text exposition.
@@ -33,11 +34,11 @@ pub async fn count_requests(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = methods::label(request.method());
     let response = next.run(request).await;
     state.metrics.request(
         route_of(&response),
-        method.as_str(),
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );

@@ -232,34 +232,85 @@ async fn a_token_stops_working_once_the_clock_passes_its_expiry() {
     assert_eq!(error_code(&me_with(&app, &token).await), "UNAUTHENTICATED");
 }
 
+/// Signs in as `email` from the client address `peer`; returns the whole GraphQL answer.
+async fn login_from(app: &TestApp, peer: &str, email: &str, password: &str) -> Value {
+    let body = json!({ "query": LOGIN, "variables": { "e": email, "p": password } });
+    let mut request = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    app.request(request).await.json()
+}
+
 #[tokio::test]
-async fn login_is_limited_per_email() {
+async fn wrong_passwords_from_one_address_lock_out_only_that_address() {
     let app = TestApp::new().await;
     app.sign_up("target@example.com").await;
+    let attacker = "203.0.113.66:5000";
     for _ in 0..10 {
-        let body = app
-            .graphql(
-                None,
-                LOGIN,
-                json!({ "e": "target@example.com", "p": "guess-guess" }),
-            )
-            .await;
+        let body = login_from(&app, attacker, "target@example.com", "guess-guess").await;
         assert_eq!(error_code(&body), "UNAUTHENTICATED");
     }
-    let limited = app
-        .graphql(
-            None,
-            LOGIN,
-            json!({ "e": "target@example.com", "p": PASSWORD }),
-        )
-        .await;
+    // The attacker's address is refused, even with the right password...
+    let limited = login_from(&app, attacker, "Target@example.com", PASSWORD).await;
     assert_eq!(error_code(&limited), "RATE_LIMITED");
-    // Another e-mail is not affected.
-    app.sign_up("bystander@example.com").await;
-    app.login("bystander@example.com").await;
-    // The limiter reads the service clock: a minute later the e-mail may sign in again.
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // ...while the user, from an address with no failures, signs in as usual.
+    let user = login_from(&app, "198.51.100.7:6000", "target@example.com", PASSWORD).await;
+    assert!(user["data"]["login"]["token"].is_string(), "{user}");
+    // The limiter reads the service clock: a minute later the attacker's address may try again.
     app.clock.advance(chrono::Duration::seconds(60));
-    app.login("target@example.com").await;
+    let again = login_from(&app, attacker, "target@example.com", PASSWORD).await;
+    assert!(again["data"]["login"]["token"].is_string(), "{again}");
+}
+
+#[tokio::test]
+async fn successful_logins_are_not_failures() {
+    let app = TestApp::new().await;
+    app.sign_up("often@example.com").await;
+    for _ in 0..15 {
+        let body = login_from(&app, "198.51.100.8:6000", "often@example.com", PASSWORD).await;
+        assert!(body["data"]["login"]["token"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn failures_from_many_addresses_reach_a_per_email_backstop() {
+    let app = TestApp::with_config(tally::config::Config {
+        login_failures_per_email_and_address_per_minute: 2,
+        login_failures_per_email_per_minute: 5,
+        ..Default::default()
+    })
+    .await;
+    app.sign_up("popular@example.com").await;
+    for (peer, tries) in [
+        ("203.0.113.1:1", 2),
+        ("203.0.113.2:1", 2),
+        ("203.0.113.3:1", 1),
+    ] {
+        for _ in 0..tries {
+            let body = login_from(&app, peer, "popular@example.com", "guess-guess").await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED");
+        }
+    }
+    // 5 failures: now every address is refused for this e-mail, and only for it.
+    let body = login_from(&app, "198.51.100.9:1", "popular@example.com", PASSWORD).await;
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    app.sign_up("bystander@example.com").await;
+    let other = login_from(&app, "203.0.113.1:1", "bystander@example.com", PASSWORD).await;
+    assert!(other["data"]["login"]["token"].is_string(), "{other}");
+    app.clock.advance(chrono::Duration::seconds(60));
+    let body = login_from(&app, "198.51.100.9:1", "popular@example.com", PASSWORD).await;
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
 }
 
 #[tokio::test]
@@ -335,4 +386,123 @@ async fn a_bearer_that_is_not_ascii_is_an_invalid_token_not_a_missing_one() {
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
         assert_eq!(body["errors"][0]["message"], "Invalid or expired token");
     }
+}
+
+// ---- Password hashing under a flood of sign-ins ------------------------------------------------
+
+#[tokio::test]
+async fn logins_waiting_too_long_for_a_turn_at_hashing_are_rate_limited() {
+    let app = TestApp::with_config(tally::config::Config {
+        password_hashing_concurrency: 1,
+        password_queue_timeout: std::time::Duration::from_millis(1),
+        ..Default::default()
+    })
+    .await;
+    app.sign_up("busy@example.com").await;
+    let app = &app;
+    let logins = (0..8).map(|i| async move {
+        let peer = format!("198.51.100.{i}:7000");
+        login_from(app, &peer, "busy@example.com", PASSWORD).await
+    });
+    let answers = futures::future::join_all(logins).await;
+    let mut limited = 0;
+    for answer in &answers {
+        if answer["data"]["login"]["token"].is_string() {
+            continue;
+        }
+        assert_eq!(error_code(answer), "RATE_LIMITED", "{answer}");
+        assert!(
+            common::error_message(answer).contains("password checks"),
+            "{answer}"
+        );
+        assert_eq!(answer["errors"][0]["extensions"]["retryAfter"], 1);
+        limited += 1;
+    }
+    assert!(limited > 0, "one hash at a time, none waits: {answers:?}");
+    // Waiting for a turn is no failed login: the user is not locked out.
+    let again = login_from(app, "198.51.100.0:7000", "busy@example.com", PASSWORD).await;
+    assert!(again["data"]["login"]["token"].is_string(), "{again}");
+}
+
+/// The largest resident set the process has had so far, in bytes (`VmHWM`).
+fn peak_resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    kib * 1024
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_flood_of_logins_keeps_memory_bounded() {
+    use common::process::{self, Server};
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Behind a trusted proxy: three users signing in from five client addresses, each address
+    // within its sign-in limits.
+    let server = Server::start(dir.path(), &[("TALLY_TRUSTED_PROXIES", "127.0.0.1")]);
+    for user in 0..3 {
+        server.graphql_ok(
+            None,
+            SIGN_UP,
+            json!({ "e": format!("flood-{user}@example.com"), "p": PASSWORD, "n": "Flood" }),
+        );
+    }
+    let before = peak_resident_bytes(server.pid());
+
+    let logins = 150;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(logins));
+    let threads: Vec<_> = (0..logins)
+        .map(|i| {
+            let (address, start) = (server.address.clone(), start.clone());
+            std::thread::spawn(move || {
+                let email = format!("flood-{}@example.com", i / 5 % 3);
+                let body = json!({ "query": LOGIN, "variables": { "e": email, "p": PASSWORD } })
+                    .to_string();
+                let mut stream = process::connect(&address).unwrap();
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+                    .unwrap();
+                start.wait();
+                write!(
+                    stream,
+                    "POST /graphql HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\n\
+                     X-Forwarded-For: 198.51.100.{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    i % 5,
+                    body.len()
+                )
+                .unwrap();
+                let response = process::read_response(&mut stream).unwrap();
+                serde_json::from_str::<Value>(&response.body).unwrap()
+            })
+        })
+        .collect();
+    let mut signed_in = 0;
+    for thread in threads {
+        let answer = thread.join().unwrap();
+        if answer["data"]["login"]["token"].is_string() {
+            signed_in += 1;
+        } else {
+            // Waiting too long for a turn is the only refusal allowed.
+            assert_eq!(error_code(&answer), "RATE_LIMITED", "{answer}");
+        }
+    }
+    let peak = peak_resident_bytes(server.pid());
+    eprintln!(
+        "{signed_in} of {logins} logins signed in; peak resident memory {} MB before, {} MB after",
+        before / 1_000_000,
+        peak / 1_000_000
+    );
+    assert!(signed_in > 0);
+    assert!(
+        peak < 200_000_000,
+        "peak resident memory {} MB (from {} MB)",
+        peak / 1_000_000,
+        before / 1_000_000
+    );
+    server.stop();
 }

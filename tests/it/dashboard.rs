@@ -118,3 +118,25 @@ async fn graphiql_loads_nothing_from_another_origin() {
         assert_eq!(app.get(asset).await.status, StatusCode::OK, "{asset}");
     }
 }
+
+#[tokio::test]
+async fn pages_are_served_only_at_their_own_paths_and_never_framed() {
+    let app = TestApp::new().await;
+    // Under /assets they would be pages without their Content-Security-Policy.
+    for path in [
+        "/assets/index.html",
+        "/assets/graphiql.html",
+        "/assets/./index.html",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(response.json()["error"], "Not found", "{path}");
+    }
+    for path in ["/", "/dashboard/keys", "/graphql"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}");
+        let csp = response.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    }
+}

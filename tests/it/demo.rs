@@ -224,11 +224,18 @@ async fn seed_demo_without_a_password_generates_one_and_prints_it() {
         assert_ne!(password, "tally-demo-password");
 
         let db = tally::db::connect(&test_db.url).await.unwrap();
-        let admin = tally::domain::accounts::authenticate(&db, demo::ADMIN_EMAIL, &password).await;
+        let passwords =
+            tally::domain::auth::PasswordWork::new(1, std::time::Duration::from_secs(30));
+        let sign_in = |password: String| {
+            let (db, passwords) = (&db, &passwords);
+            async move {
+                tally::domain::accounts::authenticate(db, passwords, demo::ADMIN_EMAIL, &password)
+                    .await
+            }
+        };
+        let admin = sign_in(password.clone()).await;
         assert!(admin.is_ok(), "the printed password signs the admin in");
-        let published =
-            tally::domain::accounts::authenticate(&db, demo::ADMIN_EMAIL, "tally-demo-password")
-                .await;
+        let published = sign_in("tally-demo-password".to_owned()).await;
         assert!(published.is_err(), "the once published password does not");
         db.close().await.ok();
         printed.push(password);

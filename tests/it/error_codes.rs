@@ -655,6 +655,23 @@ async fn a_wrong_method_is_method_not_allowed() {
 }
 
 #[tokio::test]
+async fn a_method_no_route_has_is_method_not_implemented() {
+    let app = TestApp::new().await;
+    let request = Request::builder()
+        .method(axum::http::Method::from_bytes(b"BREW").unwrap())
+        .uri("/api/track")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.request(request).await;
+    assert_error(
+        &response,
+        StatusCode::NOT_IMPLEMENTED,
+        "Method not implemented",
+        "METHOD_NOT_IMPLEMENTED",
+    );
+}
+
+#[tokio::test]
 async fn a_request_over_the_timeout_is_request_timeout() {
     let app = TestApp::with_config(Config {
         request_timeout: std::time::Duration::from_millis(300),

@@ -272,3 +272,127 @@ async fn a_declared_length_over_the_limit_is_refused_without_waiting_for_the_bod
         json!({ "error": "Payload too large", "code": "PAYLOAD_TOO_LARGE" })
     );
 }
+
+/// The attack document: each fragment spreads the next one twice, `depth` levels deep, and the
+/// last one ends in `tail` (`__typename`, or a spread of an undefined fragment: no field at all).
+fn doubling_fragments(depth: usize, tail: &str) -> String {
+    let chain: Vec<String> = (0..depth)
+        .map(|i| {
+            format!(
+                "fragment F{i} on QueryRoot {{ ...F{next} ...F{next} }}",
+                next = i + 1
+            )
+        })
+        .collect();
+    format!(
+        "query {{ ...F0 }} {} fragment F{depth} on QueryRoot {{ {tail} }}",
+        chain.join(" ")
+    )
+}
+
+/// Sends `query` and returns its answer and how long it took.
+async fn timed(app: &TestApp, query: &str) -> (serde_json::Value, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let response = app
+        .post_json("/graphql", None, &json!({ "query": query }))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(response.status, StatusCode::OK);
+    (response.json(), took)
+}
+
+#[tokio::test]
+async fn fragments_that_double_at_every_level_are_refused_at_once() {
+    let app = TestApp::new().await;
+    // 1.3 KB that expands to 2^30 selections: it used to keep a core busy for most of a minute.
+    // Ending in a field it selects too many fields; ending in nothing, too many spreads.
+    for (tail, why) in [
+        ("__typename", "more than 999 fields"),
+        ("...Undefined", "more than 500 fragment spreads"),
+    ] {
+        let query = doubling_fragments(30, tail);
+        assert!(query.len() < 1500, "{}", query.len());
+        let (body, took) = timed(&app, &query).await;
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "{tail}: took {took:?}"
+        );
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(body["data"].is_null(), "{body}");
+        assert!(error_message(&body).contains(why), "{tail}: {body}");
+    }
+    // Unused, the same fragments are refused as fast: every definition is measured.
+    let unused =
+        doubling_fragments(30, "__typename").replacen("query { ...F0 }", "query { __typename }", 1);
+    let (body, took) = timed(&app, &unused).await;
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "took {took:?}"
+    );
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+#[tokio::test]
+async fn a_fragment_that_spreads_itself_is_refused_at_once() {
+    let app = TestApp::new().await;
+    for query in [
+        "query { ...F0 } fragment F0 on QueryRoot { ...F0 ...F0 }",
+        "query { ...F0 } fragment F0 on QueryRoot { ...F1 ...F1 } fragment F1 on QueryRoot { __typename ...F0 ...F0 }",
+        "query { plans { ...P } } fragment P on Plan { code ... on Plan { ...P ...P } }",
+    ] {
+        let (body, took) = timed(&app, query).await;
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "{query}: took {took:?}"
+        );
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(error_message(&body).contains("within itself"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn too_many_fragments_or_nesting_through_them_are_refused() {
+    let app = TestApp::new().await;
+    // 101 distinct fragments, each used once.
+    let spreads: String = (0..101).map(|i| format!("...F{i} ")).collect();
+    let fragments: String = (0..101)
+        .map(|i| format!("fragment F{i} on QueryRoot {{ f{i}: __typename }} "))
+        .collect();
+    let (body, took) = timed(&app, &format!("query {{ {spreads} }} {fragments}")).await;
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "took {took:?}"
+    );
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(error_message(&body).contains("100 fragments"), "{body}");
+
+    // A chain of fragments each spreading the next once, nested deeper than the limit.
+    let chain: String = (0..60)
+        .map(|i| format!("fragment F{i} on QueryRoot {{ ...F{} }} ", i + 1))
+        .collect();
+    let (body, _) = timed(
+        &app,
+        &format!("query {{ ...F0 }} {chain} fragment F60 on QueryRoot {{ __typename }}"),
+    )
+    .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(error_message(&body).contains("nested too deep"), "{body}");
+}
+
+#[tokio::test]
+async fn fragments_spread_in_many_places_still_work() {
+    let app = TestApp::new().await;
+    let aliases: String = (0..50)
+        .map(|i| format!("p{i}: plans {{ ...P }} "))
+        .collect();
+    let data = app
+        .graphql_ok(
+            None,
+            &format!(
+                "{{ {aliases} }} fragment P on Plan {{ code ...Q }} fragment Q on Plan {{ name }}"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["p49"][0], json!({ "code": "FREE", "name": "Free" }));
+}

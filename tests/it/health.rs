@@ -42,6 +42,34 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let echoed = app.request(request).await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-me-123"));
 
+    // Only 1 to 64 characters of A-Z, a-z, 0-9, `.`, `_` and `-` are kept; anything else is
+    // replaced by a new id.
+    let longest = "a.B_c-9".repeat(9) + "x";
+    assert_eq!(longest.len(), 64);
+    let sent = |id: &str| {
+        axum::http::Request::get("/health")
+            .header("x-request-id", id.as_bytes())
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        app.request(sent(&longest)).await.header("x-request-id"),
+        Some(longest.as_str())
+    );
+    for refused in [
+        "",
+        "x status=500",
+        "quote\"d",
+        "tab\tbed",
+        "é",
+        &format!("{longest}y"),
+    ] {
+        let answer = app.request(sent(refused)).await;
+        let id = answer.header("x-request-id").unwrap();
+        assert_ne!(id, refused);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{refused:?} got {id}");
+    }
+
     let not_found = app.get("/nope").await;
     assert_eq!(not_found.status, StatusCode::NOT_FOUND);
     assert!(not_found.header("x-request-id").is_some());
@@ -224,6 +252,85 @@ fn connections_over_the_cap_are_refused_and_health_answers_on_a_freed_slot() {
         .and_then(|count| count.trim().parse().ok())
         .unwrap_or_else(|| panic!("no refusal counted: {metrics}"));
     assert!(refused >= 1, "{metrics}");
+    server.stop();
+}
+
+/// A connection to the server from the loopback address `from` (any 127.x.y.z is this machine).
+fn connect_from(server: &Server, from: &str) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket
+            .connect(server.address.parse().unwrap())
+            .await
+            .unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(process::PATIENCE)).unwrap();
+    stream
+}
+
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TALLY_MAX_CONNECTIONS", "100"),
+            ("TALLY_MAX_CONNECTIONS_PER_ADDRESS", "3"),
+            ("TALLY_TRUSTED_PROXIES", "127.0.0.3"),
+        ],
+    );
+    let held: Vec<_> = (0..3).map(|_| connect_from(&server, "127.0.0.1")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let mut fourth = connect_from(&server, "127.0.0.1");
+    let process::Response { status, head, body } = process::get(&mut fourth, "/health");
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        json!({ "error": "Too many open connections from this address", "code": "SERVICE_UNAVAILABLE" })
+    );
+    process::closed_after(&mut fourth, std::time::Instant::now());
+
+    // Another address is served, and a trusted proxy counts against the total cap only.
+    assert_eq!(
+        process::get(&mut connect_from(&server, "127.0.0.2"), "/health").status,
+        200
+    );
+    let mut through_proxy: Vec<_> = (0..5).map(|_| connect_from(&server, "127.0.0.3")).collect();
+    for stream in &mut through_proxy {
+        assert_eq!(process::get(stream, "/health").status, 200);
+    }
+
+    // Once one of its connections closes, the address may open another.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = process::get(&mut connect_from(&server, "127.0.0.1"), "/metrics");
+        if response.status == 200 {
+            // At least the one above (a retry while the slot was being freed may add more).
+            let refused: u64 = response
+                .body
+                .lines()
+                .find_map(|line| line.strip_prefix("tally_connections_refused_per_address_total "))
+                .and_then(|count| count.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no refusal counted: {}", response.body));
+            assert!(refused >= 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no slot was freed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     server.stop();
 }
 
@@ -519,4 +626,56 @@ async fn metrics_describe_every_series_and_time_requests_per_route() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no process memory figure:\n{text}"));
     assert!(resident > 0.0);
+}
+
+// ---- Methods no route has --------------------------------------------------------------------
+
+/// A request with a method of the client's choosing.
+fn with_method(method: &str, path: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method(axum::http::Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_method_no_route_has_is_refused_before_it_reaches_the_metrics() {
+    let app = TestApp::new().await;
+    let baseline = app.get("/metrics").await.body.len();
+    for i in 0..200 {
+        let method = format!("M{i}{}", "X".repeat(10_000));
+        let response = app.request(with_method(&method, "/health")).await;
+        assert_eq!(response.status, StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(
+            response.json(),
+            json!({ "error": "Method not implemented", "code": "METHOD_NOT_IMPLEMENTED" })
+        );
+        assert!(response.header("x-request-id").is_some());
+    }
+    for method in ["CONNECT", "PROPFIND", "get"] {
+        let response = app.request(with_method(method, "/health")).await;
+        assert_eq!(response.status, StatusCode::NOT_IMPLEMENTED, "{method}");
+    }
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert!(!text.contains("XXXX"), "a client's method became a label");
+    assert!(
+        text.len() < baseline + 4_096,
+        "/metrics grew from {baseline} to {} bytes",
+        text.len()
+    );
+
+    // Methods HTTP defines still reach the routes: 405 with the route's methods, counted.
+    for method in ["PUT", "PATCH", "DELETE", "TRACE", "QUERY"] {
+        let response = app.request(with_method(method, "/api/track")).await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(response.header("allow"), Some("POST"), "{method}");
+    }
+    let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert!(
+        text.contains(
+            r#"tally_http_request_duration_seconds_count{route="/api/track",method="PATCH"} 1"#
+        ),
+        "{text}"
+    );
 }

@@ -117,3 +117,83 @@ fn commands_other_than_serve_are_quiet_unless_asked_and_never_colour_a_pipe() {
         "no escape codes on a pipe: {log:?}"
     );
 }
+
+#[test]
+fn methods_no_route_has_reach_neither_the_log_nor_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for i in 0..50 {
+        let method = format!("M{i}{}", "X".repeat(10_000));
+        let mut stream = server.connect();
+        write!(
+            stream,
+            "{method} /health HTTP/1.1\r\nHost: tally\r\nx-request-id: odd-method-{i}\r\n\r\n"
+        )
+        .unwrap();
+        let response = process::read_response(&mut stream).unwrap();
+        assert_eq!(response.status, 501, "{}", response.head);
+    }
+    // A request after them is logged as usual: the log has caught up when its line is there.
+    let mut stream = server.connect();
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: tally\r\nx-request-id: after-odd-methods\r\n\r\n"
+    )
+    .unwrap();
+    process::read_response(&mut stream).unwrap();
+    assert_eq!(server.logged(access_line_of("after-odd-methods")).len(), 1);
+    let odd = server.logged(|event| {
+        event["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("odd-method-"))
+            || event.to_string().contains("XXXX")
+    });
+    assert!(odd.is_empty(), "{} lines about odd methods", odd.len());
+
+    let metrics = process::get(&mut server.connect(), "/metrics").body;
+    assert!(!metrics.contains("XXXX"));
+    assert!(metrics.len() < 64 * 1024, "{} bytes", metrics.len());
+    server.stop();
+}
+
+#[test]
+fn a_client_cannot_forge_fields_of_its_access_line_through_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_LOG_FORMAT", "human")]);
+    for request_id in ["forged status=500 route=/admin", "kept-id_1.2"] {
+        let mut stream = server.connect();
+        write!(
+            stream,
+            "GET /health HTTP/1.1\r\nHost: tally\r\nx-request-id: {request_id}\r\n\r\n"
+        )
+        .unwrap();
+        let response = process::read_response(&mut stream).unwrap();
+        let echoed = response
+            .head
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .unwrap()
+            .to_owned();
+        if request_id.contains(' ') {
+            assert!(!echoed.contains("forged"), "{echoed}");
+        } else {
+            assert_eq!(echoed, request_id);
+        }
+        let lines = server.logged(|line| {
+            line.as_str()
+                .is_some_and(|l| l.contains("tally::access") && l.contains(&echoed))
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = lines[0].as_str().unwrap();
+        assert!(
+            line.contains(&format!("request_id=\"{echoed}\"")),
+            "the id is quoted: {line}"
+        );
+        assert!(
+            line.contains("status=200") && !line.contains("status=500"),
+            "{line}"
+        );
+        assert!(!line.contains("forged"), "{line}");
+    }
+    server.stop();
+}

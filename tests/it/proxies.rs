@@ -12,10 +12,18 @@ use crate::common::TestApp;
 
 /// An install callback arriving from `peer`, forwarded for `client` when given.
 async fn install_from(app: &TestApp, peer: &str, client: Option<&str>) -> StatusCode {
+    let headers: Vec<(&str, &str)> = client
+        .map(|client| vec![("x-forwarded-for", client)])
+        .unwrap_or_default();
+    install_with(app, peer, &headers).await
+}
+
+/// An install callback arriving from `peer` with these forwarding headers.
+async fn install_with(app: &TestApp, peer: &str, headers: &[(&str, &str)]) -> StatusCode {
     let mut request =
         Request::post("/api/install-callback").header("content-type", "application/json");
-    if let Some(client) = client {
-        request = request.header("x-forwarded-for", client);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let mut request = request.body(Body::from("{}")).unwrap();
     let peer: SocketAddr = peer.parse().unwrap();
@@ -87,6 +95,55 @@ async fn without_trusted_proxies_the_peer_is_the_client() {
     }
     assert_eq!(
         install_from(&app, "10.0.0.5:4000", Some("198.51.100.3")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_hop_in_forwarded_never_hands_over_to_x_forwarded_for() {
+    let app = app_trusting(&["10.0.0.0/8"]).await;
+    // The client writes both headers itself; the proxy passes them on.
+    let mut statuses = Vec::new();
+    for spoofed in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        let headers = [("forwarded", "for=unknown"), ("x-forwarded-for", spoofed)];
+        statuses.push(install_with(&app, "10.0.0.5:4000", &headers).await);
+    }
+    // Counted against the proxy, the nearest hop known, not against addresses of its choosing.
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_chain_is_walked_from_the_right_up_to_an_unknown_hop() {
+    let app = app_trusting(&["10.0.0.0/8"]).await;
+    // Obfuscated by a client in front of the proxy's own entry: the proxy's entry names it.
+    let behind_obfuscation = [("forwarded", "for=unknown, for=198.51.100.20")];
+    // A hop that hides its client, then a trusted proxy: the trusted proxy is the client known.
+    let hidden = [("forwarded", "for=198.51.100.30, for=_hidden, for=10.0.0.7")];
+    for _ in 0..2 {
+        assert_eq!(
+            install_with(&app, "10.0.0.5:4000", &behind_obfuscation).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            install_with(&app, "10.0.0.5:4000", &hidden).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        install_with(&app, "10.0.0.5:4000", &behind_obfuscation).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // 10.0.0.7 is spent; the address left of the hidden hop was never believed.
+    let other_side = [("forwarded", "for=198.51.100.31, for=_hidden, for=10.0.0.7")];
+    assert_eq!(
+        install_with(&app, "10.0.0.5:4000", &other_side).await,
         StatusCode::TOO_MANY_REQUESTS
     );
 }

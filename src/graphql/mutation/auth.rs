@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object, Result};
 
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
-use crate::domain::error::DomainResult;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::graphql::context::{now, request_info, state};
 use crate::graphql::object::{AuthPayload, User};
 
@@ -22,8 +22,9 @@ impl AuthMutation {
         state
             .auth_limiter
             .check_address(&request_info(ctx).client_address)?;
-        let user = accounts::create_user(
+        let user = accounts::sign_up(
             &state.db,
+            &state.passwords,
             NewUser {
                 email,
                 password,
@@ -44,14 +45,24 @@ impl AuthMutation {
         password: String,
     ) -> Result<AuthPayload> {
         let state = state(ctx);
-        state
+        let address = &request_info(ctx).client_address;
+        state.auth_limiter.check_address(address)?;
+        let attempt = state
             .auth_limiter
-            .check_address(&request_info(ctx).client_address)?;
-        state
-            .auth_limiter
-            .check_email(&email.trim().to_lowercase())?;
-        let user = accounts::authenticate(&state.db, &email, &password).await?;
-        Ok(payload(ctx, user)?)
+            .begin_login(&email.trim().to_lowercase(), address)?;
+        match accounts::authenticate(&state.db, &state.passwords, &email, &password).await {
+            Ok(user) => {
+                attempt.forget();
+                Ok(payload(ctx, user)?)
+            }
+            // A wrong e-mail or password: the attempt stays counted as a failure.
+            Err(err @ DomainError::Unauthenticated(_)) => Err(err.into()),
+            // Nothing was learnt about the password.
+            Err(err) => {
+                attempt.forget();
+                Err(err.into())
+            }
+        }
     }
 }
 

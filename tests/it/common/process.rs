@@ -63,7 +63,8 @@ pub fn terminate(child: &Child) {
 pub struct Server {
     child: Child,
     pub address: String,
-    /// Every JSON line the server logged, from its start.
+    /// Every line the server logged, from its start: JSON objects, or strings when it logs
+    /// human lines.
     log: Arc<Mutex<Vec<Value>>>,
     /// Reads the log until the server closes it.
     reader: Option<std::thread::JoinHandle<()>>,
@@ -95,6 +96,19 @@ impl Server {
                 if listening {
                     break;
                 }
+            } else {
+                let listening = line.contains("tally listening");
+                if listening {
+                    // A human line (`TALLY_LOG_FORMAT=human`): `... tally listening address=IP:PORT`.
+                    address = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("address="))
+                        .map(str::to_owned);
+                }
+                before.push(Value::String(line));
+                if listening {
+                    break;
+                }
             }
         }
         let address = address.expect("server reported its address");
@@ -103,9 +117,9 @@ impl Server {
         let kept = Arc::clone(&log);
         let reader = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    kept.lock().unwrap().push(event);
-                }
+                // Human lines are kept as JSON strings.
+                let event = serde_json::from_str::<Value>(&line).unwrap_or(Value::String(line));
+                kept.lock().unwrap().push(event);
             }
         });
         Server {
@@ -150,6 +164,11 @@ impl Server {
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A new connection with a read timeout of `PATIENCE`.
