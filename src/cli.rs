@@ -39,14 +39,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn migrate(database_url: &str, action: MigrateAction) -> anyhow::Result<()> {
     let db = match action {
         // Setting up a database is what `migrate up` is for.
-        MigrateAction::Up => db::connect(database_url)
-            .await
-            .context("opening the database")?,
+        MigrateAction::Up => open(database_url).await?,
         MigrateAction::Down | MigrateAction::Status => open_existing(database_url).await?,
     };
+    // Printed, not logged: what was applied or reverted is the command's answer.
     match action {
-        MigrateAction::Up => Migrator::up(&db, None).await?,
-        MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
+        MigrateAction::Up => {
+            let pending = db::pending_migrations(&db).await?;
+            Migrator::up(&db, None).await?;
+            if pending.is_empty() {
+                println!("Nothing to apply: every migration is applied.");
+            } else {
+                println!(
+                    "Applied {} migration(s): {}",
+                    pending.len(),
+                    pending.join(", ")
+                );
+            }
+        }
+        MigrateAction::Down => {
+            let applied = Migrator::get_applied_migrations(&db).await?;
+            let last = applied.last().map(|m| m.name().to_owned());
+            Migrator::down(&db, Some(1)).await?;
+            match last {
+                Some(name) => println!("Reverted {name}"),
+                None => println!("Nothing to revert: no migration is applied."),
+            }
+        }
         MigrateAction::Status => {
             // Printed, not logged: the list is the command's answer, whatever the log level.
             for migration in Migrator::get_migration_with_status(&db).await? {
@@ -69,17 +88,7 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
     db::migrate(&db).await.context("applying migrations")?;
     let account = match account {
         None => AccountChoice::New(email.clone()),
-        Some(name) => {
-            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-            match account::Entity::find()
-                .filter(account::Column::Name.eq(name.as_str()))
-                .one(&db)
-                .await?
-            {
-                Some(existing) => AccountChoice::Existing(existing.id),
-                None => AccountChoice::New(name),
-            }
-        }
+        Some(wanted) => account_for(&db, wanted).await?,
     };
     let role = if admin { Role::Admin } else { Role::Member };
     let created = accounts::create_user(
@@ -102,6 +111,44 @@ async fn user(database_url: &str, action: UserAction) -> anyhow::Result<()> {
         created.account_id
     );
     Ok(())
+}
+
+/// The account `--account` names: the one with that id; else the one with that name, or a new
+/// one of that name when none has it. Several of that name are refused with their ids: picking
+/// one would put the user in a stranger's account.
+async fn account_for(db: &DatabaseConnection, wanted: String) -> anyhow::Result<AccountChoice> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    if let Some(by_id) = account::Entity::find_by_id(wanted.clone()).one(db).await? {
+        return Ok(AccountChoice::Existing(by_id.id));
+    }
+    let named = account::Entity::find()
+        .filter(account::Column::Name.eq(wanted.as_str()))
+        .order_by_asc(account::Column::CreatedAt)
+        .all(db)
+        .await?;
+    match named.as_slice() {
+        [] => Ok(AccountChoice::New(wanted)),
+        [only] => Ok(AccountChoice::Existing(only.id.clone())),
+        several => {
+            let candidates: Vec<String> = several
+                .iter()
+                .map(|account| {
+                    format!(
+                        "{} (created {}, {})",
+                        account.id,
+                        account.created_at.format("%Y-%m-%d %H:%M UTC"),
+                        account.plan_code
+                    )
+                })
+                .collect();
+            bail!(
+                "{} accounts are named {wanted:?}: pass the id of the one you mean to --account: \
+                 {}",
+                several.len(),
+                candidates.join(", ")
+            )
+        }
+    }
 }
 
 async fn billing(database_url: &str, action: BillingAction) -> anyhow::Result<()> {
@@ -151,17 +198,24 @@ fn print_or_check(
 }
 
 async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()> {
-    // Seeding sets up a new database (it refuses one that holds demo data already).
-    let db = db::connect(database_url)
+    // Seeding sets up a new database: one that holds users is refused before anything is
+    // written to it, migrations included.
+    let db = open(database_url).await?;
+    demo::refuse_a_database_in_use(&db)
         .await
-        .context("opening the database")?;
+        .map_err(DomainError::into_operator_error)?;
     db::migrate(&db).await.context("applying migrations")?;
+    let password = args
+        .password
+        .clone()
+        .filter(|password| !password.is_empty())
+        .unwrap_or_else(demo::generated_password);
     let options = DemoOptions {
         accounts: args.accounts,
         events: args.events,
         days: args.days,
         seed: args.seed,
-        password: args.password.clone(),
+        password: password.clone(),
     };
     let mut shown = Progress::new(args.events, "events");
     let mut progress = move |written: u64, asked: u64| shown.update(written, asked);
@@ -173,10 +227,7 @@ async fn seed_demo(database_url: &str, args: SeedDemoArgs) -> anyhow::Result<()>
         summary.accounts, summary.users, summary.keys, summary.events, summary.seconds
     );
     let last_account = args.accounts.saturating_sub(1);
-    println!(
-        "Every demo user signs in with the password {:?}.",
-        args.password
-    );
+    println!("Every demo user signs in with the password {password:?}.");
     println!("Admin: {}", summary.admin_email);
     println!(
         "Members: {} to {} (1 to {} per account, user0 in every one)",
@@ -207,9 +258,12 @@ async fn open_existing(database_url: &str) -> anyhow::Result<DatabaseConnection>
             );
         }
     }
-    db::connect(database_url)
-        .await
-        .context("opening the database")
+    open(database_url).await
+}
+
+/// Opens the database of a command, with the lock wait the commands use.
+async fn open(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    db::open(database_url, db::DEFAULT_LOCK_TIMEOUT).await
 }
 
 /// The file of a SQLite URL; `None` for other databases and in-memory SQLite.

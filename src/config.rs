@@ -38,9 +38,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
     /// More log lines: commands other than `serve` log only warnings unless given `-v` (INFO);
-    /// `-vv` is DEBUG. `RUST_LOG` overrides both.
+    /// `-vv` is DEBUG. A log filter (--log-filter / TALLY_LOG, else `RUST_LOG`) overrides both.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Which log lines to write, as a filter: `warn`, `debug`, `info,tally=debug`, ... Unset or
+    /// empty: `RUST_LOG`, else INFO for `serve` and warnings for the other commands.
+    #[arg(long, env = "TALLY_LOG", value_name = "FILTER", global = true, value_parser = crate::telemetry::parse_filter)]
+    pub log_filter: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,14 +113,10 @@ pub struct SeedDemoArgs {
     /// Random seed: the same seed gives the same usage.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Password of every demo user (and of the demo admin).
-    #[arg(
-        long,
-        env = "TALLY_DEMO_PASSWORD",
-        default_value = "tally-demo-password",
-        hide_env_values = true
-    )]
-    pub password: String,
+    /// Password of every demo user (and of the demo admin). Unset or empty: a random one,
+    /// printed with the e-mails.
+    #[arg(long, env = "TALLY_DEMO_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -131,16 +131,23 @@ pub enum MigrateAction {
 
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
-    /// Create a user, with a new account unless `--account` names an existing one.
+    /// Create a user, with a new account unless `--account` names an existing one (by id or
+    /// name).
     Create {
+        /// E-mail address the user signs in with.
         #[arg(long)]
         email: String,
-        #[arg(long, env = "TALLY_USER_PASSWORD")]
+        /// The user's password, at least 8 characters. Safer from the environment
+        /// (TALLY_USER_PASSWORD) than on the command line, where other users of the machine
+        /// can read it.
+        #[arg(long, env = "TALLY_USER_PASSWORD", hide_env_values = true)]
         password: String,
         /// Make the user an administrator of the installation.
         #[arg(long)]
         admin: bool,
-        /// Name of the account: an existing account of that name, or a new one.
+        /// The account to join: an account id, or a name. A name joins the one account of that
+        /// name, or makes a new account when none has it; when several have it, the command
+        /// lists their ids and stops.
         #[arg(long)]
         account: Option<String>,
     },
@@ -148,19 +155,21 @@ pub enum UserAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TALLY_BIND", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: an IP address and a port (`127.0.0.1:8080`; `0.0.0.0:8080` for
+    /// every interface). Host names are not resolved.
+    #[arg(long, env = "TALLY_BIND", default_value = "127.0.0.1:8080", value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// Secret for signing JWTs, at least 32 bytes. When unset (or empty), one is generated on
     /// first start and kept in the database.
     #[arg(long, env = "TALLY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Lifetime of issued JWTs, in seconds.
-    #[arg(long, env = "TALLY_JWT_TTL_SECONDS", default_value_t = 3600)]
+    #[arg(long, env = "TALLY_JWT_TTL_SECONDS", default_value_t = 3600, value_parser = parse_seconds)]
     pub jwt_ttl_seconds: u64,
     /// Do not apply pending migrations on start. As environment variables, the switches read
-    /// `1`, `true`, `yes` or `on` as set and an empty value, `0`, `false`, `no` or `off` as unset.
-    #[arg(long, env = "TALLY_NO_MIGRATE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    /// `1`, `true`, `yes` or `on` as set and an empty value, `0`, `false`, `no` or `off` as unset
+    /// (in any case); anything else is refused.
+    #[arg(long, env = "TALLY_NO_MIGRATE", action = clap::ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_migrate: bool,
     /// E-mail of the admin created on an empty database.
     #[arg(long, env = "TALLY_ADMIN_EMAIL", default_value = "admin@localhost")]
@@ -189,12 +198,19 @@ pub struct ServeArgs {
     )]
     pub billing_close_interval_seconds: u64,
     /// Do not close billing periods in the background (run `tally billing close` instead).
-    #[arg(long, env = "TALLY_NO_BILLING_CLOSE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, env = "TALLY_NO_BILLING_CLOSE", action = clap::ArgAction::SetTrue, value_parser = parse_switch)]
     pub no_billing_close: bool,
-    /// Requests taking longer than this are answered 408. Ingestion waits at most a quarter of
-    /// it for the recorder and as long for the database's write lock, and answers 503 beyond.
-    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    /// Requests taking longer than this are answered 408. Ingestion answers well before it:
+    /// see --database-wait-ms.
+    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = parse_seconds)]
     pub request_timeout_seconds: u64,
+    /// Longest an ingestion request waits on the database in all, in milliseconds (reading its
+    /// key and counters, the writer taking its events, a lock held elsewhere) before it is
+    /// answered 503 with `Retry-After: 1`. Also how long a statement waits for another
+    /// connection's lock (SQLite busy timeout, PostgreSQL `lock_timeout`). At most a quarter of
+    /// the request timeout is used.
+    #[arg(long, env = "TALLY_DATABASE_WAIT_MS", default_value_t = DEFAULT_DATABASE_WAIT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub database_wait_ms: u64,
     /// Signing secret of the billing provider's webhook (Stripe's `whsec_...`). Without it
     /// `POST /api/webhooks/billing` answers 503.
     #[arg(long, env = "TALLY_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
@@ -212,7 +228,7 @@ pub struct ServeArgs {
     pub install_rate_limit_per_minute: u32,
     /// Where a client over its plan's quota is sent to upgrade (`upgrade_url` of a 429). Set it
     /// to an absolute URL (your pricing page): the default `/upgrade` is relative, and `serve`
-    /// warns about it at start.
+    /// warns about it on the first start with it.
     #[arg(long, env = "TALLY_UPGRADE_URL", default_value = "/upgrade")]
     pub upgrade_url: String,
 
@@ -278,10 +294,9 @@ pub struct Config {
     pub event_retention_days: u32,
     pub install_rate_limit_per_minute: u32,
     pub upgrade_url: String,
-    /// Bound on each wait of an ingestion write: for the recorder to take a request's events, and
-    /// for the database's write lock (SQLite busy timeout, PostgreSQL `lock_timeout`). Derived
-    /// from `request_timeout` by [`write_timeout_for`], so a request is answered (503 at worst)
-    /// before it times out.
+    /// The database wait of an ingestion request, all waits together (see
+    /// `ServeArgs::database_wait_ms`), and the database's lock timeout. Derived by
+    /// [`write_timeout_for`], so a request is answered (503 at worst) long before it times out.
     pub write_timeout: Duration,
 
     // Connections (see `ServeArgs`).
@@ -298,11 +313,14 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 }
 
-/// A quarter of the request timeout: a request may wait that long for the recorder and as long
-/// again for the database's lock, and still have half its time left.
-pub fn write_timeout_for(request_timeout: Duration) -> Duration {
-    request_timeout / 4
+/// The configured database wait, but at most a quarter of the request timeout, so that a
+/// request refused for it still has most of its time left to be answered.
+pub fn write_timeout_for(request_timeout: Duration, database_wait: Duration) -> Duration {
+    database_wait.min(request_timeout / 4)
 }
+
+/// `TALLY_DATABASE_WAIT_MS` by default.
+pub const DEFAULT_DATABASE_WAIT: Duration = Duration::from_millis(1500);
 
 impl Config {
     pub fn from_serve_args(args: &ServeArgs) -> Self {
@@ -312,7 +330,10 @@ impl Config {
             key_cache_ttl: Duration::from_secs(args.key_cache_ttl_seconds),
             rollup_gather: Duration::from_millis(args.rollup_gather_ms),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
-            write_timeout: write_timeout_for(Duration::from_secs(args.request_timeout_seconds)),
+            write_timeout: write_timeout_for(
+                Duration::from_secs(args.request_timeout_seconds),
+                Duration::from_millis(args.database_wait_ms),
+            ),
             billing_webhook_secret: args
                 .billing_webhook_secret
                 .clone()
@@ -409,7 +430,7 @@ impl Default for Config {
             event_retention_days: 90,
             install_rate_limit_per_minute: 60,
             upgrade_url: "/upgrade".to_owned(),
-            write_timeout: write_timeout_for(Duration::from_secs(30)),
+            write_timeout: write_timeout_for(Duration::from_secs(30), DEFAULT_DATABASE_WAIT),
             header_read_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,
@@ -439,8 +460,8 @@ impl ServeArgs {
         }
     }
 
-    /// Checks what can be checked before anything is opened: refuses a weak JWT secret and warns
-    /// about settings that work but are probably not what the operator wants.
+    /// Checks what can be checked before anything is opened: refuses a weak JWT secret and an
+    /// unusable Redis URL.
     pub fn check(&self) -> anyhow::Result<()> {
         self.configured_jwt_secret()?;
         if let Some(url) = self.redis_url.as_deref().filter(|url| !url.is_empty()) {
@@ -448,14 +469,12 @@ impl ServeArgs {
                 anyhow::anyhow!("the Redis URL (--redis-url / TALLY_REDIS_URL) is unusable: {err}")
             })?;
         }
-        if !is_absolute_http_url(&self.upgrade_url) {
-            tracing::warn!(
-                upgrade_url = %self.upgrade_url,
-                "upgrade_url is not an absolute http(s) URL: clients over their quota get a link \
-                 they cannot follow; set --upgrade-url / TALLY_UPGRADE_URL to your pricing page"
-            );
-        }
         Ok(())
+    }
+
+    /// False for a relative upgrade URL, which works but sends clients nowhere useful.
+    pub fn upgrade_url_is_absolute(&self) -> bool {
+        is_absolute_http_url(&self.upgrade_url)
     }
 }
 
@@ -467,6 +486,41 @@ fn is_absolute_http_url(url: &str) -> bool {
             .strip_prefix(scheme)
             .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
     })
+}
+
+/// Reads a number of seconds of a timeout or lifetime, which must be at least 1: with 0 every
+/// request would time out (or every token expire) at once.
+pub fn parse_seconds(value: &str) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second: 0 would end everything at once".to_owned()),
+        Ok(seconds) => Ok(seconds),
+        Err(_) => Err(format!("`{value}` is not a whole number of seconds")),
+    }
+}
+
+/// Reads `--bind`: an IP address and a port, said plainly when it is something else (a host
+/// name such as `localhost` is the usual mistake).
+pub fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    value.trim().parse().map_err(|_| {
+        format!(
+            "`{value}` is not an IP address and a port: give an IP address and a port, such as \
+             127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface); host names \
+             are not resolved"
+        )
+    })
+}
+
+/// Reads a switch given as an environment variable (`TALLY_NO_MIGRATE=...`): on or off, and
+/// nothing else, so that a typo is not silently taken as either.
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "`{value}` is not a switch value: use 1, true, yes or on to turn it on, and 0, \
+             false, no, off or empty to leave it off"
+        )),
+    }
 }
 
 /// Reads `TALLY_TRUSTED_PROXIES` entries: a network (`10.0.0.0/8`) or one address.

@@ -9,13 +9,13 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 /// How long a statement waits for a lock held by another connection, for the command-line tools
 /// and tests; `serve` takes its own from the request timeout ([`connect_with_lock_timeout`]).
-const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest wait for a PostgreSQL connection from the pool, a new one included.
 pub const POSTGRES_CONNECTION_WAIT: Duration = Duration::from_millis(500);
@@ -71,6 +71,91 @@ pub async fn connect_with_lock_timeout(
             });
     }
     Database::connect(options).await
+}
+
+/// Opens the database for `serve` and the commands, or says in one sentence why it cannot and
+/// what to do: PostgreSQL not answering at its host and port, a database that does not exist.
+pub async fn open(url: &str, lock_timeout: Duration) -> anyhow::Result<DatabaseConnection> {
+    match connect_with_lock_timeout(url, lock_timeout).await {
+        Ok(db) => Ok(db),
+        Err(err) => Err(why_not_opened(url, &err).await),
+    }
+}
+
+/// SQLSTATE `invalid_catalog_name`: the database named in the URL does not exist.
+const NO_SUCH_DATABASE: &str = "3D000";
+
+/// Each cause once (sqlx errors name their source again in their message), with what to do.
+async fn why_not_opened(url: &str, err: &DbErr) -> anyhow::Error {
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+    use sea_orm::sqlx::{Connection, Error};
+    let found = match err {
+        DbErr::Conn(RuntimeErr::SqlxError(cause))
+        | DbErr::Exec(RuntimeErr::SqlxError(cause))
+        | DbErr::Query(RuntimeErr::SqlxError(cause)) => Some(cause.as_ref()),
+        _ => None,
+    };
+    let Some(options) = url
+        .starts_with("postgres")
+        .then(|| PgConnectOptions::from_str(url).ok())
+        .flatten()
+    else {
+        let what = match found {
+            Some(Error::Database(db)) => db.message().to_owned(),
+            Some(other) => other.to_string(),
+            None => err.to_string(),
+        };
+        return anyhow::anyhow!(
+            "cannot open the database {}: {what}; check --database-url (TALLY_DATABASE_URL), \
+             and for a SQLite file that its directory exists and may be written to",
+            crate::server::redact(url)
+        );
+    };
+    let (host, port) = (options.get_host().to_owned(), options.get_port());
+    // The pool says only that it gave up waiting; one direct attempt says why.
+    let direct;
+    let cause = match found {
+        None | Some(Error::PoolTimedOut) => {
+            direct =
+                tokio::time::timeout(Duration::from_secs(2), PgConnection::connect_with(&options))
+                    .await;
+            match &direct {
+                Ok(Err(cause)) => Some(cause),
+                _ => None,
+            }
+        }
+        found => found,
+    };
+    match cause {
+        Some(Error::Database(db)) if db.code().as_deref() == Some(NO_SUCH_DATABASE) => {
+            let name = options.get_database().unwrap_or_default();
+            anyhow::anyhow!(
+                "the PostgreSQL database \"{name}\" does not exist on {host}:{port}: create it \
+                 (`createdb -h {host} -p {port} -U {user} {name}`), or point --database-url \
+                 (TALLY_DATABASE_URL) at one that exists",
+                user = options.get_username(),
+            )
+        }
+        Some(Error::Database(db)) => anyhow::anyhow!(
+            "PostgreSQL at {host}:{port} refused the connection: {}; check the user, password \
+             and database in --database-url (TALLY_DATABASE_URL)",
+            db.message()
+        ),
+        Some(Error::Io(io)) => anyhow::anyhow!(
+            "PostgreSQL at {host}:{port} does not answer ({}): is it running, and is that its \
+             host and port? (--database-url / TALLY_DATABASE_URL)",
+            io.kind()
+        ),
+        Some(other) => anyhow::anyhow!(
+            "PostgreSQL at {host}:{port} does not answer ({other}): is it running, and is that \
+             its host and port? (--database-url / TALLY_DATABASE_URL)"
+        ),
+        None => anyhow::anyhow!(
+            "PostgreSQL at {host}:{port} gave no connection within {:?}: is it running, and is \
+             that its host and port? (--database-url / TALLY_DATABASE_URL)",
+            POSTGRES_CONNECTION_WAIT
+        ),
+    }
 }
 
 /// Opens a transaction that reads and then writes. On SQLite it takes the write lock at once

@@ -23,9 +23,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let config = Config::from_serve_args(&args);
-    let db = db::connect_with_lock_timeout(database_url, config.write_timeout)
-        .await
-        .with_context(|| format!("opening the database at {}", redact(database_url)))?;
+    let db = db::open(database_url, config.write_timeout).await?;
     let _single_instance = db::lock_single_instance(database_url)?;
     let setup = db::lock_setup(database_url)
         .await
@@ -46,6 +44,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         db::migrate(&db).await.context("applying migrations")?;
     }
     bootstrap_admin(&db, &args).await?;
+    warn_once_about_a_relative_upgrade_url(&db, &args).await?;
     setup.release().await;
     let jwt_secret = match args.configured_jwt_secret()? {
         Some(secret) => secret.to_owned(),
@@ -54,6 +53,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|err| err.into_operator_error().context("loading the JWT secret"))?,
     };
     let state = AppState::new(db, config, jwt_secret.as_bytes());
+    check_redis(&state).await;
     spawn_housekeeping(&state);
     if args.no_billing_close {
         tracing::info!("not closing billing periods in the background: --no-billing-close");
@@ -76,8 +76,41 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     // Every event accepted into the recorder's queue is written before the database closes.
     state.ingestion.recorder.flush().await;
     state.db.close_by_ref().await.ok();
-    tracing::info!("tally stopped");
+    // "tally stopped" is logged by `main`, once the process has nothing left to do.
     Ok(())
+}
+
+/// A relative upgrade URL works but sends clients over their quota nowhere useful. Said on the
+/// first start with that value and remembered in the database's settings, rather than on every
+/// restart, where it would read as noise.
+async fn warn_once_about_a_relative_upgrade_url(
+    db: &DatabaseConnection,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    if args.upgrade_url_is_absolute() {
+        return Ok(());
+    }
+    let first_time = settings::first_start_with_upgrade_url(db, &args.upgrade_url)
+        .await
+        .map_err(|err| err.into_operator_error().context("reading the settings"))?;
+    if first_time {
+        tracing::warn!(
+            upgrade_url = %args.upgrade_url,
+            "upgrade_url is not an absolute http(s) URL: clients over their quota get a link \
+             they cannot follow; set --upgrade-url / TALLY_UPGRADE_URL to your pricing page \
+             (said once for this value)"
+        );
+    }
+    Ok(())
+}
+
+/// Asks Redis, when configured, before listening: one that does not answer is logged at start
+/// (a warning naming its address) and the service starts anyway, with per-key limits per
+/// instance until Redis answers.
+async fn check_redis(state: &AppState) {
+    if let Some(shared) = state.ingestion.key_limits.shared() {
+        shared.ping(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 /// Descriptors kept free for everything but client connections: the database pool, SQLite's
@@ -130,10 +163,19 @@ async fn bootstrap_admin(db: &DatabaseConnection, args: &ServeArgs) -> anyhow::R
     } = outcome
     {
         match generated_password {
-            Some(password) => println!(
-                "Created admin user {email} with password: {password}\n(shown once; sign in and keep it safe)"
+            Some(password) => {
+                println!(
+                    "Created admin user {email} with password: {password}\n(shown once; sign in and keep it safe)"
+                );
+                tracing::info!(
+                    %email,
+                    "created the first admin; its generated password is printed once on standard output"
+                );
+            }
+            None => tracing::info!(
+                %email,
+                "created the first admin with the password of TALLY_ADMIN_PASSWORD"
             ),
-            None => tracing::info!(%email, "created admin user from TALLY_ADMIN_EMAIL/TALLY_ADMIN_PASSWORD"),
         }
     }
     Ok(())

@@ -104,6 +104,7 @@ impl AppState {
             settings: IngestSettings {
                 upgrade_url: config.upgrade_url.clone(),
                 install_rate_limit_per_minute: config.install_rate_limit_per_minute,
+                database_wait: config.write_timeout,
             },
         });
         Self(Arc::new(Services {
@@ -127,10 +128,7 @@ impl AppState {
 fn shared_limits(config: &Config, metrics: &Metrics) -> Option<SharedLimits> {
     let url = config.redis_url.as_deref()?;
     match SharedLimits::new(url, metrics.clone()) {
-        Ok(shared) => {
-            metrics.redis_up(true);
-            Some(shared)
-        }
+        Ok(shared) => Some(shared),
         Err(err) => {
             tracing::error!(error = %err, "Redis URL unusable: per-key rate limits are per instance");
             None

@@ -1,7 +1,7 @@
 //! Log output: human-readable by default, JSON lines with `--log-format json`, on stderr.
-//! `RUST_LOG` (or `TALLY_LOG`) filters; otherwise `serve` logs at INFO (one access line per
-//! request, admin actions, start and stop) and the other commands only warnings and errors, or
-//! INFO with `-v` (DEBUG with `-vv`). Colours only when stderr is a terminal, so log files and
+//! `TALLY_LOG` (`--log-filter`), else `RUST_LOG`, filters; otherwise `serve` logs at INFO (one
+//! access line per request, admin actions, start and stop) and the other commands only warnings
+//! and errors, or INFO with `-v` (DEBUG with `-vv`). Colours only when stderr is a terminal, so log files and
 //! collectors get plain text.
 
 use std::io::IsTerminal;
@@ -14,11 +14,20 @@ use crate::config::LogFormat;
 /// Lines a slow stderr may fall behind before a request waits for it; none are dropped.
 const BUFFERED_LINES: usize = 64 * 1024;
 
-/// Starts logging. Lines are written by a background thread, so a request never waits on the
+/// Reads a log filter (`--log-filter` / `TALLY_LOG`); one the filter syntax cannot read is
+/// refused rather than ignored.
+pub fn parse_filter(spec: &str) -> Result<String, String> {
+    EnvFilter::try_new(spec)
+        .map(|_| spec.to_owned())
+        .map_err(|err| format!("`{spec}` is not a log filter ({err}); e.g. `info,tally=debug`"))
+}
+
+/// Starts logging with `filter` (checked by [`parse_filter`]), else `RUST_LOG`, else
+/// `default_level`. Lines are written by a background thread, so a request never waits on the
 /// terminal or a pipe; keep the guard until the process ends, dropping it writes what is left.
-pub fn init(format: LogFormat, default_level: &str) -> WorkerGuard {
-    let filter = std::env::var("TALLY_LOG")
-        .ok()
+pub fn init(format: LogFormat, filter: Option<&str>, default_level: &str) -> WorkerGuard {
+    let filter = filter
+        .filter(|spec| !spec.trim().is_empty())
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default_level));

@@ -70,6 +70,33 @@ pub fn users_in_account(account: usize) -> usize {
     1 + account % MAX_USERS_PER_ACCOUNT
 }
 
+/// Refuses a database that holds users: the demo plants an admin whose password is printed, and
+/// on an installation in use that would be a back door. Reads nothing but the `users` table, and
+/// finds none on a database that was never migrated.
+pub async fn refuse_a_database_in_use(db: &DatabaseConnection) -> DomainResult<()> {
+    use migration::SchemaManager;
+    use sea_orm::PaginatorTrait;
+    if !SchemaManager::new(db).has_table("users").await? {
+        return Ok(());
+    }
+    let users = user::Entity::find().count(db).await?;
+    if users == 0 {
+        return Ok(());
+    }
+    Err(DomainError::bad_input(format!(
+        "this database already holds {users} user(s): seed-demo only fills a new, empty database \
+         (its demo admin's password is printed); point --database-url (TALLY_DATABASE_URL) at \
+         a new one, e.g. --database-url 'sqlite://demo.db?mode=rwc'"
+    )))
+}
+
+/// A password for the demo users when none is given: random, so that a demo database never
+/// opens with a password anyone else knows.
+pub fn generated_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 20)
+}
+
 /// Fills `db` (migrated) with demo data; `progress` hears (events written, events asked).
 pub async fn seed(
     db: &DatabaseConnection,
@@ -83,14 +110,7 @@ pub async fn seed(
             "--accounts and --days must be at least 1",
         ));
     }
-    if crate::domain::accounts::find_by_email(db, ADMIN_EMAIL)
-        .await?
-        .is_some()
-    {
-        return Err(DomainError::bad_input(
-            "this database already holds demo data; seed an empty one",
-        ));
-    }
+    refuse_a_database_in_use(db).await?;
     let mut rng = StdRng::seed_from_u64(options.seed);
     let catalogue = plans::list(db).await?;
     let quota_of = |code: PlanCode| {

@@ -7,12 +7,21 @@
 //! `Internal` (or `Unavailable`): its `Display` is the generic message, the cause is logged with its
 //! context where the error is turned into a response, and the client never gets database text,
 //! paths or stack traces.
+//!
+//! `Unavailable` is expected — the database restarts, a lock is held elsewhere — and may come
+//! once per request for as long as an outage lasts, so its cause is an [`Outage`]: a sentence and
+//! the error that said so, never a backtrace. (`anyhow` captures one whenever `RUST_BACKTRACE` or
+//! `RUST_LIB_BACKTRACE` is set; logging them resolved their symbols, hundreds of MB.)
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseBackend, DbErr, RuntimeErr};
+
+use crate::domain::dialect;
 
 /// Client messages the REST contract fixes word for word. `http::error` also tells REST error
 /// codes apart by them, where one variant stands for several situations.
@@ -53,9 +62,9 @@ pub enum DomainError {
         upgrade_url: String,
         retry_after_secs: u64,
     },
-    /// The database (or another dependency) cannot be reached right now; worth retrying.
+    /// The database (or another dependency) cannot serve right now; worth retrying.
     #[error("Service unavailable")]
-    Unavailable(Arc<anyhow::Error>),
+    Unavailable(Arc<Outage>),
     #[error("Internal error")]
     Internal(Arc<anyhow::Error>),
 }
@@ -124,8 +133,9 @@ impl DomainError {
         Self::Internal(Arc::new(cause.into()))
     }
 
-    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
-        Self::Unavailable(Arc::new(cause.into()))
+    /// A dependency cannot serve right now, for the reason `what` says.
+    pub fn unavailable(what: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unavailable(Arc::new(Outage::new(what)))
     }
 
     /// Logs the hidden cause of an internal or unavailable error; called where an error becomes a
@@ -133,7 +143,7 @@ impl DomainError {
     pub fn log_cause(&self) {
         match self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "dependency unavailable"),
+            Self::Unavailable(cause) => tracing::warn!(error = %cause, "dependency unavailable"),
             _ => {}
         }
     }
@@ -142,18 +152,76 @@ impl DomainError {
     /// was asked, the whole cause for an internal failure (there is nobody to hide it from).
     pub fn into_operator_error(self) -> anyhow::Error {
         match self {
-            Self::Internal(cause) | Self::Unavailable(cause) => {
+            Self::Internal(cause) => {
                 Arc::try_unwrap(cause).unwrap_or_else(|shared| anyhow::anyhow!("{shared:#}"))
             }
+            Self::Unavailable(outage) => anyhow::anyhow!("{outage}"),
             other => anyhow::anyhow!("{other}"),
         }
     }
 }
 
+/// Why a dependency cannot serve right now: what was being done and the error that said so.
+/// Cheap on purpose, and without a backtrace (see the module's comment).
+pub struct Outage {
+    what: Cow<'static, str>,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Outage {
+    pub fn new(what: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    pub fn because(
+        what: impl Into<Cow<'static, str>>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            cause: Some(Box::new(cause)),
+        }
+    }
+}
+
+/// The sentence, then each cause in turn: `what: cause: its cause`.
+impl fmt::Display for Outage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)?;
+        let mut cause = self
+            .cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static));
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+/// As `Display`: one line, whoever formats it.
+impl fmt::Debug for Outage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Outage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl From<sea_orm::DbErr> for DomainError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if is_connection_error(&err) {
-            Self::unavailable(err)
+        if is_transient(&err) {
+            Self::Unavailable(Arc::new(Outage::because("the database cannot serve", err)))
         } else {
             Self::internal(err)
         }
@@ -175,6 +243,40 @@ pub fn is_connection_error(err: &sea_orm::DbErr) -> bool {
         err,
         sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
     )
+}
+
+/// True when a statement failed because the database cannot serve right now — unreachable, the
+/// connection lost, busy or locked past its lock timeout, out of resources — rather than because
+/// of the statement or its data: every request would fail alike, and a retry later may succeed.
+pub fn is_transient(err: &DbErr) -> bool {
+    use sea_orm::sqlx::postgres::PgDatabaseError;
+    use sea_orm::sqlx::Error;
+    if is_connection_error(err) {
+        return true;
+    }
+    let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
+        err
+    else {
+        return false;
+    };
+    match cause.as_ref() {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(db) => {
+            let backend = if db.try_downcast_ref::<PgDatabaseError>().is_some() {
+                DatabaseBackend::Postgres
+            } else {
+                DatabaseBackend::Sqlite
+            };
+            db.code()
+                .is_some_and(|code| dialect::transient_code(backend, &code))
+        }
+        _ => false,
+    }
 }
 
 /// Lets `?` turn any failure into an internal error with its context kept for the log.
@@ -201,6 +303,22 @@ mod tests {
             DomainError::internal(anyhow::anyhow!("relation \"secret_table\" does not exist"));
         assert_eq!(err.to_string(), "Internal error");
         assert!(format!("{err:?}").contains("secret_table"));
+    }
+
+    #[test]
+    fn an_outage_reads_as_one_line_with_its_causes_and_no_backtrace() {
+        let lost = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let err = DomainError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(
+            sea_orm::sqlx::Error::Io(lost),
+        ))));
+        let DomainError::Unavailable(outage) = &err else {
+            panic!("not unavailable: {err:?}");
+        };
+        let line = format!("{outage:?}");
+        assert!(line.starts_with("the database cannot serve: "), "{line}");
+        assert!(line.contains("connection reset"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(err.to_string(), "Service unavailable");
     }
 
     #[test]

@@ -7,12 +7,14 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 
 use crate::clock::Clock;
+use crate::domain::deadline::Deadline;
 use crate::domain::error::{messages, DomainError, DomainResult};
 use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
@@ -45,6 +47,8 @@ pub struct IngestSettings {
     /// Sent with a 429 `Quota exceeded`.
     pub upgrade_url: String,
     pub install_rate_limit_per_minute: u32,
+    /// What a request may wait on the database in all (`TALLY_DATABASE_WAIT_MS`).
+    pub database_wait: Duration,
 }
 
 /// The ingestion routes that take an API key.
@@ -62,6 +66,15 @@ pub struct Caller {
     /// The key as sent: it signs request bodies.
     pub plaintext: String,
     pub expired: bool,
+    /// Until when the request may wait on the database, from its authentication on.
+    pub deadline: Deadline,
+}
+
+impl Ingestion {
+    /// The deadline of a request starting now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.settings.database_wait)
+    }
 }
 
 /// Checks the bearer token. `None` means no `Authorization: Bearer` header at all.
@@ -75,9 +88,12 @@ pub async fn authenticate(
     let invalid = || DomainError::unauthenticated(messages::INVALID_KEY);
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
-    let key = service
-        .keys
-        .lookup(&service.db, digest)
+    let deadline = service.deadline();
+    let key = deadline
+        .bound(
+            "looking up an API key",
+            service.keys.lookup(&service.db, digest),
+        )
         .await?
         .ok_or_else(invalid)?;
     let expired = match key.status(service.clock.now()) {
@@ -89,6 +105,7 @@ pub async fn authenticate(
         key,
         plaintext: token.to_owned(),
         expired,
+        deadline,
     })
 }
 
@@ -143,9 +160,14 @@ pub async fn monthly_window(service: &Ingestion, caller: &Caller) -> Option<Mont
     let limit = caller.key.plan.monthly_quota?;
     let now = service.clock.now();
     let period = BillingPeriod::for_account(&caller.key.account, now);
-    let used = service
-        .quota
-        .used(&service.db, &caller.key.account.id, period)
+    let used = caller
+        .deadline
+        .bound(
+            "reading the period's count",
+            service
+                .quota
+                .used(&service.db, &caller.key.account.id, period),
+        )
         .await
         .ok()?;
     Some(MonthlyWindow {
@@ -203,7 +225,14 @@ async fn date_events(
         let layout = match layouts.entry(month) {
             Entry::Occupied(found) => found.into_mut(),
             Entry::Vacant(slot) => {
-                slot.insert(Layout::load_around(&service.db, account, ts).await?)
+                let layout = caller
+                    .deadline
+                    .bound(
+                        "placing an event in its billing period",
+                        Layout::load_around(&service.db, account, ts),
+                    )
+                    .await?;
+                slot.insert(layout)
             }
         };
         if layout.is_closed(ts) {
@@ -251,7 +280,13 @@ async fn reserve(
             if ids.is_empty() {
                 return Err(quota_exceeded(service, caller, refusal));
             }
-            let known = known_event_ids(&service.db, &caller.key.account.id, &ids).await?;
+            let known = caller
+                .deadline
+                .bound(
+                    "reading known event ids",
+                    known_event_ids(&service.db, &caller.key.account.id, &ids),
+                )
+                .await?;
             if known.is_empty() {
                 return Err(quota_exceeded(service, caller, refusal));
             }
@@ -308,15 +343,16 @@ async fn try_reserve(
 ) -> DomainResult<Result<Vec<Reservation>, Refusal>> {
     let mut reservations = Vec::with_capacity(needs.len());
     for (period, calls) in needs.values() {
-        let decision = service
-            .quota
-            .reserve(
-                &service.db,
-                &caller.key.account.id,
-                *period,
-                *calls,
-                allowance(&caller.key),
-            )
+        let reserve = service.quota.reserve(
+            &service.db,
+            &caller.key.account.id,
+            *period,
+            *calls,
+            allowance(&caller.key),
+        );
+        let decision = caller
+            .deadline
+            .bound("reading the period's count", reserve)
             .await?;
         match decision {
             Decision::Granted(reservation) => reservations.push(reservation),
@@ -391,7 +427,11 @@ async fn record(
     events: Vec<NewEvent>,
     reservations: Vec<Reservation>,
 ) -> DomainResult<Vec<Outcome>> {
-    match service.recorder.record(events, reservations).await {
+    match service
+        .recorder
+        .record(events, reservations, caller.deadline)
+        .await
+    {
         Ok(outcomes) => Ok(outcomes),
         Err(Unrecorded::OverQuota(refusal)) => Err(quota_exceeded(service, caller, refusal)),
         Err(Unrecorded::Failed(err)) => Err(err),
@@ -484,8 +524,11 @@ async fn replay(
     call: &VerifyCall,
     now: DateTime<Utc>,
 ) -> DomainResult<VerifyAnswer> {
-    let Some(original) = replay::original(&service.db, &caller.key.account.id, event_id).await?
-    else {
+    let original = caller.deadline.bound(
+        "reading a verified call",
+        replay::original(&service.db, &caller.key.account.id, event_id),
+    );
+    let Some(original) = original.await? else {
         return Err(DomainError::internal(anyhow::anyhow!(
             "event id {event_id} was a duplicate but is not stored"
         )));
@@ -511,9 +554,14 @@ async fn current_used(
     caller: &Caller,
     period: BillingPeriod,
 ) -> DomainResult<i64> {
-    service
-        .quota
-        .used(&service.db, &caller.key.account.id, period)
+    caller
+        .deadline
+        .bound(
+            "reading the period's count",
+            service
+                .quota
+                .used(&service.db, &caller.key.account.id, period),
+        )
         .await
 }
 
@@ -643,8 +691,13 @@ pub async fn install(
             now,
         )
     };
+    let deadline = caller.map_or_else(|| service.deadline(), |caller| caller.deadline);
     // Without a reservation no quota can refuse it.
-    match service.recorder.record(vec![event], Vec::new()).await {
+    match service
+        .recorder
+        .record(vec![event], Vec::new(), deadline)
+        .await
+    {
         Ok(_) => Ok(install.ignored),
         Err(Unrecorded::Failed(err)) => Err(err),
         Err(Unrecorded::OverQuota(refusal)) => Err(DomainError::internal(anyhow::anyhow!(

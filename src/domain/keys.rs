@@ -159,7 +159,7 @@ impl KeyCache {
         tokio::time::timeout(LOOKUP_TIMEOUT, load)
             .await
             .map_err(|_| {
-                DomainError::unavailable(anyhow::anyhow!(
+                DomainError::unavailable(format!(
                     "looking up an API key: no answer from the database within {LOOKUP_TIMEOUT:?}"
                 ))
             })?

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
+pub mod deadline;
 pub mod dialect;
 pub mod error;
 pub mod histogram;

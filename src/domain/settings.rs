@@ -35,6 +35,35 @@ pub async fn jwt_secret(db: &DatabaseConnection) -> DomainResult<String> {
     Ok(stored)
 }
 
+/// The relative upgrade URL `serve` last warned about.
+const UPGRADE_URL_WARNED: &str = "upgrade_url_warned";
+
+/// True when this database has not started with `upgrade_url` (a relative one) before; remembers
+/// it, so that its warning is said once rather than on every start.
+pub async fn first_start_with_upgrade_url(
+    db: &DatabaseConnection,
+    upgrade_url: &str,
+) -> DomainResult<bool> {
+    let warned = setting::Entity::find_by_id(UPGRADE_URL_WARNED.to_owned())
+        .one(db)
+        .await?;
+    if warned.is_some_and(|row| row.value == upgrade_url) {
+        return Ok(false);
+    }
+    setting::Entity::insert(setting::ActiveModel {
+        name: Set(UPGRADE_URL_WARNED.to_owned()),
+        value: Set(upgrade_url.to_owned()),
+    })
+    .on_conflict(
+        OnConflict::column(setting::Column::Name)
+            .update_column(setting::Column::Value)
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(true)
+}
+
 /// What `ensure_admin` did.
 pub enum AdminBootstrap {
     /// Users already exist; nothing was done.

@@ -141,4 +141,7 @@ pub struct NotReady {
     pub error: String,
     /// Always `SERVICE_UNAVAILABLE`.
     pub code: ApiCode,
+    /// With Redis configured: whether it answers too (`up` or `unreachable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }

@@ -16,6 +16,9 @@ use crate::state::AppState;
 /// within a second, even when its connections hang rather than fail.
 const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
 
+/// Longest a readiness check waits for Redis, asked at the same time as the database.
+const READY_REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// 200 while the process runs.
 #[utoipa::path(
     get,
@@ -29,19 +32,23 @@ pub async fn health() -> impl IntoResponse {
     })
 }
 
-/// 200 when the database answers, 503 (with `Retry-After`) otherwise.
+/// 200 when the database answers, 503 (with `Retry-After`) otherwise. Redis is asked too, when
+/// configured, and reported as it answers now; a Redis that does not answer leaves the service
+/// degraded (per-key limits per instance), not down: still 200.
 #[utoipa::path(
     get,
     path = "/ready",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers", body = Ready),
+        (status = 200, description = "The database answers; `redis` says whether Redis does, and `degraded` why the service is degraded when it is not", body = Ready),
         (status = 503, description = "`SERVICE_UNAVAILABLE`: the database did not answer within a second", body = NotReady),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let error = match tokio::time::timeout(READY_PING_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => return Json(ready_body(&state)).into_response(),
+    let database = tokio::time::timeout(READY_PING_TIMEOUT, state.db.ping());
+    let (database, redis) = tokio::join!(database, redis_status(&state));
+    let error = match database {
+        Ok(Ok(())) => return Json(ready_body(redis)).into_response(),
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!("no answer within {READY_PING_TIMEOUT:?}"),
     };
@@ -53,30 +60,36 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             status: "unavailable".to_owned(),
             error: "Database unreachable".to_owned(),
             code: ApiCode::ServiceUnavailable,
+            redis: redis.map(redis_word),
         }),
     )
         .into_response()
 }
 
+/// Redis as it answers now, when limits are shared through it.
+async fn redis_status(state: &AppState) -> Option<RedisStatus> {
+    match state.ingestion.key_limits.shared() {
+        Some(shared) => Some(shared.ping(READY_REDIS_TIMEOUT).await),
+        None => None,
+    }
+}
+
+fn redis_word(status: RedisStatus) -> String {
+    match status {
+        RedisStatus::Up => "up",
+        RedisStatus::Unreachable => "unreachable",
+    }
+    .to_owned()
+}
+
 /// Ready, and whether per-key limits are shared: with Redis configured but unreachable the
 /// service is degraded (limits per instance), not down.
-fn ready_body(state: &AppState) -> Ready {
-    let (redis, degraded) = match state
-        .ingestion
-        .key_limits
-        .shared()
-        .map(|shared| shared.status())
-    {
-        None => (None, None),
-        Some(RedisStatus::Up) => (Some("up"), None),
-        Some(RedisStatus::Unreachable) => (
-            Some("unreachable"),
-            Some("per-key rate limits are per instance until Redis answers"),
-        ),
-    };
+fn ready_body(redis: Option<RedisStatus>) -> Ready {
+    let degraded = (redis == Some(RedisStatus::Unreachable))
+        .then(|| "per-key rate limits are per instance until Redis answers".to_owned());
     Ready {
         status: "ready".to_owned(),
-        redis: redis.map(str::to_owned),
-        degraded: degraded.map(str::to_owned),
+        redis: redis.map(redis_word),
+        degraded,
     }
 }

@@ -511,6 +511,7 @@ async fn calls_written_under_the_period_they_had_before_a_change_land_in_the_new
                 stale(t0 + Duration::minutes(50), "s3"),
             ],
             Vec::new(),
+            app.state.ingestion.deadline(),
         )
         .await
         .expect("recorded");
@@ -574,7 +575,11 @@ async fn a_blocking_quota_judged_on_a_period_that_no_longer_is_writes_nothing_an
         .state
         .ingestion
         .recorder
-        .record(vec![event], vec![reservation])
+        .record(
+            vec![event],
+            vec![reservation],
+            app.state.ingestion.deadline(),
+        )
         .await;
     assert!(
         matches!(answer, Err(Unrecorded::Failed(DomainError::Unavailable(_)))),

@@ -20,6 +20,12 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
     let server = Server::start(dir.path(), &[]);
     let first = server.graphql(None, "{ plans { code } }", json!({}));
     assert_eq!(first["data"]["plans"][0]["code"], "FREE");
+    let logged = server.logged(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("created the first admin"))
+    });
+    let log = server.log_handle();
     let stdout = server.stop();
     let password = stdout
         .lines()
@@ -28,6 +34,14 @@ fn first_start_creates_an_admin_with_a_one_time_password_and_keeps_the_jwt_secre
                 .map(|(_, p)| p.trim().to_owned())
         })
         .unwrap_or_else(|| panic!("no password printed: {stdout}"));
+    // The log says so too, without the password.
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["email"], "admin@localhost");
+    let log_text = format!("{:?}", log.lock().unwrap());
+    assert!(
+        !log_text.contains(&password),
+        "the password is never logged"
+    );
     assert!(
         dir.path().join("tally.db").exists(),
         "SQLite file in the working directory"
@@ -69,6 +83,13 @@ fn admin_credentials_can_come_from_the_environment() {
     let server = Server::start(dir.path(), &OPS_ADMIN);
     let login = server.graphql(None, LOGIN, json!({ "e": OPS_EMAIL, "p": OPS_PASSWORD }));
     assert_eq!(login["data"]["login"]["user"]["role"], "ADMIN", "{login}");
+    let logged = server.logged(|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("created the first admin"))
+    });
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["email"], OPS_EMAIL);
     let stdout = server.stop();
     assert!(
         !stdout.contains(OPS_PASSWORD),
@@ -136,6 +157,77 @@ fn user_create_makes_users_that_can_sign_in() {
 }
 
 #[test]
+fn user_create_refuses_an_ambiguous_account_name_and_takes_an_account_id() {
+    let dir = tempfile::tempdir().unwrap();
+    migrate_up(dir.path());
+    // Two accounts named "Acme" (sign-ups may pick any name).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<String> = runtime.block_on(async {
+        let db = tally::db::connect(&default_database_url(dir.path()))
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for owner in ["first@acme.test", "second@acme.test"] {
+            let created = tally::domain::accounts::create_user(
+                &db,
+                tally::domain::accounts::NewUser {
+                    email: owner.to_owned(),
+                    password: "an owner's password".to_owned(),
+                    role: tally::domain::accounts::Role::Member,
+                    account: tally::domain::accounts::AccountChoice::New("Acme".to_owned()),
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+            ids.push(created.account_id);
+        }
+        db.close().await.ok();
+        ids
+    });
+
+    let ambiguous = create_user(
+        dir.path(),
+        "newcomer@acme.test",
+        "a newcomer's password",
+        &["--account", "Acme"],
+    );
+    assert!(!ambiguous.status.success(), "picked one of two accounts");
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(stderr.contains("2 accounts are named \"Acme\""), "{stderr}");
+    for id in &ids {
+        assert!(stderr.contains(id.as_str()), "{id} listed: {stderr}");
+    }
+
+    // The id says which; the user joins that account.
+    let joined = create_user(
+        dir.path(),
+        "newcomer@acme.test",
+        "a newcomer's password",
+        &["--account", &ids[1]],
+    );
+    assert_success(&joined);
+    let stdout = String::from_utf8_lossy(&joined.stdout);
+    assert!(
+        stdout.ends_with(&format!("in account {}\n", ids[1])),
+        "{stdout}"
+    );
+    // A name that no account has is a new account, as before.
+    let fresh = create_user(
+        dir.path(),
+        "other@example.com",
+        "another password",
+        &["--account", "Initech"],
+    );
+    assert_success(&fresh);
+    let stdout = String::from_utf8_lossy(&fresh.stdout);
+    assert!(
+        !ids.iter().any(|id| stdout.contains(id.as_str())),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn migrate_subcommands_apply_list_and_revert() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
@@ -151,10 +243,30 @@ fn migrate_subcommands_apply_list_and_revert() {
             String::from_utf8_lossy(&out.stderr)
         )
     };
-    run(&["migrate", "up"]);
+    let applied = run(&["migrate", "up"]);
+    use migration::MigratorTrait as _;
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| migration::MigrationName::name(m.as_ref()).to_owned())
+        .collect();
+    assert!(
+        applied.contains(&format!("Applied {} migration(s)", names.len())),
+        "{applied}"
+    );
+    for name in &names {
+        assert!(applied.contains(name.as_str()), "{name} in {applied}");
+    }
     assert!(run(&["migrate", "status"]).contains("m20261123_000001_core"));
-    run(&["migrate", "down"]);
-    run(&["migrate", "up"]);
+    let again = run(&["migrate", "up"]);
+    assert!(again.contains("Nothing to apply"), "{again}");
+    let last = names.last().unwrap();
+    let reverted = run(&["migrate", "down"]);
+    assert!(reverted.contains(&format!("Reverted {last}")), "{reverted}");
+    let reapplied = run(&["migrate", "up"]);
+    assert!(
+        reapplied.contains(&format!("Applied 1 migration(s): {last}")),
+        "{reapplied}"
+    );
 }
 
 #[test]
@@ -453,27 +565,237 @@ fn a_port_in_use_stops_serve_before_it_sets_anything_up() {
     );
 }
 
-#[test]
-fn serve_warns_when_the_upgrade_url_is_relative() {
+#[tokio::test]
+async fn serve_warns_once_per_database_when_the_upgrade_url_is_relative() {
+    let test_db = common::TestDb::create().await;
     let dir = tempfile::tempdir().unwrap();
-    let warned = |log: &[serde_json::Value]| {
-        log.iter().any(|event| {
-            event["level"] == "WARN"
-                && event["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("upgrade_url is not an absolute"))
-        })
+    let warnings = |upgrade_url: &str| {
+        let (exited, _, log) = start_and_stop(
+            dir.path(),
+            &["--bind", "127.0.0.1:0"],
+            &[
+                ("TALLY_DATABASE_URL", test_db.url.as_str()),
+                ("TALLY_UPGRADE_URL", upgrade_url),
+            ],
+        );
+        assert_eq!(exited, None, "started: {}", log_text(&log));
+        log.iter()
+            .filter(|event| {
+                event["level"] == "WARN"
+                    && event["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("upgrade_url is not an absolute"))
+            })
+            .count()
     };
-    let (exited, _, log) = start_and_stop(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
-    assert_eq!(exited, None, "started: {}", log_text(&log));
-    assert!(warned(&log), "{}", log_text(&log));
-    let (exited, _, log) = start_and_stop(
-        dir.path(),
-        &["--bind", "127.0.0.1:0"],
-        &[("TALLY_UPGRADE_URL", "https://example.com/pricing")],
+    assert_eq!(warnings("/upgrade"), 1, "said on the first start");
+    assert_eq!(warnings("/upgrade"), 0, "not again on every start");
+    assert_eq!(
+        warnings("/pricing"),
+        1,
+        "said again for another relative URL"
     );
-    assert_eq!(exited, None);
-    assert!(!warned(&log), "{}", log_text(&log));
+    assert_eq!(warnings("https://example.com/pricing"), 0);
+    assert_eq!(warnings("/pricing"), 0, "that one was said already");
+}
+
+/// Runs `tally` in `dir` with `args` and `env` and expects it to refuse within a few seconds:
+/// its stderr. One that runs on is stopped, and the test fails.
+fn refused(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut child = tally(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("{args:?} {env:?} started instead of refusing");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{args:?} {env:?} exited 0: {stderr}");
+    stderr
+}
+
+#[test]
+fn settings_that_bite_are_refused_at_start_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = ["--bind", "127.0.0.1:0"];
+    for args in [
+        vec!["--request-timeout-seconds", "0", "--bind", "127.0.0.1:0"],
+        vec!["serve", "--jwt-ttl-seconds", "0", "--bind", "127.0.0.1:0"],
+    ] {
+        let stderr = refused(dir.path(), &args, &[]);
+        assert!(
+            stderr.contains("must be at least 1 second"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let stderr = refused(dir.path(), &bind, &[("TALLY_REQUEST_TIMEOUT_SECONDS", "0")]);
+    assert!(stderr.contains("--request-timeout-seconds"), "{stderr}");
+
+    for switch in ["TALLY_NO_MIGRATE", "TALLY_NO_BILLING_CLOSE"] {
+        let stderr = refused(dir.path(), &bind, &[(switch, "maybe")]);
+        assert!(stderr.contains("`maybe`"), "{switch}: {stderr}");
+        assert!(
+            stderr.contains("1, true, yes or on") && stderr.contains("0, false, no, off or empty"),
+            "{switch}: {stderr}"
+        );
+    }
+
+    for (args, env) in [
+        (vec!["--bind", "localhost:8080"], vec![]),
+        (vec![], vec![("TALLY_BIND", "localhost:8080")]),
+    ] {
+        let stderr = refused(dir.path(), &args, &env);
+        assert!(stderr.contains("`localhost:8080`"), "{stderr}");
+        assert!(
+            stderr.contains("an IP address and a port") && stderr.contains("127.0.0.1:8080"),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.path().join("tally.db").exists(), "nothing was set up");
+
+    // Accepted spellings still work.
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TALLY_NO_BILLING_CLOSE", "Yes"),
+            ("TALLY_NO_MIGRATE", "off"),
+        ],
+    );
+    server.stop();
+}
+
+/// Asserts that no part of an error line is said twice.
+fn says_each_cause_once(stderr: &str) {
+    let parts: Vec<&str> = stderr
+        .lines()
+        .flat_map(|line| line.split(": "))
+        .map(str::trim)
+        .filter(|part| part.len() > 12)
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "said twice: {part:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_postgres_that_does_not_answer_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/tally");
+    for args in [vec!["--bind", "127.0.0.1:0"], vec!["migrate", "status"]] {
+        let stderr = refused(dir.path(), &args, &[("TALLY_DATABASE_URL", &url)]);
+        assert!(
+            stderr.contains(&format!("PostgreSQL at 127.0.0.1:{port} does not answer")),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("is it running"), "{stderr}");
+        assert!(stderr.contains("connection refused"), "{stderr}");
+        says_each_cause_once(&stderr);
+    }
+}
+
+#[test]
+fn a_postgres_database_that_does_not_exist_is_named_with_createdb() {
+    let Some(server_url) = std::env::var("TALLY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        eprintln!("skipped: needs PostgreSQL (TALLY_TEST_DATABASE_URL)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slash = server_url.rfind('/').unwrap();
+    let url = format!(
+        "{}/tally_missing_{}",
+        &server_url[..slash],
+        std::process::id()
+    );
+    for args in [
+        vec!["--bind", "127.0.0.1:0"],
+        vec!["migrate", "up"],
+        vec!["billing", "close"],
+    ] {
+        let stderr = refused(dir.path(), &args, &[("TALLY_DATABASE_URL", &url)]);
+        let name = format!("tally_missing_{}", std::process::id());
+        assert!(
+            stderr.contains(&format!(
+                "the PostgreSQL database \"{name}\" does not exist"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("(`createdb -h "), "{stderr}");
+        assert!(
+            !stderr.contains("at line"),
+            "no source line numbers: {stderr}"
+        );
+        says_each_cause_once(&stderr);
+    }
+}
+
+#[test]
+fn stopped_is_the_last_line_after_in_flight_requests_are_answered() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TALLY_BODY_READ_TIMEOUT_SECONDS", "2")]);
+    // A request in flight: its body arrives after the signal.
+    let mut client = server.connect();
+    client
+        .write_all(
+            b"POST /api/install-callback HTTP/1.1\r\nHost: tally\r\n\
+              Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{",
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log_handle();
+    let stopping = std::thread::spawn(move || server.stop());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    client.write_all(b"}").unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stopping.join().unwrap();
+    let log = log.lock().unwrap();
+    let messages: Vec<&str> = log
+        .iter()
+        .filter_map(|event| event["message"].as_str())
+        .collect();
+    let requested = messages
+        .iter()
+        .position(|m| m.starts_with("shutdown requested"))
+        .expect("shutdown requested is logged");
+    let answered = messages
+        .iter()
+        .rposition(|m| *m == "request")
+        .expect("the in-flight request is logged");
+    assert!(requested < answered, "{messages:?}");
+    assert_eq!(messages.last(), Some(&"tally stopped"), "{messages:?}");
 }
 
 #[test]
@@ -534,4 +856,124 @@ fn serve_with_no_migrate_refuses_a_database_that_lacks_migrations() {
     let fresh = tempfile::tempdir().unwrap();
     let server = Server::start(fresh.path(), &[("TALLY_NO_MIGRATE", "")]);
     server.stop();
+}
+
+/// The `TALLY_*` names in `text`.
+fn tally_variables(text: &str) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("TALLY_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        found.insert(name.trim_end_matches('_').to_owned());
+        rest = &rest[at + name.len().max(1)..];
+    }
+    found
+}
+
+#[test]
+fn every_tally_variable_in_the_docs_is_in_help_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 10] = [
+        &[],
+        &["serve"],
+        &["migrate", "up"],
+        &["migrate", "down"],
+        &["migrate", "status"],
+        &["user", "create"],
+        &["billing", "close"],
+        &["seed-demo"],
+        &["schema"],
+        &["openapi"],
+    ];
+    let mut in_help = std::collections::BTreeSet::new();
+    for args in commands {
+        let out = tally(dir.path()).args(args).arg("--help").output().unwrap();
+        assert_success(&out);
+        in_help.extend(tally_variables(&String::from_utf8_lossy(&out.stdout)));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "md") {
+            documents.push(path);
+        }
+    }
+    let mut in_docs = std::collections::BTreeSet::new();
+    for document in &documents {
+        in_docs.extend(tally_variables(&std::fs::read_to_string(document).unwrap()));
+    }
+    // The test harness's and the browser tests' own variables, which the binary never reads.
+    for harness in [
+        "TALLY_TEST_DATABASE_URL",
+        "TALLY_TEST_REDIS_URL",
+        "TALLY_BIN",
+    ] {
+        in_docs.remove(harness);
+    }
+    let undocumented: Vec<_> = in_help.difference(&in_docs).collect();
+    assert!(
+        undocumented.is_empty(),
+        "in --help, not in the docs: {undocumented:?}"
+    );
+    let unknown: Vec<_> = in_docs.difference(&in_help).collect();
+    assert!(
+        unknown.is_empty(),
+        "in the docs, not in --help: {unknown:?}"
+    );
+}
+
+#[test]
+fn user_create_help_describes_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path())
+        .args(["user", "create", "--help"])
+        .env("TALLY_USER_PASSWORD", "a secret in the environment")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (option, description) in [
+        ("--email <EMAIL>", "E-mail address the user signs in with"),
+        ("--password <PASSWORD>", "The user's password"),
+        ("--admin", "Make the user an administrator"),
+        ("--account <ACCOUNT>", "The account to join"),
+    ] {
+        let line = help
+            .lines()
+            .find(|line| line.trim_start().starts_with(option))
+            .unwrap_or_else(|| panic!("{option} in {help}"));
+        assert!(line.contains(description), "{option}: {line}");
+    }
+    assert!(!help.contains("a secret in the environment"), "{help}");
+}
+
+#[test]
+fn tally_log_filters_the_log_of_every_command_and_a_bad_filter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = tally(dir.path()).args(["migrate", "up"]).output().unwrap();
+    assert_success(&quiet);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let down = tally(dir.path())
+        .args(["migrate", "down"])
+        .env("TALLY_LOG", "info")
+        .output()
+        .unwrap();
+    assert_success(&down);
+    let log = String::from_utf8_lossy(&down.stderr);
+    assert!(log.contains("\"level\":\"INFO\""), "{log}");
+
+    let stderr = refused(
+        dir.path(),
+        &["migrate", "status"],
+        &[("TALLY_LOG", "tally=loud")],
+    );
+    assert!(stderr.contains("tally=loud"), "{stderr}");
 }

@@ -122,3 +122,123 @@ fn seed_demo_prints_the_password_and_e_mails_that_sign_in() {
     }
     server.stop();
 }
+
+/// Runs `tally seed-demo` (a small demo) on `database_url` in `dir` with extra arguments and
+/// environment.
+fn seed_demo(
+    dir: &std::path::Path,
+    database_url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    common::process::tally(dir)
+        .args([
+            "seed-demo",
+            "--events",
+            "20",
+            "--accounts",
+            "2",
+            "--days",
+            "1",
+        ])
+        .args(["--database-url", database_url])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// (users, accounts, usage events) in the database.
+async fn rows(database_url: &str) -> (u64, u64, i64) {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use tally::entity::{account, user};
+    let db = tally::db::connect(database_url).await.unwrap();
+    let users = user::Entity::find().count(&db).await.unwrap();
+    let accounts = account::Entity::find().count(&db).await.unwrap();
+    let events = tables::stored_events_in_total(&db).await;
+    db.close().await.ok();
+    (users, accounts, events)
+}
+
+#[tokio::test]
+async fn seed_demo_refuses_a_database_that_holds_users_and_writes_nothing() {
+    use common::process::{assert_success, tally};
+    let test_db = common::TestDb::create().await;
+    let url = test_db.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    assert_success(
+        &tally(dir.path())
+            .args(["migrate", "up", "--database-url", url])
+            .output()
+            .unwrap(),
+    );
+    assert_success(
+        &tally(dir.path())
+            .args(["user", "create", "--database-url", url])
+            .args([
+                "--email",
+                "owner@example.com",
+                "--password",
+                "the owner's password",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let before = rows(url).await;
+    assert_eq!(before, (1, 1, 0));
+
+    for password in [&[][..], &["--password", "chosen demo password"][..]] {
+        let out = seed_demo(dir.path(), url, password, &[]);
+        assert!(!out.status.success(), "seeded a database in use");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("already holds 1 user") && stderr.contains("empty database"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--force"), "{stderr}");
+        assert_eq!(rows(url).await, before, "nothing was written");
+    }
+    let db = tally::db::connect(url).await.unwrap();
+    let planted = tally::domain::accounts::find_by_email(&db, demo::ADMIN_EMAIL)
+        .await
+        .unwrap();
+    assert!(planted.is_none(), "no demo admin on a database in use");
+    db.close().await.ok();
+}
+
+#[tokio::test]
+async fn seed_demo_without_a_password_generates_one_and_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let test_db = common::TestDb::create().await;
+        let out = seed_demo(dir.path(), &test_db.url, &[], &[]);
+        common::process::assert_success(&out);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let password = stdout
+            .split_once("password \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(password, _)| password.to_owned())
+            .unwrap_or_else(|| panic!("no password printed: {stdout}"));
+        assert!(password.len() >= 16, "{password}");
+        assert_ne!(password, "tally-demo-password");
+
+        let db = tally::db::connect(&test_db.url).await.unwrap();
+        let passwords =
+            tally::domain::auth::PasswordWork::new(1, std::time::Duration::from_secs(30));
+        let sign_in = |password: String| {
+            let (db, passwords) = (&db, &passwords);
+            async move {
+                tally::domain::accounts::authenticate(db, passwords, demo::ADMIN_EMAIL, &password)
+                    .await
+            }
+        };
+        let admin = sign_in(password.clone()).await;
+        assert!(admin.is_ok(), "the printed password signs the admin in");
+        let published = sign_in("tally-demo-password".to_owned()).await;
+        assert!(published.is_err(), "the once published password does not");
+        db.close().await.ok();
+        printed.push(password);
+    }
+    assert_ne!(printed[0], printed[1], "each run draws its own password");
+}

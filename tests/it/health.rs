@@ -455,6 +455,42 @@ fn has_retry_after(head: &str) -> bool {
     head.to_ascii_lowercase().contains("\r\nretry-after: ")
 }
 
+/// Requests that each get a 503 while the database is away, from a few clients at once; how many
+/// 503s came back (anything else fails the test).
+fn many_503s(server: &Server, key: &str, token: &str, rounds: usize) -> usize {
+    let tool_use =
+        json!({ "skill_id": "s", "tool_name": "t", "ts": chrono::Utc::now().to_rfc3339() })
+            .to_string();
+    let me = json!({ "query": "{ me { email } }" }).to_string();
+    let unknown_key = tally::domain::keys::generate().plaintext;
+    let requests: [(&str, &str, Option<&str>, &str); 4] = [
+        ("POST", "/api/v1/verify", Some(key), "{}"),
+        ("POST", "/api/track", Some(key), tool_use.as_str()),
+        ("POST", "/api/v1/verify", Some(unknown_key.as_str()), "{}"),
+        ("GET", "/ready", None, ""),
+    ];
+    let counted = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for client in 0..4 {
+            let (requests, counted, me) = (&requests, &counted, &me);
+            scope.spawn(move || {
+                for round in 0..rounds {
+                    let (method, path, bearer, body) = requests[(client + round) % 4];
+                    let (status, head, body, _) = timed_request(server, method, path, bearer, body);
+                    assert_eq!(status, 503, "{path}: {head}\n{body}");
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                // GraphQL fails too (as an INTERNAL error), logged the same way.
+                let answer = server
+                    .request("POST", "/graphql", Some(token), me)
+                    .expect("an answer");
+                assert!(answer.body.contains("INTERNAL"), "{}", answer.body);
+            });
+        }
+    });
+    counted.into_inner()
+}
+
 #[test]
 fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_recover() {
     if std::env::var("TALLY_TEST_DATABASE_URL").map_or(true, |url| url.is_empty()) {
@@ -478,7 +514,12 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
     let (proxied_url, _) = through_proxy(&url, proxy.port);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = vec![("TALLY_DATABASE_URL", proxied_url.as_str())];
+    // With backtraces asked for, as many deployments set them: expected failures must still cost
+    // no backtrace (resolving one took hundreds of MB).
+    let mut settings = vec![
+        ("TALLY_DATABASE_URL", proxied_url.as_str()),
+        ("RUST_BACKTRACE", "1"),
+    ];
     settings.extend(process::OPS_ADMIN);
     let server = Server::start(dir.path(), &settings);
     let token = server.login(process::OPS_EMAIL, process::OPS_PASSWORD);
@@ -486,6 +527,7 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
     let (status, _, body, _) = timed_request(&server, "POST", "/api/v1/verify", Some(&key), "{}");
     assert_eq!(status, 200, "{body}");
 
+    let before = server.resident_kb();
     proxy.cut();
     // A key not seen before needs the database; a known one is answered from memory until the
     // event is to be written.
@@ -510,6 +552,21 @@ fn with_postgres_unreachable_ready_and_ingestion_answer_503_within_a_second_and_
             "{path} took {took:?} to answer"
         );
     }
+
+    // Memory stays flat through the outage, backtraces asked for or not.
+    let answered = many_503s(&server, &key, &token, 30);
+    let grown_mb = server.resident_kb().saturating_sub(before) / 1024;
+    eprintln!("resident memory grew by {grown_mb} MB over {answered} answers of 503");
+    assert!(
+        grown_mb < 30,
+        "resident memory grew by {grown_mb} MB over {answered} answers of 503"
+    );
+    let log = server.logged(|event| event["level"] == "WARN" || event["level"] == "ERROR");
+    let backtraces = log
+        .iter()
+        .filter(|event| event.to_string().to_lowercase().contains("stack backtrace"))
+        .count();
+    assert_eq!(backtraces, 0, "a backtrace was logged: {log:?}");
 
     proxy.restore();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);

@@ -193,11 +193,12 @@ async fn a_write_the_database_refuses_fails_only_its_own_request_with_500() {
     // The database refuses this row (no such account), whatever else is written with it.
     let bad = NewEvent::new(Some("no-such-account".to_owned()), EventKind::ToolCall, now);
     let recorder = &app.state.ingestion.recorder;
+    let deadline = app.state.ingestion.deadline();
     // Queued together, so that the writer takes them in one batch.
     let mut writes: Vec<_> = (0..8)
-        .map(|i| recorder.record(vec![good(i)], Vec::new()))
+        .map(|i| recorder.record(vec![good(i)], Vec::new(), deadline))
         .collect();
-    writes.insert(4, recorder.record(vec![bad], Vec::new()));
+    writes.insert(4, recorder.record(vec![bad], Vec::new(), deadline));
     let mut results = futures::future::join_all(writes).await;
     let Unrecorded::Failed(refused) = results.remove(4).unwrap_err() else {
         panic!("not a failure");
@@ -263,4 +264,73 @@ async fn metrics_count_requests_events_batches_and_database_errors() {
     app.track_now(&m.key).await;
     let text = String::from_utf8(app.get("/metrics").await.body).unwrap();
     assert!(text.contains("tally_database_errors_total"), "{text}");
+}
+
+/// Another connection's transaction holding what writing usage events needs: SQLite's write
+/// lock, or on PostgreSQL a table lock on the events.
+async fn hold_the_write_lock(
+    database_url: &str,
+) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    use sea_orm::{ConnectionTrait, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let db = tally::db::connect(database_url).await.unwrap();
+    let transaction = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+        .unwrap();
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        transaction
+            .execute_unprepared("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
+    (db, transaction)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_at_the_end_of_its_wait_does_not_fail_the_fresh_ones_written_with_it() {
+    use std::time::Duration;
+    use tally::domain::deadline::Deadline;
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let now = app.clock.now();
+    let event = |id: &str| NewEvent {
+        event_id: Some(id.to_owned()),
+        ..NewEvent::new(Some(m.account_id.clone()), EventKind::ToolCall, now)
+    };
+    let record = |id: &str, wait_ms: u64| {
+        let (recorder, events) = (app.state.ingestion.recorder.clone(), vec![event(id)]);
+        let deadline = Deadline::after(Duration::from_millis(wait_ms));
+        tokio::spawn(async move { recorder.record(events, Vec::new(), deadline).await })
+    };
+    let (db, lock) = hold_the_write_lock(&app.database_url).await;
+    // The first keeps the writer waiting for the lock while the next two queue up behind it;
+    // they are then written in one batch, whose wait the nearly spent one cuts short.
+    let first = record("first", 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let nearly_spent = record("nearly-spent", 400);
+    let fresh = record("fresh", 5_000);
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    lock.rollback().await.unwrap();
+    db.close().await.ok();
+
+    for (name, refused) in [("first", first), ("nearly spent", nearly_spent)] {
+        let Err(Unrecorded::Failed(err)) = refused.await.unwrap() else {
+            panic!("{name} was written past its deadline");
+        };
+        assert!(
+            matches!(err, DomainError::Unavailable(_)),
+            "{name}: {err:?}"
+        );
+    }
+    assert_eq!(
+        fresh.await.unwrap().expect("the fresh request is written"),
+        vec![Outcome::Accepted]
+    );
+    assert_eq!(
+        tables::stored_event_ids(&app.state.db, &m.account_id).await,
+        ["fresh"]
+    );
 }

@@ -190,3 +190,92 @@ async fn while_redis_is_away_limits_fall_back_per_instance_and_come_back() {
     let fresh = a.member_with_key(false).await.key;
     assert_eq!(alternate(&a, &b, &fresh, 300).await, 100, "shared again");
 }
+
+/// A Redis URL on a port nothing listens on.
+fn dead_redis_url() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("redis://127.0.0.1:{port}")
+}
+
+fn gauge(metrics: &str) -> Option<&str> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tally_ratelimit_redis_up "))
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answered_is_reported_unreachable_before_any_request() {
+    let app = TestApp::with_config(with_redis(&dead_redis_url())).await;
+    // No keyed request has been made: /ready asks Redis itself, and answers within a second.
+    let started = Instant::now();
+    let answer = app.get("/ready").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.status, StatusCode::OK, "degraded, not down");
+    assert_eq!(
+        answer.json(),
+        json!({
+            "status": "ready",
+            "redis": "unreachable",
+            "degraded": "per-key rate limits are per instance until Redis answers"
+        })
+    );
+    let metrics = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert_eq!(gauge(&metrics), Some("0"), "{metrics}");
+
+    // A Redis that answers is up for /ready and the gauge, again without any request.
+    let app = TestApp::with_config(with_redis(&shared_redis_url())).await;
+    assert_eq!(
+        ready(&app).await,
+        json!({ "status": "ready", "redis": "up" })
+    );
+    let metrics = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert_eq!(gauge(&metrics), Some("1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn ready_sees_redis_go_away_and_come_back_without_traffic() {
+    let redis = PrivateRedis::start();
+    let app = TestApp::with_config(with_redis(&redis.url())).await;
+    assert_eq!(ready(&app).await["redis"], "up");
+    let port = redis.stop();
+    assert_eq!(ready(&app).await["redis"], "unreachable");
+    let metrics = String::from_utf8(app.get("/metrics").await.body).unwrap();
+    assert_eq!(gauge(&metrics), Some("0"), "{metrics}");
+    let _redis = PrivateRedis::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready(&app).await["redis"] != "up" {
+        assert!(Instant::now() < deadline, "Redis seen again within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn serve_warns_at_start_when_redis_does_not_answer_and_starts_anyway() {
+    use crate::common::process::{self, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let url = dead_redis_url();
+    let address = url.trim_start_matches("redis://").to_owned();
+    let server = Server::start(dir.path(), &[("TALLY_REDIS_URL", url.as_str())]);
+    let warned = server.logged(|event| {
+        event["level"] == "WARN"
+            && event["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Redis") && m.contains("per instance"))
+    });
+    assert_eq!(warned.len(), 1, "warned once: {warned:?}");
+    assert_eq!(warned[0]["redis"], address.as_str(), "{warned:?}");
+    let ready = server.request("GET", "/ready", None, "").unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let body: Value = serde_json::from_str(&ready.body).unwrap();
+    assert_eq!(body["redis"], "unreachable", "{body}");
+    let metrics = process::get(&mut server.connect(), "/metrics").body;
+    assert_eq!(gauge(&metrics), Some("0"), "{metrics}");
+    server.stop();
+}

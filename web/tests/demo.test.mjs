@@ -23,6 +23,7 @@ before(async () => {
     // The admin closes the ended periods from the dashboard, not `serve` on its own at start.
     env: { TALLY_NO_BILLING_CLOSE: "true" },
   });
+  // seed-demo draws a random password for the demo users and prints it with their e-mails.
   demo = {
     password: /password "([^"]+)"/.exec(tally.seedOutput)[1],
     admin: /Admin: (\S+)/.exec(tally.seedOutput)[1],

@@ -6,8 +6,11 @@
 //! each instance falls back to its own in-memory limiters at once (logged, counted in
 //! `/metrics`, reported by `/ready`), a probe checks Redis every [`PROBE_INTERVAL`], and limits
 //! are shared again as soon as it answers. Requests never wait on a Redis known to be away.
+//! Redis counts as up only once it has answered: from the start it is asked at once, and
+//! `/ready` asks it again on every call, so neither the gauge nor `/ready` vouches for a Redis
+//! that is not there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,51 +52,84 @@ pub struct SharedLimits {
 struct Inner {
     connection: ConnectionManager,
     script: Script,
-    up: AtomicBool,
+    /// `NOT_YET`, `UP` or `AWAY`.
+    state: AtomicU8,
     probing: AtomicBool,
     metrics: Metrics,
+    /// Host and port, for the log (the URL may hold a password).
+    address: String,
 }
+
+/// Redis has not answered yet: requests try it, but nothing reports it up.
+const NOT_YET: u8 = 0;
+const UP: u8 = 1;
+/// Redis did not answer: requests decide on their own until the probe finds it again.
+const AWAY: u8 = 2;
 
 /// Whether limits are shared right now, as `/ready` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisStatus {
     Up,
+    /// Not answering, or not answered yet.
     Unreachable,
 }
 
 impl SharedLimits {
-    /// Connects lazily: Redis need not be up when the service starts.
+    /// Connects lazily: Redis need not be up when the service starts. Asks it at once (in the
+    /// background, so call this inside a Tokio runtime), so that the gauge turns to 1 when it
+    /// answers and a warning is logged when it does not.
     pub fn new(redis_url: &str, metrics: Metrics) -> redis::RedisResult<Self> {
         let client = redis::Client::open(redis_url)?;
+        let address = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(PROBE_INTERVAL);
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
+        metrics.redis_up(false);
+        let limits = Self {
             inner: Arc::new(Inner {
                 connection,
                 script: Script::new(GCRA),
-                up: AtomicBool::new(true),
+                state: AtomicU8::new(NOT_YET),
                 probing: AtomicBool::new(false),
                 metrics,
+                address,
             }),
-        })
+        };
+        let first = limits.clone();
+        tokio::spawn(async move {
+            first.ping(REDIS_TIMEOUT).await;
+        });
+        Ok(limits)
     }
 
     pub fn status(&self) -> RedisStatus {
-        if self.inner.up.load(Ordering::Relaxed) {
+        if self.inner.state.load(Ordering::Relaxed) == UP {
             RedisStatus::Up
         } else {
             RedisStatus::Unreachable
         }
     }
 
+    /// Asks Redis now whether it answers (within `within`), and takes the answer as the status:
+    /// for the start and `/ready`, which must not repeat what an earlier request found.
+    pub async fn ping(&self, within: Duration) -> RedisStatus {
+        let mut connection = self.inner.connection.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(within, ping.query_async::<String>(&mut connection)).await {
+            Ok(Ok(_)) => self.inner.answered(),
+            Ok(Err(err)) => self.went_away(&err.to_string()),
+            Err(_) => self.went_away(&format!("no answer within {within:?}")),
+        }
+        self.status()
+    }
+
     /// Spends one request of `id`'s allowance in Redis; `None` when Redis cannot decide (the
     /// caller decides on its own, and that request is counted as a fallback).
     pub async fn check(&self, id: &str, per_minute: u32, now_micros: i64) -> Option<RateDecision> {
-        if !self.inner.up.load(Ordering::Relaxed) {
+        if self.inner.state.load(Ordering::Relaxed) == AWAY {
             self.inner.metrics.redis_fallback();
             return None;
         }
@@ -109,35 +145,71 @@ impl SharedLimits {
         )
         .await;
         match answer {
-            Ok(Ok((allowed, wait, until_full))) => Some(decision(
-                allowed == 1,
-                wait,
-                until_full,
-                interval,
-                per_minute,
-            )),
+            Ok(Ok((allowed, wait, until_full))) => {
+                self.inner.answered();
+                Some(decision(
+                    allowed == 1,
+                    wait,
+                    until_full,
+                    interval,
+                    per_minute,
+                ))
+            }
             Ok(Err(err)) => {
+                self.inner.metrics.redis_fallback();
                 self.went_away(&err.to_string());
                 None
             }
             Err(_) => {
+                self.inner.metrics.redis_fallback();
                 self.went_away(&format!("no answer within {REDIS_TIMEOUT:?}"));
                 None
             }
         }
     }
 
+    /// Redis did not answer: limits are per instance, said once, until the probe finds it.
     fn went_away(&self, why: &str) {
-        self.inner.metrics.redis_fallback();
-        if self.inner.up.swap(false, Ordering::Relaxed) {
+        let was = self.inner.state.swap(AWAY, Ordering::Relaxed);
+        if was != AWAY {
             self.inner.metrics.redis_up(false);
-            tracing::warn!(
-                error = why,
-                "Redis unreachable: per-key rate limits are per instance until it answers again"
-            );
+            let address = self.inner.address.as_str();
+            if was == UP {
+                tracing::warn!(
+                    redis = address,
+                    error = why,
+                    "Redis unreachable: per-key rate limits are per instance until it answers again"
+                );
+            } else {
+                tracing::warn!(
+                    redis = address,
+                    error = why,
+                    "Redis does not answer: per-key rate limits are per instance until it does; \
+                     is it running at that address? It is tried again every 500 ms"
+                );
+            }
         }
         if !self.inner.probing.swap(true, Ordering::Relaxed) {
             tokio::spawn(probe(Arc::downgrade(&self.inner)));
+        }
+    }
+}
+
+impl Inner {
+    /// Redis answered: limits are shared (again).
+    fn answered(&self) {
+        if self.state.load(Ordering::Relaxed) == UP {
+            return;
+        }
+        let was = self.state.swap(UP, Ordering::Relaxed);
+        if was == UP {
+            return;
+        }
+        self.metrics.redis_up(true);
+        if was == AWAY {
+            tracing::info!(redis = %self.address, "Redis answers again: per-key rate limits are shared");
+        } else {
+            tracing::info!(redis = %self.address, "Redis answers: per-key rate limits are shared");
         }
     }
 }
@@ -147,15 +219,24 @@ async fn probe(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
         let Some(inner) = inner.upgrade() else { return };
+        if inner.state.load(Ordering::Relaxed) == UP {
+            // Found by a request or by `/ready` meanwhile. Gone again since? Then whoever found
+            // that saw this probe still running and left the probing to it.
+            inner.probing.store(false, Ordering::Relaxed);
+            if inner.state.load(Ordering::Relaxed) != AWAY
+                || inner.probing.swap(true, Ordering::Relaxed)
+            {
+                return;
+            }
+            continue;
+        }
         let mut connection = inner.connection.clone();
         let ping = redis::cmd("PING");
         let answer =
             tokio::time::timeout(REDIS_TIMEOUT, ping.query_async::<String>(&mut connection)).await;
         if matches!(answer, Ok(Ok(_))) {
-            inner.up.store(true, Ordering::Relaxed);
-            inner.metrics.redis_up(true);
             inner.probing.store(false, Ordering::Relaxed);
-            tracing::info!("Redis answers again: per-key rate limits are shared");
+            inner.answered();
             return;
         }
     }

@@ -24,20 +24,22 @@
 //! data: the batch is written in halves until the requests that fail alone are found, which get
 //! 500 (a retry would fail again); the others are written as usual.
 //!
-//! No request is stored after it was answered with an error: a request waits a bounded time for
-//! the writer to claim its events and otherwise withdraws them (503); a claimed job's transaction
-//! is bounded by the database's lock timeout, set below the request timeout.
+//! No request is stored after it was answered with an error: a request waits for the writer to
+//! claim its events until its [`Deadline`] and otherwise withdraws them (503). A claimed batch
+//! waits for its turn and for the database's write lock only until the earliest deadline of its
+//! requests, so the claim, the turn and the lock share one budget per request, whatever holds
+//! the database.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::dialect;
-use crate::domain::error::{is_connection_error, DomainError};
+use crate::domain::deadline::Deadline;
+use crate::domain::error::{is_transient, DomainError};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Refusal, Reservation};
 use crate::metrics::Metrics;
@@ -53,7 +55,7 @@ mod store;
 use counters::{add_period_calls, place_again, PeriodCounts};
 use events::{complete_or_skip, insert_events};
 use rollups::Rollups;
-use store::{BatchTx, SqliteFile, Store};
+use store::{BatchTx, Pooled, SqliteFile, Store};
 
 /// Most events written in one transaction.
 pub const BATCH_CAP: usize = 4_096;
@@ -61,6 +63,9 @@ pub const BATCH_CAP: usize = 4_096;
 const QUEUE_DEPTH: usize = 16_384;
 /// Most rows per multi-row statement (SQLite allows 32,766 bound values per statement).
 const ROWS_PER_STATEMENT: usize = 512;
+/// A job with less time left than this when its batch failed had its deadline cut the batch's
+/// wait (the databases count lock waits in whole milliseconds, and may give up a little early).
+const DEADLINE_TOLERANCE: Duration = Duration::from_millis(20);
 /// `api_keys.last_used_at` is written at most this often per key.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
@@ -174,6 +179,8 @@ struct Job {
     events: Vec<NewEvent>,
     reservations: Vec<Reservation>,
     reply: oneshot::Sender<Result<Vec<Outcome>, Failure>>,
+    /// Its request waits no longer than this.
+    deadline: Deadline,
 }
 
 /// A queued job. Whoever takes the job out first owns it: the writer, which then writes it, or
@@ -215,26 +222,22 @@ pub struct Recorder {
     queue: mpsc::Sender<Message>,
     db: DatabaseConnection,
     turns: follower::Turns,
-    /// How long a request waits for the writer to claim its events.
-    claim_wait: Duration,
 }
 
 impl Recorder {
     /// Starts the writer and the rollup follower, which lets batches gather for `rollup_gather`
-    /// after a commit. They stop when every `Recorder` handle is gone. A request whose events the
-    /// writer has not claimed within `claim_wait` is answered 503 and its events are never
-    /// written; once claimed, the write takes at most the database's lock timeout (on a SQLite
-    /// file, the writer's own connection waits at most `claim_wait` for the write lock).
+    /// after a commit. They stop when every `Recorder` handle is gone. `lock_timeout` is the
+    /// lock wait `db` was opened with: a batch whose requests have less time left waits less.
     pub fn start(
         db: DatabaseConnection,
         metrics: Metrics,
-        claim_wait: Duration,
+        lock_timeout: Duration,
         rollup_gather: Duration,
     ) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         let turns = follower::Turns::for_backend(db.get_database_backend());
         let follower = follower::start(db.clone(), turns.clone(), rollup_gather);
-        match SqliteFile::open(&db, claim_wait) {
+        match SqliteFile::open(&db, lock_timeout) {
             Some(Ok(file)) => {
                 Writer::new(file, metrics, follower, turns.clone()).run_on_own_thread(inbox)
             }
@@ -242,31 +245,30 @@ impl Recorder {
                 if let Some(Err(err)) = failed {
                     tracing::warn!(error = %err, "the recorder could not open the SQLite file for itself; it writes through the pool");
                 }
-                tokio::spawn(Writer::new(db.clone(), metrics, follower, turns.clone()).run(inbox));
+                let pooled = Pooled::new(db.clone(), lock_timeout);
+                tokio::spawn(Writer::new(pooled, metrics, follower, turns.clone()).run(inbox));
             }
         }
-        Self {
-            queue,
-            turns,
-            db,
-            claim_wait,
-        }
+        Self { queue, turns, db }
     }
 
     /// Writes `events` (durably) and says what became of each. `reservations` are the quota
     /// reservations made for them: settled with what was counted, or given back on failure.
+    /// Answered by `deadline` (503 at worst), a moment more when the write is under way then.
     pub async fn record(
         &self,
         events: Vec<NewEvent>,
         reservations: Vec<Reservation>,
+        deadline: Deadline,
     ) -> Result<Vec<Outcome>, Unrecorded> {
-        let deadline = tokio::time::Instant::now() + self.claim_wait;
         let (reply, mut answer) = oneshot::channel();
         let ticket = Ticket::new(Job {
             events,
             reservations,
             reply,
+            deadline,
         });
+        let deadline = deadline.instant();
         let withdraw = Withdraw(ticket.clone());
         match tokio::time::timeout_at(deadline, self.queue.send(Message::Record(ticket))).await {
             Ok(Ok(())) => {}
@@ -278,8 +280,8 @@ impl Recorder {
             Err(_) if withdraw.now() => {
                 return Err(unavailable("the recorder did not take the events in time").into())
             }
-            // Claimed while the wait ran out: the write is bounded by the database's lock
-            // timeout, so its answer comes before the request times out.
+            // Claimed while the wait ran out: the writer waits for nothing past the deadline, so
+            // the answer follows at once.
             Err(_) => answer.await,
         };
         let failure = match answered {
@@ -325,7 +327,7 @@ impl From<DomainError> for Unrecorded {
 }
 
 fn unavailable(why: &'static str) -> DomainError {
-    DomainError::unavailable(anyhow::anyhow!(why))
+    DomainError::unavailable(why)
 }
 
 struct Writer<S> {
@@ -344,7 +346,10 @@ impl<S: Store + Send + 'static> Writer<S> {
         let spawned = std::thread::Builder::new()
             .name("tally-recorder".to_owned())
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().build() {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
                     Ok(runtime) => runtime.block_on(self.run(inbox)),
                     // Dropping the inbox fails every request with 503 "the recorder has stopped".
                     Err(err) => tracing::error!(error = %err, "the recorder could not start"),
@@ -422,10 +427,18 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    /// One transaction: the jobs the blocking quotas admit, written.
+    /// One transaction: the jobs the blocking quotas admit, written. Waits for the turn and the
+    /// write lock no longer than the jobs' earliest deadline.
     async fn write_admitted(&mut self, jobs: &[Job]) -> Result<AdmittedBatch, DbErr> {
-        let _turn = self.turns.write().await;
-        let txn = self.store.begin().await?;
+        let deadline = jobs.iter().map(|job| job.deadline).min();
+        let deadline = deadline.unwrap_or_else(|| Deadline::after(Duration::ZERO));
+        let turn = tokio::time::timeout_at(deadline.instant(), self.turns.write()).await;
+        let Ok(_turn) = turn else {
+            return Err(DbErr::Conn(RuntimeErr::Internal(
+                "the rollup follower held the database past the requests' deadline".to_owned(),
+            )));
+        };
+        let txn = self.store.begin(deadline.left()).await?;
         let locked = admission::lock_counters(&txn, jobs).await?;
         let refusals = admission::admit(jobs, &locked);
         let locked = locked.counts;
@@ -449,12 +462,24 @@ impl<S: Store> Writer<S> {
     }
 
     /// A failed write. When the database cannot take writes, every request fails alike: 503,
-    /// without trying again. Any other error may come from one request's data: the jobs are
-    /// written in halves until the ones that fail alone are found (a few transactions, not one
-    /// per request); those get 500 and are logged, the others are written.
+    /// without trying again — unless the batch only waited out its earliest deadline (for its
+    /// turn or a lock): then the requests whose time is up get 503 and the others are written
+    /// again, so that one request at the end of its wait does not fail a batch of fresh ones.
+    /// Any other error may come from one request's data: the jobs are written in halves until
+    /// the ones that fail alone are found (a few transactions, not one per request); those get
+    /// 500 and are logged, the others are written.
     async fn failed(&mut self, mut jobs: Vec<Job>, err: DbErr) -> bool {
         self.metrics.database_error("recording events");
-        if is_transient(&err, self.store.backend()) {
+        if is_transient(&err) {
+            let (expired, waiting): (Vec<Job>, Vec<Job>) = jobs
+                .into_iter()
+                .partition(|job| job.deadline.left() < DEADLINE_TOLERANCE);
+            if !expired.is_empty() && !waiting.is_empty() {
+                tracing::warn!(error = %err, requests = expired.len(), "usage events waited out their deadline; writing the others again");
+                answer_failed(expired, Failure::Unavailable);
+                return Box::pin(self.write(waiting)).await;
+            }
+            let jobs: Vec<Job> = expired.into_iter().chain(waiting).collect();
             tracing::warn!(error = %err, requests = jobs.len(), "the database cannot take usage events right now");
             answer_failed(jobs, Failure::Unavailable);
             return false;
@@ -568,33 +593,6 @@ fn answer_failed(jobs: Vec<Job>, failure: Failure) {
         // Given back before the answer: whoever has the answer finds the calls free again.
         drop(reservations);
         let _ = reply.send(Err(failure));
-    }
-}
-
-/// True when a write failed because the database cannot take writes right now — unreachable,
-/// busy or locked past its lock timeout, out of resources — rather than because of what was
-/// written: every request would fail alike, and a retry later may succeed.
-fn is_transient(err: &DbErr, backend: DatabaseBackend) -> bool {
-    use sea_orm::sqlx::Error;
-    if is_connection_error(err) {
-        return true;
-    }
-    let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
-        err
-    else {
-        return false;
-    };
-    match cause.as_ref() {
-        Error::Io(_)
-        | Error::Tls(_)
-        | Error::Protocol(_)
-        | Error::PoolTimedOut
-        | Error::PoolClosed
-        | Error::WorkerCrashed => true,
-        Error::Database(db) => db
-            .code()
-            .is_some_and(|code| dialect::transient_code(backend, &code)),
-        _ => false,
     }
 }
 

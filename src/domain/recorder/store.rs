@@ -32,9 +32,9 @@ pub(super) trait Store {
     where
         Self: 's;
 
-    async fn begin(&mut self) -> Result<Self::Tx<'_>, DbErr>;
-
-    fn backend(&self) -> DatabaseBackend;
+    /// Opens a batch's transaction, waiting at most `lock_wait` for the write lock (and for any
+    /// lock its statements need, where the database can say so per transaction).
+    async fn begin(&mut self, lock_wait: Duration) -> Result<Self::Tx<'_>, DbErr>;
 }
 
 /// A batch's transaction. Dropped without [`BatchTx::commit`], it rolls back.
@@ -103,15 +103,45 @@ macro_rules! tuple_from_columns {
 tuple_from_columns!(A 0, B 1);
 tuple_from_columns!(A 0, B 1, C 2);
 
-impl Store for DatabaseConnection {
+/// The service's pool: PostgreSQL, or SQLite in memory.
+pub(super) struct Pooled {
+    db: DatabaseConnection,
+    /// The lock wait the pool's connections were opened with.
+    lock_timeout: Duration,
+}
+
+impl Pooled {
+    pub(super) fn new(db: DatabaseConnection, lock_timeout: Duration) -> Self {
+        Self { db, lock_timeout }
+    }
+}
+
+/// A batch whose requests have this much less time left than the connection's own lock wait
+/// gets a shorter one of its own.
+const SHORTER_BY: Duration = Duration::from_millis(100);
+
+impl Store for Pooled {
     type Tx<'s> = DatabaseTransaction;
 
-    async fn begin(&mut self) -> Result<DatabaseTransaction, DbErr> {
-        TransactionTrait::begin(self).await
-    }
-
-    fn backend(&self) -> DatabaseBackend {
-        self.get_database_backend()
+    /// On PostgreSQL a batch whose requests waited in the queue sets a shorter `lock_timeout`
+    /// for itself: one statement more, only then. (SQLite in memory has no other process to
+    /// wait for.)
+    async fn begin(&mut self, lock_wait: Duration) -> Result<DatabaseTransaction, DbErr> {
+        let begin = tokio::time::timeout(lock_wait, TransactionTrait::begin(&self.db));
+        let txn = begin.await.map_err(|_| {
+            DbErr::Conn(RuntimeErr::Internal(
+                "no database connection within the requests' wait".to_owned(),
+            ))
+        })??;
+        if self.db.get_database_backend() == DatabaseBackend::Postgres
+            && lock_wait + SHORTER_BY < self.lock_timeout
+        {
+            // 0 would mean no limit at all.
+            let ms = lock_wait.as_millis().max(1);
+            txn.execute_unprepared(&format!("SET LOCAL lock_timeout = {ms}"))
+                .await?;
+        }
+        Ok(txn)
     }
 }
 
@@ -191,21 +221,21 @@ impl SqliteFile {
 impl Store for SqliteFile {
     type Tx<'s> = rusqlite::Transaction<'s>;
 
-    /// `BEGIN IMMEDIATE`: the write lock is taken (or waited for) at the start, so a batch never
-    /// fails halfway for want of it.
-    async fn begin(&mut self) -> Result<rusqlite::Transaction<'_>, DbErr> {
+    /// `BEGIN IMMEDIATE`: the write lock is taken (or waited for, at most `lock_wait`) at the
+    /// start, so a batch never fails halfway for want of it.
+    async fn begin(&mut self, lock_wait: Duration) -> Result<rusqlite::Transaction<'_>, DbErr> {
         if self.pool.is_closed() {
             return Err(DbErr::Conn(RuntimeErr::Internal(
                 "the database has been closed".to_owned(),
             )));
         }
+        // Only sets the busy handler's limit: no statement, no I/O.
+        self.connection
+            .busy_timeout(lock_wait)
+            .map_err(sqlite_error)?;
         self.connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_error)
-    }
-
-    fn backend(&self) -> DatabaseBackend {
-        DatabaseBackend::Sqlite
     }
 }
 

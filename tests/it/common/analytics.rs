@@ -9,6 +9,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{json, Value};
 use tally::config::Config;
+use tally::domain::deadline::Deadline;
 use tally::domain::periods::BillingPeriod;
 use tally::domain::recorder::{EventKind, NewEvent};
 use tally::entity::usage_event;
@@ -85,11 +86,13 @@ pub const SNAPSHOT: &str = "query($d: Int!) {
 impl TestApp {
     /// Writes events through the recorder, as ingestion does.
     pub async fn record(&self, events: Vec<NewEvent>) {
+        // Generous: these tests write thousands of events at a time and hold no locks.
+        let deadline = || Deadline::after(std::time::Duration::from_secs(30));
         for chunk in events.chunks(1000) {
             self.state
                 .ingestion
                 .recorder
-                .record(chunk.to_vec(), Vec::new())
+                .record(chunk.to_vec(), Vec::new(), deadline())
                 .await
                 .expect("recorded");
         }

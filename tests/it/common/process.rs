@@ -63,9 +63,11 @@ pub fn terminate(child: &Child) {
 pub struct Server {
     child: Child,
     pub address: String,
-    /// Every line the server logged after it started listening: JSON objects, or strings when
-    /// it logs human lines.
+    /// Every line the server logged, from its start: JSON objects, or strings when it logs
+    /// human lines.
     log: Arc<Mutex<Vec<Value>>>,
+    /// Reads the log until the server closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -82,27 +84,38 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let mut address = None;
+        let mut before = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
             if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                if event["message"] == "tally listening" {
+                let listening = event["message"] == "tally listening";
+                if listening {
                     address = event["address"].as_str().map(str::to_owned);
+                }
+                before.push(event);
+                if listening {
                     break;
                 }
-            } else if line.contains("tally listening") {
-                // A human line (`TALLY_LOG_FORMAT=human`): `... tally listening address=IP:PORT`.
-                address = line
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix("address="))
-                    .map(str::to_owned);
-                break;
+            } else {
+                let listening = line.contains("tally listening");
+                if listening {
+                    // A human line (`TALLY_LOG_FORMAT=human`): `... tally listening address=IP:PORT`.
+                    address = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("address="))
+                        .map(str::to_owned);
+                }
+                before.push(Value::String(line));
+                if listening {
+                    break;
+                }
             }
         }
         let address = address.expect("server reported its address");
         // Keep reading the log so the server never writes into a closed pipe.
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(before));
         let kept = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 // Human lines are kept as JSON strings.
                 let event = serde_json::from_str::<Value>(&line).unwrap_or(Value::String(line));
@@ -113,6 +126,7 @@ impl Server {
             child,
             address,
             log,
+            reader: Some(reader),
         }
     }
 
@@ -134,6 +148,22 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Every line logged so far and from now on, readable after the server has stopped.
+    pub fn log_handle(&self) -> Arc<Mutex<Vec<Value>>> {
+        Arc::clone(&self.log)
+    }
+
+    /// The server's resident memory (VmRSS), in KiB.
+    pub fn resident_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
     }
 
     /// The server's process id.
@@ -227,6 +257,10 @@ impl Server {
                 let mut out = String::new();
                 if let Some(mut stdout) = self.child.stdout.take() {
                     stdout.read_to_string(&mut out).unwrap();
+                }
+                // Every line it logged is read once it has exited.
+                if let Some(reader) = self.reader.take() {
+                    reader.join().ok();
                 }
                 return out;
             }
