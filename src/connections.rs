@@ -452,40 +452,15 @@ impl AsyncWrite for Watched {
 
 /// Raises the soft limit on open files to the hard limit, so that the connection cap, not the
 /// operating system's default of often 1,024 descriptors, decides how many clients fit. Returns
-/// the soft limit in force afterwards (`None` where it cannot be read).
-#[cfg(unix)]
+/// the soft limit in force afterwards (`None` where it cannot be read or raised).
 pub fn raise_open_file_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read or write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return None;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            } else {
-                tracing::warn!(
-                    error = %io::Error::last_os_error(),
-                    "could not raise the open-file limit"
-                );
-            }
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => Some(soft),
+        Err(error) => {
+            tracing::warn!(%error, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
         }
     }
-    // `rlim_t` is `u64` on Linux but not on every Unix.
-    #[allow(clippy::useless_conversion)]
-    let soft = u64::from(limit.rlim_cur);
-    Some(soft)
-}
-
-#[cfg(not(unix))]
-pub fn raise_open_file_limit() -> Option<u64> {
-    None
 }

@@ -50,18 +50,7 @@ pub async fn connect_with_lock_timeout(
         // While PostgreSQL is unreachable every wait for a connection must end well within the
         // 1 s a request may take to answer 503, and connection attempts are retried until then.
         let lock_timeout_ms = lock_timeout.as_millis().max(1).to_string();
-        let port = sea_orm::sqlx::postgres::PgConnectOptions::from_str(url)
-            .map(|parsed| parsed.get_port())
-            .unwrap_or(5432);
         options
-            .map_sqlx_postgres_pool_opts(move |pool| {
-                pool.after_connect(move |_, _| {
-                    Box::pin(async move {
-                        crate::tcp_nodelay::set_on_sockets_to_port(port);
-                        Ok(())
-                    })
-                })
-            })
             .max_connections(16)
             .min_connections(1)
             .connect_timeout(POSTGRES_CONNECTION_WAIT)

@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod state;
-pub mod tcp_nodelay;
 pub mod telemetry;
 
 pub use router::app;
