@@ -9,7 +9,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked && strip target/release/tally
+RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
 RUN apt-get update \
