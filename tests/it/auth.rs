@@ -150,7 +150,7 @@ fn sign(claims: &Value, secret: &[u8]) -> String {
 #[tokio::test]
 async fn expired_tampered_alg_none_and_wrong_audience_tokens_are_refused() {
     let app = TestApp::new().await;
-    let (token, user_id, _) = app.sign_up("eve@example.com").await;
+    let common::SignedUp { token, user_id, .. } = app.sign_up("eve@example.com").await;
     // The genuine token works.
     assert!(me_with(&app, &token).await.get("errors").is_none());
 
@@ -225,7 +225,7 @@ fn base64_url(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn a_token_stops_working_once_the_clock_passes_its_expiry() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("clock@example.com").await;
+    let token = app.sign_up("clock@example.com").await.token;
     app.clock.advance(chrono::Duration::seconds(3_599));
     assert!(me_with(&app, &token).await.get("errors").is_none());
     app.clock.advance(chrono::Duration::seconds(1));
@@ -342,7 +342,7 @@ async fn login_and_sign_up_together_are_limited_per_client_address() {
 #[tokio::test]
 async fn a_token_is_refused_until_its_not_before_time() {
     let app = TestApp::new().await;
-    let (token, user_id, _) = app.sign_up("patient@example.com").await;
+    let common::SignedUp { token, user_id, .. } = app.sign_up("patient@example.com").await;
     // Issued tokens carry `nbf` = `iat`.
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_audience(&["tally"]);
@@ -373,7 +373,7 @@ async fn a_bearer_that_is_not_ascii_is_an_invalid_token_not_a_missing_one() {
     use axum::body::Body;
     use axum::http::{HeaderValue, Request};
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("latin@example.com").await;
+    let token = app.sign_up("latin@example.com").await.token;
     let utf8 = format!("Bearer {token}é").into_bytes();
     let latin1 = [format!("Bearer {token}").as_bytes(), b"\xe9"].concat();
     for value in [utf8, latin1] {

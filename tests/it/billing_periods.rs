@@ -30,7 +30,9 @@ const EMAIL: &str = "periods@example.com";
 /// A member with a key, signed up as [`EMAIL`] (signed in again when its token would have
 /// expired).
 async fn member(app: &TestApp) -> Member {
-    let (token, _, account_id) = app.sign_up(EMAIL).await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up(EMAIL).await;
     let (key, key_id) = app.create_key(&token, false).await;
     Member {
         token,

@@ -116,7 +116,7 @@ async fn latency_rows(db: &DatabaseConnection, account: &str) -> Vec<(String, i3
 #[tokio::test]
 async fn latency_buckets_move_into_the_rollup_row_and_back() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("histograms@example.com").await;
+    let account = app.sign_up("histograms@example.com").await.account_id;
     let db = &app.state.db;
     revert_to_before(db, "m20261125_000001_latency_histogram_column").await;
 
@@ -166,7 +166,7 @@ async fn latency_buckets_move_into_the_rollup_row_and_back() {
 #[tokio::test]
 async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("totals@example.com").await;
+    let account = app.sign_up("totals@example.com").await.account_id;
     let db = &app.state.db;
     revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
 
@@ -255,7 +255,7 @@ async fn accounts_learn_the_plan_they_were_created_with() {
     let app = TestApp::new().await;
     let db = &app.state.db;
     // Signed up on FREE (recorded as its first plan change), then moved to PRO.
-    let (_, _, upgraded) = app.sign_up("upgraded@example.com").await;
+    let upgraded = app.sign_up("upgraded@example.com").await.account_id;
     app.set_plan(&upgraded, "PRO").await;
     revert_to_before(db, "m20261129_000001_account_initial_plan").await;
     // Created on ENTERPRISE and never changed; and one whose creation was not recorded, moved
@@ -304,7 +304,7 @@ async fn accounts_learn_the_plan_they_were_created_with() {
 #[tokio::test]
 async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("costly@example.com").await;
+    let account = app.sign_up("costly@example.com").await.account_id;
     let db = &app.state.db;
     revert_to_before(db, "m20261129_000002_cost_weighted_calls").await;
 
@@ -408,7 +408,7 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
 #[tokio::test]
 async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("weeks@example.com").await;
+    let account = app.sign_up("weeks@example.com").await.account_id;
     let db = &app.state.db;
     revert_to_before(db, "m20261130_000002_weekly_endpoint_rollups").await;
 
@@ -510,7 +510,7 @@ async fn summed_rows(
 #[tokio::test]
 async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("running@example.com").await;
+    let account = app.sign_up("running@example.com").await.account_id;
     let db = &app.state.db;
     revert_to_before(db, "m20261202_000001_running_endpoint_sums").await;
 
@@ -601,7 +601,11 @@ async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
 #[tokio::test]
 async fn key_rollups_are_filled_from_the_stored_events() {
     let app = TestApp::new().await;
-    let (token, _, account) = app.sign_up("key-rollups@example.com").await;
+    let common::SignedUp {
+        token,
+        account_id: account,
+        ..
+    } = app.sign_up("key-rollups@example.com").await;
     let (_, key) = app.create_key(&token, false).await;
     let db = &app.state.db;
     revert_to_before(db, "m20261201_000001_key_rollups").await;
@@ -686,8 +690,8 @@ async fn key_rollups_are_filled_from_the_stored_events() {
 #[tokio::test]
 async fn overall_daily_calls_are_filled_from_the_daily_totals() {
     let app = TestApp::new().await;
-    let (_, _, first) = app.sign_up("overall-1@example.com").await;
-    let (_, _, second) = app.sign_up("overall-2@example.com").await;
+    let first = app.sign_up("overall-1@example.com").await.account_id;
+    let second = app.sign_up("overall-2@example.com").await.account_id;
     let db = &app.state.db;
     revert_to_before(db, "m20261202_000002_overall_daily_calls").await;
 

@@ -49,7 +49,7 @@ async fn walk(
 #[tokio::test]
 async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("pages@example.com").await;
+    let token = app.sign_up("pages@example.com").await.token;
     let mut revoked = None;
     for n in 0..25 {
         let (_, id) = app.create_key(&token, false).await;
@@ -129,7 +129,7 @@ async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
 #[tokio::test]
 async fn a_page_size_outside_1_to_100_or_a_foreign_cursor_is_bad_input() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("bad-pages@example.com").await;
+    let token = app.sign_up("bad-pages@example.com").await.token;
     for first in [0, 101, -1] {
         let body = app
             .graphql(Some(&token), KEYS_PAGE, json!({ "f": first, "r": false }))
@@ -159,7 +159,7 @@ async fn a_page_size_outside_1_to_100_or_a_foreign_cursor_is_bad_input() {
 #[tokio::test]
 async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("invoiced@example.com").await;
+    let account = app.sign_up("invoiced@example.com").await.account_id;
     // Four ended periods (November to February) once it is March.
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 3, 2, 0, 0, 0).unwrap());
@@ -208,7 +208,7 @@ async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
     )
     .await;
     assert_eq!(theirs[0]["totalCount"], 4);
-    let (stranger, _, _) = app.sign_up("stranger@example.com").await;
+    let stranger = app.sign_up("stranger@example.com").await.token;
     let body = app
         .graphql(
             Some(&stranger),

@@ -30,7 +30,11 @@ async fn plans_lists_the_three_default_plans_from_the_database() {
 #[tokio::test]
 async fn a_member_is_forbidden_every_admin_operation() {
     let app = TestApp::new().await;
-    let (member, _, account_id) = app.sign_up("member@example.com").await;
+    let common::SignedUp {
+        token: member,
+        account_id,
+        ..
+    } = app.sign_up("member@example.com").await;
     let operations = [
         (
             "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: PRO) { id } }",
@@ -91,7 +95,11 @@ async fn admin_role_is_read_from_the_database_not_the_token() {
 #[tokio::test]
 async fn admin_set_plan_moves_an_account_and_records_when() {
     let app = TestApp::new().await;
-    let (member, _, account_id) = app.sign_up("upgrade@example.com").await;
+    let common::SignedUp {
+        token: member,
+        account_id,
+        ..
+    } = app.sign_up("upgrade@example.com").await;
     let admin = app.admin_token().await;
     let data = app
         .graphql_ok(
@@ -132,7 +140,7 @@ async fn admin_set_plan_moves_an_account_and_records_when() {
 #[tokio::test]
 async fn admin_update_plan_changes_only_the_given_fields_and_is_seen_by_the_key_lookup() {
     let app = TestApp::new().await;
-    let (member, _, _) = app.sign_up("limits@example.com").await;
+    let member = app.sign_up("limits@example.com").await.token;
     let (key, _) = app.create_key(&member, false).await;
     let before = app.resolve_key(&key).await;
     assert_eq!(before.plan.rate_limit_per_minute, 100);

@@ -18,7 +18,9 @@ pub struct Member {
 impl TestApp {
     pub async fn member_with_key(&self, require_signature: bool) -> Member {
         let email = format!("m-{}@example.com", uuid::Uuid::new_v4().simple());
-        let (token, _, account_id) = self.sign_up(&email).await;
+        let super::SignedUp {
+            token, account_id, ..
+        } = self.sign_up(&email).await;
         let (key, key_id) = self.create_key(&token, require_signature).await;
         Member {
             token,
