@@ -116,8 +116,8 @@ async fn me_with(app: &TestApp, token: &str) -> Value {
 #[tokio::test]
 async fn missing_malformed_and_foreign_tokens_are_unauthenticated() {
     let app = TestApp::new().await;
-    let missing = app.graphql(None, ME, json!({})).await;
-    assert_eq!(error_code(&missing), "UNAUTHENTICATED");
+    let missing = app.graphql_error_code(None, ME).await;
+    assert_eq!(missing, "UNAUTHENTICATED");
     assert_eq!(
         error_code(&me_with(&app, "not.a.jwt").await),
         "UNAUTHENTICATED"
@@ -257,13 +257,7 @@ async fn wrong_passwords_from_one_address_lock_out_only_that_address() {
     }
     // The attacker's address is refused, even with the right password...
     let limited = login_from(&app, attacker, "Target@example.com", PASSWORD).await;
-    assert_eq!(error_code(&limited), "RATE_LIMITED");
-    assert!(
-        limited["errors"][0]["extensions"]["retryAfter"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
+    assert_rate_limited(&limited);
     // ...while the user, from an address with no failures, signs in as usual.
     let user = login_from(&app, "198.51.100.7:6000", "target@example.com", PASSWORD).await;
     assert!(user["data"]["login"]["token"].is_string(), "{user}");
@@ -330,13 +324,7 @@ async fn login_and_sign_up_together_are_limited_per_client_address() {
             json!({}),
         )
         .await;
-    assert_eq!(error_code(&limited), "RATE_LIMITED");
-    assert!(
-        limited["errors"][0]["extensions"]["retryAfter"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
+    assert_rate_limited(&limited);
 }
 
 #[tokio::test]
@@ -505,4 +493,16 @@ fn a_flood_of_logins_keeps_memory_bounded() {
         before / 1_000_000
     );
     server.stop();
+}
+
+/// A refusal of the limiter: `RATE_LIMITED`, saying when to try again.
+#[track_caller]
+fn assert_rate_limited(body: &Value) {
+    assert_eq!(error_code(body), "RATE_LIMITED");
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
 }

@@ -213,13 +213,12 @@ async fn billing_is_admin_only_and_invoices_are_private() {
     let member = app.sign_up("member@example.com").await.token;
     let other_account = app.sign_up("other@example.com").await.account_id;
     let forbidden = app
-        .graphql(
+        .graphql_error_code(
             Some(&member),
             "mutation { adminCloseBillingPeriods { invoicesCreated } }",
-            json!({}),
         )
         .await;
-    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+    assert_eq!(forbidden, "FORBIDDEN");
 
     app.clock.set(utc(2026, 12, 2));
     close(&app, None).await;
@@ -247,14 +246,8 @@ async fn billing_is_admin_only_and_invoices_are_private() {
 async fn a_run_as_of_the_future_is_refused() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
-    let body = app
-        .graphql(
-            Some(&admin),
-            "mutation { adminCloseBillingPeriods(asOf: \"2099-01-01T00:00:00Z\") { invoicesCreated } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let body = app.graphql_error_code(Some(&admin), "mutation { adminCloseBillingPeriods(asOf: \"2099-01-01T00:00:00Z\") { invoicesCreated } }").await;
+    assert_eq!(body, "BAD_USER_INPUT");
     assert_eq!(
         invoice::Entity::find().count(&app.state.db).await.unwrap(),
         0
@@ -270,12 +263,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     let m = app.member_with_key(false).await;
     app.set_plan(&m.account_id, "PRO").await;
     for i in 0..3 {
-        let response = app
-            .track(
-                &m.key,
-                &track_body(&app.now_rfc3339(), Some(&format!("nov-{i}"))),
-            )
-            .await;
+        let response = app.track_now_with_id(&m.key, &format!("nov-{i}")).await;
         assert_eq!(response.status, StatusCode::OK);
     }
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
@@ -311,9 +299,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     );
 
     // December starts from zero calls.
-    let december = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), Some("dec-1")))
-        .await;
+    let december = app.track_now_with_id(&m.key, "dec-1").await;
     assert_eq!(december.status, StatusCode::OK);
     assert_eq!(december.header("x-ratelimit-remaining"), Some("99999"));
 }

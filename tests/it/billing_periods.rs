@@ -443,12 +443,7 @@ async fn a_blocking_quota_follows_the_calls_a_provider_period_moves() {
     )
     .await;
     for i in 0..3 {
-        let response = app
-            .track(
-                &m.key,
-                &track_body(&app.now_rfc3339(), Some(&format!("new-{i}"))),
-            )
-            .await;
+        let response = app.track_now_with_id(&m.key, &format!("new-{i}")).await;
         assert_eq!(
             response.status,
             StatusCode::OK,

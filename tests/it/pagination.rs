@@ -19,12 +19,16 @@ fn ids(nodes: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Walks every page of `query` (its connection at `field`), `first` at a time.
+/// A connection: the query of one page and the field that answers it.
+type Connection = (&'static str, &'static str);
+const KEYS: Connection = (KEYS_PAGE, "apiKeysConnection");
+const INVOICES: Connection = (INVOICES_PAGE, "invoicesConnection");
+
+/// Walks every page of a connection, `first` at a time.
 async fn walk(
     app: &TestApp,
     token: &str,
-    query: &str,
-    field: &str,
+    (query, field): Connection,
     vars: Value,
     first: i64,
 ) -> Vec<Value> {
@@ -69,15 +73,7 @@ async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
     )
     .await;
 
-    let pages = walk(
-        &app,
-        &token,
-        KEYS_PAGE,
-        "apiKeysConnection",
-        json!({ "r": false }),
-        10,
-    )
-    .await;
+    let pages = walk(&app, &token, KEYS, json!({ "r": false }), 10).await;
     let sizes: Vec<usize> = pages
         .iter()
         .map(|p| p["nodes"].as_array().unwrap().len())
@@ -112,15 +108,7 @@ async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
     assert_eq!(paged, ids(&listed["apiKeys"]));
     assert!(!paged.contains(&revoked));
 
-    let with_revoked = walk(
-        &app,
-        &token,
-        KEYS_PAGE,
-        "apiKeysConnection",
-        json!({ "r": true }),
-        100,
-    )
-    .await;
+    let with_revoked = walk(&app, &token, KEYS, json!({ "r": true }), 100).await;
     assert_eq!(with_revoked.len(), 1);
     assert_eq!(with_revoked[0]["totalCount"], 25);
     assert!(ids(&with_revoked[0]["nodes"]).contains(&revoked));
@@ -178,15 +166,7 @@ async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
         "{run}"
     );
 
-    let pages = walk(
-        &app,
-        &token,
-        INVOICES_PAGE,
-        "invoicesConnection",
-        json!({}),
-        3,
-    )
-    .await;
+    let pages = walk(&app, &token, INVOICES, json!({}), 3).await;
     assert_eq!(pages.len(), 2);
     assert_eq!(pages[0]["totalCount"], 4);
     let starts: Vec<String> = pages
@@ -198,15 +178,7 @@ async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
 
     // An admin may page through any account's invoices; a member only through their own.
     let admin = app.admin_token().await;
-    let theirs = walk(
-        &app,
-        &admin,
-        INVOICES_PAGE,
-        "invoicesConnection",
-        json!({ "acc": account }),
-        100,
-    )
-    .await;
+    let theirs = walk(&app, &admin, INVOICES, json!({ "acc": account }), 100).await;
     assert_eq!(theirs[0]["totalCount"], 4);
     let stranger = app.sign_up("stranger@example.com").await.token;
     let body = app

@@ -40,6 +40,12 @@ impl TestApp {
             .await
     }
 
+    /// Tracks one tool use dated now with this event id.
+    pub async fn track_now_with_id(&self, key: &str, event_id: &str) -> TestResponse {
+        self.track(key, &track_body(&self.now_rfc3339(), Some(event_id)))
+            .await
+    }
+
     /// Waits until every acknowledged event is rolled up (analytics trail events by up to a
     /// second).
     pub async fn settle(&self) {

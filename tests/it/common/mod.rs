@@ -301,6 +301,12 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// Runs an operation without variables that must fail; returns the `extensions.code` of its
+    /// first error.
+    pub async fn graphql_error_code(&self, token: Option<&str>, query: &str) -> String {
+        error_code(&self.graphql(token, query, json!({})).await).to_owned()
+    }
+
     /// Signs up a new member with its own account.
     pub async fn sign_up(&self, email: &str) -> SignedUp {
         let data = self
