@@ -635,7 +635,7 @@ async fn calls_without_an_endpoint_show_under_a_placeholder_not_a_blank_row() {
 #[tokio::test]
 async fn an_accounts_first_period_is_shown_from_its_creation() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("new@example.com").await;
+    let token = app.sign_up("new@example.com").await.token;
     let query = "{ currentUsage { periodStart periodEnd }
                    me { account { createdAt currentUsage { periodStart periodEnd } } } }";
     let data = app.graphql_ok(Some(&token), query, json!({})).await;

@@ -116,8 +116,8 @@ async fn me_with(app: &TestApp, token: &str) -> Value {
 #[tokio::test]
 async fn missing_malformed_and_foreign_tokens_are_unauthenticated() {
     let app = TestApp::new().await;
-    let missing = app.graphql(None, ME, json!({})).await;
-    assert_eq!(error_code(&missing), "UNAUTHENTICATED");
+    let missing = app.graphql_error_code(None, ME).await;
+    assert_eq!(missing, "UNAUTHENTICATED");
     assert_eq!(
         error_code(&me_with(&app, "not.a.jwt").await),
         "UNAUTHENTICATED"
@@ -150,7 +150,7 @@ fn sign(claims: &Value, secret: &[u8]) -> String {
 #[tokio::test]
 async fn expired_tampered_alg_none_and_wrong_audience_tokens_are_refused() {
     let app = TestApp::new().await;
-    let (token, user_id, _) = app.sign_up("eve@example.com").await;
+    let common::SignedUp { token, user_id, .. } = app.sign_up("eve@example.com").await;
     // The genuine token works.
     assert!(me_with(&app, &token).await.get("errors").is_none());
 
@@ -225,7 +225,7 @@ fn base64_url(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn a_token_stops_working_once_the_clock_passes_its_expiry() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("clock@example.com").await;
+    let token = app.sign_up("clock@example.com").await.token;
     app.clock.advance(chrono::Duration::seconds(3_599));
     assert!(me_with(&app, &token).await.get("errors").is_none());
     app.clock.advance(chrono::Duration::seconds(1));
@@ -257,13 +257,7 @@ async fn wrong_passwords_from_one_address_lock_out_only_that_address() {
     }
     // The attacker's address is refused, even with the right password...
     let limited = login_from(&app, attacker, "Target@example.com", PASSWORD).await;
-    assert_eq!(error_code(&limited), "RATE_LIMITED");
-    assert!(
-        limited["errors"][0]["extensions"]["retryAfter"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
+    assert_rate_limited(&limited);
     // ...while the user, from an address with no failures, signs in as usual.
     let user = login_from(&app, "198.51.100.7:6000", "target@example.com", PASSWORD).await;
     assert!(user["data"]["login"]["token"].is_string(), "{user}");
@@ -330,19 +324,13 @@ async fn login_and_sign_up_together_are_limited_per_client_address() {
             json!({}),
         )
         .await;
-    assert_eq!(error_code(&limited), "RATE_LIMITED");
-    assert!(
-        limited["errors"][0]["extensions"]["retryAfter"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
+    assert_rate_limited(&limited);
 }
 
 #[tokio::test]
 async fn a_token_is_refused_until_its_not_before_time() {
     let app = TestApp::new().await;
-    let (token, user_id, _) = app.sign_up("patient@example.com").await;
+    let common::SignedUp { token, user_id, .. } = app.sign_up("patient@example.com").await;
     // Issued tokens carry `nbf` = `iat`.
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_audience(&["tally"]);
@@ -373,7 +361,7 @@ async fn a_bearer_that_is_not_ascii_is_an_invalid_token_not_a_missing_one() {
     use axum::body::Body;
     use axum::http::{HeaderValue, Request};
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("latin@example.com").await;
+    let token = app.sign_up("latin@example.com").await.token;
     let utf8 = format!("Bearer {token}é").into_bytes();
     let latin1 = [format!("Bearer {token}").as_bytes(), b"\xe9"].concat();
     for value in [utf8, latin1] {
@@ -505,4 +493,16 @@ fn a_flood_of_logins_keeps_memory_bounded() {
         before / 1_000_000
     );
     server.stop();
+}
+
+/// A refusal of the limiter: `RATE_LIMITED`, saying when to try again.
+#[track_caller]
+fn assert_rate_limited(body: &Value) {
+    assert_eq!(error_code(body), "RATE_LIMITED");
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
 }

@@ -77,7 +77,7 @@ async fn invoices_of(app: &TestApp, email: &str) -> Vec<Value> {
 #[tokio::test]
 async fn pro_over_its_quota_bills_the_overage_to_the_cent() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("pro@example.com").await;
+    let account = app.sign_up("pro@example.com").await.account_id;
     app.set_plan(&account, "PRO").await;
     november_calls(&app, &account, 100_500).await;
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
@@ -97,7 +97,7 @@ async fn pro_over_its_quota_bills_the_overage_to_the_cent() {
 #[tokio::test]
 async fn half_a_cent_of_overage_rounds_up_once_per_invoice() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("half@example.com").await;
+    let account = app.sign_up("half@example.com").await.account_id;
     app.set_plan(&account, "PRO").await;
     // 5 overage calls × 1,000 micros = 5,000 micros = 0.5 cent → 1 cent.
     november_calls(&app, &account, 100_005).await;
@@ -118,7 +118,7 @@ async fn half_a_cent_of_overage_rounds_up_once_per_invoice() {
 async fn free_accounts_get_zero_invoices_and_enterprise_has_no_overage() {
     let app = TestApp::new().await;
     app.sign_up("free@example.com").await;
-    let (_, _, enterprise) = app.sign_up("big@example.com").await;
+    let enterprise = app.sign_up("big@example.com").await.account_id;
     app.set_plan(&enterprise, "ENTERPRISE").await;
     november_calls(&app, &enterprise, 5_000_000).await;
     app.clock.set(utc(2026, 12, 2));
@@ -147,7 +147,7 @@ async fn free_accounts_get_zero_invoices_and_enterprise_has_no_overage() {
 #[tokio::test]
 async fn the_plan_in_force_at_the_periods_end_is_billed_however_late_the_run() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("switch@example.com").await;
+    let account = app.sign_up("switch@example.com").await.account_id;
     november_calls(&app, &account, 1_200).await;
     // Upgraded mid-November: November is billed on PRO.
     app.clock.set(utc(2026, 11, 20));
@@ -169,7 +169,7 @@ async fn the_plan_in_force_at_the_periods_end_is_billed_however_late_the_run() {
 #[tokio::test]
 async fn repeated_runs_create_each_invoice_once() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("repeat@example.com").await;
+    let account = app.sign_up("repeat@example.com").await.account_id;
     november_calls(&app, &account, 10).await;
     app.clock.set(utc(2026, 12, 2));
     let first = close(&app, None).await;
@@ -186,7 +186,7 @@ async fn repeated_runs_create_each_invoice_once() {
 async fn eight_concurrent_runs_create_exactly_one_invoice_per_account_and_period() {
     let app = TestApp::new().await;
     for i in 0..5 {
-        let (_, _, account) = app.sign_up(&format!("c{i}@example.com")).await;
+        let account = app.sign_up(&format!("c{i}@example.com")).await.account_id;
         november_calls(&app, &account, 100 * i).await;
     }
     app.clock.set(utc(2026, 12, 2));
@@ -210,16 +210,15 @@ async fn eight_concurrent_runs_create_exactly_one_invoice_per_account_and_period
 #[tokio::test]
 async fn billing_is_admin_only_and_invoices_are_private() {
     let app = TestApp::new().await;
-    let (member, _, _) = app.sign_up("member@example.com").await;
-    let (_, _, other_account) = app.sign_up("other@example.com").await;
+    let member = app.sign_up("member@example.com").await.token;
+    let other_account = app.sign_up("other@example.com").await.account_id;
     let forbidden = app
-        .graphql(
+        .graphql_error_code(
             Some(&member),
             "mutation { adminCloseBillingPeriods { invoicesCreated } }",
-            json!({}),
         )
         .await;
-    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+    assert_eq!(forbidden, "FORBIDDEN");
 
     app.clock.set(utc(2026, 12, 2));
     close(&app, None).await;
@@ -247,14 +246,8 @@ async fn billing_is_admin_only_and_invoices_are_private() {
 async fn a_run_as_of_the_future_is_refused() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
-    let body = app
-        .graphql(
-            Some(&admin),
-            "mutation { adminCloseBillingPeriods(asOf: \"2099-01-01T00:00:00Z\") { invoicesCreated } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let body = app.graphql_error_code(Some(&admin), "mutation { adminCloseBillingPeriods(asOf: \"2099-01-01T00:00:00Z\") { invoicesCreated } }").await;
+    assert_eq!(body, "BAD_USER_INPUT");
     assert_eq!(
         invoice::Entity::find().count(&app.state.db).await.unwrap(),
         0
@@ -270,12 +263,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     let m = app.member_with_key(false).await;
     app.set_plan(&m.account_id, "PRO").await;
     for i in 0..3 {
-        let response = app
-            .track(
-                &m.key,
-                &track_body(&app.now_rfc3339(), Some(&format!("nov-{i}"))),
-            )
-            .await;
+        let response = app.track_now_with_id(&m.key, &format!("nov-{i}")).await;
         assert_eq!(response.status, StatusCode::OK);
     }
     app.clock.set(utc(2026, 12, 1) + chrono::Duration::hours(1));
@@ -311,9 +299,7 @@ async fn tracked_calls_are_invoiced_and_a_closed_period_refuses_late_events() {
     );
 
     // December starts from zero calls.
-    let december = app
-        .track(&m.key, &track_body(&app.now_rfc3339(), Some("dec-1")))
-        .await;
+    let december = app.track_now_with_id(&m.key, "dec-1").await;
     assert_eq!(december.status, StatusCode::OK);
     assert_eq!(december.header("x-ratelimit-remaining"), Some("99999"));
 }
@@ -323,7 +309,7 @@ async fn an_account_created_today_is_not_billed_for_last_month_on_its_new_plan()
     let app = TestApp::new().await;
     // Created today (10 November) on FREE; calls dated in October, before the account existed,
     // were once accepted and opened an October period.
-    let (_, _, account) = app.sign_up("today@example.com").await;
+    let account = app.sign_up("today@example.com").await.account_id;
     month_calls(&app, &account, utc(2026, 10, 1), utc(2026, 11, 1), 40).await;
     app.set_plan(&account, "ENTERPRISE").await;
 
@@ -358,7 +344,7 @@ async fn a_period_that_ended_on_free_is_billed_as_free_after_an_upgrade() {
     let app = TestApp::new().await;
     app.clock
         .set(utc(2026, 10, 20) + chrono::Duration::hours(9));
-    let (_, _, account) = app.sign_up("upgrader@example.com").await;
+    let account = app.sign_up("upgrader@example.com").await.account_id;
     // September lies wholly before the account; October's calls were made on FREE.
     month_calls(&app, &account, utc(2026, 9, 1), utc(2026, 10, 1), 7).await;
     month_calls(&app, &account, utc(2026, 10, 1), utc(2026, 11, 1), 3).await;

@@ -30,7 +30,9 @@ const EMAIL: &str = "periods@example.com";
 /// A member with a key, signed up as [`EMAIL`] (signed in again when its token would have
 /// expired).
 async fn member(app: &TestApp) -> Member {
-    let (token, _, account_id) = app.sign_up(EMAIL).await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up(EMAIL).await;
     let (key, key_id) = app.create_key(&token, false).await;
     Member {
         token,
@@ -441,12 +443,7 @@ async fn a_blocking_quota_follows_the_calls_a_provider_period_moves() {
     )
     .await;
     for i in 0..3 {
-        let response = app
-            .track(
-                &m.key,
-                &track_body(&app.now_rfc3339(), Some(&format!("new-{i}"))),
-            )
-            .await;
+        let response = app.track_now_with_id(&m.key, &format!("new-{i}")).await;
         assert_eq!(
             response.status,
             StatusCode::OK,

@@ -116,7 +116,9 @@ fn received() -> Value {
 #[tokio::test]
 async fn checkout_moves_the_account_to_pro_and_remembers_the_customer() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("buyer@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("buyer@example.com").await;
     assert_eq!(app.plan_code(&token).await, "FREE");
 
     let response = send(
@@ -139,7 +141,9 @@ async fn checkout_moves_the_account_to_pro_and_remembers_the_customer() {
 #[tokio::test]
 async fn the_next_key_lookup_sees_the_new_plan() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("cache@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("cache@example.com").await;
     let (key, _) = app.create_key(&token, false).await;
     assert_eq!(app.resolve_key(&key).await.plan.code, "FREE");
 
@@ -156,7 +160,9 @@ async fn the_next_key_lookup_sees_the_new_plan() {
 #[tokio::test]
 async fn a_repeated_event_id_answers_duplicate_and_changes_nothing() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("dup@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("dup@example.com").await;
     let first = checkout("evt_dup", now_secs(&app), &account_id, "pro", "cus_dup");
     assert_eq!(send(&app, &first).await.json(), received());
 
@@ -182,7 +188,7 @@ async fn a_repeated_event_id_answers_duplicate_and_changes_nothing() {
 #[tokio::test]
 async fn concurrent_deliveries_of_one_event_apply_it_once() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("race@example.com").await;
+    let account_id = app.sign_up("race@example.com").await.account_id;
     let body = pro_checkout_body(&app, "evt_race", &account_id, "cus_race");
     let responses = futures::future::join_all((0..8).map(|_| send_raw(&app, &body))).await;
     let mut applied = 0;
@@ -199,7 +205,7 @@ async fn concurrent_deliveries_of_one_event_apply_it_once() {
 #[tokio::test]
 async fn a_bad_or_missing_signature_is_refused_and_changes_nothing() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("sig@example.com").await;
+    let account_id = app.sign_up("sig@example.com").await.account_id;
     let body = pro_checkout_body(&app, "evt_sig", &account_id, "cus");
     let t = now_secs(&app);
 
@@ -240,7 +246,7 @@ async fn a_bad_or_missing_signature_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_signature_older_than_five_minutes_is_refused() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("stale@example.com").await;
+    let account_id = app.sign_up("stale@example.com").await.account_id;
     let body = pro_checkout_body(&app, "evt_old", &account_id, "cus");
     let header = signature_header(SECRET, now_secs(&app), &body);
 
@@ -265,7 +271,7 @@ async fn a_signature_older_than_five_minutes_is_refused() {
 #[tokio::test]
 async fn any_matching_v1_signature_is_enough() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("roll@example.com").await;
+    let account_id = app.sign_up("roll@example.com").await.account_id;
     let body = pro_checkout_body(&app, "evt_roll", &account_id, "cus");
     let t = now_secs(&app);
     let header = format!(
@@ -281,7 +287,7 @@ async fn any_matching_v1_signature_is_enough() {
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_ignored() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("other@example.com").await;
+    let account_id = app.sign_up("other@example.com").await.account_id;
     let response = send(
         &app,
         &event(
@@ -300,7 +306,9 @@ async fn other_event_types_are_acknowledged_and_ignored() {
 #[tokio::test]
 async fn an_older_event_delivered_late_does_not_undo_a_newer_one() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("order@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("order@example.com").await;
     let t0 = now_secs(&app);
 
     // The cancellation (newer) arrives before the checkout (older).
@@ -328,7 +336,9 @@ async fn an_older_event_delivered_late_does_not_undo_a_newer_one() {
 #[tokio::test]
 async fn events_in_order_are_all_applied() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("inorder@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("inorder@example.com").await;
     let t0 = now_secs(&app);
     send(&app, &checkout("evt_a", t0, &account_id, "pro", "cus_i")).await;
     assert_eq!(app.plan_code(&token).await, "PRO");
@@ -357,7 +367,9 @@ async fn events_in_order_are_all_applied() {
 #[tokio::test]
 async fn subscription_updates_set_the_billing_period_and_plan() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("period@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("period@example.com").await;
     let start = Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap();
     let end = Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap();
     let update = event(
@@ -398,7 +410,9 @@ async fn subscription_updates_set_the_billing_period_and_plan() {
 #[tokio::test]
 async fn events_without_account_id_find_the_account_by_customer() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("customer@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("customer@example.com").await;
     let t0 = now_secs(&app);
     send(
         &app,
@@ -417,7 +431,7 @@ async fn events_without_account_id_find_the_account_by_customer() {
 #[tokio::test]
 async fn events_for_unknown_accounts_or_customers_change_nothing() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("unknown@example.com").await;
+    let account_id = app.sign_up("unknown@example.com").await.account_id;
     let t0 = now_secs(&app);
     let response = send(
         &app,
@@ -460,7 +474,9 @@ async fn ignored_events(app: &TestApp, reason: &str) -> u64 {
 #[tokio::test]
 async fn events_tally_cannot_place_answer_200_and_are_counted_by_reason() {
     let app = app().await;
-    let (token, _, account_id) = app.sign_up("unplaced@example.com").await;
+    let common::SignedUp {
+        token, account_id, ..
+    } = app.sign_up("unplaced@example.com").await;
     let t = now_secs(&app);
     let checkout_with = |id: &str, metadata: Value| {
         event(
@@ -605,7 +621,7 @@ async fn without_a_secret_the_webhook_answers_503() {
 #[tokio::test]
 async fn a_database_failure_answers_5xx_so_the_provider_retries() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("down@example.com").await;
+    let account_id = app.sign_up("down@example.com").await.account_id;
     app.state.db.close_by_ref().await.unwrap();
     let response = send(
         &app,
@@ -619,7 +635,7 @@ async fn a_database_failure_answers_5xx_so_the_provider_retries() {
 #[tokio::test]
 async fn applied_event_ids_are_kept_thirty_days() {
     let app = app().await;
-    let (_, _, account_id) = app.sign_up("prune@example.com").await;
+    let account_id = app.sign_up("prune@example.com").await.account_id;
     send(
         &app,
         &checkout("evt_p", now_secs(&app), &account_id, "pro", "cus"),

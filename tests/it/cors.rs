@@ -55,18 +55,22 @@ async fn preflight_from_an_allowed_origin_gets_the_allow_headers() {
     assert_eq!(response.header("access-control-allow-credentials"), None);
 }
 
+/// `{ plans { code } }` POSTed to /graphql from a page of `origin`.
+async fn post_plans_query(app: &TestApp, origin: &str) -> TestResponse {
+    app.request(
+        Request::post("/graphql")
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"query":"{ plans { code } }"}"#))
+            .unwrap(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn an_allowed_origin_can_read_the_answer_of_a_post() {
     let app = app_allowing(&[ALLOWED]).await;
-    let response = app
-        .request(
-            Request::post("/graphql")
-                .header("origin", ALLOWED)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"query":"{ plans { code } }"}"#))
-                .unwrap(),
-        )
-        .await;
+    let response = post_plans_query(&app, ALLOWED).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
         response.header("access-control-allow-origin"),
@@ -95,15 +99,7 @@ async fn a_preflight_from_another_origin_gets_no_cors_headers_at_all() {
 #[tokio::test]
 async fn a_post_from_another_origin_gets_no_cors_headers() {
     let app = app_allowing(&[ALLOWED]).await;
-    let response = app
-        .request(
-            Request::post("/graphql")
-                .header("origin", "https://evil.example.com")
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"query":"{ plans { code } }"}"#))
-                .unwrap(),
-        )
-        .await;
+    let response = post_plans_query(&app, "https://evil.example.com").await;
     assert!(
         !response
             .headers

@@ -76,11 +76,7 @@ async fn acknowledged_events_survive(how: Stop) {
 
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD);
     let member = server.member_with_key("hooks@example.com");
-    server.graphql_ok(
-        Some(&admin),
-        "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: ENTERPRISE) { id } }",
-        json!({ "a": member.account_id }),
-    );
+    server.set_plan(&admin, &member.account_id, "ENTERPRISE");
     server.graphql_ok(
         Some(&admin),
         "mutation { adminUpdatePlan(code: ENTERPRISE, input: { rateLimitPerMinute: 1000000 }) { code } }",
@@ -189,35 +185,32 @@ struct WriteLock {
 
 impl WriteLock {
     async fn take(database_url: &str) -> Self {
-        let db = tally::db::connect(database_url)
-            .await
-            .expect("second connection");
         // The backends lock differently: SQLite has one writer at a time, so a transaction begun
         // IMMEDIATE (the mode PostgreSQL ignores) holds every write back; PostgreSQL locks rows
         // and tables, and this table lock lets readers pass while inserts wait.
-        let transaction = db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .expect("lock");
-        if db.get_database_backend() == DatabaseBackend::Postgres {
-            transaction
-                .execute_unprepared("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
-                .await
-                .expect("lock");
-        }
-        Self { db, transaction }
+        Self::take_with(
+            database_url,
+            "LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE",
+        )
+        .await
     }
 
     /// On PostgreSQL, row locks on every period counter instead, as a long transaction that
     /// updated them would hold (the writer locks the counters first); on SQLite the write lock.
     async fn take_counter_rows(database_url: &str) -> Self {
+        Self::take_with(
+            database_url,
+            "SELECT account_id FROM usage_periods FOR UPDATE",
+        )
+        .await
+    }
+
+    /// The write lock, and on PostgreSQL also what `postgres_lock` takes.
+    async fn take_with(database_url: &str, postgres_lock: &str) -> Self {
         let lock = Self::take_write_lock(database_url).await;
         if lock.db.get_database_backend() == DatabaseBackend::Postgres {
             lock.transaction
-                .execute_unprepared("SELECT account_id FROM usage_periods FOR UPDATE")
+                .execute_unprepared(postgres_lock)
                 .await
                 .expect("lock");
         }

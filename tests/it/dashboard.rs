@@ -40,6 +40,11 @@ async fn assets_have_their_content_types_and_revalidate() {
     let app = TestApp::new().await;
     for (path, content_type) in [
         ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/paging.js", "text/javascript; charset=utf-8"),
+        (
+            "/assets/screens/admin/index.js",
+            "text/javascript; charset=utf-8",
+        ),
         ("/assets/style.css", "text/css; charset=utf-8"),
         (
             "/assets/vendor/chart.umd.js",

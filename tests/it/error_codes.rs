@@ -1,36 +1,96 @@
 //! The machine-readable `code` of every REST error row of the contract, route by route, and of
 //! every verify decision: status, `error` message and `code` together, as a client sees them.
+//! Each route is one table in the contract's order: what is in place, the request, the answer.
 
 use crate::common;
 
-use axum::http::{Request, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use common::ingest::{track_body, Member};
 use common::{TestApp, TestResponse};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use std::time::Duration;
 use tally::clock::Clock;
 use tally::config::Config;
 
-/// Asserts an error answer: its status, `error` and `code`.
-#[track_caller]
-fn assert_error(response: &TestResponse, status: StatusCode, error: &str, code: &str) {
-    assert_eq!(
-        response.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
-    let body = response.json();
-    assert_eq!(body["error"], error, "{body}");
-    assert_eq!(body["code"], code, "{body}");
+use Also::{Details, Equals, NotValid, QuotaFields, RetryAfter};
+use Key::{Literal, Without};
+use Step::{
+    Answers, ClosesDatabase, MemberWithKey, MemberWithSigningKey, PlanIs, RevokesKey, Succeeds,
+};
+
+/// One error row: what is in place, the request, and the refusal it gets.
+struct Case<'a> {
+    when: &'static str,
+    config: fn() -> Config,
+    given: &'a [Step],
+    send: Send,
+    status: StatusCode,
+    error: &'static str,
+    code: &'static str,
+    also: &'a [Also],
 }
 
-/// The same for verify, whose refusals also say `"valid": false`.
-#[track_caller]
-fn assert_refused(response: &TestResponse, status: StatusCode, error: &str, code: &str) {
-    assert_error(response, status, error, code);
-    assert_eq!(response.json()["valid"], false);
+/// What happens before the refused request, in order.
+enum Step {
+    /// A member on FREE with an API key (the key `Key::Member` sends).
+    MemberWithKey,
+    /// The same with a key that requires signed requests.
+    MemberWithSigningKey,
+    /// FREE is edited with this admin input.
+    PlanIs(fn() -> Value),
+    /// The member revokes its key.
+    RevokesKey,
+    /// This request answers 200.
+    Succeeds(Send),
+    /// This request answers exactly this JSON.
+    Answers(Send, fn() -> Value),
+    /// The database goes away.
+    ClosesDatabase,
+}
+
+/// The bearer token of a request.
+#[derive(Clone, Copy)]
+enum Key {
+    Without,
+    Member,
+    Literal(&'static str),
+}
+
+type Headers = &'static [(&'static str, &'static str)];
+
+/// A request as it is sent.
+#[derive(Clone, Copy)]
+enum Send {
+    /// This JSON POSTed to the path.
+    Json(&'static str, Key, fn(&TestApp) -> Value),
+    /// These bytes POSTed as they are, with these headers.
+    Raw(&'static str, Key, Headers, fn(&TestApp) -> Vec<u8>),
+    /// One call for /api/v1/events, signed with another secret than the key.
+    BatchSignedWith(&'static [u8]),
+    /// A billing webhook delivery: this `stripe-signature` (`None`: a valid one) and body.
+    Webhook(Option<&'static str>, fn() -> String),
+    Get(&'static str),
+    /// An empty request with a method no route has.
+    Method(&'static str, &'static str),
+    /// A POST whose body sends its first bytes and then nothing.
+    Stalled(&'static str, &'static str),
+    /// The same declaring a length; it must be answered within two seconds.
+    StalledWithLength(&'static str, usize, &'static str),
+}
+
+/// What the refusal carries besides status, `error` and `code`.
+enum Also {
+    RetryAfter,
+    /// `details` holds an array of reasons for this field.
+    Details(&'static str),
+    /// Verify's refusals also say `"valid": false`.
+    NotValid,
+    /// The quota's `limit` and `used` (1 and 1), its `reset` and the `upgrade_url`.
+    QuotaFields,
+    Equals(&'static str, fn() -> Value),
 }
 
 fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
@@ -41,531 +101,94 @@ fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn post(app: &TestApp, path: &str, key: &str, body: &Value) -> TestResponse {
-    app.post_json(path, Some(key), body).await
-}
-
-async fn member(app: &TestApp) -> Member {
-    app.member_with_key(false).await
-}
-
 fn now_call(app: &TestApp) -> Value {
     json!({ "endpoint": "/v1/search", "method": "GET", "status_code": 200,
             "response_time_ms": 12, "ts": app.now_rfc3339() })
 }
 
-// ---- POST /api/track (every row of 3.1, in the contract's order) ----
-
-#[tokio::test]
-async fn track_without_authorization_is_missing_authorization() {
-    let app = TestApp::new().await;
-    let body = track_body(&app.now_rfc3339(), None);
-    let response = app.post_json("/api/track", None, &body).await;
-    assert_error(
-        &response,
-        StatusCode::UNAUTHORIZED,
-        "Missing authorization",
-        "MISSING_AUTHORIZATION",
-    );
+fn track_now(app: &TestApp) -> Value {
+    track_body(&app.now_rfc3339(), None)
 }
 
-#[tokio::test]
-async fn track_with_an_unknown_key_is_invalid_key() {
-    let app = TestApp::new().await;
-    let body = track_body(&app.now_rfc3339(), None);
-    let response = post(&app, "/api/track", "tly_notakey", &body).await;
-    assert_error(
-        &response,
-        StatusCode::UNAUTHORIZED,
-        "Invalid key",
-        "INVALID_KEY",
-    );
+fn one_call(app: &TestApp) -> Value {
+    json!({ "events": [now_call(app)] })
 }
 
-#[tokio::test]
-async fn track_over_the_minute_limit_is_rate_limited() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.update_plan("FREE", json!({ "rateLimitPerMinute": 1 }))
-        .await;
-    assert_eq!(app.track_now(&m.key).await.status, StatusCode::OK);
-    let response = app.track_now(&m.key).await;
-    assert_error(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Rate limited",
-        "RATE_LIMITED",
-    );
-    assert!(response.header("retry-after").is_some());
+fn empty(_: &TestApp) -> Value {
+    json!({})
 }
 
-#[tokio::test]
-async fn track_with_a_body_that_is_not_json_is_invalid_json() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let response = app
-        .post_raw("/api/track", Some(&m.key), &[], "{\"skill_id\":")
-        .await;
-    assert_error(
-        &response,
-        StatusCode::BAD_REQUEST,
-        "Invalid JSON",
-        "INVALID_JSON",
-    );
-}
-
-#[tokio::test]
-async fn track_with_a_broken_rule_is_invalid_payload_with_details() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let body = json!({ "skill_id": "", "tool_name": "Read", "ts": app.now_rfc3339() });
-    let response = post(&app, "/api/track", &m.key, &body).await;
-    assert_error(
-        &response,
-        StatusCode::BAD_REQUEST,
-        "Invalid payload",
-        "INVALID_PAYLOAD",
-    );
-    assert!(response.json()["details"]["skill_id"].is_array());
-}
-
-#[tokio::test]
-async fn track_with_a_wrong_signature_is_invalid_signature() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let body = track_body(&app.now_rfc3339(), None).to_string();
-    let response = app
-        .post_raw(
-            "/api/track",
-            Some(&m.key),
-            &[("x-tally-signature", "sha256=00")],
-            body,
-        )
-        .await;
-    assert_error(
-        &response,
-        StatusCode::FORBIDDEN,
-        "Invalid signature",
-        "INVALID_SIGNATURE",
-    );
-}
-
-#[tokio::test]
-async fn track_past_a_blocking_quota_is_quota_exceeded() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.update_plan("FREE", json!({ "monthlyQuota": 1 })).await;
-    assert_eq!(app.track_now(&m.key).await.status, StatusCode::OK);
-    let response = app.track_now(&m.key).await;
-    assert_error(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Quota exceeded",
-        "QUOTA_EXCEEDED",
-    );
-    let body = response.json();
-    assert_eq!(
-        (body["limit"].as_i64(), body["used"].as_i64()),
-        (Some(1), Some(1))
-    );
-    assert!(body["reset"].is_string() && body["upgrade_url"].is_string());
-}
-
-#[tokio::test]
-async fn track_with_a_body_over_64_kib_is_payload_too_large() {
-    let app = TestApp::new().await;
-    let response = app
-        .post_raw("/api/track", Some("tly_notakey"), &[], vec![b' '; 70_000])
-        .await;
-    assert_error(
-        &response,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Payload too large",
-        "PAYLOAD_TOO_LARGE",
-    );
-}
-
-#[tokio::test]
-async fn track_while_the_database_is_gone_is_service_unavailable() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    assert_eq!(app.track_now(&m.key).await.status, StatusCode::OK);
-    app.state.db.close_by_ref().await.unwrap();
-    let response = app.track_now(&m.key).await;
-    assert_error(
-        &response,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        "SERVICE_UNAVAILABLE",
-    );
-    assert!(response.header("retry-after").is_some());
-}
-
-// ---- POST /api/install-callback (3.2) ----
-
-#[tokio::test]
-async fn install_with_a_body_that_is_not_json_is_invalid_json() {
-    let app = TestApp::new().await;
-    let response = app
-        .post_raw("/api/install-callback", None, &[], "not json")
-        .await;
-    assert_error(
-        &response,
-        StatusCode::BAD_REQUEST,
-        "Invalid JSON",
-        "INVALID_JSON",
-    );
-}
-
-#[tokio::test]
-async fn install_with_a_body_that_is_not_an_object_is_invalid_payload() {
-    let app = TestApp::new().await;
-    // A bad optional field is dropped (`ignored`); a body that is no object at all is refused.
-    let body = json!(["code-review"]);
-    let response = app.post_json("/api/install-callback", None, &body).await;
-    assert_error(
-        &response,
-        StatusCode::BAD_REQUEST,
-        "Invalid payload",
-        "INVALID_PAYLOAD",
-    );
-    assert!(response.json()["details"]["body"].is_array());
-}
-
-#[tokio::test]
-async fn installs_over_the_address_limit_are_rate_limited() {
-    let app = TestApp::with_config(Config {
-        install_rate_limit_per_minute: 1,
-        ..Config::default()
-    })
-    .await;
-    let first = app
-        .post_json("/api/install-callback", None, &json!({}))
-        .await;
-    assert_eq!(first.json(), json!({ "recorded": true }));
-    let response = app
-        .post_json("/api/install-callback", None, &json!({}))
-        .await;
-    assert_error(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Rate limited",
-        "RATE_LIMITED",
-    );
-}
-
-// ---- POST /api/v1/verify (3.3): every decision ----
-
-#[tokio::test]
-async fn an_allowed_verify_is_valid() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let response = post(
-        &app,
-        "/api/v1/verify",
-        &m.key,
-        &json!({ "event_id": "v-1" }),
-    )
-    .await;
-    assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.json()["valid"], true);
-    assert_eq!(response.json()["code"], "VALID");
-    // A retry answers the original decision, code included.
-    let retry = post(
-        &app,
-        "/api/v1/verify",
-        &m.key,
-        &json!({ "event_id": "v-1" }),
-    )
-    .await;
-    assert_eq!(
-        (retry.status, retry.json()["code"].clone()),
-        (StatusCode::OK, json!("VALID"))
-    );
-}
-
-#[tokio::test]
-async fn verify_without_authorization_is_missing_authorization() {
-    let app = TestApp::new().await;
-    let response = app.post_json("/api/v1/verify", None, &json!({})).await;
-    assert_refused(
-        &response,
-        StatusCode::UNAUTHORIZED,
-        "Missing authorization",
-        "MISSING_AUTHORIZATION",
-    );
-}
-
-#[tokio::test]
-async fn verify_with_a_revoked_key_is_invalid_key() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.graphql_ok(
-        Some(&m.token),
-        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
-        json!({ "id": m.key_id }),
-    )
-    .await;
-    let response = post(&app, "/api/v1/verify", &m.key, &json!({})).await;
-    assert_refused(
-        &response,
-        StatusCode::UNAUTHORIZED,
-        "Invalid key",
-        "INVALID_KEY",
-    );
-}
-
-#[tokio::test]
-async fn verify_over_the_minute_limit_is_rate_limited() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.update_plan("FREE", json!({ "rateLimitPerMinute": 1 }))
-        .await;
-    assert_eq!(
-        post(&app, "/api/v1/verify", &m.key, &json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let response = post(&app, "/api/v1/verify", &m.key, &json!({})).await;
-    assert_refused(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Rate limited",
-        "RATE_LIMITED",
-    );
-}
-
-#[tokio::test]
-async fn verify_past_a_blocking_quota_is_usage_exceeded() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.update_plan("FREE", json!({ "monthlyQuota": 1 })).await;
-    assert_eq!(
-        post(&app, "/api/v1/verify", &m.key, &json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let response = post(&app, "/api/v1/verify", &m.key, &json!({})).await;
-    assert_refused(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Quota exceeded",
-        "USAGE_EXCEEDED",
-    );
-    assert_eq!(response.json()["limit"], 1);
-}
-
-#[tokio::test]
-async fn verify_reusing_an_event_id_is_event_id_reused() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let first = json!({ "event_id": "v-1", "endpoint": "/a", "method": "GET" });
-    assert_eq!(
-        post(&app, "/api/v1/verify", &m.key, &first).await.status,
-        StatusCode::OK
-    );
-    let other = json!({ "event_id": "v-1", "endpoint": "/b", "method": "GET" });
-    let response = post(&app, "/api/v1/verify", &m.key, &other).await;
-    assert_refused(
-        &response,
-        StatusCode::CONFLICT,
-        "Event id reused",
-        "EVENT_ID_REUSED",
-    );
-}
-
-#[tokio::test]
-async fn verify_with_bad_bodies_is_invalid_json_or_invalid_payload() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let not_json = app.post_raw("/api/v1/verify", Some(&m.key), &[], "{").await;
-    assert_refused(
-        &not_json,
-        StatusCode::BAD_REQUEST,
-        "Invalid JSON",
-        "INVALID_JSON",
-    );
-    let zero_cost = post(&app, "/api/v1/verify", &m.key, &json!({ "cost": 0 })).await;
-    assert_refused(
-        &zero_cost,
-        StatusCode::BAD_REQUEST,
-        "Invalid payload",
-        "INVALID_PAYLOAD",
-    );
-    assert!(zero_cost.json()["details"]["cost"].is_array());
-}
-
-#[tokio::test]
-async fn verify_with_a_key_that_requires_signatures_and_none_is_invalid_signature() {
-    let app = TestApp::new().await;
-    let m = app.member_with_key(true).await;
-    let response = post(&app, "/api/v1/verify", &m.key, &json!({})).await;
-    assert_refused(
-        &response,
-        StatusCode::FORBIDDEN,
-        "Invalid signature",
-        "INVALID_SIGNATURE",
-    );
-}
-
-#[tokio::test]
-async fn verify_while_the_database_is_gone_is_service_unavailable() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    assert_eq!(
-        post(&app, "/api/v1/verify", &m.key, &json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    app.state.db.close_by_ref().await.unwrap();
-    let response = post(&app, "/api/v1/verify", &m.key, &json!({})).await;
-    assert_refused(
-        &response,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        "SERVICE_UNAVAILABLE",
-    );
-    assert!(response.header("retry-after").is_some());
-}
-
-// ---- POST /api/v1/events (3.4) ----
-
-#[tokio::test]
-async fn a_batch_without_authorization_is_missing_authorization() {
-    let app = TestApp::new().await;
-    let body = json!({ "events": [now_call(&app)] });
-    let response = app.post_json("/api/v1/events", None, &body).await;
-    assert_error(
-        &response,
-        StatusCode::UNAUTHORIZED,
-        "Missing authorization",
-        "MISSING_AUTHORIZATION",
-    );
-}
-
-#[tokio::test]
-async fn a_batch_over_the_minute_limit_is_rate_limited() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.update_plan("FREE", json!({ "rateLimitPerMinute": 1 }))
-        .await;
-    let body = json!({ "events": [now_call(&app)] });
-    assert_eq!(
-        post(&app, "/api/v1/events", &m.key, &body).await.status,
-        StatusCode::OK
-    );
-    let response = post(&app, "/api/v1/events", &m.key, &body).await;
-    assert_error(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Rate limited",
-        "RATE_LIMITED",
-    );
-}
-
-#[tokio::test]
-async fn a_batch_with_a_wrong_signature_is_invalid_signature() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let body = json!({ "events": [now_call(&app)] }).to_string();
-    let wrong = format!("sha256={}", hmac_hex(b"not the key", &[body.as_bytes()]));
-    let response = app
-        .post_raw(
-            "/api/v1/events",
-            Some(&m.key),
-            &[("x-tally-signature", wrong.as_str())],
-            body,
-        )
-        .await;
-    assert_error(
-        &response,
-        StatusCode::FORBIDDEN,
-        "Invalid signature",
-        "INVALID_SIGNATURE",
-    );
-}
-
-#[tokio::test]
-async fn a_batch_with_an_invalid_event_is_invalid_payload_by_index() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    let mut bad = now_call(&app);
-    bad["status_code"] = json!("200");
-    let body = json!({ "events": [now_call(&app), bad] });
-    let response = post(&app, "/api/v1/events", &m.key, &body).await;
-    assert_error(
-        &response,
-        StatusCode::BAD_REQUEST,
-        "Invalid payload",
-        "INVALID_PAYLOAD",
-    );
-    assert!(response.json()["details"]["events[1].status_code"].is_array());
-}
-
-#[tokio::test]
-async fn a_batch_past_a_blocking_quota_is_quota_exceeded() {
-    let app = TestApp::new().await;
-    let m = member(&app).await;
-    app.update_plan("FREE", json!({ "monthlyQuota": 1 })).await;
-    let body = json!({ "events": [now_call(&app), now_call(&app)] });
-    let response = post(&app, "/api/v1/events", &m.key, &body).await;
-    assert_error(
-        &response,
-        StatusCode::TOO_MANY_REQUESTS,
-        "Quota exceeded",
-        "QUOTA_EXCEEDED",
-    );
-}
-
-#[tokio::test]
-async fn a_batch_over_1_mib_is_payload_too_large() {
-    let app = TestApp::new().await;
-    let response = app
-        .post_raw("/api/v1/events", None, &[], vec![b' '; 1024 * 1024 + 1])
-        .await;
-    assert_error(
-        &response,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Payload too large",
-        "PAYLOAD_TOO_LARGE",
-    );
-}
-
-#[tokio::test]
-async fn a_batch_with_a_malformed_key_is_invalid_key() {
-    let app = TestApp::new().await;
-    let body = json!({ "events": [now_call(&app)] });
-    let response = post(&app, "/api/v1/events", "not-a-key", &body).await;
-    assert_error(
-        &response,
-        StatusCode::UNAUTHORIZED,
-        "Invalid key",
-        "INVALID_KEY",
-    );
-}
-
-// ---- POST /api/webhooks/billing (3.5) ----
+const TRACK: Send = Send::Json("/api/track", Key::Member, track_now);
+const VERIFY: Send = Send::Json("/api/v1/verify", Key::Member, empty);
+const BATCH: Send = Send::Json("/api/v1/events", Key::Member, one_call);
+const INSTALL: Send = Send::Json("/api/install-callback", Without, empty);
+const MINUTE_LIMIT_OF_ONE: Step = PlanIs(|| json!({ "rateLimitPerMinute": 1 }));
+const QUOTA_OF_ONE: Step = PlanIs(|| json!({ "monthlyQuota": 1 }));
 
 const WEBHOOK_SECRET: &str = "whsec_codes";
 
-async fn webhook_app() -> TestApp {
-    TestApp::with_config(Config {
+fn webhook_config() -> Config {
+    Config {
         billing_webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
         ..Config::default()
-    })
-    .await
+    }
 }
 
-async fn deliver(app: &TestApp, signature: &str, body: &str) -> TestResponse {
-    let headers = [
-        ("content-type", "application/json"),
-        ("stripe-signature", signature),
-    ];
-    app.post_raw("/api/webhooks/billing", None, &headers, body.to_owned())
-        .await
+/// Sends a case's request (`member` is the one the case's steps made, if any).
+async fn send(app: &TestApp, member: Option<&Member>, request: &Send) -> TestResponse {
+    let key = |key: Key| match key {
+        Without => None,
+        Key::Member => Some(member.expect("a MemberWithKey step").key.clone()),
+        Literal(key) => Some(key.to_owned()),
+    };
+    match *request {
+        Send::Json(path, bearer, body) => {
+            app.post_json(path, key(bearer).as_deref(), &body(app))
+                .await
+        }
+        Send::Raw(path, bearer, headers, body) => {
+            app.post_raw(path, key(bearer).as_deref(), headers, body(app))
+                .await
+        }
+        Send::BatchSignedWith(secret) => {
+            let body = one_call(app).to_string();
+            let wrong = format!("sha256={}", hmac_hex(secret, &[body.as_bytes()]));
+            let headers = [("x-tally-signature", wrong.as_str())];
+            app.post_raw(
+                "/api/v1/events",
+                key(Key::Member).as_deref(),
+                &headers,
+                body,
+            )
+            .await
+        }
+        Send::Webhook(signature, body) => {
+            let body = body();
+            let signature = signature.map_or_else(|| signed(app, &body), str::to_owned);
+            let headers = [
+                ("content-type", "application/json"),
+                ("stripe-signature", signature.as_str()),
+            ];
+            app.post_raw("/api/webhooks/billing", None, &headers, body)
+                .await
+        }
+        Send::Get(path) => app.get(path).await,
+        Send::Method(method, path) => {
+            let request = Request::builder()
+                .method(Method::from_bytes(method.as_bytes()).unwrap())
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            app.request(request).await
+        }
+        Send::Stalled(path, first) => {
+            let request = Request::post(path)
+                .body(common::stalled_body(first))
+                .unwrap();
+            app.request(request).await
+        }
+        Send::StalledWithLength(path, length, first) => app.post_stalled(path, length, first).await,
+    }
 }
 
 fn signed(app: &TestApp, body: &str) -> String {
@@ -577,168 +200,584 @@ fn signed(app: &TestApp, body: &str) -> String {
     format!("t={t},v1={v1}")
 }
 
-#[tokio::test]
-async fn a_webhook_with_a_bad_signature_is_invalid_signature() {
-    let app = webhook_app().await;
-    let body = r#"{"id":"evt_1","type":"ping","created":1,"data":{"object":{}}}"#;
-    let response = deliver(&app, "t=1,v1=00", body).await;
-    assert_error(
-        &response,
-        StatusCode::BAD_REQUEST,
-        "Invalid signature",
-        "INVALID_SIGNATURE",
-    );
+/// Runs each case on an app of its own and checks its refusal.
+async fn run(cases: &[Case<'_>]) {
+    for case in cases {
+        let when = case.when;
+        let app = TestApp::with_config((case.config)()).await;
+        let mut member = None;
+        for step in case.given {
+            match step {
+                MemberWithKey => member = Some(app.member_with_key(false).await),
+                MemberWithSigningKey => member = Some(app.member_with_key(true).await),
+                PlanIs(input) => app.update_plan("FREE", input()).await,
+                RevokesKey => {
+                    let m = member.as_ref().expect("a MemberWithKey step");
+                    app.graphql_ok(
+                        Some(&m.token),
+                        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+                        json!({ "id": m.key_id }),
+                    )
+                    .await;
+                }
+                Succeeds(request) => {
+                    let response = send(&app, member.as_ref(), request).await;
+                    assert_eq!(response.status, StatusCode::OK, "{when}: the step before");
+                }
+                Answers(request, answer) => {
+                    let response = send(&app, member.as_ref(), request).await;
+                    assert_eq!(response.json(), answer(), "{when}: the step before");
+                }
+                ClosesDatabase => app.state.db.close_by_ref().await.unwrap(),
+            }
+        }
+        let response = send(&app, member.as_ref(), &case.send).await;
+        assert_eq!(
+            response.status,
+            case.status,
+            "{when}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let body = response.json();
+        assert_eq!(body["error"], case.error, "{when}: {body}");
+        assert_eq!(body["code"], case.code, "{when}: {body}");
+        for also in case.also {
+            match also {
+                RetryAfter => assert!(response.header("retry-after").is_some(), "{when}"),
+                Details(field) => assert!(body["details"][*field].is_array(), "{when}: {body}"),
+                NotValid => assert_eq!(body["valid"], false, "{when}: {body}"),
+                QuotaFields => {
+                    assert_eq!(
+                        (body["limit"].as_i64(), body["used"].as_i64()),
+                        (Some(1), Some(1)),
+                        "{when}: {body}"
+                    );
+                    assert!(
+                        body["reset"].is_string() && body["upgrade_url"].is_string(),
+                        "{when}: {body}"
+                    );
+                }
+                Equals(field, value) => assert_eq!(body[*field], value(), "{when}: {body}"),
+            }
+        }
+    }
 }
 
+/// POST /api/track: every row of 3.1, in the contract's order.
 #[tokio::test]
-async fn a_signed_webhook_that_is_not_json_or_not_an_event_is_refused_with_its_code() {
-    let app = webhook_app().await;
-    let not_json = deliver(&app, &signed(&app, "{"), "{").await;
-    assert_error(
-        &not_json,
-        StatusCode::BAD_REQUEST,
-        "Invalid JSON",
-        "INVALID_JSON",
-    );
-    let no_id = deliver(&app, &signed(&app, "{}"), "{}").await;
-    assert_error(
-        &no_id,
-        StatusCode::BAD_REQUEST,
-        "Invalid payload",
-        "INVALID_PAYLOAD",
-    );
-}
-
-#[tokio::test]
-async fn a_webhook_over_64_kib_is_payload_too_large() {
-    let app = webhook_app().await;
-    let body = " ".repeat(70_000);
-    let response = deliver(&app, "t=1,v1=00", &body).await;
-    assert_error(
-        &response,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Payload too large",
-        "PAYLOAD_TOO_LARGE",
-    );
-}
-
-#[tokio::test]
-async fn a_webhook_without_a_configured_secret_is_webhook_not_configured() {
-    let app = TestApp::new().await;
-    let response = deliver(&app, "t=1,v1=00", "{}").await;
-    assert_error(
-        &response,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Billing webhook not configured",
-        "WEBHOOK_NOT_CONFIGURED",
-    );
-}
-
-// ---- Every route: the errors no handler writes, and readiness (3, 3.7) ----
-
-#[tokio::test]
-async fn an_unknown_path_is_not_found() {
-    let app = TestApp::new().await;
-    let response = app.get("/api/nothing-here").await;
-    assert_error(&response, StatusCode::NOT_FOUND, "Not found", "NOT_FOUND");
-}
-
-#[tokio::test]
-async fn a_wrong_method_is_method_not_allowed() {
-    let app = TestApp::new().await;
-    let response = app.get("/api/track").await;
-    assert_error(
-        &response,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed",
-        "METHOD_NOT_ALLOWED",
-    );
-}
-
-#[tokio::test]
-async fn a_method_no_route_has_is_method_not_implemented() {
-    let app = TestApp::new().await;
-    let request = Request::builder()
-        .method(axum::http::Method::from_bytes(b"BREW").unwrap())
-        .uri("/api/track")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let response = app.request(request).await;
-    assert_error(
-        &response,
-        StatusCode::NOT_IMPLEMENTED,
-        "Method not implemented",
-        "METHOD_NOT_IMPLEMENTED",
-    );
-}
-
-#[tokio::test]
-async fn a_request_over_the_timeout_is_request_timeout() {
-    let app = TestApp::with_config(Config {
-        request_timeout: std::time::Duration::from_millis(300),
-        body_read_timeout: std::time::Duration::from_secs(30),
-        ..Config::default()
-    })
+async fn track_refusals_have_their_codes() {
+    run(&[
+        Case {
+            when: "track without authorization",
+            config: Config::default,
+            given: &[],
+            send: Send::Json("/api/track", Without, track_now),
+            status: StatusCode::UNAUTHORIZED,
+            error: "Missing authorization",
+            code: "MISSING_AUTHORIZATION",
+            also: &[],
+        },
+        Case {
+            when: "track with an unknown key",
+            config: Config::default,
+            given: &[],
+            send: Send::Json("/api/track", Literal("tly_notakey"), track_now),
+            status: StatusCode::UNAUTHORIZED,
+            error: "Invalid key",
+            code: "INVALID_KEY",
+            also: &[],
+        },
+        Case {
+            when: "track over the minute limit",
+            config: Config::default,
+            given: &[MemberWithKey, MINUTE_LIMIT_OF_ONE, Succeeds(TRACK)],
+            send: TRACK,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Rate limited",
+            code: "RATE_LIMITED",
+            also: &[RetryAfter],
+        },
+        Case {
+            when: "track with a body that is not JSON",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::Raw("/api/track", Key::Member, &[], |_| {
+                b"{\"skill_id\":".to_vec()
+            }),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid JSON",
+            code: "INVALID_JSON",
+            also: &[],
+        },
+        Case {
+            when: "track with a broken rule",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::Json(
+                "/api/track",
+                Key::Member,
+                |app| json!({ "skill_id": "", "tool_name": "Read", "ts": app.now_rfc3339() }),
+            ),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid payload",
+            code: "INVALID_PAYLOAD",
+            also: &[Details("skill_id")],
+        },
+        Case {
+            when: "track with a wrong signature",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::Raw(
+                "/api/track",
+                Key::Member,
+                &[("x-tally-signature", "sha256=00")],
+                |app| track_now(app).to_string().into_bytes(),
+            ),
+            status: StatusCode::FORBIDDEN,
+            error: "Invalid signature",
+            code: "INVALID_SIGNATURE",
+            also: &[],
+        },
+        Case {
+            when: "track past a blocking quota",
+            config: Config::default,
+            given: &[MemberWithKey, QUOTA_OF_ONE, Succeeds(TRACK)],
+            send: TRACK,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Quota exceeded",
+            code: "QUOTA_EXCEEDED",
+            also: &[QuotaFields],
+        },
+        Case {
+            when: "track with a body over 64 KiB",
+            config: Config::default,
+            given: &[],
+            send: Send::Raw("/api/track", Literal("tly_notakey"), &[], |_| {
+                vec![b' '; 70_000]
+            }),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "Payload too large",
+            code: "PAYLOAD_TOO_LARGE",
+            also: &[],
+        },
+        Case {
+            when: "track while the database is gone",
+            config: Config::default,
+            given: &[MemberWithKey, Succeeds(TRACK), ClosesDatabase],
+            send: TRACK,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "Service unavailable",
+            code: "SERVICE_UNAVAILABLE",
+            also: &[RetryAfter],
+        },
+    ])
     .await;
-    let request = Request::post("/api/install-callback")
-        .body(common::stalled_body("{\"skill"))
-        .unwrap();
-    let response = app.request(request).await;
-    assert_error(
-        &response,
-        StatusCode::REQUEST_TIMEOUT,
-        "Request timeout",
-        "REQUEST_TIMEOUT",
-    );
 }
 
+/// POST /api/install-callback (3.2).
 #[tokio::test]
-async fn a_body_that_never_finishes_is_request_timeout() {
-    let app = TestApp::with_config(Config {
-        body_read_timeout: std::time::Duration::from_millis(200),
-        ..Config::default()
-    })
+async fn install_refusals_have_their_codes() {
+    run(&[
+        Case {
+            when: "an install with a body that is not JSON",
+            config: Config::default,
+            given: &[],
+            send: Send::Raw("/api/install-callback", Without, &[], |_| {
+                b"not json".to_vec()
+            }),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid JSON",
+            code: "INVALID_JSON",
+            also: &[],
+        },
+        // A bad optional field is dropped (`ignored`); a body that is no object at all is refused.
+        Case {
+            when: "an install with a body that is not an object",
+            config: Config::default,
+            given: &[],
+            send: Send::Json("/api/install-callback", Without, |_| json!(["code-review"])),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid payload",
+            code: "INVALID_PAYLOAD",
+            also: &[Details("body")],
+        },
+        Case {
+            when: "installs over the address limit",
+            config: || Config {
+                install_rate_limit_per_minute: 1,
+                ..Config::default()
+            },
+            given: &[Answers(INSTALL, || json!({ "recorded": true }))],
+            send: INSTALL,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Rate limited",
+            code: "RATE_LIMITED",
+            also: &[],
+        },
+    ])
     .await;
-    let response = app
-        .post_stalled("/api/install-callback", 100, "{\"skill")
-        .await;
-    assert_error(
-        &response,
-        StatusCode::REQUEST_TIMEOUT,
-        "Request body timeout",
-        "REQUEST_TIMEOUT",
+}
+
+/// POST /api/v1/verify (3.3): an allowed call, then every refusal.
+#[tokio::test]
+async fn an_allowed_verify_is_valid() {
+    let app = TestApp::new().await;
+    let m = app.member_with_key(false).await;
+    let body = json!({ "event_id": "v-1" });
+    let response = app.post_json("/api/v1/verify", Some(&m.key), &body).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json()["valid"], true);
+    assert_eq!(response.json()["code"], "VALID");
+    // A retry answers the original decision, code included.
+    let retry = app.post_json("/api/v1/verify", Some(&m.key), &body).await;
+    assert_eq!(
+        (retry.status, retry.json()["code"].clone()),
+        (StatusCode::OK, json!("VALID"))
     );
 }
 
 #[tokio::test]
-async fn graphql_bodies_over_the_limit_are_payload_too_large() {
-    let app = TestApp::new().await;
-    let response = app
-        .post_raw(
-            "/graphql",
-            None,
-            &[("content-type", "application/json")],
-            vec![b' '; 300 * 1024],
-        )
-        .await;
-    assert_error(
-        &response,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Payload too large",
-        "PAYLOAD_TOO_LARGE",
-    );
+async fn verify_refusals_have_their_codes() {
+    run(&[
+        Case {
+            when: "verify without authorization",
+            config: Config::default,
+            given: &[],
+            send: Send::Json("/api/v1/verify", Without, empty),
+            status: StatusCode::UNAUTHORIZED,
+            error: "Missing authorization",
+            code: "MISSING_AUTHORIZATION",
+            also: &[NotValid],
+        },
+        Case {
+            when: "verify with a revoked key",
+            config: Config::default,
+            given: &[MemberWithKey, RevokesKey],
+            send: VERIFY,
+            status: StatusCode::UNAUTHORIZED,
+            error: "Invalid key",
+            code: "INVALID_KEY",
+            also: &[NotValid],
+        },
+        Case {
+            when: "verify over the minute limit",
+            config: Config::default,
+            given: &[MemberWithKey, MINUTE_LIMIT_OF_ONE, Succeeds(VERIFY)],
+            send: VERIFY,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Rate limited",
+            code: "RATE_LIMITED",
+            also: &[NotValid],
+        },
+        Case {
+            when: "verify past a blocking quota",
+            config: Config::default,
+            given: &[MemberWithKey, QUOTA_OF_ONE, Succeeds(VERIFY)],
+            send: VERIFY,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Quota exceeded",
+            code: "USAGE_EXCEEDED",
+            also: &[NotValid, Equals("limit", || json!(1))],
+        },
+        Case {
+            when: "verify reusing an event id",
+            config: Config::default,
+            given: &[
+                MemberWithKey,
+                Succeeds(Send::Json(
+                    "/api/v1/verify",
+                    Key::Member,
+                    |_| json!({ "event_id": "v-1", "endpoint": "/a", "method": "GET" }),
+                )),
+            ],
+            send: Send::Json(
+                "/api/v1/verify",
+                Key::Member,
+                |_| json!({ "event_id": "v-1", "endpoint": "/b", "method": "GET" }),
+            ),
+            status: StatusCode::CONFLICT,
+            error: "Event id reused",
+            code: "EVENT_ID_REUSED",
+            also: &[NotValid],
+        },
+        Case {
+            when: "verify with a body that is not JSON",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::Raw("/api/v1/verify", Key::Member, &[], |_| b"{".to_vec()),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid JSON",
+            code: "INVALID_JSON",
+            also: &[NotValid],
+        },
+        Case {
+            when: "verify with a zero cost",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::Json("/api/v1/verify", Key::Member, |_| json!({ "cost": 0 })),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid payload",
+            code: "INVALID_PAYLOAD",
+            also: &[NotValid, Details("cost")],
+        },
+        Case {
+            when: "verify with a key that requires signatures and none",
+            config: Config::default,
+            given: &[MemberWithSigningKey],
+            send: VERIFY,
+            status: StatusCode::FORBIDDEN,
+            error: "Invalid signature",
+            code: "INVALID_SIGNATURE",
+            also: &[NotValid],
+        },
+        Case {
+            when: "verify while the database is gone",
+            config: Config::default,
+            given: &[MemberWithKey, Succeeds(VERIFY), ClosesDatabase],
+            send: VERIFY,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "Service unavailable",
+            code: "SERVICE_UNAVAILABLE",
+            also: &[NotValid, RetryAfter],
+        },
+    ])
+    .await;
 }
 
+/// POST /api/v1/events (3.4).
 #[tokio::test]
-async fn ready_without_a_database_is_service_unavailable() {
-    let app = TestApp::new().await;
-    app.state.db.close_by_ref().await.unwrap();
-    let response = app.get("/ready").await;
-    assert_error(
-        &response,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Database unreachable",
-        "SERVICE_UNAVAILABLE",
-    );
-    assert_eq!(response.json()["status"], "unavailable");
+async fn batch_refusals_have_their_codes() {
+    run(&[
+        Case {
+            when: "a batch without authorization",
+            config: Config::default,
+            given: &[],
+            send: Send::Json("/api/v1/events", Without, one_call),
+            status: StatusCode::UNAUTHORIZED,
+            error: "Missing authorization",
+            code: "MISSING_AUTHORIZATION",
+            also: &[],
+        },
+        Case {
+            when: "a batch over the minute limit",
+            config: Config::default,
+            given: &[MemberWithKey, MINUTE_LIMIT_OF_ONE, Succeeds(BATCH)],
+            send: BATCH,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Rate limited",
+            code: "RATE_LIMITED",
+            also: &[],
+        },
+        Case {
+            when: "a batch with a wrong signature",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::BatchSignedWith(b"not the key"),
+            status: StatusCode::FORBIDDEN,
+            error: "Invalid signature",
+            code: "INVALID_SIGNATURE",
+            also: &[],
+        },
+        Case {
+            when: "a batch with an invalid event",
+            config: Config::default,
+            given: &[MemberWithKey],
+            send: Send::Json("/api/v1/events", Key::Member, |app| {
+                let mut bad = now_call(app);
+                bad["status_code"] = json!("200");
+                json!({ "events": [now_call(app), bad] })
+            }),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid payload",
+            code: "INVALID_PAYLOAD",
+            also: &[Details("events[1].status_code")],
+        },
+        Case {
+            when: "a batch past a blocking quota",
+            config: Config::default,
+            given: &[MemberWithKey, QUOTA_OF_ONE],
+            send: Send::Json(
+                "/api/v1/events",
+                Key::Member,
+                |app| json!({ "events": [now_call(app), now_call(app)] }),
+            ),
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "Quota exceeded",
+            code: "QUOTA_EXCEEDED",
+            also: &[],
+        },
+        Case {
+            when: "a batch over 1 MiB",
+            config: Config::default,
+            given: &[],
+            send: Send::Raw("/api/v1/events", Without, &[], |_| {
+                vec![b' '; 1024 * 1024 + 1]
+            }),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "Payload too large",
+            code: "PAYLOAD_TOO_LARGE",
+            also: &[],
+        },
+        Case {
+            when: "a batch with a malformed key",
+            config: Config::default,
+            given: &[],
+            send: Send::Json("/api/v1/events", Literal("not-a-key"), one_call),
+            status: StatusCode::UNAUTHORIZED,
+            error: "Invalid key",
+            code: "INVALID_KEY",
+            also: &[],
+        },
+    ])
+    .await;
+}
+
+/// POST /api/webhooks/billing (3.5).
+#[tokio::test]
+async fn webhook_refusals_have_their_codes() {
+    run(&[
+        Case {
+            when: "a webhook with a bad signature",
+            config: webhook_config,
+            given: &[],
+            send: Send::Webhook(Some("t=1,v1=00"), || {
+                r#"{"id":"evt_1","type":"ping","created":1,"data":{"object":{}}}"#.to_owned()
+            }),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid signature",
+            code: "INVALID_SIGNATURE",
+            also: &[],
+        },
+        Case {
+            when: "a signed webhook that is not JSON",
+            config: webhook_config,
+            given: &[],
+            send: Send::Webhook(None, || "{".to_owned()),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid JSON",
+            code: "INVALID_JSON",
+            also: &[],
+        },
+        Case {
+            when: "a signed webhook that is not an event",
+            config: webhook_config,
+            given: &[],
+            send: Send::Webhook(None, || "{}".to_owned()),
+            status: StatusCode::BAD_REQUEST,
+            error: "Invalid payload",
+            code: "INVALID_PAYLOAD",
+            also: &[],
+        },
+        Case {
+            when: "a webhook over 64 KiB",
+            config: webhook_config,
+            given: &[],
+            send: Send::Webhook(Some("t=1,v1=00"), || " ".repeat(70_000)),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "Payload too large",
+            code: "PAYLOAD_TOO_LARGE",
+            also: &[],
+        },
+        Case {
+            when: "a webhook without a configured secret",
+            config: Config::default,
+            given: &[],
+            send: Send::Webhook(Some("t=1,v1=00"), || "{}".to_owned()),
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "Billing webhook not configured",
+            code: "WEBHOOK_NOT_CONFIGURED",
+            also: &[],
+        },
+    ])
+    .await;
+}
+
+/// Every route: the errors no handler writes, and readiness (3, 3.7).
+#[tokio::test]
+async fn refusals_no_handler_writes_have_their_codes() {
+    run(&[
+        Case {
+            when: "an unknown path",
+            config: Config::default,
+            given: &[],
+            send: Send::Get("/api/nothing-here"),
+            status: StatusCode::NOT_FOUND,
+            error: "Not found",
+            code: "NOT_FOUND",
+            also: &[],
+        },
+        Case {
+            when: "a wrong method",
+            config: Config::default,
+            given: &[],
+            send: Send::Get("/api/track"),
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            error: "Method not allowed",
+            code: "METHOD_NOT_ALLOWED",
+            also: &[],
+        },
+        Case {
+            when: "a method no route has",
+            config: Config::default,
+            given: &[],
+            send: Send::Method("BREW", "/api/track"),
+            status: StatusCode::NOT_IMPLEMENTED,
+            error: "Method not implemented",
+            code: "METHOD_NOT_IMPLEMENTED",
+            also: &[],
+        },
+        Case {
+            when: "a request over the timeout",
+            config: || Config {
+                request_timeout: Duration::from_millis(300),
+                body_read_timeout: Duration::from_secs(30),
+                ..Config::default()
+            },
+            given: &[],
+            send: Send::Stalled("/api/install-callback", "{\"skill"),
+            status: StatusCode::REQUEST_TIMEOUT,
+            error: "Request timeout",
+            code: "REQUEST_TIMEOUT",
+            also: &[],
+        },
+        Case {
+            when: "a body that never finishes",
+            config: || Config {
+                body_read_timeout: Duration::from_millis(200),
+                ..Config::default()
+            },
+            given: &[],
+            send: Send::StalledWithLength("/api/install-callback", 100, "{\"skill"),
+            status: StatusCode::REQUEST_TIMEOUT,
+            error: "Request body timeout",
+            code: "REQUEST_TIMEOUT",
+            also: &[],
+        },
+        Case {
+            when: "a GraphQL body over the limit",
+            config: Config::default,
+            given: &[],
+            send: Send::Raw(
+                "/graphql",
+                Without,
+                &[("content-type", "application/json")],
+                |_| vec![b' '; 300 * 1024],
+            ),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "Payload too large",
+            code: "PAYLOAD_TOO_LARGE",
+            also: &[],
+        },
+        Case {
+            when: "ready without a database",
+            config: Config::default,
+            given: &[ClosesDatabase],
+            send: Send::Get("/ready"),
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "Database unreachable",
+            code: "SERVICE_UNAVAILABLE",
+            also: &[Equals("status", || json!("unavailable"))],
+        },
+    ])
+    .await;
 }

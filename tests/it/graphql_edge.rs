@@ -39,7 +39,7 @@ async fn a_body_that_is_not_json_is_refused_with_a_code() {
 #[tokio::test]
 async fn a_thousand_aliases_are_refused_before_any_resolver_runs() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("alias@example.com").await;
+    let token = app.sign_up("alias@example.com").await.token;
     let aliases: String = (0..1000)
         .map(|i| format!("k{i}: createApiKey(name: \"k{i}\") {{ key }} "))
         .collect();
@@ -91,23 +91,22 @@ async fn graphiqls_introspection_query_fits_the_limits() {
 #[tokio::test]
 async fn unknown_fields_and_bad_arguments_carry_a_code() {
     let app = TestApp::new().await;
-    let unknown = app.graphql(None, "{ nope }", json!({})).await;
-    assert_eq!(error_code(&unknown), "BAD_USER_INPUT");
-    let (token, _, _) = app.sign_up("args@example.com").await;
+    let unknown = app.graphql_error_code(None, "{ nope }").await;
+    assert_eq!(unknown, "BAD_USER_INPUT");
+    let token = app.sign_up("args@example.com").await.token;
     let wrong_type = app
-        .graphql(
+        .graphql_error_code(
             Some(&token),
             "mutation { rotateApiKey(id: \"x\", gracePeriodSeconds: \"soon\") { key } }",
-            json!({}),
         )
         .await;
-    assert_eq!(error_code(&wrong_type), "BAD_USER_INPUT");
+    assert_eq!(wrong_type, "BAD_USER_INPUT");
 }
 
 #[tokio::test]
 async fn internal_errors_are_masked() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("masked@example.com").await;
+    let token = app.sign_up("masked@example.com").await.token;
     app.state.db.close_by_ref().await.unwrap();
     let body = app
         .graphql(Some(&token), "{ apiKeys { id } }", json!({}))
@@ -161,7 +160,7 @@ async fn every_field_counts_towards_the_limit_typename_and_introspection_include
 async fn a_nul_character_in_any_text_argument_is_bad_input_and_changes_nothing() {
     use sea_orm::{EntityTrait, PaginatorTrait};
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("nul@example.com").await;
+    let token = app.sign_up("nul@example.com").await.token;
     let admin = app.admin_token().await;
     let create_key = "mutation($n: String!) { createApiKey(name: $n) { key } }";
     let update_plan =

@@ -130,7 +130,7 @@ async fn a_verified_call_reported_failed_counts_once_and_as_failed_for_its_key()
 #[tokio::test]
 async fn calls_of_the_last_period_are_in_the_history_but_not_in_this_period() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("late@example.com").await;
+    let token = app.sign_up("late@example.com").await.token;
     let (key, key_id) = app.create_key(&token, false).await;
     // The account was made on 10 November; on 2 December a tool use of 30 November arrives.
     app.clock

@@ -11,18 +11,23 @@ fn access_line_of(request_id: &'static str) -> impl Fn(&Value) -> bool {
     move |event| event["target"] == "tally::access" && event["request_id"] == request_id
 }
 
+/// Sends `method path` with this request id on a connection of its own and reads the answer.
+fn send_traced(server: &Server, method: &str, path: &str, request_id: &str) -> process::Response {
+    let mut stream = server.connect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: tally\r\nx-request-id: {request_id}\r\n\r\n"
+    )
+    .unwrap();
+    process::read_response(&mut stream).unwrap()
+}
+
 #[test]
 fn each_request_writes_one_info_access_line_with_a_numeric_latency() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     for (request_id, path) in [("log-health", "/health"), ("log-unknown", "/no/such/page")] {
-        let mut stream = server.connect();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: tally\r\nx-request-id: {request_id}\r\n\r\n"
-        )
-        .unwrap();
-        process::read_response(&mut stream).unwrap();
+        send_traced(&server, "GET", path, request_id);
     }
 
     let lines = server.logged(access_line_of("log-health"));
@@ -49,11 +54,7 @@ fn admin_actions_are_logged_at_info_with_who_did_them() {
     let admin = server.login(OPS_EMAIL, OPS_PASSWORD);
     let member = server.member_with_key("logged@example.com");
 
-    server.graphql_ok(
-        Some(&admin),
-        "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: PRO) { id } }",
-        json!({ "a": member.account_id }),
-    );
+    server.set_plan(&admin, &member.account_id, "PRO");
     server.graphql_ok(
         Some(&admin),
         "mutation($a: ID!) { adminResetUsage(accountId: $a) { calls } }",
@@ -124,23 +125,11 @@ fn methods_no_route_has_reach_neither_the_log_nor_the_metrics() {
     let server = Server::start(dir.path(), &[]);
     for i in 0..50 {
         let method = format!("M{i}{}", "X".repeat(10_000));
-        let mut stream = server.connect();
-        write!(
-            stream,
-            "{method} /health HTTP/1.1\r\nHost: tally\r\nx-request-id: odd-method-{i}\r\n\r\n"
-        )
-        .unwrap();
-        let response = process::read_response(&mut stream).unwrap();
+        let response = send_traced(&server, &method, "/health", &format!("odd-method-{i}"));
         assert_eq!(response.status, 501, "{}", response.head);
     }
     // A request after them is logged as usual: the log has caught up when its line is there.
-    let mut stream = server.connect();
-    write!(
-        stream,
-        "GET /health HTTP/1.1\r\nHost: tally\r\nx-request-id: after-odd-methods\r\n\r\n"
-    )
-    .unwrap();
-    process::read_response(&mut stream).unwrap();
+    send_traced(&server, "GET", "/health", "after-odd-methods");
     assert_eq!(server.logged(access_line_of("after-odd-methods")).len(), 1);
     let odd = server.logged(|event| {
         event["request_id"]

@@ -8,16 +8,46 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 use tally::domain::histogram::Counts;
 
-/// Reverts the migrations from `name` on, leaving the database as it was just before `name`.
-async fn revert_to_before(db: &DatabaseConnection, name: &str) {
-    let names: Vec<String> = Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .collect();
-    let index = names.iter().position(|n| n == name).expect("a migration");
-    Migrator::down(db, Some((names.len() - index) as u32))
-        .await
-        .expect("migrate down");
+/// One data migration under test, the skeleton of every test here: the database is taken back
+/// to just before the migration, the test writes rows in the schema of then, migrates up, checks
+/// the figures, and may revert and check again.
+struct Migration<'a> {
+    db: &'a DatabaseConnection,
+    name: &'static str,
+}
+
+impl<'a> Migration<'a> {
+    /// Reverts `name` and every migration after it.
+    async fn revert_to_before(db: &'a DatabaseConnection, name: &'static str) -> Self {
+        let migration = Self { db, name };
+        migration.down().await;
+        migration
+    }
+
+    /// Applies this migration and every later one.
+    async fn up(&self) {
+        Migrator::up(self.db, None).await.expect("migrate up");
+    }
+
+    /// Applies this migration only.
+    async fn up_alone(&self) {
+        Migrator::up(self.db, Some(1)).await.expect("migrate up");
+    }
+
+    /// Reverts this migration and every later one again.
+    async fn down(&self) {
+        let names: Vec<String> = Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        let index = names
+            .iter()
+            .position(|n| n == self.name)
+            .expect("a migration");
+        Migrator::down(self.db, Some((names.len() - index) as u32))
+            .await
+            .expect("migrate down");
+    }
 }
 
 /// Inserts one row of (column, value) pairs into `table`, the values bound. The tables are named
@@ -116,9 +146,10 @@ async fn latency_rows(db: &DatabaseConnection, account: &str) -> Vec<(String, i3
 #[tokio::test]
 async fn latency_buckets_move_into_the_rollup_row_and_back() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("histograms@example.com").await;
+    let account = app.sign_up("histograms@example.com").await.account_id;
     let db = &app.state.db;
-    revert_to_before(db, "m20261125_000001_latency_histogram_column").await;
+    let migration =
+        Migration::revert_to_before(db, "m20261125_000001_latency_histogram_column").await;
 
     // Two endpoints with latencies, one verified call whose latency is still unknown.
     let endpoint_rows = [("/a", 3, 3), ("/b", 1, 1), ("/unknown", 1, 0)];
@@ -144,7 +175,7 @@ async fn latency_buckets_move_into_the_rollup_row_and_back() {
     }
     let before = latency_rows(db, &account).await;
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     assert_eq!(
         app.stored_histogram(&account, "/a").await,
         Counts::from([(12, 2), (140, 1)])
@@ -158,17 +189,17 @@ async fn latency_buckets_move_into_the_rollup_row_and_back() {
         Counts::new()
     );
 
-    revert_to_before(db, "m20261125_000001_latency_histogram_column").await;
+    migration.down().await;
     assert_eq!(latency_rows(db, &account).await, before);
-    Migrator::up(db, None).await.expect("migrate up again");
+    migration.up().await;
 }
 
 #[tokio::test]
 async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("totals@example.com").await;
+    let account = app.sign_up("totals@example.com").await.account_id;
     let db = &app.state.db;
-    revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
+    let migration = Migration::revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
 
     // (day, endpoint, calls, successes, failures, latency sum, latency count)
     let endpoint_rows = [
@@ -194,7 +225,7 @@ async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
         .await;
     }
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     let query = select(
         "usage_daily_totals",
         &[
@@ -228,8 +259,8 @@ async fn daily_totals_gain_the_outcomes_of_their_endpoint_rows() {
         ]
     );
 
-    revert_to_before(db, "m20261125_000002_daily_totals_outcomes").await;
-    Migrator::up(db, None).await.expect("migrate up again");
+    migration.down().await;
+    migration.up().await;
 }
 
 /// One text value from a query.
@@ -255,9 +286,9 @@ async fn accounts_learn_the_plan_they_were_created_with() {
     let app = TestApp::new().await;
     let db = &app.state.db;
     // Signed up on FREE (recorded as its first plan change), then moved to PRO.
-    let (_, _, upgraded) = app.sign_up("upgraded@example.com").await;
+    let upgraded = app.sign_up("upgraded@example.com").await.account_id;
     app.set_plan(&upgraded, "PRO").await;
-    revert_to_before(db, "m20261129_000001_account_initial_plan").await;
+    let migration = Migration::revert_to_before(db, "m20261129_000001_account_initial_plan").await;
     // Created on ENTERPRISE and never changed; and one whose creation was not recorded, moved
     // to PRO later (so it started on FREE, where every account starts).
     let time = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
@@ -285,7 +316,7 @@ async fn accounts_learn_the_plan_they_were_created_with() {
     )
     .await;
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     let initial = |id: String| async move {
         text(
             db,
@@ -297,16 +328,16 @@ async fn accounts_learn_the_plan_they_were_created_with() {
     assert_eq!(initial("direct".to_owned()).await, "ENTERPRISE");
     assert_eq!(initial("legacy".to_owned()).await, "FREE");
 
-    revert_to_before(db, "m20261129_000001_account_initial_plan").await;
-    Migrator::up(db, None).await.expect("migrate up again");
+    migration.down().await;
+    migration.up().await;
 }
 
 #[tokio::test]
 async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("costly@example.com").await;
+    let account = app.sign_up("costly@example.com").await.account_id;
     let db = &app.state.db;
-    revert_to_before(db, "m20261129_000002_cost_weighted_calls").await;
+    let migration = Migration::revert_to_before(db, "m20261129_000002_cost_weighted_calls").await;
 
     let at = chrono::DateTime::parse_from_rfc3339("2026-11-09T10:00:00Z")
         .unwrap()
@@ -370,7 +401,7 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
     let endpoint_sql = select("usage_daily_endpoints", &outcomes, &of_account);
     let totals_sql = select("usage_daily_totals", &outcomes, &of_account);
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     assert_eq!(numbers(db, &endpoint_sql).await, [14, 11, 3]);
     assert_eq!(
         numbers(
@@ -399,18 +430,19 @@ async fn stored_costly_calls_count_by_cost_in_the_rollups_and_installs_roll_up()
         [3, 2, 1, at]
     );
 
-    revert_to_before(db, "m20261129_000002_cost_weighted_calls").await;
+    migration.down().await;
     assert_eq!(numbers(db, &endpoint_sql).await, [3, 2, 1]);
     assert_eq!(numbers(db, &totals_sql).await, [4, 2, 1]);
-    Migrator::up(db, None).await.expect("migrate up again");
+    migration.up().await;
 }
 
 #[tokio::test]
 async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("weeks@example.com").await;
+    let account = app.sign_up("weeks@example.com").await.account_id;
     let db = &app.state.db;
-    revert_to_before(db, "m20261130_000002_weekly_endpoint_rollups").await;
+    let migration =
+        Migration::revert_to_before(db, "m20261130_000002_weekly_endpoint_rollups").await;
 
     // Monday 2026-11-09 and Sunday 2026-11-15 are one week; Monday 2026-11-16 the next.
     let days = [
@@ -424,7 +456,7 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
     }
 
     // Only the weekly migration: a later one replaces its table.
-    Migrator::up(db, Some(1)).await.expect("migrate up");
+    migration.up_alone().await;
     let query = select(
         "usage_weekly_endpoints",
         &[
@@ -452,7 +484,7 @@ async fn weekly_endpoint_rollups_are_filled_from_the_daily_ones() {
             ("2026-11-16".to_owned(), 10, 1, 100, Counts::from([(7, 1)])),
         ]
     );
-    Migrator::up(db, None).await.expect("migrate up again");
+    migration.up().await;
 }
 
 /// A `usage_daily_endpoints` row for GET `endpoint` in today's columns: its calls, requests,
@@ -510,9 +542,9 @@ async fn summed_rows(
 #[tokio::test]
 async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("running@example.com").await;
+    let account = app.sign_up("running@example.com").await.account_id;
     let db = &app.state.db;
-    revert_to_before(db, "m20261202_000001_running_endpoint_sums").await;
+    let migration = Migration::revert_to_before(db, "m20261202_000001_running_endpoint_sums").await;
 
     let days = [
         ("/a", "2026-11-09", r#"{"12":2}"#, 2),
@@ -530,7 +562,7 @@ async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
         insert_daily_endpoint(db, &account, endpoint, day, sums, histogram).await;
     }
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     let running = |endpoint: &str| {
         select(
             "usage_running_endpoints",
@@ -586,7 +618,7 @@ async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
     assert_eq!(listed, ["/a", "/b"]);
 
     // Reverted, the weekly rows are back, summed from the daily ones.
-    revert_to_before(db, "m20261202_000001_running_endpoint_sums").await;
+    migration.down().await;
     let weekly = select(
         "usage_weekly_endpoints",
         &["calls"],
@@ -595,16 +627,20 @@ async fn running_endpoint_sums_are_filled_from_the_daily_ones() {
     .and_where(Expr::col(Alias::new("endpoint")).eq("/a"))
     .to_owned();
     assert_eq!(numbers(db, &weekly).await, [62]);
-    Migrator::up(db, None).await.expect("migrate up again");
+    migration.up().await;
 }
 
 #[tokio::test]
 async fn key_rollups_are_filled_from_the_stored_events() {
     let app = TestApp::new().await;
-    let (token, _, account) = app.sign_up("key-rollups@example.com").await;
+    let common::SignedUp {
+        token,
+        account_id: account,
+        ..
+    } = app.sign_up("key-rollups@example.com").await;
     let (_, key) = app.create_key(&token, false).await;
     let db = &app.state.db;
-    revert_to_before(db, "m20261201_000001_key_rollups").await;
+    let migration = Migration::revert_to_before(db, "m20261201_000001_key_rollups").await;
 
     let ms = |s: &str| {
         chrono::DateTime::parse_from_rfc3339(s)
@@ -649,7 +685,7 @@ async fn key_rollups_are_filled_from_the_stored_events() {
         .await;
     }
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     let query = select(
         "usage_daily_keys",
         &["day", "calls", "failures"],
@@ -686,10 +722,10 @@ async fn key_rollups_are_filled_from_the_stored_events() {
 #[tokio::test]
 async fn overall_daily_calls_are_filled_from_the_daily_totals() {
     let app = TestApp::new().await;
-    let (_, _, first) = app.sign_up("overall-1@example.com").await;
-    let (_, _, second) = app.sign_up("overall-2@example.com").await;
+    let first = app.sign_up("overall-1@example.com").await.account_id;
+    let second = app.sign_up("overall-2@example.com").await.account_id;
     let db = &app.state.db;
-    revert_to_before(db, "m20261202_000002_overall_daily_calls").await;
+    let migration = Migration::revert_to_before(db, "m20261202_000002_overall_daily_calls").await;
 
     for (account, day, calls) in [
         (&first, "2026-11-29", 4i64),
@@ -712,7 +748,7 @@ async fn overall_daily_calls_are_filled_from_the_daily_totals() {
         .await;
     }
 
-    Migrator::up(db, None).await.expect("migrate up");
+    migration.up().await;
     for (day, calls) in [("2026-11-29", 11), ("2026-11-30", 2)] {
         let query = select("usage_daily_overall", &["calls"], &[("day", day)]);
         assert_eq!(numbers(db, &query).await, [calls], "{day}");

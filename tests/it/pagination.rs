@@ -19,12 +19,16 @@ fn ids(nodes: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Walks every page of `query` (its connection at `field`), `first` at a time.
+/// A connection: the query of one page and the field that answers it.
+type Connection = (&'static str, &'static str);
+const KEYS: Connection = (KEYS_PAGE, "apiKeysConnection");
+const INVOICES: Connection = (INVOICES_PAGE, "invoicesConnection");
+
+/// Walks every page of a connection, `first` at a time.
 async fn walk(
     app: &TestApp,
     token: &str,
-    query: &str,
-    field: &str,
+    (query, field): Connection,
     vars: Value,
     first: i64,
 ) -> Vec<Value> {
@@ -49,7 +53,7 @@ async fn walk(
 #[tokio::test]
 async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("pages@example.com").await;
+    let token = app.sign_up("pages@example.com").await.token;
     let mut revoked = None;
     for n in 0..25 {
         let (_, id) = app.create_key(&token, false).await;
@@ -69,15 +73,7 @@ async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
     )
     .await;
 
-    let pages = walk(
-        &app,
-        &token,
-        KEYS_PAGE,
-        "apiKeysConnection",
-        json!({ "r": false }),
-        10,
-    )
-    .await;
+    let pages = walk(&app, &token, KEYS, json!({ "r": false }), 10).await;
     let sizes: Vec<usize> = pages
         .iter()
         .map(|p| p["nodes"].as_array().unwrap().len())
@@ -112,15 +108,7 @@ async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
     assert_eq!(paged, ids(&listed["apiKeys"]));
     assert!(!paged.contains(&revoked));
 
-    let with_revoked = walk(
-        &app,
-        &token,
-        KEYS_PAGE,
-        "apiKeysConnection",
-        json!({ "r": true }),
-        100,
-    )
-    .await;
+    let with_revoked = walk(&app, &token, KEYS, json!({ "r": true }), 100).await;
     assert_eq!(with_revoked.len(), 1);
     assert_eq!(with_revoked[0]["totalCount"], 25);
     assert!(ids(&with_revoked[0]["nodes"]).contains(&revoked));
@@ -129,7 +117,7 @@ async fn key_pages_follow_each_other_to_the_same_list_as_api_keys() {
 #[tokio::test]
 async fn a_page_size_outside_1_to_100_or_a_foreign_cursor_is_bad_input() {
     let app = TestApp::new().await;
-    let (token, _, _) = app.sign_up("bad-pages@example.com").await;
+    let token = app.sign_up("bad-pages@example.com").await.token;
     for first in [0, 101, -1] {
         let body = app
             .graphql(Some(&token), KEYS_PAGE, json!({ "f": first, "r": false }))
@@ -159,7 +147,7 @@ async fn a_page_size_outside_1_to_100_or_a_foreign_cursor_is_bad_input() {
 #[tokio::test]
 async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
     let app = TestApp::new().await;
-    let (_, _, account) = app.sign_up("invoiced@example.com").await;
+    let account = app.sign_up("invoiced@example.com").await.account_id;
     // Four ended periods (November to February) once it is March.
     app.clock
         .set(Utc.with_ymd_and_hms(2027, 3, 2, 0, 0, 0).unwrap());
@@ -178,15 +166,7 @@ async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
         "{run}"
     );
 
-    let pages = walk(
-        &app,
-        &token,
-        INVOICES_PAGE,
-        "invoicesConnection",
-        json!({}),
-        3,
-    )
-    .await;
+    let pages = walk(&app, &token, INVOICES, json!({}), 3).await;
     assert_eq!(pages.len(), 2);
     assert_eq!(pages[0]["totalCount"], 4);
     let starts: Vec<String> = pages
@@ -198,17 +178,9 @@ async fn invoice_pages_run_newest_period_first_and_stay_within_the_account() {
 
     // An admin may page through any account's invoices; a member only through their own.
     let admin = app.admin_token().await;
-    let theirs = walk(
-        &app,
-        &admin,
-        INVOICES_PAGE,
-        "invoicesConnection",
-        json!({ "acc": account }),
-        100,
-    )
-    .await;
+    let theirs = walk(&app, &admin, INVOICES, json!({ "acc": account }), 100).await;
     assert_eq!(theirs[0]["totalCount"], 4);
-    let (stranger, _, _) = app.sign_up("stranger@example.com").await;
+    let stranger = app.sign_up("stranger@example.com").await.token;
     let body = app
         .graphql(
             Some(&stranger),

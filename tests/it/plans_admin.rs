@@ -30,7 +30,11 @@ async fn plans_lists_the_three_default_plans_from_the_database() {
 #[tokio::test]
 async fn a_member_is_forbidden_every_admin_operation() {
     let app = TestApp::new().await;
-    let (member, _, account_id) = app.sign_up("member@example.com").await;
+    let common::SignedUp {
+        token: member,
+        account_id,
+        ..
+    } = app.sign_up("member@example.com").await;
     let operations = [
         (
             "mutation($a: ID!) { adminSetPlan(accountId: $a, plan: PRO) { id } }",
@@ -91,7 +95,11 @@ async fn admin_role_is_read_from_the_database_not_the_token() {
 #[tokio::test]
 async fn admin_set_plan_moves_an_account_and_records_when() {
     let app = TestApp::new().await;
-    let (member, _, account_id) = app.sign_up("upgrade@example.com").await;
+    let common::SignedUp {
+        token: member,
+        account_id,
+        ..
+    } = app.sign_up("upgrade@example.com").await;
     let admin = app.admin_token().await;
     let data = app
         .graphql_ok(
@@ -120,19 +128,18 @@ async fn admin_set_plan_moves_an_account_and_records_when() {
     assert_eq!(history, vec!["FREE", "ENTERPRISE"]);
 
     let missing = app
-        .graphql(
+        .graphql_error_code(
             Some(&admin),
             "mutation { adminSetPlan(accountId: \"nope\", plan: PRO) { id } }",
-            json!({}),
         )
         .await;
-    assert_eq!(error_code(&missing), "NOT_FOUND");
+    assert_eq!(missing, "NOT_FOUND");
 }
 
 #[tokio::test]
 async fn admin_update_plan_changes_only_the_given_fields_and_is_seen_by_the_key_lookup() {
     let app = TestApp::new().await;
-    let (member, _, _) = app.sign_up("limits@example.com").await;
+    let member = app.sign_up("limits@example.com").await.token;
     let (key, _) = app.create_key(&member, false).await;
     let before = app.resolve_key(&key).await;
     assert_eq!(before.plan.rate_limit_per_minute, 100);
@@ -189,13 +196,12 @@ async fn admin_update_plan_refuses_bad_values_and_changes_nothing() {
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}");
     }
     let limited_again = app
-        .graphql(
+        .graphql_error_code(
             Some(&admin),
             "mutation { adminUpdatePlan(code: ENTERPRISE, input: { unlimited: false }) { code } }",
-            json!({}),
         )
         .await;
-    assert_eq!(error_code(&limited_again), "BAD_USER_INPUT");
+    assert_eq!(limited_again, "BAD_USER_INPUT");
     let data = app
         .graphql_ok(
             None,

@@ -8,7 +8,7 @@ import { SignIn, SignUp } from "./screens/sign-in.js";
 import { Home } from "./screens/home.js";
 import { Keys } from "./screens/keys.js";
 import { Invoices } from "./screens/invoices.js";
-import { Admin } from "./screens/admin.js";
+import { Admin } from "./screens/admin/index.js";
 
 const ME = `query Me { me { id email role account { id name plan { code name } } } }`;
 

@@ -101,7 +101,9 @@ impl TestApp {
     /// A new member with its own account: (token, account id).
     pub async fn member(&self) -> (String, String) {
         let email = format!("m-{}@example.com", uuid::Uuid::new_v4().simple());
-        let (token, _, account_id) = self.sign_up(&email).await;
+        let super::SignedUp {
+            token, account_id, ..
+        } = self.sign_up(&email).await;
         (token, account_id)
     }
 

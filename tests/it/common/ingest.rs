@@ -18,7 +18,9 @@ pub struct Member {
 impl TestApp {
     pub async fn member_with_key(&self, require_signature: bool) -> Member {
         let email = format!("m-{}@example.com", uuid::Uuid::new_v4().simple());
-        let (token, _, account_id) = self.sign_up(&email).await;
+        let super::SignedUp {
+            token, account_id, ..
+        } = self.sign_up(&email).await;
         let (key, key_id) = self.create_key(&token, require_signature).await;
         Member {
             token,
@@ -35,6 +37,12 @@ impl TestApp {
     /// Tracks one tool use dated now, without an event id.
     pub async fn track_now(&self, key: &str) -> TestResponse {
         self.track(key, &track_body(&self.now_rfc3339(), None))
+            .await
+    }
+
+    /// Tracks one tool use dated now with this event id.
+    pub async fn track_now_with_id(&self, key: &str, event_id: &str) -> TestResponse {
+        self.track(key, &track_body(&self.now_rfc3339(), Some(event_id)))
             .await
     }
 

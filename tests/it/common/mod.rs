@@ -192,6 +192,13 @@ async fn send(router: &Router, request: Request<Body>) -> TestResponse {
     }
 }
 
+/// A member just signed up: its session token, its user and the account it owns.
+pub struct SignedUp {
+    pub token: String,
+    pub user_id: String,
+    pub account_id: String,
+}
+
 pub fn default_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap()
 }
@@ -294,8 +301,14 @@ impl TestApp {
         body["data"].clone()
     }
 
-    /// Signs up a new member with its own account; returns (token, user id, account id).
-    pub async fn sign_up(&self, email: &str) -> (String, String, String) {
+    /// Runs an operation without variables that must fail; returns the `extensions.code` of its
+    /// first error.
+    pub async fn graphql_error_code(&self, token: Option<&str>, query: &str) -> String {
+        error_code(&self.graphql(token, query, json!({})).await).to_owned()
+    }
+
+    /// Signs up a new member with its own account.
+    pub async fn sign_up(&self, email: &str) -> SignedUp {
         let data = self
             .graphql_ok(
                 None,
@@ -303,14 +316,12 @@ impl TestApp {
                 json!({ "e": email, "p": PASSWORD, "n": "Acme" }),
             )
             .await;
-        (
-            data["signUp"]["token"].as_str().unwrap().to_owned(),
-            data["signUp"]["user"]["id"].as_str().unwrap().to_owned(),
-            data["signUp"]["user"]["account"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        )
+        let text = |value: &Value| value.as_str().unwrap().to_owned();
+        SignedUp {
+            token: text(&data["signUp"]["token"]),
+            user_id: text(&data["signUp"]["user"]["id"]),
+            account_id: text(&data["signUp"]["user"]["account"]["id"]),
+        }
     }
 
     /// Creates an admin user directly and signs it in; returns its token.

@@ -219,6 +219,15 @@ impl Server {
         data["createApiKey"]["key"].as_str().unwrap().to_owned()
     }
 
+    /// Moves an account to another plan as `admin`.
+    pub fn set_plan(&self, admin: &str, account_id: &str, plan: &str) {
+        self.graphql_ok(
+            Some(admin),
+            &format!("mutation($a: ID!) {{ adminSetPlan(accountId: $a, plan: {plan}) {{ id }} }}"),
+            json!({ "a": account_id }),
+        );
+    }
+
     /// Signs up a member with its own account and creates a key for it.
     pub fn member_with_key(&self, email: &str) -> Member {
         let signed_up = self.graphql_ok(

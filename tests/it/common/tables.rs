@@ -60,11 +60,12 @@ pub async fn endpoint_rollups(
     db: &DatabaseConnection,
     account_id: &str,
 ) -> Vec<usage_daily_endpoint::Model> {
-    usage_daily_endpoint::Entity::find()
-        .filter(usage_daily_endpoint::Column::AccountId.eq(account_id))
-        .all(db)
-        .await
-        .expect("endpoint rollups")
+    rows_of_account::<usage_daily_endpoint::Entity>(
+        db,
+        usage_daily_endpoint::Column::AccountId,
+        account_id,
+    )
+    .await
 }
 
 /// The daily tool rollup rows of an account.
@@ -72,11 +73,21 @@ pub async fn tool_rollups(
     db: &DatabaseConnection,
     account_id: &str,
 ) -> Vec<usage_daily_tool::Model> {
-    usage_daily_tool::Entity::find()
-        .filter(usage_daily_tool::Column::AccountId.eq(account_id))
+    rows_of_account::<usage_daily_tool::Entity>(db, usage_daily_tool::Column::AccountId, account_id)
+        .await
+}
+
+/// Every row of `E`'s table that belongs to the account.
+async fn rows_of_account<E: EntityTrait>(
+    db: &DatabaseConnection,
+    account_column: E::Column,
+    account_id: &str,
+) -> Vec<E::Model> {
+    E::find()
+        .filter(account_column.eq(account_id))
         .all(db)
         .await
-        .expect("tool rollups")
+        .expect("rows of the account")
 }
 
 /// The latency histogram of one daily endpoint rollup row, read back as bucket → count.

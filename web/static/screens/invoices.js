@@ -1,8 +1,8 @@
 // Invoices: the account's invoices, newest period first, page by page; and one invoice's lines
 // (the plan's base price, included calls, overage) at /dashboard/invoices/<id>.
 
-import { html, useEffect, useRef, useState } from "../vendor/htm-preact.module.js";
-import { gql } from "../api.js";
+import { html } from "../vendor/htm-preact.module.js";
+import { useConnectionPages } from "../paging.js";
 import {
   Empty,
   ErrorMessage,
@@ -16,7 +16,6 @@ import {
   useQuery,
 } from "../ui.js";
 
-const PAGE_SIZE = 20;
 const INVOICE_FIELDS = `id periodStart periodEnd plan calls includedCalls overageCalls overagePriceMicros baseCents overageCents totalCents`;
 
 const INVOICES = `query Invoices($first: Int!, $after: String) {
@@ -35,43 +34,21 @@ export function Invoices({ params }) {
 }
 
 function InvoiceList() {
-  const [state, setState] = useState({ invoices: [], total: 0, cursor: null, hasNext: false, loading: true, error: null });
-  const generation = useRef(0);
-  const load = async (after) => {
-    const mine = ++generation.current;
-    setState((s) => ({ ...s, loading: true, error: null }));
-    try {
-      const page = (await gql(INVOICES, { first: PAGE_SIZE, after })).invoicesConnection;
-      if (mine !== generation.current) return;
-      setState((s) => ({
-        invoices: after ? [...s.invoices, ...page.nodes] : page.nodes,
-        total: page.totalCount,
-        cursor: page.pageInfo.endCursor,
-        hasNext: page.pageInfo.hasNextPage,
-        loading: false,
-        error: null,
-      }));
-    } catch (error) {
-      if (mine === generation.current) setState((s) => ({ ...s, loading: false, error }));
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, []);
+  const pages = useConnectionPages(INVOICES, "invoicesConnection", {}, []);
 
   return html`<section>
     <div class="screen-head"><h1>Invoices</h1></div>
     <div class="card">
-      ${state.error && html`<${ErrorMessage} error=${state.error} retry=${() => load(null)} />`}
-      ${state.loading && state.invoices.length === 0 && html`<${Loading} what="Loading invoices" />`}
-      ${!state.loading && !state.error && state.invoices.length === 0 &&
+      ${pages.error && html`<${ErrorMessage} error=${pages.error} retry=${pages.reload} />`}
+      ${pages.loading && pages.nodes.length === 0 && html`<${Loading} what="Loading invoices" />`}
+      ${!pages.loading && !pages.error && pages.nodes.length === 0 &&
       html`<${Empty}>No invoices yet. Tally invoices each billing period once it has ended.</${Empty}>`}
-      ${state.invoices.length > 0 &&
+      ${pages.nodes.length > 0 &&
       html`<${TableWrap} label="Invoices">
         <table data-testid="invoices">
           <thead><tr><th scope="col">Period</th><th scope="col">Plan</th><th scope="col" class="num">Calls</th><th scope="col" class="num">Overage calls</th><th scope="col" class="num">Total</th></tr></thead>
           <tbody>
-            ${state.invoices.map(
+            ${pages.nodes.map(
               (invoice) => html`<tr>
                 <td><${Link} href=${`/dashboard/invoices/${encodeURIComponent(invoice.id)}`}>${formatDate(invoice.periodStart)} – ${formatDate(lastDay(invoice.periodEnd))}</${Link}></td>
                 <td>${invoice.plan}</td>
@@ -83,9 +60,9 @@ function InvoiceList() {
           </tbody>
         </table>
       </${TableWrap}>`}
-      ${state.hasNext &&
-      html`<button type="button" class="secondary" onClick=${() => load(state.cursor)} disabled=${state.loading}>
-        ${state.loading ? "Loading…" : "Load more invoices"}
+      ${pages.hasNext &&
+      html`<button type="button" class="secondary" onClick=${pages.more} disabled=${pages.loading}>
+        ${pages.loading ? "Loading…" : "Load more invoices"}
       </button>`}
     </div>
   </section>`;

@@ -4,10 +4,9 @@
 
 import { html, useEffect, useMemo, useRef, useState } from "../vendor/htm-preact.module.js";
 import { gql } from "../api.js";
+import { useConnectionPages } from "../paging.js";
 import { ChartCanvas, COLORS } from "../chart.js";
 import { Empty, ErrorMessage, Loading, TableWrap, formatDateTime, formatNumber } from "../ui.js";
-
-const PAGE_SIZE = 20;
 
 const KEY_FIELDS = `id name prefix status requireSignature createdAt lastUsedAt expiresAt revokedAt callsThisPeriod
   usageHistory(days: 30) { date calls failedCalls }`;
@@ -37,38 +36,9 @@ const GRACE_PERIODS = [
   [604800, "in 7 days"],
 ];
 
-/** Keys page by page (newest first); `more()` appends the next page. */
-function useKeyPages(includeRevoked) {
-  const [state, setState] = useState({ keys: [], total: 0, cursor: null, hasNext: false, loading: true, error: null });
-  const generation = useRef(0);
-  const load = async (after) => {
-    const mine = ++generation.current;
-    setState((s) => ({ ...s, loading: true, error: null }));
-    try {
-      const data = await gql(KEYS, { first: PAGE_SIZE, after, includeRevoked });
-      if (mine !== generation.current) return;
-      const page = data.apiKeysConnection;
-      setState((s) => ({
-        keys: after ? [...s.keys, ...page.nodes] : page.nodes,
-        total: page.totalCount,
-        cursor: page.pageInfo.endCursor,
-        hasNext: page.pageInfo.hasNextPage,
-        loading: false,
-        error: null,
-      }));
-    } catch (error) {
-      if (mine === generation.current) setState((s) => ({ ...s, loading: false, error }));
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, [includeRevoked]);
-  return { ...state, reload: () => load(null), more: () => load(state.cursor) };
-}
-
 export function Keys() {
   const [includeRevoked, setIncludeRevoked] = useState(false);
-  const pages = useKeyPages(includeRevoked);
+  const pages = useConnectionPages(KEYS, "apiKeysConnection", { includeRevoked }, [includeRevoked]);
   const [created, setCreated] = useState(null);
   const [pending, setPending] = useState(null);
   const [opened, setOpened] = useState(null);
@@ -95,23 +65,23 @@ export function Keys() {
     />`}
     <div class="card">
       <div class="screen-head">
-        <h2>Your keys ${!pages.loading || pages.keys.length ? html`<span class="count">(${formatNumber(pages.total)})</span>` : null}</h2>
+        <h2>Your keys ${!pages.loading || pages.nodes.length ? html`<span class="count">(${formatNumber(pages.total)})</span>` : null}</h2>
         <label class="inline checkbox">
           <input type="checkbox" checked=${includeRevoked} onChange=${(e) => setIncludeRevoked(e.currentTarget.checked)} />
           Show revoked keys
         </label>
       </div>
       ${pages.error && html`<${ErrorMessage} error=${pages.error} retry=${pages.reload} />`}
-      ${pages.loading && pages.keys.length === 0 && html`<${Loading} what="Loading keys" />`}
-      ${!pages.loading && !pages.error && pages.keys.length === 0 && html`<${Empty}>No keys yet. Create one above to start sending usage.</${Empty}>`}
-      ${pages.keys.length > 0 &&
+      ${pages.loading && pages.nodes.length === 0 && html`<${Loading} what="Loading keys" />`}
+      ${!pages.loading && !pages.error && pages.nodes.length === 0 && html`<${Empty}>No keys yet. Create one above to start sending usage.</${Empty}>`}
+      ${pages.nodes.length > 0 &&
       html`<${TableWrap} label="API keys">
         <table data-testid="keys">
           <thead>
             <tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Status</th><th scope="col" class="num">Calls this period</th><th scope="col">Last used</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr>
           </thead>
           <tbody>
-            ${pages.keys.map(
+            ${pages.nodes.map(
               (key) => html`<tr data-key-id=${key.id}>
                 <td>${key.name}${key.requireSignature ? html` <span class="tag">signed</span>` : null}</td>
                 <td><code>${key.prefix}…</code></td>
