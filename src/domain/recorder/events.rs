@@ -11,9 +11,10 @@ use sea_orm::{
     Statement, StatementBuilder,
 };
 
+use super::event::{EventKind, NewEvent, Outcome};
 use super::rollups::{Rollups, VerifiedCall};
+use super::sql::statement_sizes;
 use super::store::{BatchTx, Columns, FromColumns};
-use super::{statement_sizes, EventKind, NewEvent, Outcome};
 use crate::entity::usage_event;
 
 /// The columns an event's insert sets, in the order of [`event_values`]; its id is the
