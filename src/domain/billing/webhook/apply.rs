@@ -60,25 +60,11 @@ pub async fn apply_event(
     }
     let Some(account) = lock_target(&txn, &change.target).await? else {
         // Not recorded: once the account exists, a redelivery from the provider can still apply.
-        tracing::warn!(
-            event_id = %event.id,
-            event_type = %event.kind,
-            reason = Ignored::UnknownAccount.as_str(),
-            target = ?change.target,
-            "billing event ignored: {}; nothing changed",
-            Ignored::UnknownAccount.why()
-        );
+        log_unknown_account(event, &change.target);
         txn.rollback().await?;
         return Ok(Outcome::Ignored(Ignored::UnknownAccount));
     };
-    billing_webhook_event::Entity::update_many()
-        .col_expr(
-            billing_webhook_event::Column::AccountId,
-            Expr::value(account.id.clone()),
-        )
-        .filter(billing_webhook_event::Column::Id.eq(event.id.clone()))
-        .exec(&txn)
-        .await?;
+    attribute(&txn, event, &account.id).await?;
     if is_stale(event, &account) {
         txn.commit().await?;
         return Ok(Outcome::Ignored(Ignored::Stale));
@@ -145,6 +131,19 @@ async fn lock_target(
         }
     };
     Ok(found)
+}
+
+/// Records which account the claimed event was about.
+async fn attribute(txn: &DatabaseTransaction, event: &Event, account_id: &str) -> DomainResult<()> {
+    billing_webhook_event::Entity::update_many()
+        .col_expr(
+            billing_webhook_event::Column::AccountId,
+            Expr::value(account_id.to_owned()),
+        )
+        .filter(billing_webhook_event::Column::Id.eq(event.id.clone()))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// True (and logged) when the account has applied an event created after this one.
@@ -219,6 +218,17 @@ fn log_ignored(event: &Event, reason: Ignored) {
             reason.why()
         );
     }
+}
+
+fn log_unknown_account(event: &Event, target: &Target) {
+    tracing::warn!(
+        event_id = %event.id,
+        event_type = %event.kind,
+        reason = Ignored::UnknownAccount.as_str(),
+        target = ?target,
+        "billing event ignored: {}; nothing changed",
+        Ignored::UnknownAccount.why()
+    );
 }
 
 /// Deletes applied event ids older than [`PROCESSED_EVENT_RETENTION_DAYS`]; returns how many.
