@@ -36,6 +36,9 @@ impl MigrationTrait for Migration {
     }
 }
 
+/// (code, name, monthly quota, price in cents, overage price in micros, blocks over quota)
+type DefaultPlan = (&'static str, &'static str, Option<i64>, i64, i64, bool);
+
 async fn create_plans(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager
         .create_table(
@@ -55,7 +58,7 @@ async fn create_plans(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
 
     let seeded_at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
 
-    let defaults: [(&str, &str, Option<i64>, i64, i64, bool); 3] = [
+    let defaults: [DefaultPlan; 3] = [
         ("FREE", "Free", Some(1_000), 0, 0, true),
         ("PRO", "Pro", Some(100_000), 2_900, 1_000, false),
         ("ENTERPRISE", "Enterprise", None, 29_900, 0, false),
