@@ -164,14 +164,7 @@ pub async fn monthly_window(service: &Ingestion, caller: &Caller) -> Option<Mont
     let limit = caller.key.plan.monthly_quota?;
     let now = service.clock.now();
     let period = BillingPeriod::for_account(&caller.key.account, now);
-    let used = caller
-        .deadline
-        .bound(
-            "reading the period's count",
-            service
-                .quota
-                .used(&service.db, &caller.key.account.id, period),
-        )
+    let used = reservation::current_used(service, caller, period)
         .await
         .ok()?;
     Some(MonthlyWindow {

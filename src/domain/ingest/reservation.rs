@@ -157,3 +157,20 @@ pub(super) async fn record(
         Err(Unrecorded::Failed(err)) => Err(err),
     }
 }
+
+/// The calls counted in `period` so far, read within the request's deadline.
+pub(super) async fn current_used(
+    service: &Ingestion,
+    caller: &Caller,
+    period: BillingPeriod,
+) -> DomainResult<i64> {
+    caller
+        .deadline
+        .bound(
+            "reading the period's count",
+            service
+                .quota
+                .used(&service.db, &caller.key.account.id, period),
+        )
+        .await
+}

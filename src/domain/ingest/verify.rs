@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::reservation::{record, reserve};
+use super::reservation::{current_used, record, reserve};
 use super::{base_event, check_signature, Caller, Ingestion};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::payload;
@@ -120,22 +120,6 @@ async fn replay(
     };
     let used = current_used(service, caller, period).await?;
     Ok(VerifyAnswer::Allowed(verified(caller, used, period)))
-}
-
-async fn current_used(
-    service: &Ingestion,
-    caller: &Caller,
-    period: BillingPeriod,
-) -> DomainResult<i64> {
-    caller
-        .deadline
-        .bound(
-            "reading the period's count",
-            service
-                .quota
-                .used(&service.db, &caller.key.account.id, period),
-        )
-        .await
 }
 
 fn verified(caller: &Caller, used: i64, period: BillingPeriod) -> Verified {
