@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 
 use super::counters::{add_period_calls, place_again, PeriodCounts};
-use super::event::{NewEvent, Outcome};
 use super::events::{complete_or_skip, insert_events};
 use super::follower;
+use super::new_event::{NewEvent, Outcome};
 use super::rollups::Rollups;
 use super::store::BatchTx;
 

@@ -14,7 +14,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{DbErr, EntityTrait, IntoActiveModel, QueryTrait};
 
 use super::deltas::PeriodKey;
-use super::event::{NewEvent, Outcome};
+use super::new_event::{NewEvent, Outcome};
 use super::rollups::Rollups;
 use super::sql::{adding, statement_sizes};
 use super::store::BatchTx;

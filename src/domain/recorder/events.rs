@@ -11,7 +11,7 @@ use sea_orm::{
     Statement, StatementBuilder,
 };
 
-use super::event::{EventKind, NewEvent, Outcome};
+use super::new_event::{EventKind, NewEvent, Outcome};
 use super::rollups::{Rollups, VerifiedCall};
 use super::sql::statement_sizes;
 use super::store::{BatchTx, Columns, FromColumns};

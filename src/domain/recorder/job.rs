@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
-use super::event::{NewEvent, Outcome};
+use super::new_event::{NewEvent, Outcome};
 use crate::domain::deadline::Deadline;
 use crate::domain::quota::{Refusal, Reservation};
 

@@ -45,10 +45,10 @@ mod admission;
 mod batch;
 mod counters;
 mod deltas;
-mod event;
 mod events;
 pub mod follower;
 mod job;
+mod new_event;
 mod rollup_upserts;
 mod rollups;
 mod running;
@@ -56,7 +56,7 @@ mod sql;
 mod store;
 mod writer;
 
-pub use event::{EventKind, NewEvent, Outcome};
+pub use new_event::{EventKind, NewEvent, Outcome};
 pub use writer::BATCH_CAP;
 
 use batch::write_events;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::deltas::{
     CallSums, EndpointDelta, EndpointKey, InstallDelta, InstallKey, KeyDayDelta, PeriodKey, ToolKey,
 };
-use super::event::{EventKind, NewEvent};
+use super::new_event::{EventKind, NewEvent};
 use crate::domain::periods::BillingPeriod;
 
 /// What a batch adds to the period counters (written with it) and to the rollups (stored with it
