@@ -33,78 +33,9 @@ const ROWS_PER_INSERT: usize = 500;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("usage_endpoints")
-                    .col(string_len("account_id", 36))
-                    .col(text("method"))
-                    .col(text("endpoint"))
-                    .primary_key(
-                        Index::create()
-                            .col("account_id")
-                            .col("method")
-                            .col("endpoint"),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("usage_endpoints", "account_id")
-                            .to("accounts", "id")
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        let mut running = Table::create();
-        running
-            .table("usage_running_endpoints")
-            .col(string_len("account_id", 36))
-            .col(text("method"))
-            .col(text("endpoint"))
-            .col(string_len("day", 10));
-        for column in SUMS {
-            running.col(big_integer(column));
-        }
-        manager
-            .create_table(
-                running
-                    .col(text("latency_histogram"))
-                    .primary_key(
-                        Index::create()
-                            .col("account_id")
-                            .col("method")
-                            .col("endpoint")
-                            .col("day"),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("usage_running_endpoints", "account_id")
-                            .to("accounts", "id")
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-
-        let db = manager.get_connection();
-        db.execute_unprepared(
-            "INSERT INTO usage_endpoints (account_id, method, endpoint) \
-             SELECT DISTINCT account_id, method, endpoint FROM usage_daily_endpoints",
-        )
-        .await?;
-        let accounts = db
-            .query_all(
-                Query::select()
-                    .distinct()
-                    .column("account_id")
-                    .from("usage_endpoints"),
-            )
-            .await?;
-        for account in accounts {
-            let account: String = account.try_get_by_index(0)?;
-            fill_account(db, &account).await?;
-        }
-
+        create_usage_endpoints(manager).await?;
+        create_usage_running_endpoints(manager).await?;
+        fill_from_daily_rollups(manager).await?;
         manager
             .drop_table(Table::drop().table("usage_weekly_endpoints").to_owned())
             .await
@@ -217,4 +148,86 @@ fn histogram_json(counts: &BTreeMap<i64, i64>) -> String {
         .map(|(bucket, count)| format!("\"{bucket}\":{count}"))
         .collect();
     format!("{{{}}}", entries.join(","))
+}
+
+async fn create_usage_endpoints(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table("usage_endpoints")
+                .col(string_len("account_id", 36))
+                .col(text("method"))
+                .col(text("endpoint"))
+                .primary_key(
+                    Index::create()
+                        .col("account_id")
+                        .col("method")
+                        .col("endpoint"),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("usage_endpoints", "account_id")
+                        .to("accounts", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn create_usage_running_endpoints(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut running = Table::create();
+    running
+        .table("usage_running_endpoints")
+        .col(string_len("account_id", 36))
+        .col(text("method"))
+        .col(text("endpoint"))
+        .col(string_len("day", 10));
+    for column in SUMS {
+        running.col(big_integer(column));
+    }
+    manager
+        .create_table(
+            running
+                .col(text("latency_histogram"))
+                .primary_key(
+                    Index::create()
+                        .col("account_id")
+                        .col("method")
+                        .col("endpoint")
+                        .col("day"),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("usage_running_endpoints", "account_id")
+                        .to("accounts", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn fill_from_daily_rollups(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    db.execute_unprepared(
+        "INSERT INTO usage_endpoints (account_id, method, endpoint) \
+         SELECT DISTINCT account_id, method, endpoint FROM usage_daily_endpoints",
+    )
+    .await?;
+    let accounts = db
+        .query_all(
+            Query::select()
+                .distinct()
+                .column("account_id")
+                .from("usage_endpoints"),
+        )
+        .await?;
+    for account in accounts {
+        let account: String = account.try_get_by_index(0)?;
+        fill_account(db, &account).await?;
+    }
+    Ok(())
 }

@@ -5,14 +5,14 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
 use crate::domain::accounts::{new_id, Role};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::keys::{self, digest_from_hex, KeyStatus};
-use crate::domain::paging::{check_first, CursorPage};
+use crate::domain::paging::{self, check_first, After, CursorPage};
 use crate::entity::api_key;
 
 pub const MAX_KEY_NAME_LEN: usize = 200;
@@ -138,25 +138,13 @@ pub async fn page(
         .filter(listed.clone())
         .count(db)
         .await?;
-    let mut query = api_key::Entity::find().filter(listed);
-    if let Some(after) = after {
-        query = query.filter(
-            Condition::any()
-                .add(Column::CreatedAt.lt(after.created_at))
-                .add(
-                    Condition::all()
-                        .add(Column::CreatedAt.eq(after.created_at))
-                        .add(Column::Id.lt(after.id)),
-                ),
-        );
-    }
-    let fetched = query
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .limit(first as u64 + 1)
-        .all(db)
-        .await?;
-    Ok(CursorPage::from_one_more(fetched, first, total))
+    let after = after.map(|after| After {
+        value: after.created_at.into(),
+        id: after.id,
+    });
+    let query = api_key::Entity::find().filter(listed);
+    let keyset = (Column::CreatedAt, Column::Id);
+    paging::newest_first(db, query, keyset, after, first, total).await
 }
 
 async fn find_accessible(

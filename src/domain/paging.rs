@@ -1,5 +1,11 @@
 //! The bounds every list and daily window shares: `days` 1..=366, `limit` and `first` 1..=100,
-//! `offset` from 0, refused with the field named; and the shape of a cursor page.
+//! `offset` from 0, refused with the field named; the shape of a cursor page, and the keyset
+//! read of one (newest first, ties by id) that every cursor list shares.
+
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Value,
+};
 
 use crate::domain::error::{DomainError, DomainResult};
 
@@ -74,4 +80,41 @@ impl<T> CursorPage<T> {
             total,
         }
     }
+}
+
+/// Where a keyset page starts: after the row whose ordering column holds `value` and whose id is
+/// `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct After {
+    pub value: Value,
+    pub id: String,
+}
+
+/// One page of `query`'s rows in descending (`order`, `id`) order: `first` of them after
+/// `after`, and whether more follow. `total` is the whole list's size, cursor aside.
+pub async fn newest_first<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    (order, id): (E::Column, E::Column),
+    after: Option<After>,
+    first: usize,
+    total: u64,
+) -> DomainResult<CursorPage<E::Model>> {
+    let query = match after {
+        Some(after) => query.filter(
+            Condition::any().add(order.lt(after.value.clone())).add(
+                Condition::all()
+                    .add(order.eq(after.value))
+                    .add(id.lt(after.id)),
+            ),
+        ),
+        None => query,
+    };
+    let fetched = query
+        .order_by_desc(order)
+        .order_by_desc(id)
+        .limit(first as u64 + 1)
+        .all(db)
+        .await?;
+    Ok(CursorPage::from_one_more(fetched, first, total))
 }

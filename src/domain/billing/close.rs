@@ -26,7 +26,7 @@ use sea_orm::{
 use crate::domain::accounts::new_id;
 use crate::domain::billing::invoice;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::periods::Layout;
+use crate::domain::periods::{BillingPeriod, Layout};
 use crate::entity::{account, account_plan_change, invoice as invoice_row, plan, usage_period};
 
 /// What a billing run did.
@@ -149,19 +149,7 @@ async fn due_invoices(
         invoiced.iter().copied(),
         Layout::of_account(account).provider(),
     );
-    let ended: Vec<_> = layout
-        .periods_between(account.created_at, as_of)
-        .into_iter()
-        .filter(|period| period.end <= as_of)
-        .filter_map(|counted| Some((counted, counted.since(account.created_at)?)))
-        // An invoice written before first periods started at the account's creation began with
-        // the counted period: either start means the period is billed.
-        .filter(|(counted, period)| {
-            !invoiced
-                .iter()
-                .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
-        })
-        .collect();
+    let ended = ended_uninvoiced(&layout, account, &invoiced, as_of);
     if ended.is_empty() {
         return Ok(Vec::new());
     }
@@ -189,25 +177,59 @@ async fn due_invoices(
             .get(&(counted.start_ms(), counted.end_ms()))
             .copied()
             .unwrap_or(0);
-        let lines = invoice::lines(plan, calls);
-        let invoice = invoice_row::ActiveModel {
-            id: Set(new_id()),
-            account_id: Set(account.id.clone()),
-            period_start: Set(period.start_ms()),
-            period_end: Set(period.end_ms()),
-            plan_code: Set(plan.code.clone()),
-            calls: Set(lines.calls),
-            included_calls: Set(lines.included_calls),
-            overage_calls: Set(lines.overage_calls),
-            overage_price_micros: Set(lines.overage_price_micros),
-            base_cents: Set(lines.base_cents),
-            overage_cents: Set(lines.overage_cents),
-            total_cents: Set(lines.total_cents),
-            created_at: Set(now.timestamp_millis()),
-        };
-        due.push((invoice, lines.total_cents));
+        due.push(invoice_of(account, plan, period, calls, now));
     }
     Ok(due)
+}
+
+/// The periods (as counted, and as billed: from the account's creation on) that ended at or
+/// before `as_of` and have no invoice yet.
+fn ended_uninvoiced(
+    layout: &Layout,
+    account: &account::Model,
+    invoiced: &[(i64, i64)],
+    as_of: DateTime<Utc>,
+) -> Vec<(BillingPeriod, BillingPeriod)> {
+    layout
+        .periods_between(account.created_at, as_of)
+        .into_iter()
+        .filter(|period| period.end <= as_of)
+        .filter_map(|counted| Some((counted, counted.since(account.created_at)?)))
+        // An invoice written before first periods started at the account's creation began with
+        // the counted period: either start means the period is billed.
+        .filter(|(counted, period)| {
+            !invoiced
+                .iter()
+                .any(|(start, _)| *start == period.start_ms() || *start == counted.start_ms())
+        })
+        .collect()
+}
+
+/// The invoice row of `period` billed on `plan` for `calls`, with its total in cents.
+fn invoice_of(
+    account: &account::Model,
+    plan: &plan::Model,
+    period: BillingPeriod,
+    calls: i64,
+    now: DateTime<Utc>,
+) -> (invoice_row::ActiveModel, i64) {
+    let lines = invoice::lines(plan, calls);
+    let invoice = invoice_row::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(account.id.clone()),
+        period_start: Set(period.start_ms()),
+        period_end: Set(period.end_ms()),
+        plan_code: Set(plan.code.clone()),
+        calls: Set(lines.calls),
+        included_calls: Set(lines.included_calls),
+        overage_calls: Set(lines.overage_calls),
+        overage_price_micros: Set(lines.overage_price_micros),
+        base_cents: Set(lines.base_cents),
+        overage_cents: Set(lines.overage_cents),
+        total_cents: Set(lines.total_cents),
+        created_at: Set(now.timestamp_millis()),
+    };
+    (invoice, lines.total_cents)
 }
 
 /// The plan code in force just before `end` (a change at `end` itself belongs to the next period).

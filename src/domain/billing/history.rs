@@ -1,14 +1,13 @@
 //! Reading invoices: members see their own account's, admins any account's.
 
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use crate::domain::accounts::{self, Role};
 use crate::domain::api_keys::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::paging::{check_first, CursorPage};
+use crate::domain::paging::{self, check_first, After, CursorPage};
 use crate::entity::invoice;
 
 /// Invoices of `account_id` (the actor's own account when `None`), newest period first. Another
@@ -49,25 +48,13 @@ pub async fn page(
         .filter(Column::AccountId.eq(account_id))
         .count(db)
         .await?;
-    let mut query = invoice::Entity::find().filter(Column::AccountId.eq(account_id));
-    if let Some(after) = after {
-        query = query.filter(
-            Condition::any()
-                .add(Column::PeriodStart.lt(after.period_start))
-                .add(
-                    Condition::all()
-                        .add(Column::PeriodStart.eq(after.period_start))
-                        .add(Column::Id.lt(after.id)),
-                ),
-        );
-    }
-    let fetched = query
-        .order_by_desc(Column::PeriodStart)
-        .order_by_desc(Column::Id)
-        .limit(first as u64 + 1)
-        .all(db)
-        .await?;
-    Ok(CursorPage::from_one_more(fetched, first, total))
+    let after = after.map(|after| After {
+        value: after.period_start.into(),
+        id: after.id,
+    });
+    let query = invoice::Entity::find().filter(Column::AccountId.eq(account_id));
+    let keyset = (Column::PeriodStart, Column::Id);
+    paging::newest_first(db, query, keyset, after, first, total).await
 }
 
 /// The account whose invoices are asked for: the actor's own when `None`; another one only for

@@ -22,9 +22,10 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DbErr};
 
-use super::counters::{upsert_period_counters, PeriodCounts, PeriodKey, Upserted};
+use super::counters::{upsert_period_counters, PeriodCounts, Upserted};
+use super::deltas::PeriodKey;
+use super::job::{Failure, Job};
 use super::store::BatchTx;
-use super::{Failure, Job};
 use crate::domain::quota::{Refusal, Reservation};
 use crate::entity::usage_period;
 

@@ -13,15 +13,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{DbErr, EntityTrait, IntoActiveModel, QueryTrait};
 
-use super::rollups::{adding, Rollups};
-use super::statement_sizes;
+use super::deltas::PeriodKey;
+use super::new_event::{NewEvent, Outcome};
+use super::rollups::Rollups;
+use super::sql::{adding, statement_sizes};
 use super::store::BatchTx;
-use super::{NewEvent, Outcome};
 use crate::domain::periods::{BillingPeriod, Layout};
 use crate::entity::{invoice, usage_period};
-
-/// (account, period start in unix ms)
-pub(super) type PeriodKey = (String, i64);
 
 /// Calls each period counter holds, as read or written in a transaction.
 pub(super) type PeriodCounts = HashMap<PeriodKey, i64>;

@@ -11,9 +11,10 @@ use sea_orm::{
     Statement, StatementBuilder,
 };
 
+use super::new_event::{EventKind, NewEvent, Outcome};
 use super::rollups::{Rollups, VerifiedCall};
+use super::sql::statement_sizes;
 use super::store::{BatchTx, Columns, FromColumns};
-use super::{statement_sizes, EventKind, NewEvent, Outcome};
 use crate::entity::usage_event;
 
 /// The columns an event's insert sets, in the order of [`event_values`]; its id is the
@@ -177,22 +178,7 @@ pub(super) async fn complete_or_skip(
     if !indexes.iter().any(|&i| events[i].completes) {
         return Ok(());
     }
-    let ids: Vec<&str> = indexes
-        .iter()
-        .filter_map(|&i| events[i].event_id.as_deref())
-        .collect();
-    let existing = usage_event::Entity::find()
-        .select_only()
-        .columns(Existing::COLUMNS)
-        .filter(Column::AccountId.eq(account))
-        .filter(Column::EventId.is_in(ids))
-        .into_query();
-    let existing: HashMap<String, Existing> = txn
-        .fetch::<_, Existing>(&existing)
-        .await?
-        .into_iter()
-        .filter_map(|row| Some((row.event_id.clone()?, row)))
-        .collect();
+    let existing = stored_calls(txn, account, events, indexes).await?;
     for &i in indexes {
         let event = events[i];
         let Some(found) = event.event_id.as_deref().and_then(|id| existing.get(id)) else {
@@ -226,6 +212,32 @@ pub(super) async fn complete_or_skip(
         rollups.complete_call(account, verified, event);
     }
     Ok(())
+}
+
+/// The stored events of `account` with the ids of the events at `indexes`, by event id.
+async fn stored_calls(
+    txn: &impl BatchTx,
+    account: &str,
+    events: &[&NewEvent],
+    indexes: &[usize],
+) -> Result<HashMap<String, Existing>, DbErr> {
+    use usage_event::Column;
+    let ids: Vec<&str> = indexes
+        .iter()
+        .filter_map(|&i| events[i].event_id.as_deref())
+        .collect();
+    let existing = usage_event::Entity::find()
+        .select_only()
+        .columns(Existing::COLUMNS)
+        .filter(Column::AccountId.eq(account))
+        .filter(Column::EventId.is_in(ids))
+        .into_query();
+    Ok(txn
+        .fetch::<_, Existing>(&existing)
+        .await?
+        .into_iter()
+        .filter_map(|row| Some((row.event_id.clone()?, row)))
+        .collect())
 }
 
 /// What completing a call needs of the stored one: not its snippets or metadata.

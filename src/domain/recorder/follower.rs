@@ -23,7 +23,8 @@ use sea_orm::{
 };
 use tokio::sync::Notify;
 
-use super::rollups::{upsert_rollups, Rollups};
+use super::rollup_upserts::upsert_rollups;
+use super::rollups::Rollups;
 use super::store::BatchTx;
 use crate::entity::rollup_delta;
 

@@ -1,116 +1,18 @@
 //! The daily rollups analytics read (per endpoint with a latency histogram, per tool, per account
 //! and day, per install) and the keys' last use: summed per batch in memory, stored with the
-//! batch as one JSON row of `rollup_deltas`, and added to the rollup rows with upserts by the
-//! follower ([`super::follower`]).
+//! batch as one JSON row of `rollup_deltas`, and added to the rollup rows by the follower
+//! ([`super::follower`], with [`super::rollup_upserts`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryTrait,
-};
 use serde::{Deserialize, Serialize};
 
-use super::counters::PeriodKey;
-use super::running::add_running_sums;
-use super::{statement_sizes, EventKind, NewEvent};
-use crate::domain::dialect::{self, add_excluded, later_of_excluded};
-use crate::domain::histogram;
-use crate::domain::periods::BillingPeriod;
-use crate::entity::{
-    api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_overall,
-    usage_daily_tool, usage_daily_total, usage_key_period,
+use super::deltas::{
+    CallSums, EndpointDelta, EndpointKey, InstallDelta, InstallKey, KeyDayDelta, PeriodKey, ToolKey,
 };
-
-/// Call outcomes to add to a daily rollup row (per endpoint, or per account and day). Calls,
-/// successes and failures are billable calls (an API call weighs its `cost`), so that what is
-/// charted is what is billed; the latency sums are per request.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub(super) struct CallSums {
-    pub(super) calls: i64,
-    pub(super) successes: i64,
-    pub(super) failures: i64,
-    pub(super) latency_sum_ms: i64,
-    pub(super) latency_count: i64,
-}
-
-impl CallSums {
-    fn absorb(&mut self, other: CallSums) {
-        self.calls += other.calls;
-        self.successes += other.successes;
-        self.failures += other.failures;
-        self.latency_sum_ms += other.latency_sum_ms;
-        self.latency_count += other.latency_count;
-    }
-
-    /// One finished API call worth `cost` calls.
-    fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
-        match status {
-            Some(code) if (200..400).contains(&code) => self.successes += cost,
-            Some(code) if code >= 400 => self.failures += cost,
-            _ => {}
-        }
-        if let Some(ms) = latency {
-            self.latency_sum_ms += ms;
-            self.latency_count += 1;
-        }
-    }
-}
-
-/// Sums to add to one daily endpoint rollup row (and to the endpoint's running sums).
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct EndpointDelta {
-    pub(super) sums: CallSums,
-    /// API calls (events), whatever their cost.
-    pub(super) requests: i64,
-    pub(super) latency_buckets: histogram::Counts,
-}
-
-impl EndpointDelta {
-    pub(super) fn absorb(&mut self, other: EndpointDelta) {
-        self.sums.absorb(other.sums);
-        self.requests += other.requests;
-        for (bucket, count) in other.latency_buckets {
-            *self.latency_buckets.entry(bucket).or_default() += count;
-        }
-    }
-
-    fn finish(&mut self, status: Option<i32>, latency: Option<i64>, cost: i64) {
-        self.sums.finish(status, latency, cost);
-        if let Some(ms) = latency {
-            *self
-                .latency_buckets
-                .entry(histogram::bucket_of(ms))
-                .or_default() += 1;
-        }
-    }
-}
-
-/// (account, day, method, endpoint)
-pub(super) type EndpointKey = (String, String, String, String);
-/// (account, day, kind, skill, tool)
-type ToolKey = (String, String, String, String, String);
-/// (day, skill, platform, version); unknown values are empty.
-type InstallKey = (String, String, String, String);
-
-/// Installs to add to one daily install rollup row.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct InstallDelta {
-    anonymous: i64,
-    attributed: i64,
-    last_at: i64,
-}
-
-impl InstallDelta {
-    fn absorb(&mut self, other: InstallDelta) {
-        self.anonymous += other.anonymous;
-        self.attributed += other.attributed;
-        self.last_at = self.last_at.max(other.last_at);
-    }
-}
+use super::new_event::{EventKind, NewEvent};
+use crate::domain::periods::BillingPeriod;
 
 /// What a batch adds to the period counters (written with it) and to the rollups (stored with it
 /// as JSON, applied by the follower). The maps are stored as lists of (key, value) pairs.
@@ -120,31 +22,24 @@ pub(super) struct Rollups {
     #[serde(skip)]
     pub(super) periods: BTreeMap<PeriodKey, (i64, i64)>,
     #[serde(with = "as_pairs")]
-    endpoints: BTreeMap<EndpointKey, EndpointDelta>,
+    pub(super) endpoints: BTreeMap<EndpointKey, EndpointDelta>,
     #[serde(with = "as_pairs")]
-    tools: BTreeMap<ToolKey, (i64, i64)>,
+    pub(super) tools: BTreeMap<ToolKey, (i64, i64)>,
     /// (account, day) → billable calls (API calls by cost, tool uses), and the API calls'
     /// outcomes.
     #[serde(with = "as_pairs")]
-    daily: BTreeMap<(String, String), CallSums>,
+    pub(super) daily: BTreeMap<(String, String), CallSums>,
     #[serde(with = "as_pairs")]
-    installs: BTreeMap<InstallKey, InstallDelta>,
+    pub(super) installs: BTreeMap<InstallKey, InstallDelta>,
     /// key id → its latest use (unix ms), for `api_keys.last_used_at`.
     #[serde(default)]
-    key_touches: BTreeMap<String, i64>,
+    pub(super) key_touches: BTreeMap<String, i64>,
     /// (key id, period start in unix ms) → calls made with the key in that billing period.
     #[serde(default, with = "as_pairs")]
-    key_periods: BTreeMap<(String, i64), i64>,
+    pub(super) key_periods: BTreeMap<(String, i64), i64>,
     /// (key id, day) → calls made with the key that day, and how many of them failed.
     #[serde(default, with = "as_pairs")]
-    key_days: BTreeMap<(String, String), KeyDayDelta>,
-}
-
-/// Calls to add to one key's daily row.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct KeyDayDelta {
-    calls: i64,
-    failures: i64,
+    pub(super) key_days: BTreeMap<(String, String), KeyDayDelta>,
 }
 
 /// Serde for maps whose keys are tuples (JSON object keys are strings): a list of pairs.
@@ -443,255 +338,4 @@ fn day_of_millis(ms: i64) -> String {
         .single()
         .map(day_of)
         .unwrap_or_default()
-}
-
-/// Adds `rollups` to the stored rollup rows and keys' last use.
-pub(super) async fn upsert_rollups(
-    txn: &DatabaseTransaction,
-    rollups: &Rollups,
-) -> Result<(), DbErr> {
-    let endpoints = rollups
-        .endpoints
-        .iter()
-        .map(
-            |((account, day, method, endpoint), d)| usage_daily_endpoint::Model {
-                account_id: account.clone(),
-                day: day.clone(),
-                method: method.clone(),
-                endpoint: endpoint.clone(),
-                calls: d.sums.calls,
-                requests: d.requests,
-                successes: d.sums.successes,
-                failures: d.sums.failures,
-                latency_sum_ms: d.sums.latency_sum_ms,
-                latency_count: d.sums.latency_count,
-                latency_histogram: histogram::to_json(&d.latency_buckets),
-            },
-        );
-    {
-        use usage_daily_endpoint::Column;
-        let on_conflict = endpoint_upsert(
-            txn.get_database_backend(),
-            [
-                Column::AccountId,
-                Column::Day,
-                Column::Method,
-                Column::Endpoint,
-            ],
-            [
-                Column::Calls,
-                Column::Requests,
-                Column::Successes,
-                Column::Failures,
-                Column::LatencySumMs,
-                Column::LatencyCount,
-            ],
-            Column::LatencyHistogram,
-        );
-        upsert(txn, endpoints, on_conflict).await?;
-    }
-
-    // The same sums over every day so far, for windows of many days.
-    add_running_sums(txn, &rollups.endpoints).await?;
-
-    let daily = rollups
-        .daily
-        .iter()
-        .map(|((account, day), sums)| usage_daily_total::Model {
-            account_id: account.clone(),
-            day: day.clone(),
-            calls: sums.calls,
-            successes: sums.successes,
-            failures: sums.failures,
-            latency_sum_ms: sums.latency_sum_ms,
-            latency_count: sums.latency_count,
-        });
-    {
-        use usage_daily_total::Column;
-        let keys = [Column::AccountId, Column::Day];
-        let added = [
-            Column::Calls,
-            Column::Successes,
-            Column::Failures,
-            Column::LatencySumMs,
-            Column::LatencyCount,
-        ];
-        upsert(txn, daily, adding(keys, added)).await?;
-    }
-
-    // The same calls over all accounts, per day.
-    let mut overall: BTreeMap<&str, i64> = BTreeMap::new();
-    for ((_, day), sums) in &rollups.daily {
-        *overall.entry(day.as_str()).or_default() += sums.calls;
-    }
-    let overall = overall
-        .into_iter()
-        .map(|(day, calls)| usage_daily_overall::Model {
-            day: day.to_owned(),
-            calls,
-        });
-    {
-        use usage_daily_overall::Column;
-        upsert(txn, overall, adding([Column::Day], [Column::Calls])).await?;
-    }
-
-    let tools = rollups
-        .tools
-        .iter()
-        .map(
-            |((account, day, kind, skill, tool), (calls, last))| usage_daily_tool::Model {
-                account_id: account.clone(),
-                day: day.clone(),
-                kind: kind.clone(),
-                skill_id: skill.clone(),
-                tool_name: tool.clone(),
-                calls: *calls,
-                last_used_at: *last,
-            },
-        );
-    {
-        use usage_daily_tool::Column;
-        let keys = [
-            Column::AccountId,
-            Column::Day,
-            Column::Kind,
-            Column::SkillId,
-            Column::ToolName,
-        ];
-        let mut on_conflict = adding(keys, [Column::Calls]);
-        on_conflict.value(Column::LastUsedAt, later_of_excluded(Column::LastUsedAt));
-        upsert(txn, tools, on_conflict).await?;
-    }
-
-    let installs = rollups
-        .installs
-        .iter()
-        .map(
-            |((day, skill, platform, version), d)| usage_daily_install::Model {
-                day: day.clone(),
-                skill_id: skill.clone(),
-                platform: platform.clone(),
-                version: version.clone(),
-                installs: d.anonymous + d.attributed,
-                anonymous: d.anonymous,
-                attributed: d.attributed,
-                last_installed_at: d.last_at,
-            },
-        );
-    {
-        use usage_daily_install::Column;
-        let keys = [
-            Column::Day,
-            Column::SkillId,
-            Column::Platform,
-            Column::Version,
-        ];
-        let added = [Column::Installs, Column::Anonymous, Column::Attributed];
-        let mut on_conflict = adding(keys, added);
-        on_conflict.value(
-            Column::LastInstalledAt,
-            later_of_excluded(Column::LastInstalledAt),
-        );
-        upsert(txn, installs, on_conflict).await?;
-    }
-
-    let key_periods =
-        rollups
-            .key_periods
-            .iter()
-            .map(|((key, start), calls)| usage_key_period::Model {
-                api_key_id: key.clone(),
-                period_start: *start,
-                calls: *calls,
-            });
-    {
-        use usage_key_period::Column;
-        let on_conflict = adding([Column::ApiKeyId, Column::PeriodStart], [Column::Calls]);
-        upsert(txn, key_periods, on_conflict).await?;
-    }
-
-    let key_days = rollups
-        .key_days
-        .iter()
-        .map(|((key, day), delta)| usage_daily_key::Model {
-            api_key_id: key.clone(),
-            day: day.clone(),
-            calls: delta.calls,
-            failures: delta.failures,
-        });
-    {
-        use usage_daily_key::Column;
-        let on_conflict = adding(
-            [Column::ApiKeyId, Column::Day],
-            [Column::Calls, Column::Failures],
-        );
-        upsert(txn, key_days, on_conflict).await?;
-    }
-
-    for (key_id, at) in &rollups.key_touches {
-        let Some(at) = Utc.timestamp_millis_opt(*at).single() else {
-            continue;
-        };
-        // Deltas may be applied out of order (several followers): a key's last use never goes
-        // back.
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, Expr::val(at))
-            .filter(api_key::Column::Id.eq(key_id.as_str()))
-            .filter(
-                Condition::any()
-                    .add(api_key::Column::LastUsedAt.is_null())
-                    .add(api_key::Column::LastUsedAt.lt(at)),
-            )
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The upsert of a daily endpoint rollup row: its sums added, its latency histograms
-/// merged bucket by bucket.
-fn endpoint_upsert<C: ColumnTrait>(
-    backend: sea_orm::DatabaseBackend,
-    keys: [C; 4],
-    added: [C; 6],
-    histogram: C,
-) -> OnConflict {
-    let mut on_conflict = adding(keys, added);
-    on_conflict.value(histogram, dialect::merge_histograms(backend, histogram));
-    on_conflict
-}
-
-/// `ON CONFLICT (keys) DO UPDATE` adding the proposed value of each `added` column to the stored
-/// one: the rollups are counters.
-pub(super) fn adding<C: ColumnTrait, const K: usize, const A: usize>(
-    keys: [C; K],
-    added: [C; A],
-) -> OnConflict {
-    let mut on_conflict = OnConflict::columns(keys);
-    for column in added {
-        on_conflict.value(column, add_excluded(column));
-    }
-    on_conflict
-}
-
-/// Multi-row `INSERT ... ON CONFLICT DO UPDATE` of `rows`, in statements of
-/// [`statement_sizes`].
-pub(super) async fn upsert<M, A>(
-    txn: &DatabaseTransaction,
-    rows: impl ExactSizeIterator<Item = M>,
-    on_conflict: OnConflict,
-) -> Result<(), DbErr>
-where
-    M: IntoActiveModel<A>,
-    A: ActiveModelTrait,
-{
-    let sizes = statement_sizes(rows.len());
-    let mut rows = rows.into_iter();
-    for size in sizes {
-        let insert = A::Entity::insert_many(rows.by_ref().take(size).map(M::into_active_model))
-            .on_conflict(on_conflict.clone())
-            .into_query();
-        txn.execute(&insert).await?;
-    }
-    Ok(())
 }

@@ -17,8 +17,8 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
-use super::rollups::{adding, upsert, EndpointDelta, EndpointKey};
-use super::statement_sizes;
+use super::deltas::{EndpointDelta, EndpointKey};
+use super::sql::{adding, statement_sizes, upsert};
 use crate::domain::dialect;
 use crate::domain::histogram;
 use crate::entity::{usage_endpoint, usage_running_endpoint};

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 
-use super::event::{change_of, plan_value, Event, Ignored, Target};
+use super::event::{self, change_of, plan_value, Event, Ignored, Target};
 use crate::domain::accounts;
 use crate::domain::error::DomainResult;
 use crate::domain::invalidation::{Change, Invalidation};
@@ -53,105 +53,26 @@ pub async fn apply_event(
     };
 
     let txn = db.begin().await?;
-    // Claim the id first: on PostgreSQL a concurrent delivery of the same event waits here until
-    // this transaction ends; on SQLite this write makes the transaction the only writer.
-    let claimed = billing_webhook_event::Entity::insert(billing_webhook_event::ActiveModel {
-        id: Set(event.id.clone()),
-        event_type: Set(event.kind.clone()),
-        account_id: Set(None),
-        created: Set(event.created),
-        received_at: Set(now),
-    })
-    .on_conflict_do_nothing()
-    .exec_without_returning(&txn)
-    .await?;
-    if !matches!(claimed, sea_orm::TryInsertResult::Inserted(rows) if rows > 0) {
+    if !claim(&txn, event, now).await? {
         tracing::info!(event_id = %event.id, "billing event already applied");
         txn.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
-
-    let found = match &change.target {
-        Target::Account(id) => {
-            account::Entity::find_by_id(id.clone())
-                .lock_exclusive()
-                .one(&txn)
-                .await?
-        }
-        Target::Customer(customer) => {
-            account::Entity::find()
-                .filter(account::Column::BillingCustomerId.eq(customer.clone()))
-                .lock_exclusive()
-                .one(&txn)
-                .await?
-        }
-    };
-    let Some(account) = found else {
+    let Some(account) = lock_target(&txn, &change.target).await? else {
         // Not recorded: once the account exists, a redelivery from the provider can still apply.
-        tracing::warn!(
-            event_id = %event.id,
-            event_type = %event.kind,
-            reason = Ignored::UnknownAccount.as_str(),
-            target = ?change.target,
-            "billing event ignored: {}; nothing changed",
-            Ignored::UnknownAccount.why()
-        );
+        log_unknown_account(event, &change.target);
         txn.rollback().await?;
         return Ok(Outcome::Ignored(Ignored::UnknownAccount));
     };
-
-    billing_webhook_event::Entity::update_many()
-        .col_expr(
-            billing_webhook_event::Column::AccountId,
-            Expr::value(account.id.clone()),
-        )
-        .filter(billing_webhook_event::Column::Id.eq(event.id.clone()))
-        .exec(&txn)
-        .await?;
-
-    if account
-        .billing_event_created_at
-        .is_some_and(|last| event.created < last)
-    {
-        tracing::info!(
-            event_id = %event.id,
-            account_id = %account.id,
-            reason = Ignored::Stale.as_str(),
-            created = event.created,
-            last_applied = account.billing_event_created_at,
-            "billing event ignored: {}; nothing changed",
-            Ignored::Stale.why()
-        );
+    attribute(&txn, event, &account.id).await?;
+    if is_stale(event, &account) {
         txn.commit().await?;
         return Ok(Outcome::Ignored(Ignored::Stale));
     }
 
-    if let Some(plan) = change.plan {
-        if account.plan_code != plan.as_str() {
-            accounts::set_plan(&txn, &account.id, plan, now).await?;
-        }
-    }
-    let placed = match change.period {
-        Some(asked) => {
-            let asked = match asked {
-                Some((start, end)) => ProviderPeriod::Set(BillingPeriod { start, end }),
-                None => ProviderPeriod::End,
-            };
-            placement::place(&txn, &account, asked, now).await?
-        }
-        None => None,
-    };
     let account_id = account.id.clone();
-    let mut row: account::ActiveModel = account.into();
-    row.billing_event_created_at = Set(Some(event.created));
-    if let Some(customer) = change.customer {
-        row.billing_customer_id = Set(Some(customer));
-    }
-    if let Some(period) = placed {
-        row.billing_period_start = Set(Some(period.start));
-        row.billing_period_end = Set(Some(period.end));
-    }
-    row.update(&txn).await?;
+    let plan = change.plan;
+    let placed = change_account(&txn, account, change, event, now).await?;
     txn.commit().await?;
 
     // The cached account and plan behind every key are stale now; read them again. Calls moved
@@ -166,10 +87,119 @@ pub async fn apply_event(
         event_id = %event.id,
         event_type = %event.kind,
         account_id = %account_id,
-        plan = ?change.plan,
+        plan = ?plan,
         "billing event applied"
     );
     Ok(Outcome::Applied)
+}
+
+/// Inserts the event's id; false when it was there already (applied before). Claimed first: on
+/// PostgreSQL a concurrent delivery of the same event waits here until this transaction ends; on
+/// SQLite this write makes the transaction the only writer.
+async fn claim(txn: &DatabaseTransaction, event: &Event, now: DateTime<Utc>) -> DomainResult<bool> {
+    let claimed = billing_webhook_event::Entity::insert(billing_webhook_event::ActiveModel {
+        id: Set(event.id.clone()),
+        event_type: Set(event.kind.clone()),
+        account_id: Set(None),
+        created: Set(event.created),
+        received_at: Set(now),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(txn)
+    .await?;
+    Ok(matches!(claimed, sea_orm::TryInsertResult::Inserted(rows) if rows > 0))
+}
+
+/// The account the event is about, its row locked.
+async fn lock_target(
+    txn: &DatabaseTransaction,
+    target: &Target,
+) -> DomainResult<Option<account::Model>> {
+    let found = match target {
+        Target::Account(id) => {
+            account::Entity::find_by_id(id.clone())
+                .lock_exclusive()
+                .one(txn)
+                .await?
+        }
+        Target::Customer(customer) => {
+            account::Entity::find()
+                .filter(account::Column::BillingCustomerId.eq(customer.clone()))
+                .lock_exclusive()
+                .one(txn)
+                .await?
+        }
+    };
+    Ok(found)
+}
+
+/// Records which account the claimed event was about.
+async fn attribute(txn: &DatabaseTransaction, event: &Event, account_id: &str) -> DomainResult<()> {
+    billing_webhook_event::Entity::update_many()
+        .col_expr(
+            billing_webhook_event::Column::AccountId,
+            Expr::value(account_id.to_owned()),
+        )
+        .filter(billing_webhook_event::Column::Id.eq(event.id.clone()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// True (and logged) when the account has applied an event created after this one.
+fn is_stale(event: &Event, account: &account::Model) -> bool {
+    let stale = account
+        .billing_event_created_at
+        .is_some_and(|last| event.created < last);
+    if stale {
+        tracing::info!(
+            event_id = %event.id,
+            account_id = %account.id,
+            reason = Ignored::Stale.as_str(),
+            created = event.created,
+            last_applied = account.billing_event_created_at,
+            "billing event ignored: {}; nothing changed",
+            Ignored::Stale.why()
+        );
+    }
+    stale
+}
+
+/// Makes the event's change to the account: its plan, its provider period (calls moved along)
+/// and customer, and the event's `created` as the last applied; the period placed, if any.
+async fn change_account(
+    txn: &DatabaseTransaction,
+    account: account::Model,
+    change: event::Change,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> DomainResult<Option<BillingPeriod>> {
+    if let Some(plan) = change.plan {
+        if account.plan_code != plan.as_str() {
+            accounts::set_plan(txn, &account.id, plan, now).await?;
+        }
+    }
+    let placed = match change.period {
+        Some(asked) => {
+            let asked = match asked {
+                Some((start, end)) => ProviderPeriod::Set(BillingPeriod { start, end }),
+                None => ProviderPeriod::End,
+            };
+            placement::place(txn, &account, asked, now).await?
+        }
+        None => None,
+    };
+    let mut row: account::ActiveModel = account.into();
+    row.billing_event_created_at = Set(Some(event.created));
+    if let Some(customer) = change.customer {
+        row.billing_customer_id = Set(Some(customer));
+    }
+    if let Some(period) = placed {
+        row.billing_period_start = Set(Some(period.start));
+        row.billing_period_end = Set(Some(period.end));
+    }
+    row.update(txn).await?;
+    Ok(placed)
 }
 
 /// Logs an event that names no change Tally can make: at WARN, since the provider's setup (or
@@ -188,6 +218,17 @@ fn log_ignored(event: &Event, reason: Ignored) {
             reason.why()
         );
     }
+}
+
+fn log_unknown_account(event: &Event, target: &Target) {
+    tracing::warn!(
+        event_id = %event.id,
+        event_type = %event.kind,
+        reason = Ignored::UnknownAccount.as_str(),
+        target = ?target,
+        "billing event ignored: {}; nothing changed",
+        Ignored::UnknownAccount.why()
+    );
 }
 
 /// Deletes applied event ids older than [`PROCESSED_EVENT_RETENTION_DAYS`]; returns how many.

@@ -1,0 +1,55 @@
+//! Tool uses and installs per (skill, tool) of one account over a window of days, from the daily
+//! tool rollups.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Func;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+
+use super::{from_millis, largest_groups, DayWindow};
+use crate::domain::dialect::total;
+use crate::domain::error::DomainResult;
+use crate::domain::paging::{check_days, check_limit};
+use crate::entity::usage_daily_tool;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolStat {
+    pub skill_id: String,
+    pub tool_name: String,
+    pub calls: i64,
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// Tool uses and installs by (skill, tool) over the window, most first (ties by skill, tool).
+pub async fn tool_stats(
+    db: &DatabaseConnection,
+    account_id: &str,
+    days: i64,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> DomainResult<Vec<ToolStat>> {
+    use usage_daily_tool::Column;
+    check_days(days)?;
+    check_limit(limit)?;
+    let window = DayWindow::ending_at(now, days);
+    let rows: Vec<(String, String, i64, i64)> = largest_groups(
+        usage_daily_tool::Entity::find(),
+        [Column::SkillId, Column::ToolName],
+        total(Column::Calls),
+        limit,
+    )
+    .expr(Func::max(Column::LastUsedAt.into_expr()))
+    .filter(Column::AccountId.eq(account_id))
+    .filter(window.holds(Column::Day))
+    .into_tuple()
+    .all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(skill_id, tool_name, calls, last_used_ms)| ToolStat {
+            skill_id,
+            tool_name,
+            calls,
+            last_used_at: from_millis(last_used_ms),
+        })
+        .collect())
+}
