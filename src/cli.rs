@@ -4,6 +4,7 @@
 //! commands that work on an installation (`user create`, `billing close`, `migrate down|status`)
 //! refuse to, so that running one in the wrong directory fails instead of making an empty one.
 
+pub mod args;
 pub mod demo;
 mod progress;
 
@@ -11,10 +12,10 @@ use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
+use self::args::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use self::demo::DemoOptions;
 use self::progress::Progress;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
 use crate::domain::error::DomainError;
 use crate::entity::account;

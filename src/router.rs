@@ -1,7 +1,7 @@
 //! Every route and every tower layer, in one place.
 
 use axum::body::Body;
-use axum::http::{HeaderName, Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode};
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -11,21 +11,17 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::graphql::{build_schema, endpoint as graphql};
-use crate::http::bodies::ErrorBody;
+use crate::graphql::build_schema;
 use crate::http::code::ApiCode;
 use crate::http::cors::{self, graphql_cors};
 use crate::http::dashboard::{self, ASSETS_PREFIX};
+use crate::http::request_id::REQUEST_ID;
+use crate::http::response_bodies::ErrorBody;
 use crate::http::{
-    access_log, billing_webhook, body, error, events, health, ingest, install, methods, metrics,
-    openapi, request_id, track, verify,
+    access_log, billing_webhook, error, events, graphql, health, ingest, install, limited_body,
+    methods, metrics_route, openapi, request_id, track, verify,
 };
 use crate::state::AppState;
-
-/// Largest GraphQL request body.
-pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState) -> Router {
     let schema = build_schema(state.clone());
@@ -66,13 +62,13 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(ingest_routes)
         .merge(graphql_routes)
         .merge(billing_routes)
         .merge(dashboard_routes)
-        .route_layer(middleware::from_fn(metrics::name_route))
+        .route_layer(middleware::from_fn(metrics_route::name_route))
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
@@ -84,7 +80,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(middleware::from_fn(access_log::log_request))
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
-                    metrics::count_requests,
+                    metrics_route::count_requests,
                 ))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(CatchPanicLayer::custom(panic_response))
@@ -95,7 +91,7 @@ pub fn app(state: AppState) -> Router {
                 ))
                 .layer(middleware::from_fn_with_state(
                     state,
-                    body::body_read_deadline,
+                    limited_body::body_read_deadline,
                 )),
         )
 }

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::domain::error::{messages, DomainError};
-use crate::http::bodies::ErrorBody;
 use crate::http::code::ApiCode;
+use crate::http::response_bodies::ErrorBody;
 
 impl IntoResponse for DomainError {
     fn into_response(self) -> Response {

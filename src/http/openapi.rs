@@ -22,16 +22,16 @@ use utoipa::openapi::{ContentBuilder, HttpMethod, Object, ObjectBuilder, Require
 use utoipa::{Modify, OpenApi};
 
 use crate::http::billing_webhook::{self, BillingEvent, BillingEventData};
-use crate::http::bodies::{
-    ErrorBody, EventsAccepted, Health, InstallRecorded, NotReady, Ready, VerifyAllowed,
-    VerifyRefusal, WebhookReceived,
-};
 use crate::http::code::ApiCode;
 use crate::http::events::{self, EventsRequest, FinishedCall};
 use crate::http::install::{self, InstallRequest};
+use crate::http::response_bodies::{
+    ErrorBody, EventsAccepted, Health, InstallRecorded, NotReady, Ready, VerifyAllowed,
+    VerifyRefusal, WebhookReceived,
+};
 use crate::http::track::{self, TrackRequest};
 use crate::http::verify::{self, VerifyRequest};
-use crate::http::{health, metrics};
+use crate::http::{health, metrics_route};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,7 +48,7 @@ use crate::http::{health, metrics};
         billing_webhook::receive,
         health::health,
         health::ready,
-        metrics::metrics,
+        metrics_route::metrics,
         openapi_json,
     ),
     components(schemas(

@@ -42,7 +42,7 @@ use crate::domain::deadline::Deadline;
 use crate::domain::error::{is_transient, DomainError};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::quota::{Refusal, Reservation};
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 mod admission;
 mod counters;

@@ -19,10 +19,12 @@ use crate::graphql::context::RequestInfo;
 use crate::graphql::loader;
 use crate::graphql::TallySchema;
 use crate::http::bearer::bearer;
-use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::http::client::ClientAddress;
-use crate::router::GRAPHQL_BODY_LIMIT;
+use crate::http::limited_body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
+
+/// Largest GraphQL request body.
+pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
 
 pub async fn execute(
     Extension(schema): Extension<TallySchema>,
