@@ -45,8 +45,8 @@ impl From<DomainError> for async_graphql::Error {
 /// The `extensions.code` of an error.
 fn code(err: &DomainError) -> &'static str {
     match err {
-        DomainError::Unauthenticated(_) => "UNAUTHENTICATED",
-        DomainError::Forbidden(_) => "FORBIDDEN",
+        DomainError::Unauthenticated { .. } => "UNAUTHENTICATED",
+        DomainError::Forbidden { .. } => "FORBIDDEN",
         DomainError::NotFound(_) => "NOT_FOUND",
         DomainError::BadInput { .. } => "BAD_USER_INPUT",
         DomainError::RateLimited { .. } | DomainError::QuotaExceeded { .. } => "RATE_LIMITED",

@@ -295,3 +295,96 @@ fn graphql_path() -> PathItem {
     item.get = Some(get.build());
     item
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::domain::billing::webhook::event::MAX_ID_LEN;
+    use crate::domain::payload::*;
+
+    /// The `#[schema(...)]` bounds are literals (utoipa reads no constants there): each must be
+    /// the bound the domain enforces.
+    #[test]
+    fn documented_bounds_are_the_enforced_ones() {
+        let document: Value = serde_json::from_str(super::document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let len = |n: usize| i64::try_from(n).unwrap();
+        let bounds: [(&str, &str, &str, i64); 22] = [
+            ("TrackRequest", "skill_id", "maxLength", len(MAX_NAME_LEN)),
+            ("TrackRequest", "tool_name", "maxLength", len(MAX_NAME_LEN)),
+            (
+                "TrackRequest",
+                "hook_event",
+                "maxLength",
+                len(MAX_HOOK_EVENT_LEN),
+            ),
+            (
+                "TrackRequest",
+                "tool_input_snippet",
+                "maxLength",
+                len(MAX_SNIPPET_LEN),
+            ),
+            (
+                "TrackRequest",
+                "tool_output_snippet",
+                "maxLength",
+                len(MAX_SNIPPET_LEN),
+            ),
+            (
+                "TrackRequest",
+                "event_id",
+                "maxLength",
+                len(MAX_EVENT_ID_LEN),
+            ),
+            (
+                "VerifyRequest",
+                "endpoint",
+                "maxLength",
+                len(MAX_ENDPOINT_LEN),
+            ),
+            ("VerifyRequest", "method", "maxLength", len(MAX_METHOD_LEN)),
+            (
+                "VerifyRequest",
+                "event_id",
+                "maxLength",
+                len(MAX_EVENT_ID_LEN),
+            ),
+            ("VerifyRequest", "cost", "minimum", 1),
+            ("VerifyRequest", "cost", "maximum", MAX_COST),
+            (
+                "FinishedCall",
+                "event_id",
+                "maxLength",
+                len(MAX_EVENT_ID_LEN),
+            ),
+            (
+                "FinishedCall",
+                "endpoint",
+                "maxLength",
+                len(MAX_ENDPOINT_LEN),
+            ),
+            ("FinishedCall", "method", "maxLength", len(MAX_METHOD_LEN)),
+            ("FinishedCall", "status_code", "minimum", MIN_STATUS_CODE),
+            ("FinishedCall", "status_code", "maximum", MAX_STATUS_CODE),
+            ("FinishedCall", "response_time_ms", "minimum", 0),
+            (
+                "FinishedCall",
+                "response_time_ms",
+                "maximum",
+                MAX_RESPONSE_TIME_MS,
+            ),
+            ("EventsRequest", "events", "minItems", 1),
+            ("EventsRequest", "events", "maxItems", len(MAX_BATCH)),
+            ("BillingEvent", "id", "maxLength", len(MAX_ID_LEN)),
+            ("BillingEvent", "type", "maxLength", len(MAX_ID_LEN)),
+        ];
+        for (schema, field, keyword, bound) in bounds {
+            assert_eq!(
+                schemas[schema]["properties"][field][keyword],
+                Value::from(bound),
+                "{schema}.{field} {keyword}"
+            );
+        }
+    }
+}
