@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Billing { action }) => billing(&database_url, action).await,
         Some(Command::Schema { check }) => print_or_check(&graphql::sdl(), "schema", check),
         Some(Command::Openapi { check }) => {
-            print_or_check(crate::http::openapi::document(), "openapi", check)
+            print_or_check(crate::http::rest_routes::document(), "openapi", check)
         }
         Some(Command::SeedDemo(args)) => seed_demo(&database_url, args).await,
     }

@@ -21,5 +21,6 @@ pub mod metrics_route;
 pub mod openapi;
 pub mod request_id;
 pub mod response_bodies;
+pub mod rest_routes;
 pub mod track;
 pub mod verify;
