@@ -277,88 +277,60 @@ mod tests {
     use crate::domain::billing::webhook::event::MAX_ID_LEN;
     use crate::domain::payload::*;
 
+    /// The longest string of each field: schema, field, the length the domain enforces.
+    const MAX_LENGTHS: [(&str, &str, usize); 15] = [
+        ("TrackRequest", "skill_id", MAX_NAME_LEN),
+        ("TrackRequest", "tool_name", MAX_NAME_LEN),
+        ("TrackRequest", "hook_event", MAX_HOOK_EVENT_LEN),
+        ("TrackRequest", "tool_input_snippet", MAX_SNIPPET_LEN),
+        ("TrackRequest", "tool_output_snippet", MAX_SNIPPET_LEN),
+        ("TrackRequest", "event_id", MAX_EVENT_ID_LEN),
+        ("VerifyRequest", "endpoint", MAX_ENDPOINT_LEN),
+        ("VerifyRequest", "method", MAX_METHOD_LEN),
+        ("VerifyRequest", "event_id", MAX_EVENT_ID_LEN),
+        ("FinishedCall", "event_id", MAX_EVENT_ID_LEN),
+        ("FinishedCall", "endpoint", MAX_ENDPOINT_LEN),
+        ("FinishedCall", "method", MAX_METHOD_LEN),
+        ("EventsRequest", "events", MAX_BATCH),
+        ("BillingEvent", "id", MAX_ID_LEN),
+        ("BillingEvent", "type", MAX_ID_LEN),
+    ];
+
+    /// The range of each number: schema, field, least and greatest value the domain accepts.
+    const RANGES: [(&str, &str, i64, i64); 3] = [
+        ("VerifyRequest", "cost", 1, MAX_COST),
+        (
+            "FinishedCall",
+            "status_code",
+            MIN_STATUS_CODE,
+            MAX_STATUS_CODE,
+        ),
+        ("FinishedCall", "response_time_ms", 0, MAX_RESPONSE_TIME_MS),
+    ];
+
     /// The `#[schema(...)]` bounds are literals (utoipa reads no constants there): each must be
     /// the bound the domain enforces.
     #[test]
     fn documented_bounds_are_the_enforced_ones() {
         let document = serde_json::to_value(super::RestApi::openapi()).unwrap();
         let schemas = &document["components"]["schemas"];
-        let len = |n: usize| i64::try_from(n).unwrap();
-        let bounds: [(&str, &str, &str, i64); 22] = [
-            ("TrackRequest", "skill_id", "maxLength", len(MAX_NAME_LEN)),
-            ("TrackRequest", "tool_name", "maxLength", len(MAX_NAME_LEN)),
-            (
-                "TrackRequest",
-                "hook_event",
-                "maxLength",
-                len(MAX_HOOK_EVENT_LEN),
-            ),
-            (
-                "TrackRequest",
-                "tool_input_snippet",
-                "maxLength",
-                len(MAX_SNIPPET_LEN),
-            ),
-            (
-                "TrackRequest",
-                "tool_output_snippet",
-                "maxLength",
-                len(MAX_SNIPPET_LEN),
-            ),
-            (
-                "TrackRequest",
-                "event_id",
-                "maxLength",
-                len(MAX_EVENT_ID_LEN),
-            ),
-            (
-                "VerifyRequest",
-                "endpoint",
-                "maxLength",
-                len(MAX_ENDPOINT_LEN),
-            ),
-            ("VerifyRequest", "method", "maxLength", len(MAX_METHOD_LEN)),
-            (
-                "VerifyRequest",
-                "event_id",
-                "maxLength",
-                len(MAX_EVENT_ID_LEN),
-            ),
-            ("VerifyRequest", "cost", "minimum", 1),
-            ("VerifyRequest", "cost", "maximum", MAX_COST),
-            (
-                "FinishedCall",
-                "event_id",
-                "maxLength",
-                len(MAX_EVENT_ID_LEN),
-            ),
-            (
-                "FinishedCall",
-                "endpoint",
-                "maxLength",
-                len(MAX_ENDPOINT_LEN),
-            ),
-            ("FinishedCall", "method", "maxLength", len(MAX_METHOD_LEN)),
-            ("FinishedCall", "status_code", "minimum", MIN_STATUS_CODE),
-            ("FinishedCall", "status_code", "maximum", MAX_STATUS_CODE),
-            ("FinishedCall", "response_time_ms", "minimum", 0),
-            (
-                "FinishedCall",
-                "response_time_ms",
-                "maximum",
-                MAX_RESPONSE_TIME_MS,
-            ),
-            ("EventsRequest", "events", "minItems", 1),
-            ("EventsRequest", "events", "maxItems", len(MAX_BATCH)),
-            ("BillingEvent", "id", "maxLength", len(MAX_ID_LEN)),
-            ("BillingEvent", "type", "maxLength", len(MAX_ID_LEN)),
-        ];
-        for (schema, field, keyword, bound) in bounds {
-            assert_eq!(
-                schemas[schema]["properties"][field][keyword],
-                Value::from(bound),
-                "{schema}.{field} {keyword}"
-            );
+        for (schema, field, max) in MAX_LENGTHS {
+            let property = &schemas[schema]["properties"][field];
+            let keyword = if field == "events" {
+                "maxItems"
+            } else {
+                "maxLength"
+            };
+            assert_eq!(property[keyword], Value::from(max), "{schema}.{field}");
+        }
+        assert_eq!(
+            schemas["EventsRequest"]["properties"]["events"]["minItems"],
+            1
+        );
+        for (schema, field, min, max) in RANGES {
+            let property = &schemas[schema]["properties"][field];
+            assert_eq!(property["minimum"], Value::from(min), "{schema}.{field}");
+            assert_eq!(property["maximum"], Value::from(max), "{schema}.{field}");
         }
     }
 }
