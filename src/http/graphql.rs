@@ -16,6 +16,7 @@ use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::graphql::context::RequestInfo;
+use crate::graphql::error::GraphqlCode;
 use crate::graphql::loader;
 use crate::graphql::TallySchema;
 use crate::http::bearer::bearer;
@@ -71,13 +72,16 @@ fn add_default_code(error: &mut ServerError) {
         error
             .extensions
             .get_or_insert_with(Default::default)
-            .set("code", "BAD_USER_INPUT");
+            .set("code", GraphqlCode::BadUserInput.as_str());
     }
 }
 
 fn refuse(message: &str) -> Response {
     let body = json!({
-        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+        "errors": [{
+            "message": message,
+            "extensions": { "code": GraphqlCode::BadUserInput.as_str() }
+        }]
     });
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
