@@ -4,7 +4,7 @@
 //! (a test fails when the copy drifts).
 //!
 //! What every route shares — `x-request-id`, the rate-limit headers of the metered routes,
-//! `Retry-After`, the `X-Tally-Signature` header — is added in one place ([`SharedConventions`])
+//! `Retry-After`, the `X-Tally-Signature` header — is added in one place (`SharedConventions`)
 //! rather than repeated in every annotation. GraphQL has its own schema (`schema.graphql`); its
 //! route is listed here as opaque.
 

@@ -12,7 +12,7 @@ use crate::graphql::object::{Plan, UsagePeriod};
 pub struct Account(pub account::Model);
 
 impl Account {
-    /// The key under which [`Account::current_usage`] loads.
+    /// The key under which `Account::current_usage` loads.
     pub fn usage_key(&self, now: chrono::DateTime<Utc>) -> UsageKey {
         UsageKey {
             account_id: self.0.id.clone(),
