@@ -4,6 +4,7 @@
 //! commands that work on an installation (`user create`, `billing close`, `migrate down|status`)
 //! refuse to, so that running one in the wrong directory fails instead of making an empty one.
 
+pub mod args;
 pub mod demo;
 mod progress;
 
@@ -11,10 +12,10 @@ use anyhow::{bail, Context as _};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
+use self::args::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use self::demo::DemoOptions;
 use self::progress::Progress;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{BillingAction, Cli, Command, MigrateAction, SeedDemoArgs, UserAction};
 use crate::domain::accounts::{self, AccountChoice, NewUser, Role};
 use crate::domain::error::DomainError;
 use crate::entity::account;
@@ -30,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Billing { action }) => billing(&database_url, action).await,
         Some(Command::Schema { check }) => print_or_check(&graphql::sdl(), "schema", check),
         Some(Command::Openapi { check }) => {
-            print_or_check(crate::http::openapi::document(), "openapi", check)
+            print_or_check(crate::http::rest_routes::document(), "openapi", check)
         }
         Some(Command::SeedDemo(args)) => seed_demo(&database_url, args).await,
     }

@@ -6,14 +6,12 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod connections;
 pub mod db;
 pub mod domain;
 pub mod entity;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
-pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod state;

@@ -14,8 +14,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BLOCKING_WORK_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> std::process::ExitCode {
-    let cli = tally::config::Cli::parse();
-    let serving = matches!(cli.command, None | Some(tally::config::Command::Serve(_)));
+    let cli = tally::cli::args::Cli::parse();
+    let serving = matches!(
+        cli.command,
+        None | Some(tally::cli::args::Command::Serve(_))
+    );
     let level = tally::telemetry::default_level(serving, cli.global.verbose);
     let _log_writer = tally::telemetry::init(
         cli.global.log_format,

@@ -1,9 +1,10 @@
-//! Every route and every tower layer, in one place.
+//! Every route and every tower layer, in one place: the REST routes (declared with their OpenAPI
+//! operations in `http::rest_routes`), GraphQL and the dashboard.
 
 use axum::body::Body;
-use axum::http::{HeaderName, Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -11,21 +12,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::graphql::{build_schema, endpoint as graphql};
-use crate::http::bodies::ErrorBody;
+use crate::graphql::build_schema;
 use crate::http::code::ApiCode;
 use crate::http::cors::{self, graphql_cors};
 use crate::http::dashboard::{self, ASSETS_PREFIX};
+use crate::http::request_id::REQUEST_ID;
+use crate::http::response_bodies::ErrorBody;
 use crate::http::{
-    access_log, billing_webhook, body, error, events, health, ingest, install, methods, metrics,
-    openapi, request_id, track, verify,
+    access_log, error, graphql, limited_body, methods, metrics_route, request_id, rest_routes,
 };
 use crate::state::AppState;
-
-/// Largest GraphQL request body.
-pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState) -> Router {
     let schema = build_schema(state.clone());
@@ -47,32 +43,13 @@ pub fn app(state: AppState) -> Router {
         .route("/dashboard/{*screen}", get(dashboard::index))
         .route(&format!("{ASSETS_PREFIX}/{{*path}}"), get(dashboard::asset));
 
-    let billing_routes =
-        Router::new().route("/api/webhooks/billing", post(billing_webhook::receive));
-    // Every body is read within its route's limit before anything else (413 before any
-    // authentication, at once for a declared length over the limit): ingestion routes through
-    // a route layer that hands the handler the whole body, GraphQL and the webhook themselves.
-    let single_event = middleware::from_fn(ingest::buffer_within::<{ ingest::SINGLE_EVENT_LIMIT }>);
-    let batch = middleware::from_fn(ingest::buffer_within::<{ ingest::BATCH_LIMIT }>);
-    let ingest_routes = Router::new()
-        .route("/api/track", post(track::track).layer(single_event.clone()))
-        .route(
-            "/api/install-callback",
-            post(install::install_callback).layer(single_event.clone()),
-        )
-        .route("/api/v1/verify", post(verify::verify).layer(single_event))
-        .route("/api/v1/events", post(events::events).layer(batch));
-
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .merge(ingest_routes)
+    // The OpenAPI document is built once by `rest_routes::document`; the one collected here is
+    // left unused.
+    let (rest_routes, _) = rest_routes::rest_routes().split_for_parts();
+    rest_routes
         .merge(graphql_routes)
-        .merge(billing_routes)
         .merge(dashboard_routes)
-        .route_layer(middleware::from_fn(metrics::name_route))
+        .route_layer(middleware::from_fn(metrics_route::name_route))
         .with_state(state.clone())
         .layer(
             ServiceBuilder::new()
@@ -84,7 +61,7 @@ pub fn app(state: AppState) -> Router {
                 .layer(middleware::from_fn(access_log::log_request))
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
-                    metrics::count_requests,
+                    metrics_route::count_requests,
                 ))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(CatchPanicLayer::custom(panic_response))
@@ -95,7 +72,7 @@ pub fn app(state: AppState) -> Router {
                 ))
                 .layer(middleware::from_fn_with_state(
                     state,
-                    body::body_read_deadline,
+                    limited_body::body_read_deadline,
                 )),
         )
 }

@@ -15,7 +15,7 @@ use crate::domain::quota::QuotaGate;
 use crate::domain::ratelimit::shared::SharedLimits;
 use crate::domain::ratelimit::{KeyLimits, RateLimits};
 use crate::domain::recorder::Recorder;
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Cloned for every request (axum's `State`), so one shared allocation: a clone is one reference
 /// count, not one per cache and pool.

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::domain::auth::{self, PasswordWork};
-use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::error::{DomainError, DomainResult, UnauthenticatedReason};
 use crate::domain::invalidation::{Change, Invalidation};
 use crate::domain::paging::{check_limit, check_offset};
 use crate::domain::plans::PlanCode;
@@ -212,7 +212,12 @@ pub async fn authenticate(
     email: &str,
     password: &str,
 ) -> DomainResult<user::Model> {
-    let wrong = || DomainError::unauthenticated("Invalid email or password");
+    let wrong = || {
+        DomainError::unauthenticated(
+            UnauthenticatedReason::InvalidCredentials,
+            "Invalid email or password",
+        )
+    };
     let found = match normalize_email(email) {
         Ok(email) => find_by_email(db, &email).await?,
         Err(_) => None,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
-use crate::domain::error::{Context, DomainError, DomainResult};
+use crate::domain::error::{Context, DomainError, DomainResult, UnauthenticatedReason};
 use crate::domain::login_failures::{Attempt, LoginFailures};
 use crate::domain::ratelimit::ServiceClock;
 
@@ -234,7 +234,12 @@ impl JwtKeys {
 
     /// The user id in a token that is valid at `now`. Every failure reads the same to the client.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> DomainResult<String> {
-        let rejected = || DomainError::unauthenticated("Invalid or expired token");
+        let rejected = || {
+            DomainError::unauthenticated(
+                UnauthenticatedReason::InvalidCredentials,
+                "Invalid or expired token",
+            )
+        };
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| {
                 tracing::debug!(error = %err, "rejected JWT");

@@ -1,7 +1,9 @@
 //! The error policy.
 //!
-//! Every failure the service reports is a [`DomainError`]. The variant decides what the client
-//! sees; `http::error` turns it into a REST status with a JSON body `{"error": ...}` and
+//! Every failure the service reports is a [`DomainError`]. The variant, and for the variants that
+//! stand for several situations its reason ([`UnauthenticatedReason`], [`ForbiddenReason`],
+//! [`BadInputReason`]), decides what the client sees: codes come from the reason, never from the
+//! wording of a message. `http::error` turns it into a REST status with a JSON body `{"error": ...}` and
 //! `graphql::error` into a GraphQL error with `extensions.code`, each in one place. Client mistakes
 //! carry a message meant for the client, which is also the error's `Display`. Everything else is
 //! `Internal` (or `Unavailable`): its `Display` is the generic message, the cause is logged with its
@@ -23,8 +25,7 @@ use sea_orm::{DatabaseBackend, DbErr, RuntimeErr};
 
 use crate::domain::dialect;
 
-/// Client messages the REST contract fixes word for word. `http::error` also tells REST error
-/// codes apart by them, where one variant stands for several situations.
+/// Client messages the REST contract fixes word for word.
 pub mod messages {
     pub const MISSING_AUTHORIZATION: &str = "Missing authorization";
     pub const INVALID_KEY: &str = "Invalid key";
@@ -36,15 +37,22 @@ pub mod messages {
 /// Clone (causes are shared) so DataLoaders, which hand one result to many fields, can carry it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DomainError {
-    #[error("{0}")]
-    Unauthenticated(String),
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{message}")]
+    Unauthenticated {
+        reason: UnauthenticatedReason,
+        message: String,
+    },
+    #[error("{message}")]
+    Forbidden {
+        reason: ForbiddenReason,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     /// Bad input; `fields` maps a field name to what is wrong with it.
     #[error("{message}")]
     BadInput {
+        reason: BadInputReason,
         message: String,
         fields: BTreeMap<String, Vec<String>>,
     },
@@ -69,16 +77,54 @@ pub enum DomainError {
     Internal(Arc<anyhow::Error>),
 }
 
+/// Why a caller is not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnauthenticatedReason {
+    /// No credentials at all: no `Authorization: Bearer` header.
+    MissingCredentials,
+    /// Credentials that do not authenticate: an unknown, malformed, revoked or expired key or
+    /// token, a wrong password.
+    InvalidCredentials,
+}
+
+/// Why an authenticated caller is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForbiddenReason {
+    /// A request body's `X-Tally-Signature` is wrong, or missing while the key requires one.
+    InvalidSignature,
+    /// The operation needs a role the caller does not have.
+    RoleRequired,
+}
+
+/// What is wrong with a request's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadInputReason {
+    /// The body is not JSON.
+    InvalidJson,
+    /// JSON (or arguments) that break the rules; `fields` says which and how.
+    InvalidPayload,
+    /// A signed body (the billing provider's) whose signature is bad, missing or stale.
+    InvalidSignature,
+    /// Anything else the client asked that cannot be done as asked.
+    Other,
+}
+
 /// Shorthand used by domain code, handlers and resolvers.
 pub type DomainResult<T> = Result<T, DomainError>;
 
 impl DomainError {
-    pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::Unauthenticated(message.into())
+    pub fn unauthenticated(reason: UnauthenticatedReason, message: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            reason,
+            message: message.into(),
+        }
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Forbidden(message.into())
+    pub fn forbidden(reason: ForbiddenReason, message: impl Into<String>) -> Self {
+        Self::Forbidden {
+            reason,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -86,16 +132,28 @@ impl DomainError {
     }
 
     pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::bad_input_because(BadInputReason::Other, message)
+    }
+
+    /// Bad input for a reason clients tell apart, without fields.
+    pub fn bad_input_because(reason: BadInputReason, message: impl Into<String>) -> Self {
         Self::BadInput {
+            reason,
             message: message.into(),
             fields: BTreeMap::new(),
         }
+    }
+
+    /// The REST contract's "Invalid JSON": a body that does not parse.
+    pub fn invalid_json() -> Self {
+        Self::bad_input_because(BadInputReason::InvalidJson, messages::INVALID_JSON)
     }
 
     /// A bad value of one named field.
     pub fn bad_field(field: &str, problem: impl Into<String>) -> Self {
         let problem = problem.into();
         Self::BadInput {
+            reason: BadInputReason::InvalidPayload,
             message: format!("{field}: {problem}"),
             fields: BTreeMap::from([(field.to_owned(), vec![problem])]),
         }
@@ -115,6 +173,7 @@ impl DomainError {
             fields.entry(field.into()).or_default().push(problem.into());
         }
         Self::BadInput {
+            reason: BadInputReason::InvalidPayload,
             message: message.into(),
             fields,
         }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::domain::error::{messages, DomainError};
+use crate::domain::error::{messages, BadInputReason, DomainError};
 
 /// How far in the future a client's `ts` may lie (clock skew).
 pub const MAX_FUTURE: Duration = Duration::minutes(5);
@@ -22,6 +22,23 @@ pub const MAX_AGE: Duration = Duration::days(35);
 pub const MAX_BATCH: usize = 1_000;
 pub const MAX_COST: i64 = 1_000;
 
+// The longest strings a client may send, in characters; the OpenAPI document states the same
+// (`http::openapi` checks it).
+/// A `skill_id` or a `tool_name`.
+pub const MAX_NAME_LEN: usize = 200;
+pub const MAX_HOOK_EVENT_LEN: usize = 100;
+/// A tool's input or output snippet.
+pub const MAX_SNIPPET_LEN: usize = 1_000;
+pub const MAX_EVENT_ID_LEN: usize = 128;
+pub const MAX_ENDPOINT_LEN: usize = 500;
+pub const MAX_METHOD_LEN: usize = 16;
+/// An install's `platform` or `version`.
+pub const MAX_INSTALL_LABEL_LEN: usize = 50;
+pub const MIN_STATUS_CODE: i64 = 100;
+pub const MAX_STATUS_CODE: i64 = 599;
+/// A day.
+pub const MAX_RESPONSE_TIME_MS: i64 = 86_400_000;
+
 type Problems = BTreeMap<String, Vec<String>>;
 
 /// Parses bytes as JSON; an empty body reads as `{}` when `empty_is_object`.
@@ -29,11 +46,12 @@ pub fn parse_json(body: &[u8], empty_is_object: bool) -> Result<Value, DomainErr
     if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(body).map_err(|_| DomainError::bad_input(messages::INVALID_JSON))
+    serde_json::from_slice(body).map_err(|_| DomainError::invalid_json())
 }
 
 fn invalid(problems: Problems) -> DomainError {
     DomainError::BadInput {
+        reason: BadInputReason::InvalidPayload,
         message: messages::INVALID_PAYLOAD.to_owned(),
         fields: problems,
     }
@@ -190,13 +208,13 @@ pub struct ToolUse {
 
 pub fn tool_use(value: &Value, now: DateTime<Utc>) -> Result<ToolUse, DomainError> {
     read_object(value, |f| {
-        let skill_id = f.string("skill_id", true, 200);
-        let tool_name = f.string("tool_name", true, 200);
+        let skill_id = f.string("skill_id", true, MAX_NAME_LEN);
+        let tool_name = f.string("tool_name", true, MAX_NAME_LEN);
         let ts = f.timestamp("ts", now);
-        let hook_event = f.blank_or_string("hook_event", 100);
-        let tool_input_snippet = f.blank_or_string("tool_input_snippet", 1_000);
-        let tool_output_snippet = f.blank_or_string("tool_output_snippet", 1_000);
-        let event_id = f.blank_or_string("event_id", 128);
+        let hook_event = f.blank_or_string("hook_event", MAX_HOOK_EVENT_LEN);
+        let tool_input_snippet = f.blank_or_string("tool_input_snippet", MAX_SNIPPET_LEN);
+        let tool_output_snippet = f.blank_or_string("tool_output_snippet", MAX_SNIPPET_LEN);
+        let event_id = f.blank_or_string("event_id", MAX_EVENT_ID_LEN);
         Some(ToolUse {
             skill_id: skill_id?,
             tool_name: tool_name?,
@@ -220,9 +238,9 @@ pub struct VerifyRequest {
 
 pub fn verify_request(value: &Value) -> Result<VerifyRequest, DomainError> {
     read_object(value, |f| {
-        let endpoint = f.string("endpoint", false, 500);
-        let method = f.string("method", false, 16);
-        let event_id = f.string("event_id", false, 128);
+        let endpoint = f.string("endpoint", false, MAX_ENDPOINT_LEN);
+        let method = f.string("method", false, MAX_METHOD_LEN);
+        let event_id = f.string("event_id", false, MAX_EVENT_ID_LEN);
         let cost = f.integer("cost", false, 1, MAX_COST).unwrap_or(1);
         Some(VerifyRequest {
             endpoint,
@@ -280,11 +298,11 @@ pub fn finished_calls(value: &Value, now: DateTime<Utc>) -> Result<Vec<FinishedC
             prefix: format!("{name}."),
             problems: &mut problems,
         };
-        let event_id = f.string("event_id", false, 128);
-        let endpoint = f.string("endpoint", true, 500);
-        let method = f.string("method", true, 16);
-        let status_code = f.integer("status_code", true, 100, 599);
-        let response_time_ms = f.integer("response_time_ms", true, 0, 86_400_000);
+        let event_id = f.string("event_id", false, MAX_EVENT_ID_LEN);
+        let endpoint = f.string("endpoint", true, MAX_ENDPOINT_LEN);
+        let method = f.string("method", true, MAX_METHOD_LEN);
+        let status_code = f.integer("status_code", true, MIN_STATUS_CODE, MAX_STATUS_CODE);
+        let response_time_ms = f.integer("response_time_ms", true, 0, MAX_RESPONSE_TIME_MS);
         let ts = f.timestamp("ts", now);
         if let (Some(endpoint), Some(method), Some(status_code), Some(response_time_ms), Some(ts)) =
             (endpoint, method, status_code, response_time_ms, ts)
@@ -337,9 +355,9 @@ pub fn install(value: &Value) -> Result<Install, DomainError> {
             }
             None => None,
         };
-        let skill_id = read("skill_id", 200);
-        let platform = read("platform", 50);
-        let version = read("version", 50);
+        let skill_id = read("skill_id", MAX_NAME_LEN);
+        let platform = read("platform", MAX_INSTALL_LABEL_LEN);
+        let version = read("version", MAX_INSTALL_LABEL_LEN);
         Some(Install {
             skill_id,
             platform,

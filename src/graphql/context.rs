@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::accounts::{self, Role};
 use crate::domain::api_keys::Actor;
-use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::error::{DomainError, DomainResult, ForbiddenReason, UnauthenticatedReason};
 use crate::entity::user;
 use crate::state::AppState;
 
@@ -33,14 +33,21 @@ pub fn request_info<'a>(ctx: &Context<'a>) -> &'a RequestInfo {
 /// The signed-in user, read fresh from the database (so a role change or deletion counts at once).
 pub async fn current_user(ctx: &Context<'_>) -> DomainResult<user::Model> {
     let state = state(ctx);
-    let token = request_info(ctx)
-        .bearer
-        .as_deref()
-        .ok_or_else(|| DomainError::unauthenticated("Authentication required"))?;
+    let token = request_info(ctx).bearer.as_deref().ok_or_else(|| {
+        DomainError::unauthenticated(
+            UnauthenticatedReason::MissingCredentials,
+            "Authentication required",
+        )
+    })?;
     let user_id = state.jwt.verify(token, state.clock.now())?;
     accounts::find_user(&state.db, &user_id)
         .await?
-        .ok_or_else(|| DomainError::unauthenticated("Invalid or expired token"))
+        .ok_or_else(|| {
+            DomainError::unauthenticated(
+                UnauthenticatedReason::InvalidCredentials,
+                "Invalid or expired token",
+            )
+        })
 }
 
 pub async fn current_actor(ctx: &Context<'_>) -> DomainResult<Actor> {
@@ -62,6 +69,9 @@ pub async fn current_admin(ctx: &Context<'_>) -> DomainResult<user::Model> {
     if Role::of(&user) == Role::Admin {
         Ok(user)
     } else {
-        Err(DomainError::forbidden("Admin role required"))
+        Err(DomainError::forbidden(
+            ForbiddenReason::RoleRequired,
+            "Admin role required",
+        ))
     }
 }

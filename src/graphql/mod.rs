@@ -3,7 +3,6 @@
 
 pub mod context;
 pub mod document_limits;
-pub mod endpoint;
 pub mod error;
 pub mod guard;
 pub mod loader;

@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::http::methods;
-use crate::http::metrics::route_of;
-use crate::router::REQUEST_ID;
+use crate::http::metrics_route::route_of;
+use crate::http::request_id::REQUEST_ID;
 
 pub async fn log_request(request: Request, next: Next) -> Response {
     // With the line filtered out (`TALLY_LOG=warn`), skip reading and copying what it would say.

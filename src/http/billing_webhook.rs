@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use crate::domain::billing::webhook::{self, Outcome};
 use crate::domain::error::messages;
-use crate::http::bodies::{ErrorBody, WebhookReceived};
-use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::http::code::ApiCode;
 use crate::http::error::error_response;
+use crate::http::limited_body::{payload_too_large, read_within, BodyRefusal};
+use crate::http::response_bodies::{ErrorBody, WebhookReceived};
 use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; `domain::billing::webhook` reads it.

@@ -137,7 +137,7 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_trusted_proxy;
+    use crate::cli::args::parse_trusted_proxy;
 
     fn proxies(list: &[&str]) -> TrustedProxies {
         TrustedProxies(

@@ -48,3 +48,90 @@ pub enum ApiCode {
     /// Something failed inside; the cause is logged, never sent (500).
     Internal,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use utoipa::PartialSchema;
+
+    use super::ApiCode;
+
+    /// Every code, with the statuses it is answered with.
+    const CODES: [(ApiCode, &[u16]); 19] = [
+        (ApiCode::Valid, &[200]),
+        (ApiCode::MissingAuthorization, &[401]),
+        (ApiCode::InvalidKey, &[401]),
+        (ApiCode::RateLimited, &[429]),
+        (ApiCode::QuotaExceeded, &[429]),
+        (ApiCode::UsageExceeded, &[429]),
+        (ApiCode::InvalidJson, &[400]),
+        (ApiCode::InvalidPayload, &[400]),
+        (ApiCode::InvalidSignature, &[403, 400]),
+        (ApiCode::PayloadTooLarge, &[413]),
+        (ApiCode::EventIdReused, &[409]),
+        (ApiCode::NotFound, &[404]),
+        (ApiCode::MethodNotAllowed, &[405]),
+        (ApiCode::MethodNotImplemented, &[501]),
+        (ApiCode::RequestTimeout, &[408]),
+        (ApiCode::BadRequest, &[400]),
+        (ApiCode::WebhookNotConfigured, &[503]),
+        (ApiCode::ServiceUnavailable, &[503]),
+        (ApiCode::Internal, &[500]),
+    ];
+
+    fn name(code: ApiCode) -> String {
+        serde_json::to_value(code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap()
+    }
+
+    /// The rows of the "Error codes" table of docs/rest.md: code → statuses.
+    fn documented() -> BTreeMap<String, Vec<u16>> {
+        let doc = include_str!("../../docs/rest.md");
+        let table = doc
+            .split("\n## Error codes\n")
+            .nth(1)
+            .expect("docs/rest.md has an \"Error codes\" section");
+        table
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .skip(2)
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let code = cells[1].trim_matches('`').to_owned();
+                let statuses = cells[2]
+                    .split('/')
+                    .map(|status| status.trim().parse().unwrap())
+                    .collect();
+                (code, statuses)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_list_holds_every_code_of_the_enum() {
+        let schema = serde_json::to_value(ApiCode::schema()).unwrap();
+        let mut in_schema: Vec<String> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let mut listed: Vec<String> = CODES.iter().map(|(code, _)| name(*code)).collect();
+        in_schema.sort();
+        listed.sort();
+        assert_eq!(listed, in_schema);
+    }
+
+    #[test]
+    fn the_docs_table_lists_exactly_the_codes_and_their_statuses() {
+        let expected: BTreeMap<String, Vec<u16>> = CODES
+            .iter()
+            .map(|(code, statuses)| (name(*code), statuses.to_vec()))
+            .collect();
+        assert_eq!(documented(), expected);
+    }
+}

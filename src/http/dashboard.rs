@@ -42,7 +42,7 @@ pub async fn graphiql(headers: HeaderMap) -> Response {
 
 /// `GET /assets/*path`: one embedded file, or the usual 404 JSON. Pages are not assets: served
 /// from here they would lack their Content-Security-Policy (and `frame-ancestors` with it), so
-/// they are only served at their own paths, through [`page`].
+/// they are only served at their own paths, through `page`.
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     let is_page =
         WebAssets::get(&path).is_some_and(|file| file.metadata.mimetype().starts_with("text/html"));

@@ -8,9 +8,9 @@ use axum::Json;
 use utoipa::ToSchema;
 
 use crate::domain::ingest::{self, Route};
-use crate::http::bodies::{ErrorBody, EventsAccepted};
-use crate::http::caller::{Caller, IngestRoute};
+use crate::http::authenticated_key::{AuthenticatedKey, IngestRoute};
 use crate::http::ingest::signature;
+use crate::http::response_bodies::{ErrorBody, EventsAccepted};
 use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; the handler reads it field by field
@@ -66,19 +66,19 @@ impl IngestRoute for Events {
 )]
 pub async fn events(
     State(state): State<AppState>,
-    caller: Caller<Events>,
+    key: AuthenticatedKey<Events>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::events(&state.ingestion, &caller.key, &body, signature(&headers)).await {
+    match ingest::events(&state.ingestion, &key.caller, &body, signature(&headers)).await {
         Ok(outcome) => {
             let answer = Json(EventsAccepted {
                 accepted: outcome.accepted,
                 completed: outcome.completed,
                 duplicates: outcome.duplicates,
             });
-            (caller.limit_headers(&state, None).await, answer).into_response()
+            (key.limit_headers(&state, None).await, answer).into_response()
         }
-        Err(err) => caller.refuse(&state, err).await,
+        Err(err) => key.refuse(&state, err).await,
     }
 }

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::domain::ratelimit::shared::RedisStatus;
-use crate::http::bodies::{Health, NotReady, Ready};
 use crate::http::code::ApiCode;
+use crate::http::response_bodies::{Health, NotReady, Ready};
 use crate::state::AppState;
 
 /// Longest a readiness check waits for the database: an unreachable database answers 503 well

@@ -21,9 +21,9 @@ use chrono::SecondsFormat;
 use crate::domain::error::{messages, DomainError};
 use crate::domain::ingest::{self, Caller};
 use crate::domain::ratelimit::MinuteWindow;
-use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::http::code::ApiCode;
 use crate::http::error::error_response;
+use crate::http::limited_body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
 
 /// Body limit of routes that take one event.

@@ -9,9 +9,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::ingest;
-use crate::http::bodies::{ErrorBody, InstallRecorded};
 use crate::http::client::ClientAddress;
 use crate::http::ingest::{bearer, signature};
+use crate::http::response_bodies::{ErrorBody, InstallRecorded};
 use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; `domain::payload::install` reads it.

@@ -1,16 +1,13 @@
 //! The OpenAPI 3.1 document of the REST routes, built from the handlers' `#[utoipa::path]`
-//! annotations and body types; served at `GET /openapi.json`, printed by `tally openapi`, and
-//! checked in as `openapi.json` (a test fails when the copy drifts).
+//! annotations (collected where the routes are declared, `http::rest_routes`) and body types;
+//! served at `GET /openapi.json`, printed by `tally openapi`, and checked in as `openapi.json`
+//! (a test fails when the copy drifts).
 //!
 //! What every route shares — `x-request-id`, the rate-limit headers of the metered routes,
-//! `Retry-After`, the `X-Tally-Signature` header — is added in one place ([`SharedConventions`])
+//! `Retry-After`, the `X-Tally-Signature` header — is added in one place (`SharedConventions`)
 //! rather than repeated in every annotation. GraphQL has its own schema (`schema.graphql`); its
 //! route is listed here as opaque.
 
-use std::sync::OnceLock;
-
-use axum::http::header;
-use axum::response::IntoResponse;
 use serde_json::Value;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, OperationBuilder, Parameter, ParameterIn, PathItem};
@@ -21,17 +18,16 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HttpMethod, Object, ObjectBuilder, Required, Schema, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::billing_webhook::{self, BillingEvent, BillingEventData};
-use crate::http::bodies::{
+use crate::http::billing_webhook::{BillingEvent, BillingEventData};
+use crate::http::code::ApiCode;
+use crate::http::events::{EventsRequest, FinishedCall};
+use crate::http::install::InstallRequest;
+use crate::http::response_bodies::{
     ErrorBody, EventsAccepted, Health, InstallRecorded, NotReady, Ready, VerifyAllowed,
     VerifyRefusal, WebhookReceived,
 };
-use crate::http::code::ApiCode;
-use crate::http::events::{self, EventsRequest, FinishedCall};
-use crate::http::install::{self, InstallRequest};
-use crate::http::track::{self, TrackRequest};
-use crate::http::verify::{self, VerifyRequest};
-use crate::http::{health, metrics};
+use crate::http::track::TrackRequest;
+use crate::http::verify::VerifyRequest;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,17 +35,6 @@ use crate::http::{health, metrics};
         title = "Tally REST API",
         description = "Usage metering: hooks report tool uses and installs, gateways verify keys and report finished calls, the billing provider changes plans. Every error body is `{\"error\", \"code\"}`; see docs/rest.md.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
-    ),
-    paths(
-        track::track,
-        install::install_callback,
-        verify::verify,
-        events::events,
-        billing_webhook::receive,
-        health::health,
-        health::ready,
-        metrics::metrics,
-        openapi_json,
     ),
     components(schemas(
         ApiCode,
@@ -70,7 +55,6 @@ use crate::http::{health, metrics};
         BillingEvent,
         BillingEventData,
     )),
-    modifiers(&SharedConventions),
     tags(
         (name = "hooks", description = "Editor and agent hooks, install scripts"),
         (name = "gateways", description = "API gateways and backends"),
@@ -82,20 +66,20 @@ use crate::http::{health, metrics};
 struct RestApi;
 
 /// The document as pretty-printed JSON with a final newline, exactly as checked in.
-pub fn document() -> &'static str {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let mut document = serde_json::to_value(RestApi::openapi()).unwrap_or_default();
-        mark_required_headers(&mut document);
-        let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
-        json.push('\n');
-        json
-    })
+/// The document of the REST routes: their paths and the schemas they name, as collected from
+/// the handlers' annotations (`http::rest_routes`), with what every route shares added, as
+/// pretty JSON.
+pub fn render(routes: utoipa::openapi::OpenApi) -> String {
+    let mut api = RestApi::openapi();
+    api.merge(routes);
+    SharedConventions.modify(&mut api);
+    let mut document = serde_json::to_value(api).unwrap_or_default();
+    mark_required_headers(&mut document);
+    let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
+    json.push('\n');
+    json
 }
 
-/// Marks the headers that every such response carries as `required`, so that clients (and
-/// schemathesis) can rely on them: `x-request-id` on every response, `Retry-After` on every 429.
-/// utoipa's header type has no `required` field, hence this pass over the finished document.
 fn mark_required_headers(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -126,17 +110,6 @@ fn mark_required_headers(document: &mut Value) {
 }
 
 /// Serves the OpenAPI document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object))
-)]
-pub async fn openapi_json() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], document())
-}
-
-/// Routes metered per key: their answers past authentication carry the rate-limit headers.
 const METERED: [&str; 3] = ["/api/track", "/api/v1/verify", "/api/v1/events"];
 
 /// Routes whose body may be left out (it reads as `{}`).
@@ -294,4 +267,70 @@ fn graphql_path() -> PathItem {
     let mut item = PathItem::new(HttpMethod::Post, post);
     item.get = Some(get.build());
     item
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use utoipa::OpenApi;
+
+    use crate::domain::billing::webhook::event::MAX_ID_LEN;
+    use crate::domain::payload::*;
+
+    /// The longest string of each field: schema, field, the length the domain enforces.
+    const MAX_LENGTHS: [(&str, &str, usize); 15] = [
+        ("TrackRequest", "skill_id", MAX_NAME_LEN),
+        ("TrackRequest", "tool_name", MAX_NAME_LEN),
+        ("TrackRequest", "hook_event", MAX_HOOK_EVENT_LEN),
+        ("TrackRequest", "tool_input_snippet", MAX_SNIPPET_LEN),
+        ("TrackRequest", "tool_output_snippet", MAX_SNIPPET_LEN),
+        ("TrackRequest", "event_id", MAX_EVENT_ID_LEN),
+        ("VerifyRequest", "endpoint", MAX_ENDPOINT_LEN),
+        ("VerifyRequest", "method", MAX_METHOD_LEN),
+        ("VerifyRequest", "event_id", MAX_EVENT_ID_LEN),
+        ("FinishedCall", "event_id", MAX_EVENT_ID_LEN),
+        ("FinishedCall", "endpoint", MAX_ENDPOINT_LEN),
+        ("FinishedCall", "method", MAX_METHOD_LEN),
+        ("EventsRequest", "events", MAX_BATCH),
+        ("BillingEvent", "id", MAX_ID_LEN),
+        ("BillingEvent", "type", MAX_ID_LEN),
+    ];
+
+    /// The range of each number: schema, field, least and greatest value the domain accepts.
+    const RANGES: [(&str, &str, i64, i64); 3] = [
+        ("VerifyRequest", "cost", 1, MAX_COST),
+        (
+            "FinishedCall",
+            "status_code",
+            MIN_STATUS_CODE,
+            MAX_STATUS_CODE,
+        ),
+        ("FinishedCall", "response_time_ms", 0, MAX_RESPONSE_TIME_MS),
+    ];
+
+    /// The `#[schema(...)]` bounds are literals (utoipa reads no constants there): each must be
+    /// the bound the domain enforces.
+    #[test]
+    fn documented_bounds_are_the_enforced_ones() {
+        let document = serde_json::to_value(super::RestApi::openapi()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        for (schema, field, max) in MAX_LENGTHS {
+            let property = &schemas[schema]["properties"][field];
+            let keyword = if field == "events" {
+                "maxItems"
+            } else {
+                "maxLength"
+            };
+            assert_eq!(property[keyword], Value::from(max), "{schema}.{field}");
+        }
+        assert_eq!(
+            schemas["EventsRequest"]["properties"]["events"]["minItems"],
+            1
+        );
+        for (schema, field, min, max) in RANGES {
+            let property = &schemas[schema]["properties"][field];
+            assert_eq!(property["minimum"], Value::from(min), "{schema}.{field}");
+            assert_eq!(property["maximum"], Value::from(max), "{schema}.{field}");
+        }
+    }
 }

@@ -3,10 +3,12 @@
 //! value is dropped here and replaced by a new UUID (`SetRequestIdLayer`, right after this).
 
 use axum::extract::Request;
+use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::router::REQUEST_ID;
+/// The header that carries a request's id, in requests and in responses.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest request id a client may choose.
 pub const MAX_LEN: usize = 64;

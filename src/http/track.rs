@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa::ToSchema;
 
 use crate::domain::ingest::{self, Route};
-use crate::http::bodies::ErrorBody;
-use crate::http::caller::{Caller, IngestRoute};
+use crate::http::authenticated_key::{AuthenticatedKey, IngestRoute};
 use crate::http::ingest::signature;
+use crate::http::response_bodies::ErrorBody;
 use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; the handler reads it field by field
@@ -62,12 +62,12 @@ impl IngestRoute for Track {
 )]
 pub async fn track(
     State(state): State<AppState>,
-    caller: Caller<Track>,
+    key: AuthenticatedKey<Track>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::track(&state.ingestion, &caller.key, &body, signature(&headers)).await {
-        Ok(()) => (caller.limit_headers(&state, None).await, StatusCode::OK).into_response(),
-        Err(err) => caller.refuse(&state, err).await,
+    match ingest::track(&state.ingestion, &key.caller, &body, signature(&headers)).await {
+        Ok(()) => (key.limit_headers(&state, None).await, StatusCode::OK).into_response(),
+        Err(err) => key.refuse(&state, err).await,
     }
 }

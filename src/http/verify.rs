@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 
 use crate::domain::error::DomainError;
 use crate::domain::ingest::{self, Route, Verified, VerifyAnswer};
-use crate::http::bodies::{ErrorBody, VerifyAllowed, VerifyRefusal};
-use crate::http::caller::{Caller, IngestRoute};
+use crate::http::authenticated_key::{AuthenticatedKey, IngestRoute};
 use crate::http::code::ApiCode;
 use crate::http::error::{rest_parts, with_retry_after};
 use crate::http::ingest::signature;
+use crate::http::response_bodies::{ErrorBody, VerifyAllowed, VerifyRefusal};
 use crate::state::AppState;
 
 // Describes the body for the OpenAPI document; the handler reads it field by field
@@ -67,11 +67,11 @@ impl IngestRoute for Verify {
 )]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: Caller<Verify>,
+    key: AuthenticatedKey<Verify>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match ingest::verify(&state.ingestion, &caller.key, &body, signature(&headers)).await {
+    match ingest::verify(&state.ingestion, &key.caller, &body, signature(&headers)).await {
         Ok(answer) => {
             let response = match answer {
                 VerifyAnswer::Allowed(verified) => Json(allowed(&verified)).into_response(),
@@ -84,9 +84,9 @@ pub async fn verify(
                 )
                     .into_response(),
             };
-            (caller.limit_headers(&state, None).await, response).into_response()
+            (key.limit_headers(&state, None).await, response).into_response()
         }
-        Err(err) => caller.refuse(&state, err).await,
+        Err(err) => key.refuse(&state, err).await,
     }
 }
 

@@ -297,7 +297,7 @@ fn openapi_prints_the_document_and_check_spots_drift() {
     let printed = tally(dir.path()).arg("openapi").output().unwrap();
     assert!(printed.status.success());
     let document = String::from_utf8(printed.stdout).unwrap();
-    assert_eq!(document, tally::http::openapi::document());
+    assert_eq!(document, tally::http::rest_routes::document());
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, &document).unwrap();
     let same = tally(dir.path())

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn openapi_json_matches_the_code() {
-    let expected = tally::http::openapi::document();
+    let expected = tally::http::rest_routes::document();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
@@ -74,7 +74,7 @@ async fn openapi_json_is_openapi_3_1_naming_every_route_and_status() {
 
 #[tokio::test]
 async fn metered_routes_document_bearer_auth_signatures_and_limit_headers() {
-    let document: Value = serde_json::from_str(tally::http::openapi::document()).unwrap();
+    let document: Value = serde_json::from_str(tally::http::rest_routes::document()).unwrap();
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use tally::config::{parse_trusted_proxy, Config};
+use tally::cli::args::parse_trusted_proxy;
+use tally::config::Config;
 
 use crate::common::TestApp;
 

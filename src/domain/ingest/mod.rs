@@ -19,7 +19,9 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::domain::deadline::Deadline;
-use crate::domain::error::{messages, DomainError, DomainResult};
+use crate::domain::error::{
+    messages, DomainError, DomainResult, ForbiddenReason, UnauthenticatedReason,
+};
 use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
@@ -87,9 +89,18 @@ pub async fn authenticate(
     bearer: Option<&str>,
     route: Route,
 ) -> DomainResult<Caller> {
-    let token =
-        bearer.ok_or_else(|| DomainError::unauthenticated(messages::MISSING_AUTHORIZATION))?;
-    let invalid = || DomainError::unauthenticated(messages::INVALID_KEY);
+    let token = bearer.ok_or_else(|| {
+        DomainError::unauthenticated(
+            UnauthenticatedReason::MissingCredentials,
+            messages::MISSING_AUTHORIZATION,
+        )
+    })?;
+    let invalid = || {
+        DomainError::unauthenticated(
+            UnauthenticatedReason::InvalidCredentials,
+            messages::INVALID_KEY,
+        )
+    };
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
     let deadline = service.deadline();
@@ -184,7 +195,10 @@ fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> Domai
     ) {
         Ok(())
     } else {
-        Err(DomainError::forbidden(messages::INVALID_SIGNATURE))
+        Err(DomainError::forbidden(
+            ForbiddenReason::InvalidSignature,
+            messages::INVALID_SIGNATURE,
+        ))
     }
 }
 
@@ -319,7 +333,7 @@ pub async fn install(
             Ok(caller) => check_signature(&caller, body, signature)
                 .ok()
                 .map(|()| caller),
-            Err(DomainError::Unauthenticated(_)) => None,
+            Err(DomainError::Unauthenticated { .. }) => None,
             Err(other) => return Err(other),
         },
         None => None,

@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::{ceil_secs, MinuteWindow, RateDecision};
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Longest a request waits for Redis before deciding on its own.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(100);

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::deadline::Deadline;
 use crate::domain::error::DomainError;
 use crate::domain::quota::{Refusal, Reservation};
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 mod admission;
 mod batch;

@@ -20,7 +20,7 @@ use super::store::{BatchTx, Store};
 use crate::domain::deadline::Deadline;
 use crate::domain::error::is_transient;
 use crate::domain::quota::Reservation;
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Most events written in one transaction.
 pub const BATCH_CAP: usize = 4_096;

@@ -56,7 +56,7 @@ impl AuthMutation {
                 Ok(payload(ctx, user)?)
             }
             // A wrong e-mail or password: the attempt stays counted as a failure.
-            Err(err @ DomainError::Unauthenticated(_)) => Err(err.into()),
+            Err(err @ DomainError::Unauthenticated { .. }) => Err(err.into()),
             // Nothing was learnt about the password.
             Err(err) => {
                 attempt.forget();

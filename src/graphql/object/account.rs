@@ -1,4 +1,4 @@
-use async_graphql::{Context, Object, Result, ID};
+use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use crate::domain::error::DomainError;
@@ -12,7 +12,7 @@ use crate::graphql::object::{Plan, UsagePeriod};
 pub struct Account(pub account::Model);
 
 impl Account {
-    /// The key under which [`Account::current_usage`] loads.
+    /// The key under which `Account::current_usage` loads.
     pub fn usage_key(&self, now: chrono::DateTime<Utc>) -> UsageKey {
         UsageKey {
             account_id: self.0.id.clone(),
@@ -58,4 +58,14 @@ impl Account {
             .map(|usage| UsagePeriod::from(usage.since_creation(self.0.created_at)))
             .ok_or_else(|| DomainError::not_found("Account not found").into())
     }
+}
+
+/// A page of accounts.
+#[derive(SimpleObject)]
+pub struct AccountPage {
+    pub nodes: Vec<Account>,
+    /// Accounts matching the filter, on every page together.
+    pub total_count: i64,
+    pub limit: i64,
+    pub offset: i64,
 }

@@ -10,13 +10,11 @@ pub mod scalar;
 pub mod usage;
 pub mod user;
 
-pub use account::Account;
+pub use account::{Account, AccountPage};
 pub use api_key::{ApiKey, ApiKeyStatus, CreatedApiKey};
 pub use auth::AuthPayload;
 pub use invoice::{BillingRun, Invoice};
 pub use plan::{Plan, PlanCode, PlanInput};
 pub use scalar::BigInt;
-pub use usage::{
-    AccountPage, AdminOverview, DailyUsage, EndpointStat, InstallStat, ToolStat, UsagePeriod,
-};
+pub use usage::{AdminOverview, DailyUsage, EndpointStat, InstallStat, ToolStat, UsagePeriod};
 pub use user::{Role, User};

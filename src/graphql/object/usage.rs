@@ -5,7 +5,7 @@ use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 
 use crate::domain::analytics;
-use crate::graphql::object::{Account, BigInt};
+use crate::graphql::object::BigInt;
 
 /// Calls of an account in one billing period and what its plan makes of them.
 #[derive(SimpleObject, Clone, Debug)]
@@ -175,16 +175,6 @@ impl From<analytics::Overview> for AdminOverview {
             },
         }
     }
-}
-
-/// A page of accounts.
-#[derive(SimpleObject)]
-pub struct AccountPage {
-    pub nodes: Vec<Account>,
-    /// Accounts matching the filter, on every page together.
-    pub total_count: i64,
-    pub limit: i64,
-    pub offset: i64,
 }
 
 /// Installs of one (skill, platform, version) over a window of days.

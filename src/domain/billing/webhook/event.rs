@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::domain::error::{messages, DomainError, DomainResult};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::plans::PlanCode;
 
-const MAX_ID_LEN: usize = 255;
+pub const MAX_ID_LEN: usize = 255;
 
 /// A provider event with the fields every event has.
 #[derive(Debug, Clone)]
@@ -35,8 +35,7 @@ fn is_handled(kind: &str) -> bool {
 /// a usable `id`, `type` or `created` (or, for an event we act on, `data.object`) is
 /// "Invalid payload" with the fields named.
 pub fn parse_event(body: &[u8]) -> DomainResult<Event> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|_| DomainError::bad_input(messages::INVALID_JSON))?;
+    let value: Value = serde_json::from_slice(body).map_err(|_| DomainError::invalid_json())?;
     let mut problems: Vec<(&str, &str)> = Vec::new();
     let id = match value.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id.to_owned()),

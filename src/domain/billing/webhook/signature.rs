@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::error::{messages, DomainError, DomainResult};
+use crate::domain::error::{messages, BadInputReason, DomainError, DomainResult};
 
 /// How far the signed timestamp may be from our clock, either way.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -51,7 +51,10 @@ pub fn parse_signature_header(header: &str) -> Option<SignatureHeader> {
 }
 
 fn invalid_signature() -> DomainError {
-    DomainError::bad_input(messages::INVALID_SIGNATURE)
+    DomainError::bad_input_because(
+        BadInputReason::InvalidSignature,
+        messages::INVALID_SIGNATURE,
+    )
 }
 
 /// Checks that `body` was signed with `secret` less than [`SIGNATURE_TOLERANCE_SECS`] from `now`.

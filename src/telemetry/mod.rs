@@ -9,7 +9,14 @@ use std::io::IsTerminal;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+pub mod metrics;
+
+/// How log lines are written: human-readable, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
 
 /// Lines a slow stderr may fall behind before a request waits for it; none are dropped.
 const BUFFERED_LINES: usize = 64 * 1024;

@@ -31,11 +31,9 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use crate::http::client::TrustedProxies;
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
-mod per_address;
-
-use per_address::{AddressSlot, PerAddress};
+use super::per_address::{AddressSlot, PerAddress};
 
 /// How the service treats its connections.
 #[derive(Debug, Clone)]

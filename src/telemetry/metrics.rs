@@ -100,7 +100,7 @@ impl Metrics {
 
     /// One answered request: counted by route and status, timed by route and method. Routes
     /// are the router's patterns and methods one of a fixed set (`http::methods::label`);
-    /// both are cut to [`MAX_LABEL_CHARS`] all the same.
+    /// both are cut to `MAX_LABEL_CHARS` all the same.
     pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
         let counted = [("route", bounded(route)), ("status", status.to_string())];
         let timed = [("route", bounded(route)), ("method", bounded(method))];

@@ -5,9 +5,9 @@ use anyhow::Context as _;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
+use crate::cli::args::ServeArgs;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ServeArgs};
-use crate::connections::{self, ConnectionLimits};
+use crate::config::Config;
 use crate::domain::billing;
 use crate::domain::retention;
 use crate::domain::settings::{self, AdminBootstrap};
@@ -15,6 +15,11 @@ use crate::http::client::TrustedProxies;
 use crate::jobs::{self, Job};
 use crate::state::AppState;
 use crate::{app, db};
+
+pub mod accept;
+mod per_address;
+
+use accept::ConnectionLimits;
 
 pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     args.check()?;
@@ -65,7 +70,7 @@ pub async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let limits = connection_limits(&state.config);
     tracing::info!(address = %listener.local_addr()?, "tally listening");
-    connections::serve(
+    accept::serve(
         listener,
         app(state.clone()),
         limits,
@@ -121,7 +126,7 @@ const RESERVED_FILE_DESCRIPTORS: u64 = 128;
 /// (running out of descriptors would refuse clients with no answer at all).
 fn connection_limits(config: &Config) -> ConnectionLimits {
     let mut max_connections = config.max_connections;
-    if let Some(open_files) = connections::raise_open_file_limit() {
+    if let Some(open_files) = accept::raise_open_file_limit() {
         let room = open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS).max(1);
         if u64::from(max_connections) > room {
             tracing::warn!(
@@ -291,19 +296,5 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             std::future::pending::<()>().await;
         }
         tracing::info!("shutdown requested: finishing in-flight requests");
-    }
-}
-
-/// A database URL without its password, for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }

@@ -16,13 +16,16 @@ use axum::{Extension, Json};
 use serde_json::json;
 
 use crate::graphql::context::RequestInfo;
+use crate::graphql::error::GraphqlCode;
 use crate::graphql::loader;
 use crate::graphql::TallySchema;
 use crate::http::bearer::bearer;
-use crate::http::body::{payload_too_large, read_within, BodyRefusal};
 use crate::http::client::ClientAddress;
-use crate::router::GRAPHQL_BODY_LIMIT;
+use crate::http::limited_body::{payload_too_large, read_within, BodyRefusal};
 use crate::state::AppState;
+
+/// Largest GraphQL request body.
+pub const GRAPHQL_BODY_LIMIT: usize = 256 * 1024;
 
 pub async fn execute(
     Extension(schema): Extension<TallySchema>,
@@ -69,13 +72,16 @@ fn add_default_code(error: &mut ServerError) {
         error
             .extensions
             .get_or_insert_with(Default::default)
-            .set("code", "BAD_USER_INPUT");
+            .set("code", GraphqlCode::BadUserInput.as_str());
     }
 }
 
 fn refuse(message: &str) -> Response {
     let body = json!({
-        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+        "errors": [{
+            "message": message,
+            "extensions": { "code": GraphqlCode::BadUserInput.as_str() }
+        }]
     });
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }

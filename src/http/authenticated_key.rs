@@ -2,8 +2,8 @@
 //! per-minute rate limit, in the contract's order. A request refused here is answered by the
 //! extractor itself: 401 before the key is known, and 429 with the rate-limit headers once it is.
 //!
-//! The body is read before this runs (see [`crate::http::body::buffer_within`]), so a body over
-//! the route's limit is refused before any authentication.
+//! The body is read before this runs (see [`crate::http::ingest::buffer_within`]), so a body
+//! over the route's limit is refused before any authentication.
 
 use std::marker::PhantomData;
 
@@ -28,18 +28,19 @@ pub trait IngestRoute: Send + Sync + 'static {
     }
 }
 
-/// A request's valid key, with the minute window its request was counted in.
-pub struct Caller<R> {
-    pub key: ingest::Caller,
+/// A request's valid key, with the minute window its request was counted in. (The domain's
+/// [`ingest::Caller`] is the key alone, without the route or the HTTP answers.)
+pub struct AuthenticatedKey<R> {
+    pub caller: ingest::Caller,
     pub minute: MinuteWindow,
     route: PhantomData<R>,
 }
 
-impl<R: IngestRoute> Caller<R> {
+impl<R: IngestRoute> AuthenticatedKey<R> {
     /// The rate-limit headers for a response to this caller; `refused` names the limit that
     /// refused it, if one did.
     pub async fn limit_headers(&self, state: &AppState, refused: Option<Refused>) -> LimitHeaders {
-        LimitHeaders::for_caller(state, &self.key, self.minute, refused).await
+        LimitHeaders::for_caller(state, &self.caller, self.minute, refused).await
     }
 
     /// This route's response for `err`, with the rate-limit headers.
@@ -49,25 +50,25 @@ impl<R: IngestRoute> Caller<R> {
     }
 }
 
-impl<R: IngestRoute> FromRequestParts<AppState> for Caller<R> {
+impl<R: IngestRoute> FromRequestParts<AppState> for AuthenticatedKey<R> {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = ingest::authenticate(&state.ingestion, bearer(&parts.headers), R::ROUTE)
+        let caller = ingest::authenticate(&state.ingestion, bearer(&parts.headers), R::ROUTE)
             .await
             .map_err(R::refusal)?;
-        let (minute, allowed) = ingest::spend_rate_limit(&state.ingestion, &key).await;
-        let caller = Self {
-            key,
+        let (minute, allowed) = ingest::spend_rate_limit(&state.ingestion, &caller).await;
+        let key = Self {
+            caller,
             minute,
             route: PhantomData,
         };
         match allowed {
-            Ok(()) => Ok(caller),
-            Err(err) => Err(caller.refuse(state, err).await),
+            Ok(()) => Ok(key),
+            Err(err) => Err(key.refuse(state, err).await),
         }
     }
 }

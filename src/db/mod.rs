@@ -97,7 +97,7 @@ async fn why_not_opened(url: &str, err: &DbErr) -> anyhow::Error {
         return anyhow::anyhow!(
             "cannot open the database {}: {what}; check --database-url (TALLY_DATABASE_URL), \
              and for a SQLite file that its directory exists and may be written to",
-            crate::server::redact(url)
+            redact(url)
         );
     };
     let (host, port) = (options.get_host().to_owned(), options.get_port());
@@ -238,5 +238,19 @@ impl SetupLock {
             // Closing the session releases its advisory locks; a failed close drops it anyway.
             let _ = connection.close().await;
         }
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
