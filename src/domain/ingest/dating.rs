@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use super::{Caller, Ingestion};
+use super::caller::Caller;
+use super::service::Ingestion;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::{BillingPeriod, Layout};
 

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{Caller, Ingestion};
+use super::caller::Caller;
+use super::service::Ingestion;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::ResolvedKey;
 use crate::domain::periods::BillingPeriod;

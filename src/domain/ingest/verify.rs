@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::caller::{base_event, check_signature, Caller};
 use super::reservation::{current_used, record, reserve};
-use super::{base_event, check_signature, Caller, Ingestion};
+use super::service::Ingestion;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::payload;
 use crate::domain::periods::{BillingPeriod, Layout};
