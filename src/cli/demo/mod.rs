@@ -3,7 +3,7 @@
 //! (Zipf-like) popularity with log-normal response times and per-endpoint error rates, hook tool
 //! uses and installs.
 //!
-//! Events go through [`recorder::write_batch`], the recorder's own writer, in large transactions:
+//! Events go through [`recorder::write_batch`](crate::domain::recorder::write_batch), the recorder's own writer, in large transactions:
 //! raw events and rollups are written by the same code as in production, so they always agree.
 //! Blocking (FREE-style) accounts are kept within their monthly quota, as the gate would.
 
