@@ -13,12 +13,25 @@ use crate::domain::signature;
 
 /// A request's key, once it is known to be valid for the route.
 pub struct Caller {
-    pub key: Arc<ResolvedKey>,
+    /// The key with its account and plan, as the key cache holds them.
+    pub resolved: Arc<ResolvedKey>,
     /// The key as sent: it signs request bodies.
     pub plaintext: String,
     pub expired: bool,
     /// Until when the request may wait on the database, from its authentication on.
     pub deadline: Deadline,
+}
+
+impl Caller {
+    /// The id of the caller's API key.
+    pub fn key_id(&self) -> &str {
+        &self.resolved.api_key.id
+    }
+
+    /// The account the key belongs to.
+    pub fn account_id(&self) -> &str {
+        &self.resolved.account.id
+    }
 }
 
 pub(super) fn check_signature(
@@ -30,7 +43,7 @@ pub(super) fn check_signature(
         &caller.plaintext,
         body,
         header,
-        caller.key.key.require_signature,
+        caller.resolved.api_key.require_signature,
     ) {
         Ok(())
     } else {
@@ -43,8 +56,8 @@ pub(super) fn check_signature(
 
 pub(super) fn base_event(caller: &Caller, kind: EventKind, now: DateTime<Utc>) -> NewEvent {
     NewEvent {
-        api_key_id: Some(caller.key.key.id.clone()),
+        api_key_id: Some(caller.key_id().to_owned()),
         expired_key: caller.expired,
-        ..NewEvent::new(Some(caller.key.account.id.clone()), kind, now)
+        ..NewEvent::new(Some(caller.account_id().to_owned()), kind, now)
     }
 }

@@ -30,7 +30,7 @@ pub(super) async fn date_events(
     caller: &Caller,
     at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
 ) -> DomainResult<Vec<BillingPeriod>> {
-    let account = &caller.key.account;
+    let account = &caller.resolved.account;
     let created = account.created_at.trunc_subsecs(0);
     let now = service.clock.now();
     let mut periods = Vec::new();

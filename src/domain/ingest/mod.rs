@@ -57,20 +57,20 @@ pub async fn authenticate(
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
     let deadline = service.deadline();
-    let key = deadline
+    let resolved = deadline
         .bound(
             "looking up an API key",
             service.keys.lookup(&service.db, digest),
         )
         .await?
         .ok_or_else(invalid)?;
-    let expired = match key.status(service.clock.now()) {
+    let expired = match resolved.status(service.clock.now()) {
         KeyStatus::Active => false,
         KeyStatus::Expired if route == Route::Track => true,
         KeyStatus::Expired | KeyStatus::Revoked => return Err(invalid()),
     };
     Ok(Caller {
-        key,
+        resolved,
         plaintext: token.to_owned(),
         expired,
         deadline,
@@ -82,12 +82,8 @@ pub async fn spend_rate_limit(
     service: &Ingestion,
     caller: &Caller,
 ) -> (MinuteWindow, DomainResult<()>) {
-    let per_minute = u32::try_from(caller.key.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
-    match service
-        .key_limits
-        .check(&caller.key.key.id, per_minute)
-        .await
-    {
+    let per_minute = u32::try_from(caller.resolved.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
+    match service.key_limits.check(caller.key_id(), per_minute).await {
         RateDecision::Allowed(window) => (window, Ok(())),
         RateDecision::Limited {
             window,
@@ -125,9 +121,9 @@ impl MonthlyWindow {
 /// The caller's current period and quota; `None` for unlimited plans (or when the count cannot
 /// be read right now).
 pub async fn monthly_window(service: &Ingestion, caller: &Caller) -> Option<MonthlyWindow> {
-    let limit = caller.key.plan.monthly_quota?;
+    let limit = caller.resolved.plan.monthly_quota?;
     let now = service.clock.now();
-    let period = BillingPeriod::for_account(&caller.key.account, now);
+    let period = BillingPeriod::for_account(&caller.resolved.account, now);
     let used = reservation::current_used(service, caller, period)
         .await
         .ok()?;
@@ -273,12 +269,12 @@ pub async fn install(
         "version": install.version,
     });
     let event = NewEvent {
-        api_key_id: caller.as_ref().map(|c| c.key.key.id.clone()),
+        api_key_id: caller.as_ref().map(|c| c.key_id().to_owned()),
         skill_id: install.skill_id,
         tool_name: Some("install_confirmed".to_owned()),
         metadata: Some(metadata.to_string()),
         ..NewEvent::new(
-            caller.as_ref().map(|c| c.key.account.id.clone()),
+            caller.as_ref().map(|c| c.account_id().to_owned()),
             EventKind::Install,
             now,
         )
