@@ -1,6 +1,10 @@
 //! Schema migrations. Every migration spells out its columns: an old migration must never change
 //! when an entity in `src/entity/` does.
 
+// `MigrationTrait` is an `async_trait`: its `up`/`down` take `&SchemaManager` with the lifetime
+// elided, and writing `SchemaManager<'_>` there no longer matches the trait's expanded signature.
+#![allow(elided_lifetimes_in_paths)]
+
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_core;

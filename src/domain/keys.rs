@@ -111,14 +111,14 @@ pub fn status(
 /// A key together with what it takes to judge a request made with it.
 #[derive(Debug, Clone)]
 pub struct ResolvedKey {
-    pub key: api_key::Model,
+    pub api_key: api_key::Model,
     pub account: account::Model,
     pub plan: plan::Model,
 }
 
 impl ResolvedKey {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
-        status(self.key.expires_at, self.key.revoked_at, now)
+        status(self.api_key.expires_at, self.api_key.revoked_at, now)
     }
 }
 
@@ -197,7 +197,11 @@ async fn load(db: &DatabaseConnection, digest: KeyDigest) -> DomainResult<Option
     else {
         return Ok(None);
     };
-    Ok(Some(ResolvedKey { key, account, plan }))
+    Ok(Some(ResolvedKey {
+        api_key: key,
+        account,
+        plan,
+    }))
 }
 
 /// Parses a `digest` stored as hex back into a digest, for cache invalidation.

@@ -189,7 +189,7 @@ async fn non_json_bodies_are_400_invalid_json_whatever_the_content_type() {
     let app = TestApp::new().await;
     let m = app.member_with_key(false).await;
     type Headers<'a> = &'a [(&'a str, &'a str)];
-    let cases: [(Headers, Vec<u8>); 5] = [
+    let cases: [(Headers<'_>, Vec<u8>); 5] = [
         (&[], b"{not json".to_vec()),
         (&[("content-type", "text/plain")], b"skill_id=x".to_vec()),
         (

@@ -2,6 +2,10 @@
 //! `tally::app` (`oneshot`) against a fresh database each, or the real `tally` binary where a
 //! process matters (start-up, crashes, connections, the command line).
 
+// All of this crate is test code, helpers included (clippy's `allow-unwrap-in-tests` only sees
+// `#[test]` functions): a failed unwrap is the test's failure report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod admin_analytics;

@@ -7,8 +7,8 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
 
-use super::events::zipf_weight;
-use super::{user_email, users_in_account, DemoAccount, ADMIN_EMAIL};
+use super::draws::zipf_weight;
+use super::people::{user_email, users_in_account, DemoAccount, ADMIN_EMAIL};
 use crate::domain::accounts::{new_id, Role};
 use crate::domain::error::DomainResult;
 use crate::domain::keys;

@@ -12,7 +12,9 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use sea_orm::DatabaseConnection;
 
-use super::{DemoAccount, DemoOptions, ENDPOINTS};
+use super::draws::zipf;
+use super::options::{DemoOptions, ENDPOINTS};
+use super::people::DemoAccount;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::BillingPeriod;
 use crate::domain::recorder::{self, EventKind, NewEvent};
@@ -100,15 +102,6 @@ fn endpoints(rng: &mut StdRng) -> Vec<Endpoint> {
     // Popularity is by rank: shuffle so the popular ones are of every shape.
     all.shuffle(rng);
     all
-}
-
-pub(super) fn zipf_weight(rank: usize, s: f64) -> f64 {
-    1.0 / ((rank + 1) as f64).powf(s)
-}
-
-fn zipf(n: usize, s: f64) -> DomainResult<WeightedIndex<f64>> {
-    WeightedIndex::new((0..n).map(|i| zipf_weight(i, s)))
-        .map_err(|err| DomainError::internal(anyhow::anyhow!("weights: {err}")))
 }
 
 /// A standard normal sample (Box–Muller).

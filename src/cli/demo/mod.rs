@@ -3,12 +3,18 @@
 //! (Zipf-like) popularity with log-normal response times and per-endpoint error rates, hook tool
 //! uses and installs.
 //!
-//! Events go through [`recorder::write_batch`], the recorder's own writer, in large transactions:
+//! Events go through [`recorder::write_batch`](crate::domain::recorder::write_batch), the recorder's own writer, in large transactions:
 //! raw events and rollups are written by the same code as in production, so they always agree.
 //! Blocking (FREE-style) accounts are kept within their monthly quota, as the gate would.
 
 mod accounts;
+mod draws;
 mod events;
+mod options;
+mod people;
+
+pub use options::{DemoOptions, DemoSummary, ENDPOINTS};
+pub use people::{user_email, users_in_account, ADMIN_EMAIL, MAX_USERS_PER_ACCOUNT};
 
 use std::time::Instant;
 
@@ -19,48 +25,8 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 
 use crate::domain::auth;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::plans::{self, PlanCode};
+use crate::domain::plans;
 use crate::entity::user;
-
-pub const ENDPOINTS: usize = 200;
-
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub accounts: usize,
-    pub events: u64,
-    /// Events are spread over this many UTC days ending today.
-    pub days: u32,
-    /// The same seed gives the same data (apart from ids and key secrets).
-    pub seed: u64,
-    /// Password of every demo user.
-    pub password: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct DemoSummary {
-    pub accounts: usize,
-    pub users: usize,
-    pub keys: usize,
-    pub events: u64,
-    pub admin_email: String,
-    /// A key of the first account, to try the ingestion routes with.
-    pub sample_key: Option<String>,
-    pub seconds: f64,
-}
-
-pub const ADMIN_EMAIL: &str = "admin@demo.tally.test";
-
-/// The e-mail of member `n` (from 0) of demo account `account` (from 0).
-pub fn user_email(account: usize, n: usize) -> String {
-    format!("user{n}.account{account:05}@demo.tally.test")
-}
-
-pub const MAX_USERS_PER_ACCOUNT: usize = 3;
-
-/// How many members demo account `account` has: 1 to [`MAX_USERS_PER_ACCOUNT`], in turn.
-pub fn users_in_account(account: usize) -> usize {
-    1 + account % MAX_USERS_PER_ACCOUNT
-}
 
 /// Refuses a database that holds users: the demo plants an admin whose password is printed, and
 /// on an installation in use that would be a back door. Reads nothing but the `users` table, and
@@ -128,14 +94,4 @@ pub async fn seed(
         sample_key: members.sample_key,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-struct DemoAccount {
-    id: String,
-    name: String,
-    plan: PlanCode,
-    keys: Vec<String>,
-    weight: f64,
-    /// Monthly quota of a plan that refuses calls over it.
-    blocking_quota: Option<i64>,
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use super::{Caller, Ingestion};
+use super::caller::Caller;
+use super::service::Ingestion;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::periods::{BillingPeriod, Layout};
 
@@ -29,7 +30,7 @@ pub(super) async fn date_events(
     caller: &Caller,
     at: impl IntoIterator<Item = (String, DateTime<Utc>)>,
 ) -> DomainResult<Vec<BillingPeriod>> {
-    let account = &caller.key.account;
+    let account = &caller.resolved.account;
     let created = account.created_at.trunc_subsecs(0);
     let now = service.clock.now();
     let mut periods = Vec::new();

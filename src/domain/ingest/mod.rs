@@ -4,58 +4,28 @@
 //!
 //! The HTTP handlers only read the request and shape the response; every decision is here.
 
+mod caller;
 mod dating;
 mod reservation;
+mod service;
 mod verify;
 
+pub use caller::Caller;
+pub use service::{IngestSettings, Ingestion};
 pub use verify::{verify, Verified, VerifyAnswer};
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use crate::clock::Clock;
-use crate::domain::deadline::Deadline;
-use crate::domain::error::{
-    messages, DomainError, DomainResult, ForbiddenReason, UnauthenticatedReason,
-};
-use crate::domain::keys::{self, KeyCache, KeyStatus, ResolvedKey};
+use crate::domain::error::{messages, DomainError, DomainResult, UnauthenticatedReason};
+use crate::domain::keys::{self, KeyStatus};
 use crate::domain::payload;
 use crate::domain::periods::BillingPeriod;
-use crate::domain::quota::QuotaGate;
-use crate::domain::ratelimit::{KeyLimits, MinuteWindow, RateDecision, RateLimits};
-use crate::domain::recorder::{EventKind, NewEvent, Outcome, Recorder, Unrecorded};
-use crate::domain::signature;
+use crate::domain::ratelimit::{MinuteWindow, RateDecision};
+use crate::domain::recorder::{EventKind, NewEvent, Outcome, Unrecorded};
+use caller::{base_event, check_signature};
 use dating::date_events;
 use reservation::{record, reserve};
-
-/// What ingestion needs of the service, and nothing else: the database, the key cache, the
-/// quota gate, the per-key and per-address limits, the recorder, the clock and two settings.
-#[derive(Clone)]
-pub struct Ingestion {
-    pub db: DatabaseConnection,
-    pub keys: KeyCache,
-    pub quota: QuotaGate,
-    /// Per-minute limits of API keys (keyed by key id).
-    pub key_limits: KeyLimits,
-    /// Per-minute limits of install callbacks (keyed by client address).
-    pub install_limits: RateLimits,
-    pub recorder: Recorder,
-    pub clock: Arc<dyn Clock>,
-    pub settings: IngestSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct IngestSettings {
-    /// Sent with a 429 `Quota exceeded`.
-    pub upgrade_url: String,
-    pub install_rate_limit_per_minute: u32,
-    /// What a request may wait on the database in all (`TALLY_DATABASE_WAIT_MS`).
-    pub database_wait: Duration,
-}
 
 /// The ingestion routes that take an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,23 +34,6 @@ pub enum Route {
     Track,
     Verify,
     Events,
-}
-
-/// A request's key, once it is known to be valid for the route.
-pub struct Caller {
-    pub key: Arc<ResolvedKey>,
-    /// The key as sent: it signs request bodies.
-    pub plaintext: String,
-    pub expired: bool,
-    /// Until when the request may wait on the database, from its authentication on.
-    pub deadline: Deadline,
-}
-
-impl Ingestion {
-    /// The deadline of a request starting now.
-    pub fn deadline(&self) -> Deadline {
-        Deadline::after(self.settings.database_wait)
-    }
 }
 
 /// Checks the bearer token. `None` means no `Authorization: Bearer` header at all.
@@ -104,20 +57,20 @@ pub async fn authenticate(
     // A malformed key or a bad checksum is refused before any database work.
     let digest = keys::parse(token).ok_or_else(invalid)?;
     let deadline = service.deadline();
-    let key = deadline
+    let resolved = deadline
         .bound(
             "looking up an API key",
             service.keys.lookup(&service.db, digest),
         )
         .await?
         .ok_or_else(invalid)?;
-    let expired = match key.status(service.clock.now()) {
+    let expired = match resolved.status(service.clock.now()) {
         KeyStatus::Active => false,
         KeyStatus::Expired if route == Route::Track => true,
         KeyStatus::Expired | KeyStatus::Revoked => return Err(invalid()),
     };
     Ok(Caller {
-        key,
+        resolved,
         plaintext: token.to_owned(),
         expired,
         deadline,
@@ -129,12 +82,8 @@ pub async fn spend_rate_limit(
     service: &Ingestion,
     caller: &Caller,
 ) -> (MinuteWindow, DomainResult<()>) {
-    let per_minute = u32::try_from(caller.key.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
-    match service
-        .key_limits
-        .check(&caller.key.key.id, per_minute)
-        .await
-    {
+    let per_minute = u32::try_from(caller.resolved.plan.rate_limit_per_minute.max(1)).unwrap_or(1);
+    match service.key_limits.check(caller.key_id(), per_minute).await {
         RateDecision::Allowed(window) => (window, Ok(())),
         RateDecision::Limited {
             window,
@@ -172,9 +121,9 @@ impl MonthlyWindow {
 /// The caller's current period and quota; `None` for unlimited plans (or when the count cannot
 /// be read right now).
 pub async fn monthly_window(service: &Ingestion, caller: &Caller) -> Option<MonthlyWindow> {
-    let limit = caller.key.plan.monthly_quota?;
+    let limit = caller.resolved.plan.monthly_quota?;
     let now = service.clock.now();
-    let period = BillingPeriod::for_account(&caller.key.account, now);
+    let period = BillingPeriod::for_account(&caller.resolved.account, now);
     let used = reservation::current_used(service, caller, period)
         .await
         .ok()?;
@@ -184,30 +133,6 @@ pub async fn monthly_window(service: &Ingestion, caller: &Caller) -> Option<Mont
         period,
         now,
     })
-}
-
-fn check_signature(caller: &Caller, body: &[u8], header: Option<&[u8]>) -> DomainResult<()> {
-    if signature::accepts(
-        &caller.plaintext,
-        body,
-        header,
-        caller.key.key.require_signature,
-    ) {
-        Ok(())
-    } else {
-        Err(DomainError::forbidden(
-            ForbiddenReason::InvalidSignature,
-            messages::INVALID_SIGNATURE,
-        ))
-    }
-}
-
-fn base_event(caller: &Caller, kind: EventKind, now: DateTime<Utc>) -> NewEvent {
-    NewEvent {
-        api_key_id: Some(caller.key.key.id.clone()),
-        expired_key: caller.expired,
-        ..NewEvent::new(Some(caller.key.account.id.clone()), kind, now)
-    }
 }
 
 /// `POST /api/track`, past the key and the rate limit.
@@ -344,12 +269,12 @@ pub async fn install(
         "version": install.version,
     });
     let event = NewEvent {
-        api_key_id: caller.as_ref().map(|c| c.key.key.id.clone()),
+        api_key_id: caller.as_ref().map(|c| c.key_id().to_owned()),
         skill_id: install.skill_id,
         tool_name: Some("install_confirmed".to_owned()),
         metadata: Some(metadata.to_string()),
         ..NewEvent::new(
-            caller.as_ref().map(|c| c.key.account.id.clone()),
+            caller.as_ref().map(|c| c.account_id().to_owned()),
             EventKind::Install,
             now,
         )

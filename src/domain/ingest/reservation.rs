@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{Caller, Ingestion};
+use super::caller::Caller;
+use super::service::Ingestion;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::ResolvedKey;
 use crate::domain::periods::BillingPeriod;
@@ -43,7 +44,7 @@ pub(super) async fn reserve(
                 .deadline
                 .bound(
                     "reading known event ids",
-                    known_event_ids(&service.db, &caller.key.account.id, &ids),
+                    known_event_ids(&service.db, caller.account_id(), &ids),
                 )
                 .await?;
             if known.is_empty() {
@@ -65,7 +66,7 @@ fn quota_exceeded(service: &Ingestion, caller: &Caller, refusal: Refusal) -> Dom
     let waited_for = if refusal.period.end > now {
         refusal.period
     } else {
-        BillingPeriod::for_account(&caller.key.account, now)
+        BillingPeriod::for_account(&caller.resolved.account, now)
     };
     DomainError::QuotaExceeded {
         limit: refusal.limit,
@@ -104,10 +105,10 @@ async fn try_reserve(
     for (period, calls) in needs.values() {
         let reserve = service.quota.reserve(
             &service.db,
-            &caller.key.account.id,
+            caller.account_id(),
             *period,
             *calls,
-            allowance(&caller.key),
+            allowance(&caller.resolved),
         );
         let decision = caller
             .deadline
@@ -168,9 +169,7 @@ pub(super) async fn current_used(
         .deadline
         .bound(
             "reading the period's count",
-            service
-                .quota
-                .used(&service.db, &caller.key.account.id, period),
+            service.quota.used(&service.db, caller.account_id(), period),
         )
         .await
 }

@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::caller::{base_event, check_signature, Caller};
 use super::reservation::{current_used, record, reserve};
-use super::{base_event, check_signature, Caller, Ingestion};
+use super::service::Ingestion;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::payload;
 use crate::domain::periods::{BillingPeriod, Layout};
@@ -51,7 +52,7 @@ pub async fn verify(
     let value = payload::parse_json(body, true)?;
     let request = payload::verify_request(&value)?;
     check_signature(caller, body, signature)?;
-    let period = BillingPeriod::for_account(&caller.key.account, now);
+    let period = BillingPeriod::for_account(&caller.resolved.account, now);
     let call = VerifyCall {
         endpoint: request.endpoint,
         method: request.method,
@@ -99,7 +100,7 @@ async fn replay(
 ) -> DomainResult<VerifyAnswer> {
     let original = caller.deadline.bound(
         "reading a verified call",
-        replay::original(&service.db, &caller.key.account.id, event_id),
+        replay::original(&service.db, caller.account_id(), event_id),
     );
     let Some(original) = original.await? else {
         return Err(DomainError::internal(anyhow::anyhow!(
@@ -109,7 +110,7 @@ async fn replay(
     if !original.is_retried_by(call, now) {
         return Ok(VerifyAnswer::EventIdReused);
     }
-    let account = &caller.key.account;
+    let account = &caller.resolved.account;
     let at = original.occurred_at();
     let period = if BillingPeriod::placed_by_account(account, at) {
         BillingPeriod::for_account(account, at)
@@ -123,14 +124,14 @@ async fn replay(
 }
 
 fn verified(caller: &Caller, used: i64, period: BillingPeriod) -> Verified {
-    let limit = caller.key.plan.monthly_quota;
+    let limit = caller.resolved.plan.monthly_quota;
     Verified {
-        account_id: caller.key.account.id.clone(),
-        key_id: caller.key.key.id.clone(),
-        plan: caller.key.plan.code.clone(),
+        account_id: caller.account_id().to_owned(),
+        key_id: caller.key_id().to_owned(),
+        plan: caller.resolved.plan.code.clone(),
         limit,
         used,
         period,
-        overage: limit.is_some_and(|limit| !caller.key.plan.blocks_over_quota && used > limit),
+        overage: limit.is_some_and(|limit| !caller.resolved.plan.blocks_over_quota && used > limit),
     }
 }

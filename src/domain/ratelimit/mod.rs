@@ -8,6 +8,7 @@
 //! `TALLY_REDIS_URL` is set ([`shared`]), else, and while Redis is unreachable, per instance.
 
 pub mod shared;
+mod window;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
 use shared::SharedLimits;
+use window::ceil_secs;
+pub use window::{MinuteWindow, RateDecision};
 
 /// Limiters unused this long are dropped (a dropped one would be full again anyway).
 const IDLE_EVICTION: Duration = Duration::from_secs(120);
@@ -44,26 +47,6 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, ServiceClock, StateInformati
 struct Entry {
     per_minute: u32,
     limiter: Limiter,
-}
-
-/// The minute window as the `RateLimit` header reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MinuteWindow {
-    pub limit: u32,
-    pub remaining: u32,
-    /// Seconds until the window is full again; for a refused request, until the next request is
-    /// allowed (the `Retry-After`), so that the headers name one wait.
-    pub reset_secs: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateDecision {
-    Allowed(MinuteWindow),
-    /// `retry_after_secs` is rounded up: a retry that late is allowed.
-    Limited {
-        window: MinuteWindow,
-        retry_after_secs: u64,
-    },
 }
 
 #[derive(Clone)]
@@ -164,10 +147,6 @@ impl KeyLimits {
         }
         self.local.check(id, per_minute)
     }
-}
-
-fn ceil_secs(nanos: u64) -> u64 {
-    nanos.div_ceil(1_000_000_000)
 }
 
 #[cfg(test)]

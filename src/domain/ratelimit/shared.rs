@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::{ceil_secs, MinuteWindow, RateDecision};
+use super::window::{ceil_secs, MinuteWindow, RateDecision};
 use crate::telemetry::metrics::Metrics;
 
 /// Longest a request waits for Redis before deciding on its own.

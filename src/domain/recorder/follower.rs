@@ -10,7 +10,7 @@
 //! Woken by every commit, it waits [`GATHER`] (or as configured) for more batches to come and then
 //! applies all that is stored, so analytics trail an acknowledged event by about that (at most
 //! 1 s, as promised).
-//! Without a wake-up it looks every [`POLL`] (deltas left by an instance that stopped).
+//! Without a wake-up it looks every `POLL` (a second) (deltas left by an instance that stopped).
 
 use std::sync::Arc;
 use std::time::Duration;

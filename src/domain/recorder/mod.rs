@@ -1,7 +1,7 @@
 //! The recorder: group commit of usage events.
 //!
 //! Handlers hand their events to one writer and wait. (On a SQLite file the writer runs on a
-//! thread of its own with a connection of its own, see [`store`].) The writer takes everything
+//! thread of its own with a connection of its own, see `store`.) The writer takes everything
 //! queued (up to a cap), writes it in ONE transaction — event rows (`ON CONFLICT (account_id,
 //! event_id) DO NOTHING`, so an event id is stored once per account), the period call counters,
 //! and one row holding what the batch adds to the daily rollups and, at most once a minute per
@@ -13,10 +13,10 @@
 //! completes that call (status, response time, rollups) instead of counting it again.
 //!
 //! Blocking quotas are decided again inside the transaction, under the period counters' row locks
-//! ([`admission`]): a request whose calls no longer fit is answered `Quota exceeded` and writes
+//! (`admission`): a request whose calls no longer fit is answered `Quota exceeded` and writes
 //! nothing, however many instances share the database. Calls are added only to a counter whose
 //! range is the period the request took: when the billing provider's period has moved the
-//! account's periods since, the calls are placed again by their time ([`counters`]), and a
+//! account's periods since, the calls are placed again by their time (`counters`), and a
 //! blocking quota judged on the old period is answered 503 so that its retry is judged anew. After the commit each request's quota
 //! reservation is settled with the calls counted, and the in-memory gate takes the database's
 //! count. A failed transaction gives its waiters' quota reservations back. When the database cannot

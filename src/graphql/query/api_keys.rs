@@ -1,24 +1,17 @@
 use async_graphql::{Context, Object, Result};
 use chrono::{TimeZone, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::domain::api_keys::{self, KeyCursor};
 use crate::domain::error::DomainError;
 use crate::graphql::context::{current_actor, now, state};
 use crate::graphql::guard::PageFirst;
-use crate::graphql::object::page::{connection, decode_after, CursorConnection};
+use crate::graphql::object::page::{
+    connection, decode_after, not_a_cursor, CursorConnection, Position,
+};
 use crate::graphql::object::ApiKey;
 
 #[derive(Default)]
 pub struct ApiKeyQuery;
-
-/// A key's place in the newest-first order, as a cursor holds it.
-#[derive(Serialize, Deserialize)]
-pub struct KeyPosition {
-    /// Creation time, unix milliseconds.
-    created: i64,
-    id: String,
-}
 
 #[Object]
 impl ApiKeyQuery {
@@ -44,19 +37,17 @@ impl ApiKeyQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         #[graphql(default = false)] include_revoked: bool,
-    ) -> Result<CursorConnection<KeyPosition, ApiKey>> {
+    ) -> Result<CursorConnection<ApiKey>> {
         let actor = current_actor(ctx).await?;
         let now = now(ctx);
-        let after = decode_after::<KeyPosition>(after.as_deref())?;
+        let after = decode_after(after.as_deref())?;
         let after_given = after.is_some();
         let cursor = after
             .map(|position| {
                 let created_at = Utc
-                    .timestamp_millis_opt(position.created)
+                    .timestamp_millis_opt(position.at)
                     .single()
-                    .ok_or_else(|| {
-                        DomainError::bad_field("after", "is not a cursor of this list")
-                    })?;
+                    .ok_or_else(not_a_cursor)?;
                 Ok::<_, DomainError>(KeyCursor {
                     created_at,
                     id: position.id,
@@ -69,8 +60,8 @@ impl ApiKeyQuery {
         Ok(connection(
             page,
             after_given,
-            |key| KeyPosition {
-                created: key.created_at.timestamp_millis(),
+            |key| Position {
+                at: key.created_at.timestamp_millis(),
                 id: key.id.clone(),
             },
             |key| ApiKey::new(key, now),

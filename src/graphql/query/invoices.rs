@@ -1,22 +1,13 @@
 use async_graphql::{Context, Object, Result, ID};
-use serde::{Deserialize, Serialize};
 
 use crate::domain::billing::history::{self, InvoiceCursor};
 use crate::graphql::context::{current_actor, state};
 use crate::graphql::guard::PageFirst;
-use crate::graphql::object::page::{connection, decode_after, CursorConnection};
+use crate::graphql::object::page::{connection, decode_after, CursorConnection, Position};
 use crate::graphql::object::Invoice;
 
 #[derive(Default)]
 pub struct InvoiceQuery;
-
-/// An invoice's place in the newest-period-first order, as a cursor holds it.
-#[derive(Serialize, Deserialize)]
-pub struct InvoicePosition {
-    /// Period start, unix milliseconds.
-    start: i64,
-    id: String,
-}
 
 #[Object]
 impl InvoiceQuery {
@@ -37,12 +28,12 @@ impl InvoiceQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         account_id: Option<ID>,
-    ) -> Result<CursorConnection<InvoicePosition, Invoice>> {
+    ) -> Result<CursorConnection<Invoice>> {
         let actor = current_actor(ctx).await?;
-        let after = decode_after::<InvoicePosition>(after.as_deref())?;
+        let after = decode_after(after.as_deref())?;
         let after_given = after.is_some();
         let cursor = after.map(|position| InvoiceCursor {
-            period_start: position.start,
+            period_start: position.at,
             id: position.id,
         });
         let first = usize::try_from(first).unwrap_or(0);
@@ -51,8 +42,8 @@ impl InvoiceQuery {
         Ok(connection(
             page,
             after_given,
-            |invoice| InvoicePosition {
-                start: invoice.period_start,
+            |invoice| Position {
+                at: invoice.period_start,
                 id: invoice.id.clone(),
             },
             Invoice,
