@@ -152,17 +152,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn period(start: &str, end: &str) -> BillingPeriod {
-        BillingPeriod {
-            start: at(start),
-            end: at(end),
-        }
-    }
+    use crate::domain::periods::test_support::{at, period};
 
     fn ms(start: &str, end: &str) -> (i64, i64) {
         let p = period(start, end);
