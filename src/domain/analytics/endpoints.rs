@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, JoinType, Order};
 
-use super::{day_key, mean, DayWindow};
+use super::{day_key, mean, ranking_window, DayWindow};
 use crate::domain::dialect::{byte_ordered, join_in_written_order, latest_row};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
-use crate::domain::paging::{check_days, check_limit};
 use crate::entity::{usage_endpoint, usage_running_endpoint};
 
 use usage_endpoint::Column as Listed;
@@ -163,9 +162,7 @@ pub async fn endpoint_stats(
     limit: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<EndpointStat>> {
-    check_days(days)?;
-    check_limit(limit)?;
-    let window = DayWindow::ending_at(now, days);
+    let window = ranking_window(now, days, limit)?;
     let query = window_sums(db.get_database_backend(), account_id, window, limit);
     let rows = db.query_all(&query).await?;
     rows.iter()

@@ -5,10 +5,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Func;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{from_millis, largest_groups, DayWindow};
+use super::{from_millis, largest_groups, ranking_window};
 use crate::domain::dialect::total;
 use crate::domain::error::DomainResult;
-use crate::domain::paging::{check_days, check_limit};
 use crate::entity::usage_daily_install;
 
 /// Installs of one (skill, platform, version) over a window of days.
@@ -37,9 +36,7 @@ pub async fn install_stats(
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<InstallStat>> {
     use usage_daily_install::Column;
-    check_days(days)?;
-    check_limit(limit)?;
-    let window = DayWindow::ending_at(now, days);
+    let window = ranking_window(now, days, limit)?;
     let rows: Vec<(String, String, String, i64, i64, i64, i64)> = largest_groups(
         usage_daily_install::Entity::find(),
         [Column::SkillId, Column::Platform, Column::Version],

@@ -5,7 +5,6 @@ use crate::domain::analytics::DayWindow;
 use crate::domain::api_keys::CreatedKey;
 use crate::domain::key_usage;
 use crate::domain::keys::{self, KeyStatus};
-use crate::domain::paging::check_days;
 use crate::entity::api_key;
 use crate::graphql::context::now;
 use crate::graphql::loader::{self, KeyAt, KeyCalls, KeyHistory, KeyWindow};
@@ -100,10 +99,9 @@ impl ApiKey {
         ctx: &Context<'_>,
         #[graphql(default = 30)] days: i64,
     ) -> Result<Vec<KeyDailyUsage>> {
-        check_days(days)?;
         let key = KeyWindow {
             key_id: self.key.id.clone(),
-            window: DayWindow::ending_at(now(ctx), days),
+            window: DayWindow::checked(now(ctx), days)?,
         };
         let history = loader::get::<KeyHistory>(ctx)?.load_one(key).await?;
         Ok(history
