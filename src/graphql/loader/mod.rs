@@ -28,26 +28,15 @@ pub type KeyHistory = DataLoader<KeyHistoryLoader, HashMapCache>;
 /// Adds every loader, fresh, to one request.
 pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
     request
-        .data(DataLoader::with_cache(
-            UsageLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
-        .data(DataLoader::with_cache(
-            PlanLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
-        .data(DataLoader::with_cache(
-            KeyCallsLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
-        .data(DataLoader::with_cache(
-            KeyHistoryLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
+        .data(cached(UsageLoader::new(db.clone())))
+        .data(cached(PlanLoader::new(db.clone())))
+        .data(cached(KeyCallsLoader::new(db.clone())))
+        .data(cached(KeyHistoryLoader::new(db.clone())))
+}
+
+/// `loader` batching on the runtime, each value loaded once per request.
+fn cached<T: Send + Sync + 'static>(loader: T) -> DataLoader<T, HashMapCache> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
 }
 
 /// A loader of the current request.
