@@ -7,7 +7,7 @@ use crate::domain::key_usage;
 use crate::domain::keys::{self, KeyStatus};
 use crate::entity::api_key;
 use crate::graphql::context::now;
-use crate::graphql::loader::{self, KeyAt, KeyCalls, KeyHistory, KeyWindow};
+use crate::graphql::loader::{self, KeyAt, KeyWindow};
 use crate::graphql::object::BigInt;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl ApiKey {
             key_id: self.key.id.clone(),
             now: now(ctx),
         };
-        let calls = loader::get::<KeyCalls>(ctx)?.load_one(key).await?;
+        let calls = loader::get(ctx)?.load_one(key).await?;
         Ok(calls.unwrap_or(0).into())
     }
 
@@ -103,7 +103,7 @@ impl ApiKey {
             key_id: self.key.id.clone(),
             window: DayWindow::checked(now(ctx), days)?,
         };
-        let history = loader::get::<KeyHistory>(ctx)?.load_one(key).await?;
+        let history = loader::get(ctx)?.load_one(key).await?;
         Ok(history
             .unwrap_or_default()
             .into_iter()
