@@ -62,12 +62,21 @@ impl DayWindow {
     }
 }
 
-/// The window of a ranking (endpoints, tools, installs): `days`, then `limit`, refused unless in
-/// range.
-fn ranking_window(now: DateTime<Utc>, days: i64, limit: i64) -> DomainResult<DayWindow> {
-    let window = DayWindow::checked(now, days)?;
-    check_limit(limit)?;
-    Ok(window)
+/// The days and size of a ranking (endpoints, tools, installs), checked: `days` 1..=366, then
+/// `limit` 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranking {
+    pub window: DayWindow,
+    pub limit: i64,
+}
+
+impl Ranking {
+    /// The `limit` largest over the `days` days ending on the day of `now`.
+    pub fn checked(now: DateTime<Utc>, days: i64, limit: i64) -> DomainResult<Self> {
+        let window = DayWindow::checked(now, days)?;
+        check_limit(limit)?;
+        Ok(Self { window, limit })
+    }
 }
 
 /// The rollups' day key: `YYYY-MM-DD`. Written out by hand: the recorder makes one per event,

@@ -1,5 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
+use crate::domain::analytics::Ranking;
 use crate::domain::{accounts, analytics};
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::{AdminGuard, PageLimit};
@@ -30,7 +31,8 @@ impl AdminQuery {
         #[graphql(default = 30)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<InstallStat>> {
-        let rows = analytics::install_stats(&state(ctx).db, days, limit, now(ctx)).await?;
+        let ranking = Ranking::checked(now(ctx), days, limit)?;
+        let rows = analytics::install_stats(&state(ctx).db, ranking).await?;
         Ok(rows.into_iter().map(InstallStat::from).collect())
     }
 
