@@ -15,26 +15,12 @@ pub const MAX_DAYS: i64 = 366;
 pub const MAX_PAGE_SIZE: i64 = 100;
 /// `days` must be 1..=366.
 pub fn check_days(days: i64) -> DomainResult<()> {
-    if (1..=MAX_DAYS).contains(&days) {
-        Ok(())
-    } else {
-        Err(DomainError::bad_field(
-            "days",
-            format!("must be between 1 and {MAX_DAYS}"),
-        ))
-    }
+    check_between_1_and("days", days, MAX_DAYS)
 }
 
 /// `limit` must be 1..=100.
 pub fn check_limit(limit: i64) -> DomainResult<()> {
-    if (1..=MAX_PAGE_SIZE).contains(&limit) {
-        Ok(())
-    } else {
-        Err(DomainError::bad_field(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        ))
-    }
+    check_between_1_and("limit", limit, MAX_PAGE_SIZE)
 }
 
 /// `offset` must not be negative.
@@ -48,12 +34,19 @@ pub fn check_offset(offset: i64) -> DomainResult<()> {
 
 /// `first` (a cursor page's size) must be 1..=100.
 pub fn check_first(first: usize) -> DomainResult<()> {
-    if (1..=MAX_PAGE_SIZE as usize).contains(&first) {
+    // Past `i64::MAX` is past the largest page too.
+    let first = i64::try_from(first).unwrap_or(i64::MAX);
+    check_between_1_and("first", first, MAX_PAGE_SIZE)
+}
+
+/// `value` of `field` must be 1..=`max`.
+fn check_between_1_and(field: &str, value: i64, max: i64) -> DomainResult<()> {
+    if (1..=max).contains(&value) {
         Ok(())
     } else {
         Err(DomainError::bad_field(
-            "first",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            field,
+            format!("must be between 1 and {max}"),
         ))
     }
 }

@@ -9,6 +9,8 @@ use crate::entity::account;
 
 pub mod layout;
 pub mod placement;
+#[cfg(test)]
+mod test_support;
 
 pub use layout::Layout;
 
@@ -100,11 +102,8 @@ pub fn instant(ms: i64) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::at;
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     #[test]
     fn the_last_millisecond_of_a_month_and_the_first_of_the_next_are_apart() {

@@ -20,7 +20,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::Router;
-use hyper::body::{Frame, Incoming, SizeHint};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -200,10 +201,7 @@ impl Connection {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
-                Ok::<_, Infallible>(response.map(|body| TrackedBody {
-                    inner: body,
-                    _in_flight: in_flight,
-                }))
+                Ok::<_, Infallible>(response.map(|body| tracked(body, in_flight)))
             }
         });
         let mut builder = http1::Builder::new();
@@ -371,30 +369,16 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that marks its request finished when hyper is done with it.
-struct TrackedBody {
-    inner: Body,
-    _in_flight: InFlight,
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+/// The response body, marking its request finished when hyper is done with it: hyper drops the
+/// body then, and with it the closure that holds `in_flight`.
+fn tracked(
+    body: Body,
+    in_flight: InFlight,
+) -> impl hyper::body::Body<Data = Bytes, Error = axum::Error> + Send + 'static {
+    body.map_frame(move |frame| {
+        let _held_until_dropped = &in_flight;
+        frame
+    })
 }
 
 /// The socket, telling `Activity` when bytes arrive.

@@ -1,15 +1,13 @@
 //! API calls per (method, endpoint) over a window of days, read from the endpoints' running sums:
 //! two rows per endpoint whatever the window's length.
 
-use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, JoinType, Order};
 
-use super::{day_key, mean, DayWindow};
+use super::{day_key, mean, DayWindow, Ranking};
 use crate::domain::dialect::{byte_ordered, join_in_written_order, latest_row};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::histogram;
-use crate::domain::paging::{check_days, check_limit};
 use crate::entity::{usage_endpoint, usage_running_endpoint};
 
 use usage_endpoint::Column as Listed;
@@ -159,13 +157,9 @@ fn in_window(column: Running) -> Expr {
 pub async fn endpoint_stats(
     db: &DatabaseConnection,
     account_id: &str,
-    days: i64,
-    limit: i64,
-    now: DateTime<Utc>,
+    ranking: Ranking,
 ) -> DomainResult<Vec<EndpointStat>> {
-    check_days(days)?;
-    check_limit(limit)?;
-    let window = DayWindow::ending_at(now, days);
+    let Ranking { window, limit } = ranking;
     let query = window_sums(db.get_database_backend(), account_id, window, limit);
     let rows = db.query_all(&query).await?;
     rows.iter()

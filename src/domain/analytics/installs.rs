@@ -5,10 +5,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Func;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{from_millis, largest_groups, DayWindow};
+use super::{from_millis, largest_groups, Ranking};
 use crate::domain::dialect::total;
 use crate::domain::error::DomainResult;
-use crate::domain::paging::{check_days, check_limit};
 use crate::entity::usage_daily_install;
 
 /// Installs of one (skill, platform, version) over a window of days.
@@ -32,14 +31,10 @@ pub struct InstallStat {
 /// rollups existed count only when their raw event was still stored then.
 pub async fn install_stats(
     db: &DatabaseConnection,
-    days: i64,
-    limit: i64,
-    now: DateTime<Utc>,
+    ranking: Ranking,
 ) -> DomainResult<Vec<InstallStat>> {
     use usage_daily_install::Column;
-    check_days(days)?;
-    check_limit(limit)?;
-    let window = DayWindow::ending_at(now, days);
+    let Ranking { window, limit } = ranking;
     let rows: Vec<(String, String, String, i64, i64, i64, i64)> = largest_groups(
         usage_daily_install::Entity::find(),
         [Column::SkillId, Column::Platform, Column::Version],

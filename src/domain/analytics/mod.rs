@@ -27,7 +27,8 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, Order, QueryOrder, QuerySelect, Select};
 
-use crate::domain::paging::MAX_DAYS;
+use crate::domain::error::DomainResult;
+use crate::domain::paging::{check_days, check_limit, MAX_DAYS};
 
 /// The days `[first, last]` (UTC) of a window of `days` days ending on the day of `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +45,12 @@ impl DayWindow {
         Self { first, last }
     }
 
+    /// [`Self::ending_at`], `days` refused unless 1..=366.
+    pub fn checked(now: DateTime<Utc>, days: i64) -> DomainResult<Self> {
+        check_days(days)?;
+        Ok(Self::ending_at(now, days))
+    }
+
     /// The rollup rows whose `day` falls in the window.
     pub(crate) fn holds<C: ColumnTrait>(&self, day: C) -> Expr {
         day.between(day_key(self.first), day_key(self.last))
@@ -52,6 +59,23 @@ impl DayWindow {
     pub(crate) fn days(&self) -> impl Iterator<Item = NaiveDate> {
         let last = self.last;
         self.first.iter_days().take_while(move |d| *d <= last)
+    }
+}
+
+/// The days and size of a ranking (endpoints, tools, installs), checked: `days` 1..=366, then
+/// `limit` 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranking {
+    pub window: DayWindow,
+    pub limit: i64,
+}
+
+impl Ranking {
+    /// The `limit` largest over the `days` days ending on the day of `now`.
+    pub fn checked(now: DateTime<Utc>, days: i64, limit: i64) -> DomainResult<Self> {
+        let window = DayWindow::checked(now, days)?;
+        check_limit(limit)?;
+        Ok(Self { window, limit })
     }
 }
 

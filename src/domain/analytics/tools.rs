@@ -5,10 +5,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Func;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{from_millis, largest_groups, DayWindow};
+use super::{from_millis, largest_groups, Ranking};
 use crate::domain::dialect::total;
 use crate::domain::error::DomainResult;
-use crate::domain::paging::{check_days, check_limit};
 use crate::entity::usage_daily_tool;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,14 +22,10 @@ pub struct ToolStat {
 pub async fn tool_stats(
     db: &DatabaseConnection,
     account_id: &str,
-    days: i64,
-    limit: i64,
-    now: DateTime<Utc>,
+    ranking: Ranking,
 ) -> DomainResult<Vec<ToolStat>> {
     use usage_daily_tool::Column;
-    check_days(days)?;
-    check_limit(limit)?;
-    let window = DayWindow::ending_at(now, days);
+    let Ranking { window, limit } = ranking;
     let rows: Vec<(String, String, i64, i64)> = largest_groups(
         usage_daily_tool::Entity::find(),
         [Column::SkillId, Column::ToolName],

@@ -13,7 +13,6 @@ use sea_orm::{
 use super::{day_key, mean, DayWindow};
 use crate::domain::billing::invoice::{overage_calls, overage_cents};
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::paging::check_days;
 use crate::domain::periods::BillingPeriod;
 use crate::entity::{account, plan, usage_daily_total, usage_period};
 
@@ -185,8 +184,7 @@ pub async fn usage_history(
     days: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Vec<DailyUsage>> {
-    check_days(days)?;
-    let window = DayWindow::ending_at(now, days);
+    let window = DayWindow::checked(now, days)?;
     // One row per day: the per-(account, day) totals carry the outcomes of the day's API calls.
     let by_day: HashMap<String, usage_daily_total::Model> = usage_daily_total::Entity::find()
         .filter(usage_daily_total::Column::AccountId.eq(account_id))

@@ -13,6 +13,9 @@ use super::BillingPeriod;
 use crate::domain::error::DomainResult;
 use crate::entity::{account, invoice, usage_period};
 
+use invoice::Column as Invoice;
+use usage_period::Column as Counter;
+
 /// The periods that fix an account's calendar, and the provider's period.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
@@ -63,28 +66,10 @@ impl Layout {
         at: DateTime<Utc>,
     ) -> DomainResult<Self> {
         let month = BillingPeriod::calendar_month(at);
-        let (from, until) = (month.start_ms(), month.end_ms());
-        let counters: Vec<(i64, i64)> = usage_period::Entity::find()
-            .select_only()
-            .columns([
-                usage_period::Column::PeriodStart,
-                usage_period::Column::PeriodEnd,
-            ])
-            .filter(usage_period::Column::AccountId.eq(account.id.as_str()))
-            .filter(usage_period::Column::PeriodStart.lt(until))
-            .filter(usage_period::Column::PeriodEnd.gt(from))
-            .into_tuple()
-            .all(db)
-            .await?;
-        let invoices: Vec<(i64, i64)> = invoice::Entity::find()
-            .select_only()
-            .columns([invoice::Column::PeriodStart, invoice::Column::PeriodEnd])
-            .filter(invoice::Column::AccountId.eq(account.id.as_str()))
-            .filter(invoice::Column::PeriodStart.lt(until))
-            .filter(invoice::Column::PeriodEnd.gt(from))
-            .into_tuple()
-            .all(db)
-            .await?;
+        let columns = (Counter::AccountId, Counter::PeriodStart, Counter::PeriodEnd);
+        let counters = overlapping::<usage_period::Entity>(db, columns, &account.id, month).await?;
+        let columns = (Invoice::AccountId, Invoice::PeriodStart, Invoice::PeriodEnd);
+        let invoices = overlapping::<invoice::Entity>(db, columns, &account.id, month).await?;
         Ok(Self::new(
             counters,
             invoices,
@@ -149,20 +134,29 @@ impl Layout {
     }
 }
 
+/// The `(start, end)` unix ms ranges of the account's rows of `E` that overlap `period`, the
+/// columns named `(account, start, end)`.
+async fn overlapping<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    (account, start, end): (E::Column, E::Column, E::Column),
+    account_id: &str,
+    period: BillingPeriod,
+) -> DomainResult<Vec<(i64, i64)>> {
+    Ok(E::find()
+        .select_only()
+        .columns([start, end])
+        .filter(account.eq(account_id))
+        .filter(start.lt(period.end_ms()))
+        .filter(end.gt(period.start_ms()))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn period(start: &str, end: &str) -> BillingPeriod {
-        BillingPeriod {
-            start: at(start),
-            end: at(end),
-        }
-    }
+    use crate::domain::periods::test_support::{at, period};
 
     fn ms(start: &str, end: &str) -> (i64, i64) {
         let p = period(start, end);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
 };
@@ -14,8 +14,8 @@ use super::deltas::{
 };
 use super::rollups::Rollups;
 use super::running::add_running_sums;
-use super::sql::{adding, upsert};
-use crate::domain::dialect::{self, later_of_excluded};
+use super::sql::{adding, adding_merging_histogram, upsert};
+use crate::domain::dialect::later_of_excluded;
 use crate::domain::histogram;
 use crate::entity::{
     api_key, usage_daily_endpoint, usage_daily_install, usage_daily_key, usage_daily_overall,
@@ -60,7 +60,7 @@ async fn upsert_daily_endpoints(
                 latency_histogram: histogram::to_json(&d.latency_buckets),
             },
         );
-    let on_conflict = endpoint_upsert(
+    let on_conflict = adding_merging_histogram(
         txn.get_database_backend(),
         [
             Column::AccountId,
@@ -79,19 +79,6 @@ async fn upsert_daily_endpoints(
         Column::LatencyHistogram,
     );
     upsert(txn, rows, on_conflict).await
-}
-
-/// The upsert of a daily endpoint rollup row: its sums added, its latency histograms
-/// merged bucket by bucket.
-fn endpoint_upsert<C: ColumnTrait>(
-    backend: sea_orm::DatabaseBackend,
-    keys: [C; 4],
-    added: [C; 6],
-    histogram: C,
-) -> OnConflict {
-    let mut on_conflict = adding(keys, added);
-    on_conflict.value(histogram, dialect::merge_histograms(backend, histogram));
-    on_conflict
 }
 
 async fn upsert_daily_totals(

@@ -18,7 +18,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use super::deltas::{EndpointDelta, EndpointKey};
-use super::sql::{adding, statement_sizes, upsert};
+use super::sql::{adding_merging_histogram, statement_sizes, upsert};
 use crate::domain::dialect;
 use crate::domain::histogram;
 use crate::entity::{usage_endpoint, usage_running_endpoint};
@@ -172,14 +172,10 @@ fn start_rows(days: &[(&Endpoint, &str)]) -> sea_orm::sea_query::InsertStatement
     )
     // SQLite reads `ON CONFLICT` after a join as the join's `ON` without a `WHERE` between.
     .and_where(Expr::val(true));
-    let mut insert = Query::insert();
-    insert
-        .into_table(usage_running_endpoint::Entity)
-        .columns(all_columns())
-        .select_from(copy)
-        .expect("the copy lists every inserted column")
-        .on_conflict(OnConflict::columns(primary_key()).do_nothing().to_owned());
-    insert
+    insert_rows(
+        copy,
+        OnConflict::columns(primary_key()).do_nothing().to_owned(),
+    )
 }
 
 /// Adds each span's delta to its endpoint's rows in its days, as an upsert of those rows (every
@@ -229,16 +225,24 @@ fn add_spans(
                 .is_null()
                 .or(of("r", Running::Day).lt(nth("d", 5))),
         );
-    let mut on_conflict = adding(primary_key(), SUMS);
-    on_conflict.value(
-        Running::LatencyHistogram,
-        dialect::merge_histograms(backend, Running::LatencyHistogram),
-    );
+    let on_conflict =
+        adding_merging_histogram(backend, primary_key(), SUMS, Running::LatencyHistogram);
+    insert_rows(rows, on_conflict)
+}
+
+/// `INSERT INTO usage_running_endpoints (every column) SELECT ...`, for a `rows` that selects
+/// [`all_columns`] in their order.
+fn insert_rows(
+    rows: SelectStatement,
+    on_conflict: OnConflict,
+) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert();
     insert
         .into_table(usage_running_endpoint::Entity)
         .columns(all_columns())
         .select_from(rows)
+        // `select_from` fails only on a select of another number of columns than inserted,
+        // and both callers select every one of `all_columns`.
         .expect("the rows list every inserted column")
         .on_conflict(on_conflict);
     insert

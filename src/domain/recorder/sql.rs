@@ -1,5 +1,5 @@
 //! SQL pieces every recorder statement shares: the statement sizes of multi-row writes, and
-//! the upsert that adds to counters.
+//! the upserts that add to counters and merge latency histograms.
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -7,7 +7,7 @@ use sea_orm::{
     IntoActiveModel, QueryTrait,
 };
 
-use crate::domain::dialect::add_excluded;
+use crate::domain::dialect::{add_excluded, merge_histograms};
 
 /// Most rows per multi-row statement (SQLite allows 32,766 bound values per statement).
 const ROWS_PER_STATEMENT: usize = 512;
@@ -35,6 +35,19 @@ pub(super) fn adding<C: ColumnTrait, const K: usize, const A: usize>(
     for column in added {
         on_conflict.value(column, add_excluded(column));
     }
+    on_conflict
+}
+
+/// [`adding`], and the stored latency histogram merged bucket by bucket with the proposed one:
+/// the upsert of an endpoint's rollup row, daily or running.
+pub(super) fn adding_merging_histogram<C: ColumnTrait, const K: usize, const A: usize>(
+    backend: sea_orm::DatabaseBackend,
+    keys: [C; K],
+    added: [C; A],
+    histogram: C,
+) -> OnConflict {
+    let mut on_conflict = adding(keys, added);
+    on_conflict.value(histogram, merge_histograms(backend, histogram));
     on_conflict
 }
 

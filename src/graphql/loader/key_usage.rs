@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 
 use crate::domain::analytics::DayWindow;
 use crate::domain::error::DomainError;
 use crate::domain::key_usage::{self, KeyDailyUsage};
+use crate::graphql::loader::DbLoader;
 
 /// A key and the instant whose billing period is asked about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,17 +24,7 @@ pub struct KeyWindow {
     pub window: DayWindow,
 }
 
-pub struct KeyCallsLoader {
-    db: DatabaseConnection,
-}
-
-impl KeyCallsLoader {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
-    }
-}
-
-impl Loader<KeyAt> for KeyCallsLoader {
+impl Loader<KeyAt> for DbLoader {
     type Value = i64;
     type Error = DomainError;
 
@@ -57,17 +47,7 @@ impl Loader<KeyAt> for KeyCallsLoader {
     }
 }
 
-pub struct KeyHistoryLoader {
-    db: DatabaseConnection,
-}
-
-impl KeyHistoryLoader {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
-    }
-}
-
-impl Loader<KeyWindow> for KeyHistoryLoader {
+impl Loader<KeyWindow> for DbLoader {
     type Value = Vec<KeyDailyUsage>;
     type Error = DomainError;
 

@@ -1,5 +1,5 @@
 //! DataLoaders: fields that would otherwise run one query per object of a list batch their loads
-//! here. [`attach`] gives every request its own set of loaders (so their caches never outlive the
+//! here. [`attach`] gives every request its own loader (so its caches never outlive the
 //! request); the HTTP handler calls it, and so does anything else that executes the schema.
 //!
 //! A loader batches the keys asked within a short delay, which is timing; a resolver that knows
@@ -16,47 +16,31 @@ use sea_orm::DatabaseConnection;
 
 use crate::domain::error::DomainError;
 
-pub use key_usage::{KeyAt, KeyCallsLoader, KeyHistoryLoader, KeyWindow};
-pub use plan::PlanLoader;
-pub use usage::{UsageKey, UsageLoader};
+pub use key_usage::{KeyAt, KeyWindow};
+pub use usage::UsageKey;
 
-pub type Usage = DataLoader<UsageLoader, HashMapCache>;
-pub type Plans = DataLoader<PlanLoader, HashMapCache>;
-pub type KeyCalls = DataLoader<KeyCallsLoader, HashMapCache>;
-pub type KeyHistory = DataLoader<KeyHistoryLoader, HashMapCache>;
-
-/// Adds every loader, fresh, to one request.
-pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
-    request
-        .data(DataLoader::with_cache(
-            UsageLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
-        .data(DataLoader::with_cache(
-            PlanLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
-        .data(DataLoader::with_cache(
-            KeyCallsLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
-        .data(DataLoader::with_cache(
-            KeyHistoryLoader::new(db.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
+/// Reads the database for every loaded field. Each key type is a `Loader` of its own (in the
+/// files of this folder), which one `DataLoader` batches and caches apart from the others: a
+/// [`UsageKey`], a plan code (`String`), a [`KeyAt`], a [`KeyWindow`].
+pub struct DbLoader {
+    db: DatabaseConnection,
 }
 
-/// A loader of the current request.
-pub fn get<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a T> {
-    ctx.data::<T>().map_err(|_| {
-        DomainError::internal(anyhow::anyhow!(
-            "DataLoader {} not attached to the request",
-            std::any::type_name::<T>()
-        ))
-        .into()
+/// The request's loader.
+pub type Loaders = DataLoader<DbLoader, HashMapCache>;
+
+/// Adds the loader, fresh, to one request.
+pub fn attach(request: Request, db: &DatabaseConnection) -> Request {
+    request.data(DataLoader::with_cache(
+        DbLoader { db: db.clone() },
+        tokio::spawn,
+        HashMapCache::default(),
+    ))
+}
+
+/// The loader of the current request.
+pub fn get<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    ctx.data::<Loaders>().map_err(|_| {
+        DomainError::internal(anyhow::anyhow!("DataLoader not attached to the request")).into()
     })
 }

@@ -3,22 +3,13 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::domain::error::DomainError;
 use crate::entity::plan;
+use crate::graphql::loader::DbLoader;
 
-pub struct PlanLoader {
-    db: DatabaseConnection,
-}
-
-impl PlanLoader {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
-    }
-}
-
-impl Loader<String> for PlanLoader {
+impl Loader<String> for DbLoader {
     type Value = plan::Model;
     type Error = DomainError;
 

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use sea_orm::DatabaseConnection;
 
 use crate::domain::analytics::{self, UsageSummary};
 use crate::domain::error::DomainError;
 use crate::domain::periods::BillingPeriod;
+use crate::graphql::loader::DbLoader;
 
 /// An account and the billing period asked about (the resolver knows the account's period).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -16,17 +16,7 @@ pub struct UsageKey {
     pub period: BillingPeriod,
 }
 
-pub struct UsageLoader {
-    db: DatabaseConnection,
-}
-
-impl UsageLoader {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
-    }
-}
-
-impl Loader<UsageKey> for UsageLoader {
+impl Loader<UsageKey> for DbLoader {
     type Value = UsageSummary;
     type Error = DomainError;
 

@@ -5,7 +5,7 @@ use crate::domain::error::DomainError;
 use crate::domain::periods::BillingPeriod;
 use crate::entity::account;
 use crate::graphql::context::now;
-use crate::graphql::loader::{self, Plans, Usage, UsageKey};
+use crate::graphql::loader::{self, UsageKey};
 use crate::graphql::object::{Plan, UsagePeriod};
 
 /// Who is billed: an account with its plan.
@@ -32,7 +32,7 @@ impl Account {
     }
 
     async fn plan(&self, ctx: &Context<'_>) -> Result<Plan> {
-        loader::get::<Plans>(ctx)?
+        loader::get(ctx)?
             .load_one(self.0.plan_code.clone())
             .await?
             .map(Plan::from)
@@ -52,7 +52,7 @@ impl Account {
     /// Usage of the account's current billing period. Loaded in one batch for a whole page.
     async fn current_usage(&self, ctx: &Context<'_>) -> Result<UsagePeriod> {
         let key = self.usage_key(now(ctx));
-        loader::get::<Usage>(ctx)?
+        loader::get(ctx)?
             .load_one(key)
             .await?
             .map(|usage| UsagePeriod::from(usage.since_creation(self.0.created_at)))

@@ -5,10 +5,9 @@ use crate::domain::analytics::DayWindow;
 use crate::domain::api_keys::CreatedKey;
 use crate::domain::key_usage;
 use crate::domain::keys::{self, KeyStatus};
-use crate::domain::paging::check_days;
 use crate::entity::api_key;
 use crate::graphql::context::now;
-use crate::graphql::loader::{self, KeyAt, KeyCalls, KeyHistory, KeyWindow};
+use crate::graphql::loader::{self, KeyAt, KeyWindow};
 use crate::graphql::object::BigInt;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -89,7 +88,7 @@ impl ApiKey {
             key_id: self.key.id.clone(),
             now: now(ctx),
         };
-        let calls = loader::get::<KeyCalls>(ctx)?.load_one(key).await?;
+        let calls = loader::get(ctx)?.load_one(key).await?;
         Ok(calls.unwrap_or(0).into())
     }
 
@@ -100,12 +99,11 @@ impl ApiKey {
         ctx: &Context<'_>,
         #[graphql(default = 30)] days: i64,
     ) -> Result<Vec<KeyDailyUsage>> {
-        check_days(days)?;
         let key = KeyWindow {
             key_id: self.key.id.clone(),
-            window: DayWindow::ending_at(now(ctx), days),
+            window: DayWindow::checked(now(ctx), days)?,
         };
-        let history = loader::get::<KeyHistory>(ctx)?.load_one(key).await?;
+        let history = loader::get(ctx)?.load_one(key).await?;
         Ok(history
             .unwrap_or_default()
             .into_iter()

@@ -1,9 +1,10 @@
 use async_graphql::{Context, Object, Result};
 
+use crate::domain::analytics::Ranking;
 use crate::domain::{accounts, analytics};
 use crate::graphql::context::{now, state};
 use crate::graphql::guard::{AdminGuard, PageLimit};
-use crate::graphql::loader::{self, Plans, Usage};
+use crate::graphql::loader;
 use crate::graphql::object::{Account, AccountPage, AdminOverview, InstallStat, PlanCode};
 
 /// The installation seen by an admin.
@@ -30,7 +31,8 @@ impl AdminQuery {
         #[graphql(default = 30)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<InstallStat>> {
-        let rows = analytics::install_stats(&state(ctx).db, days, limit, now(ctx)).await?;
+        let ranking = Ranking::checked(now(ctx), days, limit)?;
+        let rows = analytics::install_stats(&state(ctx).db, ranking).await?;
         Ok(rows.into_iter().map(InstallStat::from).collect())
     }
 
@@ -50,12 +52,12 @@ impl AdminQuery {
         let wanted = ctx.look_ahead().field("nodes");
         if wanted.field("currentUsage").exists() {
             let now = now(ctx);
-            loader::get::<Usage>(ctx)?
+            loader::get(ctx)?
                 .load_many(nodes.iter().map(|node| node.usage_key(now)))
                 .await?;
         }
         if wanted.field("plan").exists() {
-            loader::get::<Plans>(ctx)?
+            loader::get(ctx)?
                 .load_many(nodes.iter().map(|node| node.0.plan_code.clone()))
                 .await?;
         }

@@ -1,5 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
+use crate::domain::analytics::Ranking;
 use crate::domain::error::DomainError;
 use crate::domain::{accounts, analytics, paging};
 use crate::graphql::context::{current_user, now, state};
@@ -47,11 +48,9 @@ impl UsageQuery {
         #[graphql(default = 7)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<EndpointStat>> {
-        paging::check_days(days)?;
+        let ranking = Ranking::checked(now(ctx), days, limit)?;
         let user = current_user(ctx).await?;
-        let rows =
-            analytics::endpoint_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx))
-                .await?;
+        let rows = analytics::endpoint_stats(&state(ctx).db, &user.account_id, ranking).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -63,10 +62,9 @@ impl UsageQuery {
         #[graphql(default = 7)] days: i64,
         #[graphql(default = 50)] limit: i64,
     ) -> Result<Vec<ToolStat>> {
-        paging::check_days(days)?;
+        let ranking = Ranking::checked(now(ctx), days, limit)?;
         let user = current_user(ctx).await?;
-        let rows =
-            analytics::tool_stats(&state(ctx).db, &user.account_id, days, limit, now(ctx)).await?;
+        let rows = analytics::tool_stats(&state(ctx).db, &user.account_id, ranking).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -37,28 +37,8 @@ fn is_handled(kind: &str) -> bool {
 pub fn parse_event(body: &[u8]) -> DomainResult<Event> {
     let value: Value = serde_json::from_slice(body).map_err(|_| DomainError::invalid_json())?;
     let mut problems: Vec<(&str, &str)> = Vec::new();
-    let id = match value.get("id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id.to_owned()),
-        Some(_) => {
-            problems.push(("id", "must be 1 to 255 characters"));
-            None
-        }
-        None => {
-            problems.push(("id", "is required and must be a string"));
-            None
-        }
-    };
-    let kind = match value.get("type").and_then(Value::as_str) {
-        Some(kind) if !kind.is_empty() && kind.len() <= MAX_ID_LEN => Some(kind.to_owned()),
-        Some(_) => {
-            problems.push(("type", "must be 1 to 255 characters"));
-            None
-        }
-        None => {
-            problems.push(("type", "is required and must be a string"));
-            None
-        }
-    };
+    let id = short_string(&value, "id", &mut problems);
+    let kind = short_string(&value, "type", &mut problems);
     let created = match value.get("created").and_then(Value::as_i64) {
         Some(created) if created >= 0 => Some(created),
         _ => {
@@ -82,6 +62,25 @@ pub fn parse_event(body: &[u8]) -> DomainResult<Event> {
             object,
         }),
         _ => Err(DomainError::invalid_payload(problems)),
+    }
+}
+
+/// The string `field` of the event, 1 to 255 characters; otherwise a problem named for it.
+fn short_string(
+    value: &Value,
+    field: &'static str,
+    problems: &mut Vec<(&str, &str)>,
+) -> Option<String> {
+    match value.get(field).and_then(Value::as_str) {
+        Some(text) if !text.is_empty() && text.len() <= MAX_ID_LEN => Some(text.to_owned()),
+        Some(_) => {
+            problems.push((field, "must be 1 to 255 characters"));
+            None
+        }
+        None => {
+            problems.push((field, "is required and must be a string"));
+            None
+        }
     }
 }
 

@@ -203,17 +203,7 @@ fn new_layout(from: DateTime<Utc>, new: BillingPeriod, until: DateTime<Utc>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn period(start: &str, end: &str) -> BillingPeriod {
-        BillingPeriod {
-            start: at(start),
-            end: at(end),
-        }
-    }
+    use crate::domain::periods::test_support::{at, period};
 
     #[test]
     fn the_provider_period_is_cut_to_open_time_and_to_now() {
